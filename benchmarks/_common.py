@@ -1,0 +1,58 @@
+"""Helpers shared by the benchmark scripts: locating ../shared, timing, and writing results."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("EMOLENS_SHARED", REPO.parent / "shared")).resolve()
+
+
+def shared_path(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        raise SystemExit(f"benchmark data {path} is missing: put ../shared beside the repo or set EMOLENS_SHARED")
+    return path
+
+
+def time_ms(fn: Callable[[], object], *, repeat: int, warmup: int = 2) -> dict[str, float]:
+    """Median and p95 wall time of ``fn`` in milliseconds."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1e3)
+    samples.sort()
+    return {
+        "median_ms": statistics.median(samples),
+        "p95_ms": samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))],
+        "runs": repeat,
+    }
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def write_results(name: str, data: dict[str, Any], markdown: str, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
+    (out_dir / f"{name}.md").write_text(markdown)
+    print(markdown)

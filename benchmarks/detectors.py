@@ -1,0 +1,106 @@
+"""Detector benchmark: accuracy on hand-labelled photos and latency, for every registered detector.
+
+    python benchmarks/detectors.py [--device cpu|cuda] [--out benchmarks/results]
+
+Recall and precision at IoU >= 0.3 on ../shared/images/dlib-faces (testing.xml + training.xml,
+43 faces), faces found on group/multiface.jpg (6 people) and bald_guys.jpg (24+ faces), faces
+reported on dogs.jpg (none are real), and median / p95 latency at the photo's size and at 1280x720.
+"""
+
+from __future__ import annotations
+
+import argparse
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import cv2
+from _common import machine, shared_path, time_ms, write_results
+
+from emolens import Box, EmolensError
+from emolens.detectors import DETECTORS
+from emolens.detectors._factory import create_detector
+
+
+def labelled() -> dict[str, list[Box]]:
+    boxes: dict[str, list[Box]] = {}
+    for xml in ("testing.xml", "training.xml"):
+        for image in ET.parse(shared_path("images", "dlib-faces", xml)).getroot().iter("image"):
+            boxes[image.get("file", "")] = [
+                Box(int(b.get("left", 0)), int(b.get("top", 0)), int(b.get("width", 0)), int(b.get("height", 0)))
+                for b in image.iter("box")
+            ]
+    return boxes
+
+
+def bench(name: str, device: str, repeat: int) -> dict[str, Any]:
+    detector = create_detector(name, device=device)
+    assert detector is not None
+    truth = labelled()
+    found = false_pos = total = 0
+    for file, boxes in truth.items():
+        detections = detector.detect(cv2.imread(str(shared_path("images", "dlib-faces", file))))
+        found += sum(any(d.box.iou(t) >= 0.3 for d in detections) for t in boxes)
+        false_pos += sum(all(d.box.iou(t) < 0.3 for t in boxes) for d in detections)
+        total += len(boxes)
+    group = cv2.imread(str(shared_path("images", "group", "multiface.jpg")))
+    bald = cv2.imread(str(shared_path("images", "dlib-faces", "bald_guys.jpg")))
+    dogs = cv2.imread(str(shared_path("images", "dlib-faces", "dogs.jpg")))
+    hd = cv2.resize(group, (1280, 720), interpolation=cv2.INTER_AREA)
+    vga = cv2.imread(str(shared_path("images", "dlib-faces", "2008_002470.jpg")))
+    detected = found + false_pos
+    return {
+        "detector": name,
+        "recall": found / total,
+        "found": found,
+        "labelled": total,
+        "false_positives": false_pos,
+        "precision": found / detected if detected else 0.0,
+        "multiface_found": len(detector.detect(group)),
+        "bald_guys_found": len(detector.detect(bald)),
+        "dogs_faces": len(detector.detect(dogs)),
+        "latency_photo": {
+            "size": f"{vga.shape[1]}x{vga.shape[0]}",
+            **time_ms(lambda: detector.detect(vga), repeat=repeat),
+        },
+        "latency_1280x720": time_ms(lambda: detector.detect(hd), repeat=repeat),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    rows, skipped = [], []
+    for name in DETECTORS.names():
+        try:
+            rows.append(bench(name, args.device, args.repeat))
+        except EmolensError as exc:
+            skipped.append(f"{name}: {exc}")
+    lines = [
+        f"Detectors on {args.device} (`python benchmarks/detectors.py --device {args.device}`)",
+        "",
+        "| detector | recall (43 faces, IoU>=0.3) | false pos. | multiface (6) | bald_guys (24+) | dogs (0) "
+        "| photo 500x332 median / p95 ms | 1280x720 median / p95 ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['detector']} | {r['found']}/{r['labelled']} ({r['recall']:.0%}) | {r['false_positives']} "
+            f"| {r['multiface_found']} | {r['bald_guys_found']} | {r['dogs_faces']} "
+            f"| {r['latency_photo']['median_ms']:.1f} / {r['latency_photo']['p95_ms']:.1f} "
+            f"| {r['latency_1280x720']['median_ms']:.1f} / {r['latency_1280x720']['p95_ms']:.1f} |"
+        )
+    lines += [f"\nSkipped: {s}" for s in skipped]
+    write_results(
+        f"detectors-{args.device}",
+        {"machine": machine(), "rows": rows, "skipped": skipped},
+        "\n".join(lines) + "\n",
+        args.out,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Speed benchmark: emotion-model throughput, end-to-end latency, cold start, import time, memory.
+
+python benchmarks/speed.py [--device cpu|cuda] [--out benchmarks/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from _common import machine, shared_path, time_ms, write_results
+
+import emolens
+from emolens.models import MODELS
+from emolens.models._classifier import EmotionModel
+
+_CHILD = """
+import json, resource, sys, time
+t0 = time.perf_counter()
+import emolens
+t1 = time.perf_counter()
+emolens.analyze(sys.argv[1], device=sys.argv[2])
+t2 = time.perf_counter()
+for _ in range(50):
+    emolens.analyze(sys.argv[1], device=sys.argv[2])
+print(json.dumps({"import_s": t1 - t0, "cold_start_s": t2 - t0,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def model_throughput(name: str, device: str, repeat: int) -> list[dict[str, Any]]:
+    rows = []
+    faces = [
+        cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+        for p in sorted(shared_path("datasets", "fer2013", "val", "happy").glob("*.jpg"))[:64]
+    ]
+    for tta in (False, True):
+        model = EmotionModel(MODELS.get(name), device=device, tta=tta)
+        params = sum(p.numel() for p in model.network.parameters())
+        for batch in (1, 64):
+            crops = faces[:batch]
+            t = time_ms(lambda crops=crops, model=model: model.predict(crops), repeat=repeat, warmup=3)
+            rows.append(
+                {
+                    "model": name,
+                    "tta": tta,
+                    "batch": batch,
+                    "params": params,
+                    "faces_per_s": batch / t["median_ms"] * 1e3,
+                    **t,
+                }
+            )
+    return rows
+
+
+def end_to_end(device: str, repeat: int) -> dict[str, Any]:
+    photo = cv2.imread(str(shared_path("images", "group", "multiface.jpg")))
+    vga = cv2.resize(photo, (640, 480), interpolation=cv2.INTER_AREA)
+    analyzer = emolens.Analyzer(device=device)
+    analyzer.warmup()
+    faces = len(analyzer.analyze(vga).faces)
+    t = time_ms(lambda: analyzer.analyze(vga), repeat=repeat)
+    return {
+        "image": "group/multiface.jpg resized to 640x480",
+        "faces": faces,
+        "detector": analyzer.detector_name,
+        "fps": 1e3 / t["median_ms"],
+        **t,
+    }
+
+
+def cold_start(device: str, runs: int = 3) -> dict[str, Any]:
+    photo = str(shared_path("images", "group", "multiface.jpg"))
+    samples = []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", _CHILD, photo, device], capture_output=True, text=True, check=True)
+        samples.append(json.loads(out.stdout))
+    return {k: float(np.median([s[k] for s in samples])) for k in samples[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeat", type=int, default=50)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    models = [row for name in MODELS.names() for row in model_throughput(name, args.device, args.repeat)]
+    e2e = end_to_end(args.device, args.repeat)
+    cold = cold_start(args.device)
+    lines = [
+        f"Speed on {args.device} (`python benchmarks/speed.py --device {args.device}`)",
+        "",
+        "| model | flip TTA | batch | faces/s | median ms | p95 ms |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {r['model']} ({r['params'] / 1e6:.1f}M params) | {'yes' if r['tta'] else 'no'} | {r['batch']} "
+            f"| {r['faces_per_s']:,.0f} | {r['median_ms']:.2f} | {r['p95_ms']:.2f} |"
+            for r in models
+        ),
+        "",
+        f"End to end `Analyzer.analyze` ({e2e['image']}, {e2e['faces']} faces, detector {e2e['detector']}, "
+        f"default model): median {e2e['median_ms']:.1f} ms, p95 {e2e['p95_ms']:.1f} ms ({e2e['fps']:.0f} images/s).",
+        "",
+        f"Fresh process: `import emolens` {cold['import_s'] * 1e3:.0f} ms; import + first `analyze()` "
+        f"{cold['cold_start_s']:.2f} s; peak resident memory after 51 analyses {cold['peak_rss_mb']:.0f} MB.",
+    ]
+    write_results(
+        f"speed-{args.device}",
+        {"machine": machine(), "models": models, "end_to_end": e2e, "cold_start": cold},
+        "\n".join(lines) + "\n",
+        args.out,
+    )
+
+
+if __name__ == "__main__":
+    main()

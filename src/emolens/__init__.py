@@ -1,0 +1,135 @@
+"""emolens: find every face in an image and classify its emotion.
+
+>>> import emolens
+>>> result = emolens.analyze("photo.jpg")          # doctest: +SKIP
+>>> [face.emotion for face in result.faces]         # doctest: +SKIP
+[<Emotion.HAPPY: 'happy'>]
+
+Importing emolens is cheap: torch, OpenCV and the detector backends load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._registry import DetectorSpec, ModelSpec, WeightsFile
+from .errors import (
+    DatasetError,
+    EmolensError,
+    EmolensWarning,
+    InvalidImageError,
+    MissingDependencyError,
+    UnknownNameError,
+    WeightsDownloadError,
+    WeightsError,
+    WeightsIntegrityError,
+    WeightsUnavailableError,
+)
+from .types import AnalysisResult, Box, Detection, Emotion, Face, Landmarks, Point
+
+if TYPE_CHECKING:
+    from ._analyzer import Analyzer
+    from ._api import analyze, analyze_batch
+    from ._draw import annotate
+    from .detectors import Detector
+    from .models._classifier import EmotionModel
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AnalysisResult",
+    "Analyzer",
+    "Box",
+    "DatasetError",
+    "Detection",
+    "Detector",
+    "DetectorSpec",
+    "EmolensError",
+    "EmolensWarning",
+    "Emotion",
+    "EmotionModel",
+    "Face",
+    "InvalidImageError",
+    "Landmarks",
+    "MissingDependencyError",
+    "ModelSpec",
+    "Point",
+    "UnknownNameError",
+    "WeightsDownloadError",
+    "WeightsError",
+    "WeightsFile",
+    "WeightsIntegrityError",
+    "WeightsUnavailableError",
+    "__version__",
+    "analyze",
+    "analyze_batch",
+    "annotate",
+    "download",
+    "list_detectors",
+    "list_models",
+    "register_detector",
+    "register_model",
+]
+
+# Names whose modules import torch / OpenCV: resolved on first attribute access (PEP 562).
+_LAZY = {
+    "Analyzer": "emolens._analyzer",
+    "analyze": "emolens._api",
+    "analyze_batch": "emolens._api",
+    "annotate": "emolens._draw",
+    "Detector": "emolens.detectors",
+    "EmotionModel": "emolens.models._classifier",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'emolens' has no attribute {name!r}")
+
+
+def list_detectors() -> list[str]:
+    """Names of the registered face detectors (``"auto"`` and ``None`` are also accepted by ``analyze``)."""
+    from .detectors import DETECTORS
+
+    return DETECTORS.names()
+
+
+def list_models() -> list[str]:
+    """Names of the registered emotion models."""
+    from .models import MODELS
+
+    return MODELS.names()
+
+
+def register_detector(spec: DetectorSpec, *, overwrite: bool = False) -> DetectorSpec:
+    """Make a detector available by ``spec.name`` (an error if the name exists, unless ``overwrite``)."""
+    from .detectors import DETECTORS
+
+    return DETECTORS.register(spec, overwrite=overwrite)
+
+
+def register_model(spec: ModelSpec, *, overwrite: bool = False) -> ModelSpec:
+    """Make an emotion model available by ``spec.name`` (an error if the name exists, unless ``overwrite``)."""
+    from .models import MODELS
+
+    return MODELS.register(spec, overwrite=overwrite)
+
+
+def download(names: list[str] | None = None) -> list[str]:
+    """Fetch the weights of the named detectors/models (all when ``None``) for offline use.
+
+    Returns the local paths. Raises :class:`WeightsError` if a file cannot be fetched.
+    """
+    from ._weights import fetch
+    from .detectors import DETECTORS
+    from .models import MODELS
+
+    specs: list[DetectorSpec | ModelSpec] = [*DETECTORS.specs(), *MODELS.specs()]
+    if names is not None:
+        specs = [MODELS.get(n) if n in MODELS and n not in DETECTORS else DETECTORS.get(n) for n in names]
+    return [str(fetch(w)) for spec in specs for w in spec.weights]

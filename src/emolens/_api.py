@@ -1,0 +1,89 @@
+"""``emolens.analyze()``: one call, no setup, backed by a cached Analyzer per configuration."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from ._analyzer import DEFAULT_MIN_FACE_SIZE, Analyzer
+from ._image import ColorOrder, ImageInput
+from .detectors import Detector
+from .types import AnalysisResult
+
+__all__ = ["analyze", "analyze_batch", "clear_cache", "get_analyzer"]
+
+_analyzers: dict[tuple[str | None, str, str], Analyzer] = {}
+_lock = threading.Lock()
+
+
+def get_analyzer(detector: str | Detector | None = "auto", model: str = "default", device: str = "cpu") -> Analyzer:
+    """The shared Analyzer for this configuration, built on first use (thread-safe).
+
+    Detector instances are not cached: each call builds a new Analyzer around them.
+    """
+    if not (detector is None or isinstance(detector, str)):
+        return Analyzer(detector, model, device=device)
+    key = (detector, model, device)
+    with _lock:
+        analyzer = _analyzers.get(key)
+        if analyzer is None:
+            analyzer = _analyzers[key] = Analyzer(detector, model, device=device)
+        return analyzer
+
+
+def clear_cache() -> None:
+    """Drop the shared Analyzers (frees their models)."""
+    with _lock:
+        _analyzers.clear()
+
+
+def analyze(
+    image: ImageInput,
+    *,
+    detector: str | Detector | None = "auto",
+    model: str = "default",
+    color: ColorOrder = "bgr",
+    fallback: bool = True,
+    min_face_size: int = DEFAULT_MIN_FACE_SIZE,
+    device: str = "cpu",
+) -> AnalysisResult:
+    """Find every face in ``image`` and classify its emotion.
+
+    Args:
+        image: file path, encoded bytes (JPEG, PNG, ...), numpy array ((H, W), (H, W, 3) or
+            (H, W, 4); uint8 or float in [0, 1]) or PIL image.
+        detector: registered detector name, ``"auto"`` (YuNet when available, else Haar) or ``None``
+            to classify the whole image as one face (for pre-cropped faces).
+        model: registered emotion-model name.
+        color: channel order of numpy arrays, ``"bgr"`` (OpenCV) or ``"rgb"``.
+        fallback: when no face is found, classify the whole image as one face (``Face.fallback``).
+        min_face_size: ignore detected faces smaller than this many pixels.
+        device: torch device for the emotion model.
+
+    Returns:
+        An :class:`AnalysisResult`; ``faces`` is empty only when ``fallback=False`` and no face was found.
+
+    Raises:
+        InvalidImageError: the input is not a readable image.
+        UnknownNameError: no detector or model has that name.
+        WeightsError: weights could not be fetched or failed verification.
+    """
+    return get_analyzer(detector, model, device).analyze(
+        image, color=color, fallback=fallback, min_face_size=min_face_size
+    )
+
+
+def analyze_batch(
+    images: Sequence[ImageInput],
+    *,
+    detector: str | Detector | None = "auto",
+    model: str = "default",
+    color: ColorOrder = "bgr",
+    fallback: bool = True,
+    min_face_size: int = DEFAULT_MIN_FACE_SIZE,
+    device: str = "cpu",
+) -> list[AnalysisResult]:
+    """Like :func:`analyze` for several images, classifying all faces in one batch."""
+    return get_analyzer(detector, model, device).analyze_batch(
+        images, color=color, fallback=fallback, min_face_size=min_face_size
+    )

@@ -1,0 +1,158 @@
+"""Name -> frozen spec registries for detectors and emotion models.
+
+Specs name their implementation as an import string ("package.module:attribute"), so listing
+and looking up never imports torch, OpenCV or an optional backend; only building does.
+Third-party packages add specs with ``register_*`` or through an entry-point group.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Generic, Protocol, TypeVar
+
+from .errors import EmolensError, UnknownNameError
+
+__all__ = ["DetectorSpec", "ModelSpec", "Registry", "WeightsFile", "resolve"]
+
+
+@dataclass(frozen=True, slots=True)
+class WeightsFile:
+    """One weights file: where to get it and how to check it.
+
+    ``urls`` are tried in order; ``bundled`` files ship inside the emolens wheel instead.
+    """
+
+    name: str
+    sha256: str
+    urls: tuple[str, ...] = ()
+    size: int | None = None
+    bundled: bool = False
+    license: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorSpec:
+    """How to build a face detector.
+
+    ``builder`` is a class/function or an import string; it is called as
+    ``builder(spec, device=..., **options)`` and must return a :class:`emolens.Detector`.
+    """
+
+    name: str
+    builder: str | Callable[..., Any]
+    description: str
+    weights: tuple[WeightsFile, ...] = ()
+    extra: str | None = None
+    requires: tuple[str, ...] = ()
+    landmarks: bool = False
+    license: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """How to build an emotion model.
+
+    ``builder`` returns a ``torch.nn.Module`` mapping (N, 1, input_size, input_size) standardised
+    grayscale crops to logits over ``labels``; it is called with ``**options``.
+    """
+
+    name: str
+    builder: str | Callable[..., Any]
+    description: str
+    labels: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    input_size: int = 48
+    weights: tuple[WeightsFile, ...] = ()
+    license: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    tta: bool = False
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+SpecT = TypeVar("SpecT", bound=_Named)
+
+
+def resolve(target: str | Callable[..., Any]) -> Callable[..., Any]:
+    """Import ``"package.module:attribute"`` (or return a callable unchanged)."""
+    if callable(target):
+        return target
+    module_name, _, attribute = target.partition(":")
+    module = importlib.import_module(module_name)
+    obj: Callable[..., Any] = getattr(module, attribute)
+    return obj
+
+
+class Registry(Generic[SpecT]):
+    """A thread-safe mapping from names to specs, with close-match suggestions on a miss."""
+
+    def __init__(self, kind: str, builtins: Iterable[SpecT], entry_point_group: str | None = None) -> None:
+        self.kind = kind
+        self._specs: dict[str, SpecT] = {spec.name: spec for spec in builtins}
+        self._group = entry_point_group
+        self._entry_points_loaded = entry_point_group is None
+        self._lock = threading.RLock()
+
+    def register(self, spec: SpecT, *, overwrite: bool = False) -> SpecT:
+        """Add ``spec``; an existing name is an error unless ``overwrite=True``."""
+        with self._lock:
+            self._load_entry_points()
+            if spec.name in self._specs and not overwrite:
+                raise EmolensError(
+                    f"a {self.kind} named {spec.name!r} is already registered; pass overwrite=True to replace it"
+                )
+            self._specs[spec.name] = spec
+        return spec
+
+    def unregister(self, name: str) -> None:
+        """Remove a registered name (mainly for tests and plugins)."""
+        with self._lock:
+            self.get(name)
+            del self._specs[name]
+
+    def get(self, name: str) -> SpecT:
+        """The spec registered as ``name``, or :class:`UnknownNameError` with suggestions."""
+        with self._lock:
+            self._load_entry_points()
+            try:
+                return self._specs[name]
+            except KeyError:
+                known = sorted(self._specs)
+                close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
+                raise UnknownNameError(self.kind, str(name), known, close) from None
+
+    def names(self) -> list[str]:
+        """Registered names, sorted."""
+        with self._lock:
+            self._load_entry_points()
+            return sorted(self._specs)
+
+    def specs(self) -> list[SpecT]:
+        """Registered specs, sorted by name."""
+        with self._lock:
+            self._load_entry_points()
+            return [self._specs[n] for n in sorted(self._specs)]
+
+    def __contains__(self, name: object) -> bool:
+        with self._lock:
+            self._load_entry_points()
+            return name in self._specs
+
+    def _load_entry_points(self) -> None:
+        """Register specs advertised by installed packages, once, on first use."""
+        if self._entry_points_loaded:
+            return
+        self._entry_points_loaded = True
+        assert self._group is not None
+        for ep in entry_points(group=self._group):
+            spec = ep.load()
+            if spec.name not in self._specs:
+                self._specs[spec.name] = spec

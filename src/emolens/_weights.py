@@ -1,0 +1,164 @@
+"""The weights store: one pooch fetcher, SHA-256 verified, cached, mirror- and offline-aware.
+
+The hash table is the :class:`WeightsFile` entries of the registered specs (checked in with the
+code). Environment variables:
+
+- ``EMOLENS_HOME``: cache folder (default: the OS cache folder for "emolens", via pooch).
+- ``EMOLENS_OFFLINE=1``: never touch the network; a missing file fails fast.
+- ``EMOLENS_MIRROR=<base URL>``: fetch ``<base URL>/<file name>`` instead of the upstream URLs.
+
+Downloads go to a temporary file that is verified before it is moved into the cache, so an
+interrupted or tampered download never leaves a bad file behind, and a bad cached file is never
+returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from importlib import resources
+from pathlib import Path
+
+from ._registry import WeightsFile
+from .errors import WeightsDownloadError, WeightsIntegrityError, WeightsUnavailableError
+
+__all__ = ["cache_dir", "fetch", "is_available", "is_offline", "mirror_url", "sha256_of"]
+
+_TRUE = {"1", "true", "yes", "on"}
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+log = logging.getLogger("emolens")
+
+
+def cache_dir() -> Path:
+    """Folder holding downloaded weights (``EMOLENS_HOME`` or the OS cache folder)."""
+    home = os.environ.get("EMOLENS_HOME")
+    if home:
+        return Path(home).expanduser()
+    import pooch
+
+    return Path(pooch.os_cache("emolens"))
+
+
+def is_offline() -> bool:
+    """True when ``EMOLENS_OFFLINE`` forbids network access."""
+    return os.environ.get("EMOLENS_OFFLINE", "").strip().lower() in _TRUE
+
+
+def mirror_url() -> str | None:
+    """The base URL from ``EMOLENS_MIRROR``, if set."""
+    mirror = os.environ.get("EMOLENS_MIRROR", "").strip()
+    return mirror.rstrip("/") or None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _bundled_path(weights: WeightsFile) -> Path:
+    return Path(str(resources.files("emolens.models").joinpath("weights", weights.name)))
+
+
+def _local_path(weights: WeightsFile) -> Path:
+    return _bundled_path(weights) if weights.bundled else cache_dir() / weights.name
+
+
+def is_available(weights: WeightsFile) -> bool:
+    """True when the file is present locally (bundled or cached) with the right hash."""
+    path = _local_path(weights)
+    return path.is_file() and sha256_of(path) == weights.sha256
+
+
+def _lock_for(name: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(name, threading.Lock())
+
+
+def fetch(weights: WeightsFile) -> Path:
+    """Local path of a verified copy of ``weights``, downloading it first if needed.
+
+    Raises :class:`WeightsUnavailableError` (offline, not cached), :class:`WeightsDownloadError`
+    (every URL failed) or :class:`WeightsIntegrityError` (wrong SHA-256; nothing is cached).
+    """
+    if weights.bundled:
+        path = _bundled_path(weights)
+        if not path.is_file():
+            raise WeightsUnavailableError(
+                f"bundled weights {weights.name} are missing from the emolens installation; reinstall emolens",
+                filename=weights.name,
+            )
+        _verify(path, weights, "the bundled copy (reinstall emolens)")
+        return path
+    with _lock_for(weights.name):
+        path = cache_dir() / weights.name
+        if path.is_file():
+            actual = sha256_of(path)
+            if actual == weights.sha256:
+                return path
+            if is_offline():
+                raise WeightsIntegrityError(
+                    f"cached {path} is corrupt (sha256 {actual[:12]}..., expected {weights.sha256[:12]}...); "
+                    f"delete it, then run `emolens download` with network access",
+                    filename=weights.name,
+                    expected=weights.sha256,
+                    actual=actual,
+                )
+            log.warning("cached %s has the wrong sha256; downloading it again", path)
+        if is_offline():
+            raise WeightsUnavailableError(
+                f"{weights.name} is not in the cache ({path.parent}) and EMOLENS_OFFLINE is set; "
+                f"run `emolens download` on a machine with network access and copy the file there, "
+                f"or unset EMOLENS_OFFLINE",
+                filename=weights.name,
+            )
+        return _download(weights, path)
+
+
+def _download(weights: WeightsFile, path: Path) -> Path:
+    import pooch
+    import requests
+
+    mirror = mirror_url()
+    urls = [f"{mirror}/{weights.name}"] if mirror else list(weights.urls)
+    if not urls:
+        raise WeightsUnavailableError(f"{weights.name} has no download URL", filename=weights.name)
+    failures: list[str] = []
+    for url in urls:
+        try:
+            pooch.retrieve(
+                url, known_hash=f"sha256:{weights.sha256}", fname=weights.name, path=path.parent, progressbar=False
+            )
+            return path
+        except ValueError:  # pooch: the downloaded file's hash does not match; it was discarded
+            raise WeightsIntegrityError(
+                f"{url} served a file whose sha256 does not match the expected {weights.sha256[:12]}...; "
+                f"it was discarded and the cache is unchanged. Check EMOLENS_MIRROR or try again later",
+                filename=weights.name,
+                expected=weights.sha256,
+                actual="unknown (discarded)",
+            ) from None
+        except (requests.exceptions.RequestException, OSError) as exc:
+            failures.append(f"{url}: {type(exc).__name__}")
+    raise WeightsDownloadError(
+        f"could not download {weights.name} ({'; '.join(failures)}); check the network or set EMOLENS_MIRROR, "
+        f"or copy the file into {path.parent}",
+        filename=weights.name,
+        url=urls[-1],
+    )
+
+
+def _verify(path: Path, weights: WeightsFile, what: str) -> None:
+    actual = sha256_of(path)
+    if actual != weights.sha256:
+        raise WeightsIntegrityError(
+            f"{path} has sha256 {actual[:12]}..., expected {weights.sha256[:12]}...; refusing to load {what}",
+            filename=weights.name,
+            expected=weights.sha256,
+            actual=actual,
+        )

@@ -1,0 +1,309 @@
+"""The ``emolens`` command line: analyze, models, download, evaluate, train, export.
+
+Every failure the user can fix prints one ``emolens: error: ...`` line and exits non-zero;
+no traceback reaches the terminal for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import shlex
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from .errors import EmolensError
+
+__all__ = ["build_parser", "main"]
+
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def _err(message: str) -> None:
+    print(f"emolens: error: {message}", file=sys.stderr)
+
+
+def _expand(paths: Sequence[str]) -> Iterator[tuple[str, Path | None]]:
+    """Each argument as files: a file, the images of a folder (recursively) or a glob's matches.
+
+    Yields (argument, path) pairs; path is None for an argument that matched nothing.
+    """
+    for arg in paths:
+        path = Path(arg)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file())
+        elif any(ch in arg for ch in "*?[") and not path.exists():
+            files = sorted(Path(p) for p in glob.glob(arg, recursive=True) if Path(p).is_file())
+        else:
+            files = [path]
+        if not files:
+            yield arg, None
+        for file in files:
+            yield arg, file
+
+
+def _detector_arg(value: str) -> str | None:
+    return None if value.lower() == "none" else value
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    import cv2
+
+    from ._analyzer import Analyzer
+    from ._draw import annotate
+
+    analyzer = Analyzer(_detector_arg(args.detector), args.model, device=args.device, fallback=not args.no_fallback)
+    out_dir = Path(args.annotate) if args.annotate else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    for arg, path in _expand(args.paths):
+        if path is None:
+            _err(f"no images match {arg!r}")
+            failures += 1
+            continue
+        try:
+            result = analyzer.analyze(path)
+        except EmolensError as exc:
+            _err(str(exc))
+            failures += 1
+            continue
+        if args.json:
+            print(result.to_json(), flush=True)
+        else:
+            _print_table(path, result)
+        if out_dir is not None:
+            target = out_dir / path.name
+            cv2.imwrite(str(target), annotate(path, result))
+    return 1 if failures else 0
+
+
+def _print_table(path: Path, result: object) -> None:
+    from .types import AnalysisResult
+
+    assert isinstance(result, AnalysisResult)
+    count = len(result.faces)
+    print(
+        f"{path}  {result.image_width}x{result.image_height}  detector={result.detector}  "
+        f"{count} face{'s' if count != 1 else ''}  {result.timings_ms.get('total', 0):.0f} ms"
+    )
+    if count:
+        print(f"  {'#':>2}  {'box x,y,w,h':<20} {'emotion':<9} {'prob':>5}  second")
+    for i, face in enumerate(result.faces, 1):
+        ranked = sorted(face.scores.items(), key=lambda kv: kv[1], reverse=True)
+        box = f"{face.box.x},{face.box.y},{face.box.width},{face.box.height}"
+        note = "  (whole image: no face found)" if face.fallback else ""
+        print(
+            f"  {i:>2}  {box:<20} {face.emotion.value:<9} {face.confidence:>5.2f}  "
+            f"{ranked[1][0].value} {ranked[1][1]:.2f}{note}"
+        )
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from ._weights import cache_dir, is_available
+    from .detectors import DETECTORS
+    from .models import MODELS
+
+    def status(weights: Sequence[object]) -> str:
+        from ._registry import WeightsFile
+
+        files = [w for w in weights if isinstance(w, WeightsFile)]
+        if not files:
+            return "no weights needed"
+        if all(w.bundled for w in files):
+            return "bundled" if all(is_available(w) for w in files) else "bundled file missing"
+        return "cached" if all(is_available(w) for w in files) else "not downloaded"
+
+    print("Detectors (also: auto, none)")
+    for d in DETECTORS.specs():
+        extra = f" [extra: {d.extra}]" if d.extra else ""
+        print(f"  {d.name:<22} {status(d.weights):<18} {d.description}{extra}")
+    print("Emotion models")
+    for m in MODELS.specs():
+        print(f"  {m.name:<22} {status(m.weights):<18} {m.description}")
+    print(f"Weights cache: {cache_dir()}")
+    return 0
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from . import download
+
+    if not args.names and not args.all:
+        _err("name detectors/models to download, or pass --all")
+        return 2
+    for path in download(None if args.all else list(args.names)):
+        print(path)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .training._evaluate import evaluate_model
+
+    tta = None if args.tta is None else args.tta
+    evaluation, probabilities, data = evaluate_model(args.model, args.dataset, split=args.split, tta=tta)
+    if args.predictions:
+        _write_predictions(Path(args.predictions), data, probabilities)
+    if args.json:
+        print(json.dumps({"model": args.model, "dataset": args.dataset, **evaluation.to_dict()}))
+        return 0
+    print(f"model {args.model} on {args.dataset}: {evaluation.count} images")
+    print(f"accuracy {evaluation.accuracy:.4f}   ECE {evaluation.ece:.4f}   NLL {evaluation.nll:.4f}")
+    print("per-class recall: " + "  ".join(f"{k} {v:.3f}" for k, v in evaluation.per_class_recall.items()))
+    print(evaluation.confusion_text())
+    if data.skipped:
+        print(f"skipped {data.skipped} unreadable images")
+    return 0
+
+
+def _write_predictions(path: Path, data: object, probabilities: object) -> None:
+    import csv
+
+    import numpy as np
+
+    from .training._data import CLASS_NAMES, FaceDataset
+
+    assert isinstance(data, FaceDataset) and isinstance(probabilities, np.ndarray)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "true", "predicted", *CLASS_NAMES])
+        for source, label, row in zip(data.sources, data.labels, probabilities, strict=True):
+            writer.writerow([source, CLASS_NAMES[label], CLASS_NAMES[int(row.argmax())], *(f"{p:.6f}" for p in row)])
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .training import TrainConfig, train
+
+    command = "emolens " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    cfg = TrainConfig(
+        train_data=args.train,
+        val_data=args.val,
+        out_dir=args.out,
+        model=args.model,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing,
+        augment_strength=args.augment,
+        erase_p=args.erase,
+        mixup=args.mixup,
+        ema_decay=args.ema,
+        balanced=args.balanced,
+        limit=args.limit,
+        seed=args.seed,
+        amp=not args.no_amp,
+        threads=args.threads,
+        command=command,
+    )
+    result = train(cfg, resume=args.resume, stop_after=args.stop_after)
+    print(
+        f"best val accuracy {result.best_val_accuracy:.4f} at epoch {result.best_epoch}; weights: {result.weights_path}"
+    )
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .training._export import export_run
+
+    card = export_run(args.run, args.out, args.name)
+    m = card["metrics"]
+    print(
+        f"wrote {card['weights_file']} ({card['weights_bytes']:,} bytes, sha256 {card['weights_sha256']}); "
+        f"val {m['val']['accuracy']:.4f}, with flip TTA {m['val_tta']['accuracy']:.4f}, "
+        f"train {m['train']['accuracy']:.4f}"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emolens", description="Facial emotion recognition.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("analyze", help="detect faces and classify emotions in images")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or glob patterns")
+    p.add_argument("--detector", default="auto", help="detector name, 'auto' (default) or 'none' for face crops")
+    p.add_argument("--model", default="default", help="emotion model name")
+    p.add_argument("--device", default="cpu", help="torch device for the emotion model")
+    p.add_argument("--json", action="store_true", help="print one JSON object per image")
+    p.add_argument("--annotate", metavar="OUT_DIR", help="write copies with boxes and labels drawn into OUT_DIR")
+    p.add_argument("--no-fallback", action="store_true", help="report no face instead of classifying the whole image")
+    p.set_defaults(func=_cmd_analyze)
+
+    p = sub.add_parser("models", help="list detectors and emotion models, and whether their weights are present")
+    p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("download", help="prefetch weights for offline use")
+    p.add_argument("names", nargs="*", metavar="NAME", help="detector or model names")
+    p.add_argument("--all", action="store_true", help="every registered detector and model")
+    p.set_defaults(func=_cmd_download)
+
+    p = sub.add_parser("evaluate", help="accuracy, per-class recall and confusion matrix on a labelled dataset")
+    p.add_argument("dataset", help="image folder (<emotion>/*.jpg) or FER2013 CSV")
+    p.add_argument("--model", default="default")
+    p.add_argument("--split", default="val", choices=["train", "val", "test"], help="rows of a FER2013 CSV to use")
+    p.add_argument("--tta", dest="tta", action="store_true", default=None, help="average with mirrored faces")
+    p.add_argument("--no-tta", dest="tta", action="store_false", help="disable the model's default TTA")
+    p.add_argument("--predictions", metavar="CSV", help="write file, true, predicted and 7 probabilities per image")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("train", help="train an emotion model", description="Train a registered model architecture.")
+    p.add_argument("train", help="training data: image folder (<emotion>/*.jpg) or FER2013 CSV")
+    p.add_argument("val", help="validation data used to select the best epoch")
+    p.add_argument("--out", required=True, help="run folder: checkpoint, logs, best weights")
+    p.add_argument("--model", default="default", help="registered model whose architecture to train")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=0.05, help="peak learning rate of the OneCycle schedule")
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--augment", type=float, default=1.0, help="augmentation strength (0 disables)")
+    p.add_argument("--erase", type=float, default=0.5, help="random-erasing probability")
+    p.add_argument("--mixup", type=float, default=0.0, help="mixup Beta(a, a) parameter (0 disables)")
+    p.add_argument("--ema", type=float, default=0.999, help="weight EMA decay")
+    p.add_argument("--balanced", action="store_true", help="class-balanced sampling")
+    p.add_argument("--limit", type=int, help="train on a random subset of this many images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--no-amp", action="store_true", help="train in float32 instead of bf16 autocast")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.add_argument("--stop-after", type=int, metavar="N", help="stop this invocation after N epochs (resume later)")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("export", help="export a training run: fp16 weights + model card (JSON and Markdown)")
+    p.add_argument("run", help="run folder written by `emolens train`")
+    p.add_argument("--out", required=True, help="folder for <name>.safetensors, <name>.json and <name>.md")
+    p.add_argument("--name", required=True, help="file stem, e.g. emolens-vgg-small-v1")
+    p.set_defaults(func=_cmd_export)
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``emolens`` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("default")
+    warnings.formatwarning = lambda message, *_args, **_kw: f"{message}\n"  # one-line warnings
+    try:
+        code: int = args.func(args)
+    except EmolensError as exc:
+        _err(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

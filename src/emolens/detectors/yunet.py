@@ -1,0 +1,64 @@
+"""YuNet (OpenCV Zoo), run by OpenCV's built-in ``cv2.FaceDetectorYN``.
+
+Small (230 KB), fast on CPU, accurate on real photos, and returns five landmarks per face.
+The ONNX weights are fetched on first use through the weights store.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .._registry import DetectorSpec
+from .._weights import fetch
+from ..types import Box, Detection, Landmarks
+
+__all__ = ["YuNetDetector"]
+
+
+class YuNetDetector:
+    """YuNet with a score threshold of 0.8 and NMS at IoU 0.3.
+
+    Images whose longer side exceeds ``max_side`` are downscaled for detection (boxes are mapped
+    back to original pixels); ``max_side=None`` always runs at full size.
+    """
+
+    def __init__(
+        self,
+        spec: DetectorSpec,
+        *,
+        device: str = "cpu",
+        score_threshold: float = 0.8,
+        nms_threshold: float = 0.3,
+        top_k: int = 5000,
+        max_side: int | None = 1280,
+        **_: Any,
+    ) -> None:
+        self.name = spec.name
+        path = fetch(spec.weights[0])
+        self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold, nms_threshold, top_k)
+        self._max_side = max_side
+        self._lock = threading.Lock()
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        height, width = image.shape[:2]
+        scale = 1.0
+        if self._max_side and max(height, width) > self._max_side:
+            scale = self._max_side / max(height, width)
+            image = cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+        with self._lock:
+            self._net.setInputSize((image.shape[1], image.shape[0]))
+            _, faces = self._net.detect(image)
+        if faces is None:
+            return []
+        detections = []
+        for row in faces / np.array([scale] * 14 + [1.0], dtype=np.float32):
+            x, y, w, h = (float(v) for v in row[:4])
+            # YuNet lists the subject's right eye first, which is the eye on the image's left.
+            landmarks = Landmarks.from_array(row[4:14].reshape(5, 2))
+            box = Box(round(x), round(y), round(w), round(h))
+            detections.append(Detection(box, float(row[14]), landmarks))
+        return detections

@@ -1,0 +1,112 @@
+"""The emolens exception tree.
+
+Every error emolens raises on purpose derives from :class:`EmolensError` and also from the
+builtin exception a Python user would expect, so ``except ValueError`` keeps working::
+
+    EmolensError
+    ├── InvalidImageError (ValueError)            .source
+    ├── UnknownNameError (KeyError)               .kind, .name, .suggestions
+    ├── MissingDependencyError (ImportError)      .package, .extra
+    ├── DatasetError (ValueError)                 .path
+    └── WeightsError (RuntimeError)               .filename
+        ├── WeightsUnavailableError               offline and not cached
+        ├── WeightsDownloadError (ConnectionError) .url
+        └── WeightsIntegrityError                 .expected, .actual (sha256)
+
+Messages always say what to do next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "DatasetError",
+    "EmolensError",
+    "EmolensWarning",
+    "InvalidImageError",
+    "MissingDependencyError",
+    "UnknownNameError",
+    "WeightsDownloadError",
+    "WeightsError",
+    "WeightsIntegrityError",
+    "WeightsUnavailableError",
+]
+
+
+class EmolensWarning(UserWarning):
+    """Warnings emitted by emolens (e.g. falling back to a less accurate detector)."""
+
+
+class EmolensError(Exception):
+    """Base class of every error raised by emolens."""
+
+    def __str__(self) -> str:
+        # The message alone: KeyError would quote it, OSError would format errno/filename.
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidImageError(EmolensError, ValueError):
+    """The input cannot be read as an image (missing or corrupt file, wrong dtype, shape or type)."""
+
+    def __init__(self, message: str, *, source: object = None) -> None:
+        super().__init__(message)
+        self.source = source
+
+
+class UnknownNameError(EmolensError, KeyError):
+    """No detector or model is registered under this name."""
+
+    def __init__(self, kind: str, name: str, known: Sequence[str], suggestions: Sequence[str] = ()) -> None:
+        self.kind = kind
+        self.name = name
+        self.known = tuple(known)
+        self.suggestions = tuple(suggestions)
+        hint = f" Did you mean {', '.join(repr(s) for s in self.suggestions)}?" if self.suggestions else ""
+        super().__init__(f"unknown {kind} {name!r}.{hint} Known {kind}s: {', '.join(self.known)}.")
+
+
+class MissingDependencyError(EmolensError, ImportError):
+    """An optional package is needed for this feature and is not installed."""
+
+    def __init__(self, package: str, extra: str, feature: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(f"{feature} needs the optional package {package!r}: pip install 'emolens[{extra}]'")
+
+
+class DatasetError(EmolensError, ValueError):
+    """A training or evaluation dataset is missing or malformed."""
+
+    def __init__(self, message: str, *, path: object = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class WeightsError(EmolensError, RuntimeError):
+    """A weights file could not be provided."""
+
+    def __init__(self, message: str, *, filename: str) -> None:
+        super().__init__(message)
+        self.filename = filename
+
+
+class WeightsUnavailableError(WeightsError):
+    """The weights are not cached and downloading is disabled (``EMOLENS_OFFLINE=1``)."""
+
+
+class WeightsDownloadError(WeightsError, ConnectionError):
+    """Every URL for a weights file failed (no network, server down, HTTP error)."""
+
+    def __init__(self, message: str, *, filename: str, url: str) -> None:
+        super().__init__(message, filename=filename)
+        self.url = url
+
+
+class WeightsIntegrityError(WeightsError):
+    """A weights file does not have the expected SHA-256; it was not loaded."""
+
+    def __init__(self, message: str, *, filename: str, expected: str, actual: str) -> None:
+        super().__init__(message, filename=filename)
+        self.expected = expected
+        self.actual = actual

@@ -1,0 +1,58 @@
+"""VGG-style convolutional network for 48x48 grayscale face crops.
+
+Stages of 3x3 conv + BatchNorm + ReLU followed by max-pooling, then a two-layer classifier.
+Simple, fast on CPU with bf16 + channels_last, and strong on FER2013 for its size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["VGGNet"]
+
+
+class VGGNet(nn.Module):
+    """``len(widths)`` stages of ``convs_per_stage`` conv layers, each stage halving the resolution."""
+
+    def __init__(
+        self,
+        widths: Sequence[int] = (32, 64, 128, 256),
+        *,
+        convs_per_stage: int = 2,
+        hidden: int = 256,
+        num_classes: int = 7,
+        input_size: int = 48,
+        in_channels: int = 1,
+        dropout: float = 0.4,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for width in widths:
+            for _ in range(convs_per_stage):
+                layers += [
+                    nn.Conv2d(channels, width, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(width),
+                    nn.ReLU(inplace=True),
+                ]
+                channels = width
+            layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        side = input_size // 2 ** len(widths)
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(channels * side * side, hidden),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of shape (N, num_classes) for a batch of shape (N, 1, H, W)."""
+        logits: torch.Tensor = self.classifier(self.features(x))
+        return logits

@@ -1,0 +1,20 @@
+"""Training and evaluation of emolens emotion models (imports torch)."""
+
+from ._data import FaceDataset, load_dataset, load_fer2013_csv, load_image_folder
+from ._evaluate import Evaluation, evaluate_model, evaluate_network, expected_calibration_error, predict_dataset
+from ._loop import TrainConfig, TrainResult, train
+
+__all__ = [
+    "Evaluation",
+    "FaceDataset",
+    "TrainConfig",
+    "TrainResult",
+    "evaluate_model",
+    "evaluate_network",
+    "expected_calibration_error",
+    "load_dataset",
+    "load_fer2013_csv",
+    "load_image_folder",
+    "predict_dataset",
+    "train",
+]

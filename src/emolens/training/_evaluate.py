@@ -1,0 +1,117 @@
+"""Accuracy, per-class recall, confusion matrix and calibration of a model on a dataset."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..models._network import predict_logits
+from ..models._preprocess import standardize
+from ._data import CLASS_NAMES, FaceDataset
+
+__all__ = ["Evaluation", "evaluate_model", "evaluate_network", "expected_calibration_error", "predict_dataset", "score"]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Metrics of predictions against true labels (all fractions in [0, 1])."""
+
+    accuracy: float
+    per_class_recall: dict[str, float]
+    confusion: np.ndarray  # rows = true class, columns = predicted class
+    ece: float
+    nll: float
+    count: int
+
+    def confusion_text(self) -> str:
+        """The confusion matrix as an aligned text table."""
+        short = [c[:7] for c in CLASS_NAMES]
+        lines = ["true \\ pred " + " ".join(f"{c:>8}" for c in short)]
+        for name, row in zip(short, self.confusion, strict=True):
+            lines.append(f"{name:>12} " + " ".join(f"{v:>8d}" for v in row))
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "accuracy": self.accuracy,
+            "per_class_recall": self.per_class_recall,
+            "confusion": self.confusion.tolist(),
+            "ece": self.ece,
+            "nll": self.nll,
+            "count": self.count,
+        }
+
+
+def predict_dataset(
+    network: nn.Module, data: FaceDataset, *, tta: bool = False, batch_size: int = 256, temperature: float = 1.0
+) -> np.ndarray:
+    """Softmax probabilities (N, 7) for every image of ``data``."""
+    network.eval()
+    out = []
+    for start in range(0, len(data), batch_size):
+        chunk = torch.from_numpy(data.images[start : start + batch_size]).unsqueeze(1).float().div_(255.0)
+        logits = predict_logits(network, standardize(chunk), tta=tta)
+        out.append(torch.softmax(logits / temperature, dim=1).cpu().numpy())
+    return np.concatenate(out)
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """Weighted gap between confidence and accuracy over ``bins`` equal-width confidence bins."""
+    confidence = probabilities.max(1)
+    correct = probabilities.argmax(1) == labels
+    edges = np.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for low, high in itertools.pairwise(edges):
+        in_bin = (confidence > low) & (confidence <= high)
+        if in_bin.any():
+            ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
+    return float(ece)
+
+
+def score(probabilities: np.ndarray, labels: np.ndarray) -> Evaluation:
+    """Metrics for given probabilities."""
+    predicted = probabilities.argmax(1)
+    k = len(CLASS_NAMES)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    totals = confusion.sum(1)
+    recall = {
+        name: float(confusion[i, i] / totals[i]) if totals[i] else float("nan") for i, name in enumerate(CLASS_NAMES)
+    }
+    nll = float(-np.log(np.clip(probabilities[np.arange(len(labels)), labels], 1e-12, 1)).mean())
+    return Evaluation(
+        accuracy=float((predicted == labels).mean()),
+        per_class_recall=recall,
+        confusion=confusion,
+        ece=expected_calibration_error(probabilities, labels),
+        nll=nll,
+        count=len(labels),
+    )
+
+
+def evaluate_network(
+    network: nn.Module, data: FaceDataset, *, tta: bool = False, temperature: float = 1.0
+) -> Evaluation:
+    """Evaluate ``network`` on ``data``."""
+    return score(predict_dataset(network, data, tta=tta, temperature=temperature), data.labels)
+
+
+def evaluate_model(
+    model: str, dataset: str, *, split: str = "val", tta: bool | None = None
+) -> tuple[Evaluation, np.ndarray, FaceDataset]:
+    """Evaluate a registered model (with its shipped weights) on an image folder or FER2013 CSV.
+
+    ``tta=None`` uses the model's default. Returns the metrics, the probabilities and the data.
+    """
+    from ..models import MODELS
+    from ..models._classifier import EmotionModel
+    from ._data import load_dataset
+
+    emotion_model = EmotionModel(MODELS.get(model), tta=tta)
+    data = load_dataset(dataset, split, size=emotion_model.input_size)
+    probabilities = predict_dataset(emotion_model.network, data, tta=emotion_model.tta)
+    return score(probabilities, data.labels), probabilities, data

@@ -1,0 +1,143 @@
+"""Export a finished training run: fp16 safetensors weights plus a model card (JSON + Markdown).
+
+Every number in the card is measured here, on the data named in the card, by the same
+prediction code that ``emolens evaluate`` uses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import models
+from .._weights import sha256_of
+from ..models._network import build_network, load_state, save_state
+from ._data import CLASS_NAMES, load_dataset
+from ._evaluate import Evaluation, evaluate_network
+from ._loop import BEST_WEIGHTS, CHECKPOINT
+
+__all__ = ["export_run"]
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path, name: str) -> dict[str, Any]:
+    """Write ``<out_dir>/<name>.safetensors`` (fp16), ``<name>.json`` and ``<name>.md`` from ``run_dir``."""
+    run, out = Path(run_dir), Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    state = torch.load(run / CHECKPOINT, weights_only=True)
+    cfg = state["config"]
+    spec = models.MODELS.get(cfg["model"])
+    network = build_network(spec)
+    load_state(network, run / BEST_WEIGHTS)
+    weights_path = out / f"{name}.safetensors"
+    save_state(network, weights_path, half=True, metadata={"model": cfg["model"], "name": name})
+    shipped = build_network(spec)
+    load_state(shipped, weights_path)  # measure exactly what ships (fp16-rounded weights)
+
+    val = load_dataset(cfg["val_data"], "val", size=spec.input_size)
+    train = load_dataset(cfg["train_data"], "train", size=spec.input_size)
+    metrics: dict[str, Evaluation] = {
+        "val": evaluate_network(shipped, val),
+        "val_tta": evaluate_network(shipped, val, tta=True),
+        "train": evaluate_network(shipped, train),
+    }
+    fp32_val = evaluate_network(network, val).accuracy
+    card: dict[str, Any] = {
+        "name": name,
+        "registry_model": cfg["model"],
+        "architecture": {"builder": str(spec.builder), "options": _jsonable(dict(spec.options))},
+        "parameters": sum(p.numel() for p in network.parameters()),
+        "input": f"{spec.input_size}x{spec.input_size} grayscale face crop, per-image standardised",
+        "labels": list(CLASS_NAMES),
+        "weights_file": weights_path.name,
+        "weights_bytes": weights_path.stat().st_size,
+        "weights_sha256": sha256_of(weights_path),
+        "weights_storage": "float16 (loaded as float32)",
+        "val_accuracy_fp32_weights": fp32_val,
+        "metrics": {k: v.to_dict() for k, v in metrics.items()},
+        "best_epoch": state["best_epoch"],
+        "epochs": cfg["epochs"],
+        "training_command": cfg.get("command", ""),
+        "training_config": _jsonable(cfg),
+        "training_seconds": round(state["elapsed"], 1),
+        "train_data_fingerprint_sha256": state["train_fingerprint"],
+        "train_images": len(train),
+        "val_images": len(val),
+        "data_license": "FER2013 (Goodfellow et al., ICML 2013 challenge): research use under the challenge's terms",
+        "weights_license": "MIT",
+        "environment": {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine()},
+        "exported": dt.date.today().isoformat(),
+    }
+    (out / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    (out / f"{name}.md").write_text(render_card(card))
+    return card
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def render_card(card: dict[str, Any]) -> str:
+    """The model card as Markdown."""
+    m = card["metrics"]
+    lines = [
+        f"# Model card: `{card['name']}`",
+        "",
+        f"Registered as `{card['registry_model']}`. Architecture `{card['architecture']['builder']}` "
+        f"with options `{card['architecture']['options']}`: {card['parameters']:,} parameters.",
+        f"Input: {card['input']}. Output: probabilities over {', '.join(card['labels'])}.",
+        f"Weights: `{card['weights_file']}`, {card['weights_bytes']:,} bytes, {card['weights_storage']}, "
+        f"sha256 `{card['weights_sha256']}`.",
+        "",
+        "## Accuracy (FER2013)",
+        "",
+        "| split | images | accuracy | ECE (15 bins) | NLL |",
+        "|---|---|---|---|---|",
+        f"| train (Training, no augmentation) | {m['train']['count']} | {m['train']['accuracy']:.4f} | "
+        f"{m['train']['ece']:.4f} | {m['train']['nll']:.4f} |",
+        f"| val (PublicTest) | {m['val']['count']} | {m['val']['accuracy']:.4f} | {m['val']['ece']:.4f} | "
+        f"{m['val']['nll']:.4f} |",
+        f"| val, flip TTA | {m['val_tta']['count']} | {m['val_tta']['accuracy']:.4f} | {m['val_tta']['ece']:.4f} | "
+        f"{m['val_tta']['nll']:.4f} |",
+        "",
+        f"The val split was used to pick the best epoch ({card['best_epoch']} of {card['epochs']}), so val accuracy is "
+        "slightly optimistic; the PrivateTest split is held out for independent checking. "
+        f"With the unrounded float32 weights val accuracy is {card['val_accuracy_fp32_weights']:.4f}.",
+        "",
+        "Per-class recall on val (flip TTA): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in m["val_tta"]["per_class_recall"].items()),
+        "",
+        "Confusion matrix on val (flip TTA; rows = true class, columns = predicted):",
+        "",
+        "| true \\ predicted | " + " | ".join(card["labels"]) + " |",
+        "|---|" + "---|" * len(card["labels"]),
+    ]
+    for label, row in zip(card["labels"], m["val_tta"]["confusion"], strict=True):
+        lines.append(f"| {label} | " + " | ".join(str(v) for v in row) + " |")
+    lines += [
+        "",
+        "## Training",
+        "",
+        f"Command (run from the repository root, {card['training_seconds'] / 60:.0f} minutes on a 2-core CPU):",
+        "",
+        "```bash",
+        card["training_command"],
+        "```",
+        "",
+        f"Training data fingerprint (sha256 of pixels + labels): `{card['train_data_fingerprint_sha256']}`.",
+        f"Environment: torch {card['environment']['torch']}, Python {card['environment']['python']}.",
+        "",
+        "## License",
+        "",
+        f"Weights: {card['weights_license']}. Data: {card['data_license']}.",
+        "",
+    ]
+    return "\n".join(lines)

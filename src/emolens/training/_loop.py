@@ -1,0 +1,263 @@
+"""The training loop: SGD + OneCycle, label smoothing, batched augmentation, weight EMA, bf16.
+
+Every epoch ends with an atomic checkpoint (model, EMA, optimizer, scheduler, RNG states), so
+``resume=True`` continues the same schedule exactly, and a killed run loses at most one epoch.
+The EMA weights are evaluated on the validation set each epoch; the best ones are exported.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from .. import models
+from ..errors import DatasetError
+from ..models._network import autocast_for, build_network, save_state
+from ..models._preprocess import standardize
+from ._augment import augment, random_erase
+from ._data import FaceDataset, load_dataset
+from ._evaluate import evaluate_network
+
+__all__ = ["TrainConfig", "TrainResult", "train"]
+
+CHECKPOINT = "checkpoint.pt"
+BEST_WEIGHTS = "best.safetensors"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (stored in the checkpoint and the model card)."""
+
+    train_data: str
+    val_data: str
+    out_dir: str
+    model: str = "default"
+    epochs: int = 40
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    augment_strength: float = 1.0
+    erase_p: float = 0.5
+    mixup: float = 0.0
+    ema_decay: float = 0.999
+    balanced: bool = False
+    limit: int | None = None
+    seed: int = 0
+    amp: bool = True
+    threads: int | None = None
+    command: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    best_epoch: int
+    best_val_accuracy: float
+    weights_path: Path
+    history: list[dict[str, float]]
+    seconds: float
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _class_weights(labels: np.ndarray) -> torch.Tensor:
+    counts = np.bincount(labels, minlength=7).astype(np.float64)
+    return torch.as_tensor(counts.sum() / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32)
+
+
+def _epoch_order(data: FaceDataset, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
+    """Indices for one epoch: a permutation, or class-balanced sampling with replacement."""
+    if cfg.balanced:
+        weights = _class_weights(data.labels)[torch.from_numpy(data.labels)]
+        return torch.multinomial(weights, len(data), replacement=True, generator=gen)
+    return torch.randperm(len(data), generator=gen)
+
+
+def _train_batch(images: np.ndarray, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
+    batch = torch.from_numpy(images).unsqueeze(1).float().div_(255.0)
+    batch = standardize(augment(batch, gen, cfg.augment_strength))
+    if cfg.erase_p > 0:
+        batch = random_erase(batch, gen, p=cfg.erase_p)
+    return batch.contiguous(memory_format=torch.channels_last)
+
+
+def _atomic_save(obj: dict[str, Any], path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _limited(data: FaceDataset, limit: int | None, seed: int) -> FaceDataset:
+    if limit is None or limit >= len(data):
+        return data
+    rng = np.random.default_rng(seed)
+    return data.subset(np.sort(rng.choice(len(data), size=limit, replace=False)))
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = None) -> TrainResult:
+    """Train ``cfg.model``'s architecture on ``cfg.train_data``, selecting epochs on ``cfg.val_data``.
+
+    ``resume`` continues from the run folder's checkpoint; ``stop_after`` ends this invocation after
+    that many epochs (to fit a time budget), leaving a checkpoint to resume from.
+    """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = models.MODELS.get(cfg.model)
+    train_data = _limited(load_dataset(cfg.train_data, "train", size=spec.input_size), cfg.limit, cfg.seed)
+    val_data = load_dataset(cfg.val_data, "val", size=spec.input_size)
+    if train_data.skipped or val_data.skipped:
+        _log(f"skipped unreadable images: train {train_data.skipped}, val {val_data.skipped}")
+    steps_per_epoch = len(train_data) // cfg.batch_size
+    if steps_per_epoch == 0:
+        raise DatasetError(f"{len(train_data)} training images is fewer than one batch of {cfg.batch_size}")
+
+    torch.manual_seed(cfg.seed)
+    network = build_network(spec).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    ema_fn = get_ema_multi_avg_fn(cfg.ema_decay)  # type: ignore[no-untyped-call]
+    ema = AveragedModel(network, multi_avg_fn=ema_fn, use_buffers=True)
+    optimizer = torch.optim.SGD(
+        network.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.2
+    )
+    gen = torch.Generator().manual_seed(cfg.seed)
+    history: list[dict[str, float]] = []
+    best_acc, best_epoch, first_epoch = -1.0, 0, 0
+    elapsed_before = 0.0
+
+    checkpoint_path = out / CHECKPOINT
+    if resume and checkpoint_path.exists():
+        state = torch.load(checkpoint_path, weights_only=True)
+        saved = {k: v for k, v in state["config"].items() if k not in ("command", "threads")}
+        current = {k: v for k, v in asdict(cfg).items() if k not in ("command", "threads")}
+        if saved != current:
+            raise DatasetError(f"{checkpoint_path} was made with a different configuration: {saved}", path=out)
+        network.load_state_dict(state["network"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        history, best_acc, best_epoch = state["history"], state["best_acc"], state["best_epoch"]
+        first_epoch, elapsed_before = state["epoch"], state["elapsed"]
+        _log(f"resumed from {checkpoint_path} after epoch {first_epoch}")
+
+    fingerprint = train_data.fingerprint()
+    session_start = time.perf_counter()
+    for epoch in range(first_epoch, cfg.epochs):
+        epoch_start = time.perf_counter()
+        network.train()
+        order = _epoch_order(train_data, cfg, gen)
+        total_loss = torch.zeros(())
+        correct = torch.zeros((), dtype=torch.long)
+        seen = 0
+        for step in range(steps_per_epoch):
+            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size].numpy()
+            batch = _train_batch(train_data.images[idx], cfg, gen)
+            targets = torch.from_numpy(train_data.labels[idx])
+            mix_lambda = 1.0
+            if cfg.mixup > 0:
+                mix_lambda = float(torch.distributions.Beta(cfg.mixup, cfg.mixup).sample())
+                perm = torch.randperm(len(batch), generator=gen)
+                batch = mix_lambda * batch + (1 - mix_lambda) * batch[perm]
+            with autocast_for(torch.device("cpu"), cfg.amp):
+                logits = network(batch)
+            logits = logits.float()
+            loss = F.cross_entropy(logits, targets, label_smoothing=cfg.label_smoothing)
+            if cfg.mixup > 0:
+                loss = mix_lambda * loss + (1 - mix_lambda) * F.cross_entropy(
+                    logits, targets[perm], label_smoothing=cfg.label_smoothing
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            optimizer.step()
+            scheduler.step()
+            ema.update_parameters(network)
+            total_loss += loss.detach() * len(targets)
+            correct += (logits.argmax(1) == targets).sum()
+            seen += len(targets)
+            if (step + 1) % 100 == 0 or step + 1 == steps_per_epoch:
+                rate = (step + 1) / (time.perf_counter() - epoch_start)
+                eta = (steps_per_epoch - step - 1) / rate + (cfg.epochs - epoch - 1) * steps_per_epoch / rate
+                _log(
+                    f"epoch {epoch + 1}/{cfg.epochs} step {step + 1}/{steps_per_epoch} "
+                    f"loss {float(total_loss) / seen:.4f} acc {int(correct) / seen:.4f} "
+                    f"lr {scheduler.get_last_lr()[0]:.4g} eta {eta / 60:.1f} min"
+                )
+        val = evaluate_network(ema.module, val_data)
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": float(total_loss) / seen,
+            "train_acc": int(correct) / seen,
+            "val_acc": val.accuracy,
+            "val_nll": val.nll,
+            "lr": float(scheduler.get_last_lr()[0]),
+            "seconds": time.perf_counter() - epoch_start,
+        }
+        history.append(row)
+        if val.accuracy > best_acc:
+            best_acc, best_epoch = val.accuracy, epoch + 1
+            save_state(ema.module, out / BEST_WEIGHTS)
+        _log(
+            f"epoch {epoch + 1}: train acc {row['train_acc']:.4f} val acc {val.accuracy:.4f} "
+            f"(best {best_acc:.4f} @ {best_epoch}) {row['seconds']:.0f}s"
+        )
+        _write_logs(out, history)
+        _atomic_save(
+            {
+                "config": asdict(cfg),
+                "network": network.state_dict(),
+                "ema": ema.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "generator": gen.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "history": history,
+                "best_acc": best_acc,
+                "best_epoch": best_epoch,
+                "epoch": epoch + 1,
+                "elapsed": elapsed_before + time.perf_counter() - session_start,
+                "train_fingerprint": fingerprint,
+            },
+            checkpoint_path,
+        )
+        if stop_after is not None and epoch + 1 - first_epoch >= stop_after:
+            break
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    elapsed = elapsed_before + time.perf_counter() - session_start
+    return TrainResult(best_epoch, best_acc, out / BEST_WEIGHTS, history, elapsed)
+
+
+def _write_logs(out: Path, history: list[dict[str, float]]) -> None:
+    with (out / "log.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    (out / "log.json").write_text(json.dumps(history, indent=2))
+
+
+def network_for_export(out_dir: str | Path, model: str = "default") -> nn.Module:
+    """The best EMA network of a finished run, ready for evaluation or export."""
+    from ..models._network import load_state
+
+    network = build_network(models.MODELS.get(model))
+    load_state(network, Path(out_dir) / BEST_WEIGHTS)
+    return network.eval()

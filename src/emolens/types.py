@@ -1,0 +1,252 @@
+"""Typed results returned by emolens.
+
+Every result is a frozen dataclass with ``to_dict()``; the shape of a result never depends on
+the input (a face without landmarks has ``landmarks=None``, an image without faces has
+``faces=()``), so downstream code can rely on it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+__all__ = ["AnalysisResult", "Box", "Detection", "Emotion", "Face", "Landmarks", "Point"]
+
+
+_DISPLAY_NAMES: dict[str, tuple[str, ...]] = {
+    # Same order as Emotion: angry, disgust, fear, happy, sad, surprise, neutral.
+    "en": ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"),
+    "vi": ("Tức giận", "Ghê tởm", "Sợ hãi", "Vui vẻ", "Buồn", "Ngạc nhiên", "Bình thường"),
+    "ko": ("화남", "혐오", "두려움", "행복", "슬픔", "놀람", "중립"),
+    "ru": ("Злость", "Отвращение", "Страх", "Радость", "Грусть", "Удивление", "Нейтральность"),
+}
+
+
+class Emotion(str, Enum):
+    """The 7 FER2013 emotion classes, in the dataset's label order (0 = angry ... 6 = neutral)."""
+
+    ANGRY = "angry"
+    DISGUST = "disgust"
+    FEAR = "fear"
+    HAPPY = "happy"
+    SAD = "sad"
+    SURPRISE = "surprise"
+    NEUTRAL = "neutral"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def label_index(self) -> int:
+        """Position of this class in FER2013 label order and in every probability vector."""
+        return _ORDER.index(self)
+
+    def label(self, language: str = "en") -> str:
+        """Display name in ``language`` ("en", "vi", "ko" or "ru")."""
+        try:
+            names = _DISPLAY_NAMES[language]
+        except KeyError:
+            known = ", ".join(sorted(_DISPLAY_NAMES))
+            raise ValueError(f"no display names for language {language!r}; known: {known}") from None
+        return names[self.label_index]
+
+    @classmethod
+    def languages(cls) -> tuple[str, ...]:
+        """Language codes accepted by :meth:`label`."""
+        return tuple(sorted(_DISPLAY_NAMES))
+
+
+_ORDER: tuple[Emotion, ...] = tuple(Emotion)
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """A 2-D point in original-image pixels."""
+
+    x: float
+    y: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {"x": self.x, "y": self.y}
+
+
+@dataclass(frozen=True, slots=True)
+class Landmarks:
+    """Five facial landmarks, as given by detectors such as YuNet and RetinaFace.
+
+    "Left" and "right" are from the viewer's point of view (image left / image right).
+    """
+
+    left_eye: Point
+    right_eye: Point
+    nose: Point
+    mouth_left: Point
+    mouth_right: Point
+
+    @classmethod
+    def from_array(cls, points: Any) -> Landmarks:
+        """Build from anything indexable as 5 (x, y) pairs (e.g. a (5, 2) numpy array)."""
+        pts = [Point(float(p[0]), float(p[1])) for p in points]
+        if len(pts) != 5:
+            raise ValueError(f"expected 5 landmark points, got {len(pts)}")
+        return cls(*pts)
+
+    def __iter__(self) -> Iterator[Point]:
+        yield from (self.left_eye, self.right_eye, self.nose, self.mouth_left, self.mouth_right)
+
+    def to_dict(self) -> dict[str, dict[str, float]]:
+        return {
+            "left_eye": self.left_eye.to_dict(),
+            "right_eye": self.right_eye.to_dict(),
+            "nose": self.nose.to_dict(),
+            "mouth_left": self.mouth_left.to_dict(),
+            "mouth_right": self.mouth_right.to_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """An axis-aligned box in original-image pixels: top-left corner plus size."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    @property
+    def xyxy(self) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom), right/bottom exclusive."""
+        return (self.x, self.y, self.x + self.width, self.y + self.height)
+
+    @property
+    def area(self) -> int:
+        return self.width * self.height
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return (self.x + self.width / 2, self.y + self.height / 2)
+
+    def iou(self, other: Box) -> float:
+        """Intersection over union with ``other`` (0.0 when they do not overlap)."""
+        x0, y0 = max(self.x, other.x), max(self.y, other.y)
+        x1 = min(self.x + self.width, other.x + other.width)
+        y1 = min(self.y + self.height, other.y + other.height)
+        inter = max(0, x1 - x0) * max(0, y1 - y0)
+        union = self.area + other.area - inter
+        return inter / union if union > 0 else 0.0
+
+    def to_dict(self) -> dict[str, int]:
+        return {"x": self.x, "y": self.y, "width": self.width, "height": self.height}
+
+
+@dataclass(frozen=True, slots=True)
+class Face:
+    """One analysed face.
+
+    Attributes:
+        box: where the face is, in original-image pixels.
+        score: detector confidence in [0, 1] (1.0 for a fallback face).
+        probabilities: one probability per :class:`Emotion`, in FER2013 order, summing to 1.
+        landmarks: five landmarks when the detector provides them, else ``None``.
+        fallback: ``True`` when no face was detected and the whole image was classified instead.
+    """
+
+    box: Box
+    score: float
+    probabilities: tuple[float, ...]
+    landmarks: Landmarks | None = None
+    fallback: bool = False
+
+    def __post_init__(self) -> None:
+        if len(self.probabilities) != len(_ORDER):
+            raise ValueError(f"expected {len(_ORDER)} probabilities, got {len(self.probabilities)}")
+
+    @property
+    def emotion(self) -> Emotion:
+        """The most probable emotion."""
+        best = max(range(len(self.probabilities)), key=self.probabilities.__getitem__)
+        return _ORDER[best]
+
+    @property
+    def confidence(self) -> float:
+        """Probability of the top emotion."""
+        return max(self.probabilities)
+
+    @property
+    def scores(self) -> Mapping[Emotion, float]:
+        """Probabilities keyed by emotion, in FER2013 order."""
+        return dict(zip(_ORDER, self.probabilities, strict=True))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "box": self.box.to_dict(),
+            "score": self.score,
+            "emotion": self.emotion.value,
+            "probabilities": {e.value: p for e, p in zip(_ORDER, self.probabilities, strict=True)},
+            "landmarks": None if self.landmarks is None else self.landmarks.to_dict(),
+            "fallback": self.fallback,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisResult:
+    """Everything :func:`emolens.analyze` found in one image.
+
+    Attributes:
+        faces: analysed faces, largest first.
+        image_width, image_height: size of the input image in pixels.
+        detector: name of the detector actually used (``"none"`` when detection was skipped).
+        model: name of the emotion model used.
+        timings_ms: wall time per stage ("load", "detect", "classify", "total") in milliseconds.
+        source: file path of the input, when it was given as a path.
+    """
+
+    faces: tuple[Face, ...]
+    image_width: int
+    image_height: int
+    detector: str
+    model: str
+    timings_ms: Mapping[str, float] = field(default_factory=dict)
+    source: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    def __iter__(self) -> Iterator[Face]:
+        return iter(self.faces)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(width, height) of the input image."""
+        return (self.image_width, self.image_height)
+
+    @property
+    def dominant_emotion(self) -> Emotion | None:
+        """Top emotion of the largest face, or ``None`` when there are no faces."""
+        return self.faces[0].emotion if self.faces else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "image": {"width": self.image_width, "height": self.image_height},
+            "detector": self.detector,
+            "model": self.model,
+            "faces": [face.to_dict() for face in self.faces],
+            "timings_ms": dict(self.timings_ms),
+        }
+
+    def to_json(self, **kwargs: Any) -> str:
+        """JSON text of :meth:`to_dict`; keyword arguments go to :func:`json.dumps`."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, **kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """One face found by a detector, before emotion classification (original-image pixels)."""
+
+    box: Box
+    score: float
+    landmarks: Landmarks | None = None

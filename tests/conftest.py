@@ -1,0 +1,121 @@
+"""Shared fixtures: the ../shared data folder, isolated weight caches and a loopback HTTP mirror."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("EMOLENS_SHARED", REPO.parent / "shared")).resolve()
+YUNET = "face_detection_yunet_2023mar.onnx"
+
+
+def shared_path(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.fail(
+            f"test data {path} is missing: put the shared data folder beside the repository "
+            f"(../shared) or point EMOLENS_SHARED at it"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    return shared_path()
+
+
+@pytest.fixture(scope="session")
+def photos() -> Path:
+    return shared_path("images")
+
+
+@pytest.fixture(scope="session")
+def fer_val() -> Path:
+    return shared_path("datasets", "fer2013", "val")
+
+
+@pytest.fixture(scope="session")
+def seeded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights cache pre-seeded with the third-party files from ../shared/weights."""
+    home = tmp_path_factory.mktemp("emolens-home")
+    for file in shared_path("weights").iterdir():
+        shutil.copy(file, home / file.name)
+    return home
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_env(seeded_home: Path) -> Iterator[None]:
+    """The whole session uses the seeded cache, and never the real network.
+
+    Any accidental upstream fetch goes to a closed loopback port and fails fast. Tests that change
+    these variables use ``monkeypatch``, which restores them afterwards.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EMOLENS_HOME", str(seeded_home))
+        patch.delenv("EMOLENS_OFFLINE", raising=False)
+        patch.setenv("EMOLENS_MIRROR", "http://127.0.0.1:9")
+        yield
+
+
+@pytest.fixture
+def empty_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty weights cache."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("EMOLENS_HOME", str(home))
+    return home
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def serve() -> Iterator[object]:
+    """``serve(folder) -> base URL``: a loopback HTTP server for the folder, stopped after the test."""
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    def start(folder: Path) -> str:
+        handler = functools.partial(_QuietHandler, directory=str(folder))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def labelled_faces(photos: Path) -> dict[str, list[tuple[int, int, int, int]]]:
+    """Hand-labelled boxes (x, y, w, h) of the dlib-faces photos, from testing.xml + training.xml."""
+    boxes: dict[str, list[tuple[int, int, int, int]]] = {}
+    for name in ("testing.xml", "training.xml"):
+        root = ET.parse(photos / "dlib-faces" / name).getroot()
+        for image in root.iter("image"):
+            boxes[image.get("file", "")] = [
+                (int(b.get("left", 0)), int(b.get("top", 0)), int(b.get("width", 0)), int(b.get("height", 0)))
+                for b in image.iter("box")
+            ]
+    return boxes
+
+
+def fer_samples(fer_val: Path, per_class: int) -> tuple[list[Path], list[str]]:
+    """The first ``per_class`` val images of every class (sorted file names: deterministic)."""
+    files, labels = [], []
+    for folder in sorted(p for p in fer_val.iterdir() if p.is_dir()):
+        for file in sorted(folder.glob("*.jpg"))[:per_class]:
+            files.append(file)
+            labels.append(folder.name)
+    return files, labels

@@ -1,0 +1,103 @@
+"""The emolens command, run as a real subprocess where the exit code and stderr matter."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from emolens.cli import main
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "emolens.cli", *args], capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
+
+
+def test_analyze_json_lists_the_six_faces(photos: Path) -> None:
+    proc = run("analyze", str(photos / "dlib-faces" / "2008_002470.jpg"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout)
+    assert len(record["faces"]) == 6
+    assert all(face["emotion"] in record["faces"][0]["probabilities"] for face in record["faces"])
+
+
+def test_analyze_table_folder_glob_and_annotate(
+    photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["analyze", str(photos / "group"), str(photos / "dlib-faces" / "2008_00247*.jpg"), "--annotate", str(tmp_path)]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "multiface.jpg" in out and "6 faces" in out and "2008_002470.jpg" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2008_002470.jpg", "multiface.jpg"]
+
+
+def test_bad_inputs_give_one_line_errors_and_nonzero_exit(tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8 not really a jpeg")
+    for args, message in [
+        (["analyze", str(tmp_path / "missing.jpg")], "image file not found"),
+        (["analyze", str(corrupt)], "cannot decode"),
+        (["analyze", str(tmp_path / "*.png")], "no images match"),
+        (["analyze", str(corrupt), "--detector", "yunte"], "Did you mean 'yunet'?"),
+        (["analyze", str(corrupt), "--model", "nope"], "unknown model 'nope'"),
+        (["download"], "--all"),
+    ]:
+        proc = run(*args)
+        assert proc.returncode != 0, args
+        assert "Traceback" not in proc.stderr
+        assert message in proc.stderr, (args, proc.stderr)
+        assert proc.stderr.startswith("emolens: error:")
+
+
+def test_offline_without_weights_is_one_line(tmp_path: Path, photos: Path) -> None:
+    proc = run(
+        "analyze",
+        str(photos / "dlib-faces" / "2008_002470.jpg"),
+        "--detector",
+        "yunet",
+        env={"EMOLENS_HOME": str(tmp_path), "EMOLENS_OFFLINE": "1"},
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "emolens download" in proc.stderr
+
+
+def test_detector_none_for_face_crops(fer_val: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    face = next((fer_val / "happy").glob("*.jpg"))
+    assert main(["analyze", str(face), "--detector", "none", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["detector"] == "none" and record["faces"][0]["box"] == {"x": 0, "y": 0, "width": 48, "height": 48}
+
+
+def test_models_lists_weights_status(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "yunet" in out and "cached" in out and "bundled" in out and "haar" in out
+
+
+def test_download_through_a_mirror(empty_home: Path, shared: Path, monkeypatch, serve, capsys) -> None:
+    monkeypatch.setenv("EMOLENS_MIRROR", serve(shared / "weights"))
+    assert main(["download", "yunet"]) == 0
+    assert (empty_home / "face_detection_yunet_2023mar.onnx").is_file()
+
+
+def test_evaluate_on_a_small_folder(fer_val: Path, tmp_path: Path, capsys) -> None:
+    subset = tmp_path / "subset"
+    for folder in fer_val.iterdir():
+        (subset / folder.name).mkdir(parents=True)
+        for file in sorted(folder.glob("*.jpg"))[:10]:
+            (subset / folder.name / file.name).write_bytes(file.read_bytes())
+    predictions = tmp_path / "pred.csv"
+    assert main(["evaluate", str(subset), "--json", "--predictions", str(predictions)]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["count"] == 70
+    assert 0.3 < metrics["accuracy"] <= 1
+    lines = predictions.read_text().splitlines()
+    assert lines[0].split(",")[:3] == ["file", "true", "predicted"] and len(lines) == 71
+    assert main(["evaluate", str(subset)]) == 0
+    assert "per-class recall" in capsys.readouterr().out

@@ -1,0 +1,46 @@
+"""Every registered emotion model: loads verified weights and classifies real FER2013 faces."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from emolens.models import MODELS
+from emolens.models._classifier import EmotionModel
+
+from .conftest import fer_samples
+
+CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+
+
+@pytest.fixture(scope="module", params=MODELS.names())
+def model(request: pytest.FixtureRequest) -> EmotionModel:
+    return EmotionModel(MODELS.get(request.param))
+
+
+def test_classifies_real_faces_well_above_chance(model: EmotionModel, fer_val: Path) -> None:
+    files, labels = fer_samples(fer_val, per_class=40)
+    crops = [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files]
+    probabilities = model.predict(crops)
+    assert probabilities.shape == (len(files), 7)
+    assert np.allclose(probabilities.sum(1), 1.0)
+    predicted = [CLASSES[i] for i in probabilities.argmax(1)]
+    accuracy = np.mean([p == t for p, t in zip(predicted, labels, strict=True)])
+    assert accuracy > 0.5, f"{model.name}: {accuracy:.3f} on {len(files)} val faces (chance 0.14)"
+    assert tuple(model.labels) == tuple(CLASSES)
+
+
+def test_accepts_colour_crops_of_any_size(model: EmotionModel, fer_val: Path) -> None:
+    gray = cv2.imread(str(next((fer_val / "happy").glob("*.jpg"))), cv2.IMREAD_GRAYSCALE)
+    big = cv2.cvtColor(cv2.resize(gray, (160, 160)), cv2.COLOR_GRAY2BGR)
+    a, b = model.predict([gray, big])
+    assert np.abs(a - b).max() < 0.1
+    assert model.predict([]).shape == (0, 7)
+
+
+def test_brightness_does_not_change_the_prediction(model: EmotionModel, fer_val: Path) -> None:
+    gray = cv2.imread(str(next((fer_val / "surprise").glob("*.jpg"))), cv2.IMREAD_GRAYSCALE)
+    darker = (gray.astype(np.float32) * 0.6).astype(np.uint8)
+    a, b = model.predict([gray, darker])
+    assert a.argmax() == b.argmax()

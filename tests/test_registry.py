@@ -1,0 +1,78 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import emolens
+from emolens import Box, Detection, DetectorSpec, EmolensError, ModelSpec, UnknownNameError
+from emolens.detectors import DETECTORS
+from emolens.models import MODELS
+
+
+def test_builtins_are_listed() -> None:
+    assert {"haar", "yunet"} <= set(emolens.list_detectors())
+    assert "default" in emolens.list_models()
+    assert emolens.list_detectors() == sorted(emolens.list_detectors())
+
+
+def test_listing_imports_no_heavy_backend() -> None:
+    code = (
+        "import sys, emolens; emolens.list_detectors(); emolens.list_models(); "
+        "heavy = [m for m in ('torch', 'cv2', 'pooch', 'dlib') if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_unknown_names_suggest_close_matches() -> None:
+    with pytest.raises(UnknownNameError) as info:
+        emolens.analyze(np.zeros((48, 48), np.uint8), detector="yunett")
+    assert info.value.suggestions == ("yunet",)
+    assert "Did you mean 'yunet'?" in str(info.value)
+    assert isinstance(info.value, KeyError)
+    with pytest.raises(UnknownNameError, match="unknown model 'defualt'"):
+        MODELS.get("defualt")
+
+
+class CenterDetector:
+    """A toy detector: one face in the middle of every image."""
+
+    name = "center"
+
+    def __init__(self, spec: DetectorSpec, *, device: str = "cpu", fraction: float = 0.5) -> None:
+        self.fraction = fraction
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        h, w = image.shape[:2]
+        fw, fh = int(w * self.fraction), int(h * self.fraction)
+        return [Detection(Box((w - fw) // 2, (h - fh) // 2, fw, fh), 0.5)]
+
+
+def test_register_a_custom_detector() -> None:
+    spec = DetectorSpec(name="test-center", builder=CenterDetector, description="toy", options={"fraction": 0.5})
+    emolens.register_detector(spec)
+    try:
+        assert "test-center" in emolens.list_detectors()
+        with pytest.raises(EmolensError, match="already registered"):
+            emolens.register_detector(spec)
+        emolens.register_detector(spec, overwrite=True)
+        result = emolens.analyze(np.zeros((100, 200, 3), np.uint8), detector="test-center")
+        assert result.faces[0].box == Box(50, 25, 100, 50)
+        assert result.faces[0].fallback is False
+    finally:
+        DETECTORS.unregister("test-center")
+    assert "test-center" not in emolens.list_detectors()
+
+
+def test_register_a_custom_model_reuses_the_pipeline() -> None:
+    base = MODELS.get("default")
+    spec = ModelSpec(
+        name="test-copy", builder=base.builder, description="copy", options=base.options, weights=base.weights
+    )
+    emolens.register_model(spec)
+    try:
+        result = emolens.analyze(np.full((48, 48), 128, np.uint8), detector=None, model="test-copy")
+        assert result.model == "test-copy"
+    finally:
+        MODELS.unregister("test-copy")

@@ -1,0 +1,82 @@
+"""The training pipeline on a few hundred real FER2013 images: runs, logs, resumes exactly."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from emolens import DatasetError
+from emolens.training import TrainConfig, load_dataset, load_fer2013_csv, train
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> Path:
+    """A 7-class folder of 40 train images per class, read from ../shared at test time."""
+    root = tmp_path_factory.mktemp("tiny")
+    source = shared / "datasets" / "fer2013" / "train"
+    for folder in sorted(source.iterdir()):
+        (root / folder.name).mkdir()
+        for file in sorted(folder.glob("*.jpg"))[:40]:
+            (root / folder.name / file.name).write_bytes(file.read_bytes())
+    return root
+
+
+def _config(tiny: Path, out: Path, epochs: int) -> TrainConfig:
+    return TrainConfig(
+        train_data=str(tiny), val_data=str(tiny), out_dir=str(out), epochs=epochs, batch_size=32, threads=1
+    )
+
+
+def test_train_logs_checkpoints_and_exports(tiny: Path, tmp_path: Path) -> None:
+    result = train(_config(tiny, tmp_path, epochs=1))
+    assert (tmp_path / "checkpoint.pt").is_file() and (tmp_path / "best.safetensors").is_file()
+    assert "val_acc" in (tmp_path / "log.csv").read_text().splitlines()[0]
+    assert len(result.history) == 1 and 0 <= result.best_val_accuracy <= 1
+
+
+def test_resume_continues_bit_for_bit(tiny: Path, tmp_path: Path) -> None:
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train(_config(tiny, straight, epochs=2))
+    train(_config(tiny, resumed, epochs=2), stop_after=1)  # "killed" after epoch 1 ...
+    assert len((resumed / "log.csv").read_text().splitlines()) == 2
+    train(_config(tiny, resumed, epochs=2), resume=True)  # ... and resumed
+    a = load_file(str(straight / "best.safetensors"))
+    b = load_file(str(resumed / "best.safetensors"))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert (straight / "log.csv").read_text().count("\n") == (resumed / "log.csv").read_text().count("\n") == 3
+    with pytest.raises(DatasetError, match="different configuration"):
+        train(_config(tiny, resumed, epochs=3), resume=True)  # a changed schedule must not mix with the old one
+
+
+def test_unknown_class_folder_is_rejected(tmp_path: Path) -> None:
+    (tmp_path / "happy").mkdir()
+    (tmp_path / "bored").mkdir()
+    with pytest.raises(DatasetError, match="bored"):
+        load_dataset(tmp_path)
+
+
+def test_unreadable_images_are_skipped_or_fatal(tiny: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny, copy)
+    (copy / "sad" / "broken.jpg").write_bytes(b"nope")
+    assert load_dataset(copy).skipped == 1
+    with pytest.raises(DatasetError, match=r"broken\.jpg"):
+        load_dataset(copy, skip_unreadable=False)
+
+
+def test_kaggle_csv(tmp_path: Path) -> None:
+    pixels = " ".join(["128"] * 48 * 48)
+    csv = tmp_path / "fer2013.csv"
+    csv.write_text(f"emotion,pixels,Usage\n3,{pixels},Training\n5,{pixels},PublicTest\n0,{pixels},Training\n")
+    data = load_fer2013_csv(csv, "train")
+    assert data.images.shape == (2, 48, 48) and data.labels.tolist() == [3, 0]
+    assert load_fer2013_csv(csv, "val").labels.tolist() == [5]
+    csv.write_text(f"emotion,pixels,Usage\n9,{pixels},Training\n")
+    with pytest.raises(DatasetError, match=":2: malformed row"):
+        load_fer2013_csv(csv)
+    csv.write_text("label,image\n")
+    with pytest.raises(DatasetError, match="lacks column"):
+        load_fer2013_csv(csv)

@@ -1,0 +1,67 @@
+import json
+
+import pytest
+
+from emolens import AnalysisResult, Box, Emotion, Face, Landmarks, Point
+
+
+def test_emotions_follow_fer2013_label_order() -> None:
+    assert [e.value for e in Emotion] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    assert [e.label_index for e in Emotion] == list(range(7))
+    assert Emotion("happy") is Emotion.HAPPY
+    assert Emotion.HAPPY == "happy" and str(Emotion.HAPPY) == "happy"
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"), [("en", "Happy"), ("vi", "Vui vẻ"), ("ko", "행복"), ("ru", "Радость")]
+)
+def test_display_names(language: str, expected: str) -> None:
+    assert Emotion.HAPPY.label(language) == expected
+    assert len({e.label(language) for e in Emotion}) == 7
+
+
+def test_unknown_language_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="known: en, ko, ru, vi"):
+        Emotion.SAD.label("xx")
+
+
+def test_box_geometry() -> None:
+    box = Box(10, 20, 30, 40)
+    assert box.xyxy == (10, 20, 40, 60)
+    assert box.area == 1200
+    assert box.center == (25.0, 40.0)
+    assert box.iou(box) == 1.0
+    assert box.iou(Box(100, 100, 5, 5)) == 0.0
+    assert Box(0, 0, 10, 10).iou(Box(5, 0, 10, 10)) == pytest.approx(50 / 150)
+
+
+def _face(**kwargs: object) -> Face:
+    probs = (0.05, 0.05, 0.05, 0.6, 0.1, 0.05, 0.1)
+    return Face(box=Box(1, 2, 3, 4), score=0.9, probabilities=probs, **kwargs)  # type: ignore[arg-type]
+
+
+def test_face_properties_and_immutability() -> None:
+    face = _face()
+    assert face.emotion is Emotion.HAPPY
+    assert face.confidence == 0.6
+    assert list(face.scores) == list(Emotion)
+    with pytest.raises(AttributeError):
+        face.score = 0.1  # type: ignore[misc]
+    with pytest.raises(ValueError, match="7 probabilities"):
+        Face(box=Box(0, 0, 1, 1), score=1.0, probabilities=(1.0,))
+
+
+def test_result_json_has_the_same_shape_with_and_without_landmarks() -> None:
+    landmarks = Landmarks.from_array([(1, 2), (3, 4), (5, 6), (7, 8), (9, 10)])
+    assert landmarks.nose == Point(5.0, 6.0)
+    plain = AnalysisResult((_face(),), 100, 50, "haar", "default", {"total": 1.0})
+    rich = AnalysisResult((_face(landmarks=landmarks),), 100, 50, "yunet", "default", {"total": 1.0})
+    a, b = json.loads(plain.to_json()), json.loads(rich.to_json())
+    assert a.keys() == b.keys()
+    assert a["faces"][0].keys() == b["faces"][0].keys()
+    assert a["faces"][0]["landmarks"] is None
+    assert b["faces"][0]["landmarks"]["left_eye"] == {"x": 1.0, "y": 2.0}
+    assert a["faces"][0]["emotion"] == "happy"
+    assert sum(a["faces"][0]["probabilities"].values()) == pytest.approx(1.0)
+    assert plain.dominant_emotion is Emotion.HAPPY
+    assert AnalysisResult((), 1, 1, "haar", "default").dominant_emotion is None

@@ -1,0 +1,126 @@
+"""The weights store against a real HTTP server on 127.0.0.1 (good file, tampered file, server down, offline)."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+import emolens
+from emolens import (
+    WeightsDownloadError,
+    WeightsFile,
+    WeightsIntegrityError,
+    WeightsUnavailableError,
+)
+from emolens._weights import fetch, sha256_of
+from emolens.detectors import DETECTORS, YUNET_WEIGHTS
+from emolens.detectors._factory import reset_auto_choice
+
+
+def _mirror_of(folder: Path, monkeypatch: pytest.MonkeyPatch, serve: object) -> None:
+    monkeypatch.setenv("EMOLENS_MIRROR", serve(folder))  # type: ignore[operator]
+
+
+def test_download_verifies_and_caches(empty_home: Path, shared: Path, monkeypatch, serve) -> None:
+    _mirror_of(shared / "weights", monkeypatch, serve)
+    path = fetch(YUNET_WEIGHTS)
+    assert path == empty_home / YUNET_WEIGHTS.name
+    assert sha256_of(path) == YUNET_WEIGHTS.sha256
+    # Second call is served from the cache, even with the server gone and offline mode on.
+    monkeypatch.setenv("EMOLENS_OFFLINE", "1")
+    assert fetch(YUNET_WEIGHTS) == path
+
+
+def test_tampered_download_is_rejected_and_never_cached(empty_home: Path, tmp_path: Path, monkeypatch, serve) -> None:
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / YUNET_WEIGHTS.name).write_bytes(b"not the real model" * 1000)
+    _mirror_of(evil, monkeypatch, serve)
+    with pytest.raises(WeightsIntegrityError, match="does not match") as info:
+        fetch(YUNET_WEIGHTS)
+    assert info.value.expected == YUNET_WEIGHTS.sha256
+    assert list(empty_home.iterdir()) == []  # no partial or bad file left behind
+
+
+def test_server_down_is_a_download_error(empty_home: Path, monkeypatch) -> None:
+    monkeypatch.setenv("EMOLENS_MIRROR", "http://127.0.0.1:9")
+    with pytest.raises(WeightsDownloadError, match="could not download") as info:
+        fetch(YUNET_WEIGHTS)
+    assert isinstance(info.value, ConnectionError)
+    assert info.value.url.startswith("http://127.0.0.1:9/")
+    assert list(empty_home.iterdir()) == []
+
+
+def test_missing_file_on_server(empty_home: Path, tmp_path: Path, monkeypatch, serve) -> None:
+    _mirror_of(tmp_path, monkeypatch, serve)  # serves an empty folder: HTTP 404
+    with pytest.raises(WeightsDownloadError, match="HTTPError"):
+        fetch(YUNET_WEIGHTS)
+
+
+def test_offline_fails_fast_with_instructions(empty_home: Path, monkeypatch) -> None:
+    monkeypatch.setenv("EMOLENS_OFFLINE", "1")
+    with pytest.raises(WeightsUnavailableError, match="emolens download") as info:
+        fetch(YUNET_WEIGHTS)
+    assert info.value.filename == YUNET_WEIGHTS.name
+
+
+def test_corrupt_cache_is_replaced_online_and_refused_offline(
+    empty_home: Path, shared: Path, monkeypatch, serve
+) -> None:
+    cached = empty_home / YUNET_WEIGHTS.name
+    cached.write_bytes(b"truncated")
+    monkeypatch.setenv("EMOLENS_OFFLINE", "1")
+    with pytest.raises(WeightsIntegrityError, match="corrupt"):
+        fetch(YUNET_WEIGHTS)
+    monkeypatch.delenv("EMOLENS_OFFLINE")
+    _mirror_of(shared / "weights", monkeypatch, serve)
+    assert sha256_of(fetch(YUNET_WEIGHTS)) == YUNET_WEIGHTS.sha256
+
+
+def test_tampered_download_keeps_a_good_cached_file_intact(
+    empty_home: Path, shared: Path, tmp_path: Path, monkeypatch, serve
+) -> None:
+    shutil.copy(shared / "weights" / YUNET_WEIGHTS.name, empty_home)
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / YUNET_WEIGHTS.name).write_bytes(b"x")
+    _mirror_of(evil, monkeypatch, serve)
+    assert sha256_of(fetch(YUNET_WEIGHTS)) == YUNET_WEIGHTS.sha256  # cache hit: the mirror is never asked
+
+
+def test_bundled_weights_are_verified(tmp_path: Path) -> None:
+    bad = WeightsFile(name="emolens-vgg-small-v1.safetensors", sha256="0" * 64, bundled=True)
+    with pytest.raises(WeightsIntegrityError, match="refusing to load"):
+        fetch(bad)
+    missing = WeightsFile(name="no-such-file.safetensors", sha256="0" * 64, bundled=True)
+    with pytest.raises(WeightsUnavailableError, match="reinstall"):
+        fetch(missing)
+
+
+def test_download_all_through_a_mirror(empty_home: Path, shared: Path, monkeypatch, serve) -> None:
+    _mirror_of(shared / "weights", monkeypatch, serve)
+    paths = emolens.download()
+    third_party = [w.name for spec in DETECTORS.specs() for w in spec.weights]
+    assert {Path(p).name for p in paths} >= set(third_party)
+    assert all(Path(p).is_file() for p in paths)
+
+
+def test_auto_detector_falls_back_to_haar_with_one_warning(empty_home: Path, monkeypatch) -> None:
+    from emolens._analyzer import Analyzer
+
+    monkeypatch.setenv("EMOLENS_OFFLINE", "1")
+    reset_auto_choice()
+    try:
+        with pytest.warns(emolens.EmolensWarning, match="less accurate 'haar'") as record:
+            analyzer = Analyzer("auto")
+        assert len(record) == 1
+        assert analyzer.detector_name == "haar"
+    finally:
+        reset_auto_choice()
+
+
+def test_auto_detector_prefers_yunet_when_cached() -> None:
+    from emolens._analyzer import Analyzer
+
+    reset_auto_choice()
+    assert Analyzer("auto").detector_name == "yunet"
