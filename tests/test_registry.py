@@ -76,3 +76,29 @@ def test_register_a_custom_model_reuses_the_pipeline() -> None:
         assert result.model == "test-copy"
     finally:
         MODELS.unregister("test-copy")
+
+
+def test_entry_point_plugins_are_loaded_and_broken_ones_skipped(tmp_path, monkeypatch) -> None:
+    """A package advertising a spec through the emolens.detectors entry-point group."""
+    from emolens._registry import Registry
+
+    plugin = tmp_path / "emolens_test_plugin.py"
+    plugin.write_text(
+        "from emolens import DetectorSpec\n"
+        "SPEC = DetectorSpec(name='plugin-detector', builder='emolens.detectors.haar:HaarDetector', description='x')\n"
+    )
+    dist = tmp_path / "emolens_test_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: emolens-test-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[emolens.test_detectors]\nplugin-detector = emolens_test_plugin:SPEC\nbroken = emolens_test_plugin:MISSING\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry: Registry[DetectorSpec] = Registry("detector", (), entry_point_group="emolens.test_detectors")
+    with pytest.warns(emolens.EmolensWarning, match="ignoring detector entry point 'broken'"):
+        assert registry.names() == ["plugin-detector"]
+
+
+def test_download_unknown_name_suggests() -> None:
+    with pytest.raises(UnknownNameError, match="Did you mean 'yunet'"):
+        emolens.download(["yunte"])

@@ -18,6 +18,7 @@ from .errors import (
     EmolensError,
     EmolensWarning,
     InvalidImageError,
+    InvalidVideoError,
     MissingDependencyError,
     UnknownNameError,
     WeightsDownloadError,
@@ -25,7 +26,7 @@ from .errors import (
     WeightsIntegrityError,
     WeightsUnavailableError,
 )
-from .types import AnalysisResult, Box, Detection, Emotion, Face, Landmarks, Point
+from .types import AnalysisResult, Box, Detection, Emotion, Face, FrameResult, Landmarks, Point, TrackedFace
 
 if TYPE_CHECKING:
     from ._analyzer import Analyzer
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from ._draw import annotate
     from .detectors import Detector
     from .models._classifier import EmotionModel
+    from .video import VideoAnalysis, analyze_video
 
 __version__ = "0.1.0"
 
@@ -49,12 +51,16 @@ __all__ = [
     "Emotion",
     "EmotionModel",
     "Face",
+    "FrameResult",
     "InvalidImageError",
+    "InvalidVideoError",
     "Landmarks",
     "MissingDependencyError",
     "ModelSpec",
     "Point",
+    "TrackedFace",
     "UnknownNameError",
+    "VideoAnalysis",
     "WeightsDownloadError",
     "WeightsError",
     "WeightsFile",
@@ -63,6 +69,7 @@ __all__ = [
     "__version__",
     "analyze",
     "analyze_batch",
+    "analyze_video",
     "annotate",
     "download",
     "list_detectors",
@@ -79,6 +86,8 @@ _LAZY = {
     "annotate": "emolens._draw",
     "Detector": "emolens.detectors",
     "EmotionModel": "emolens.models._classifier",
+    "VideoAnalysis": "emolens.video",
+    "analyze_video": "emolens.video",
 }
 
 
@@ -131,5 +140,12 @@ def download(names: list[str] | None = None) -> list[str]:
 
     specs: list[DetectorSpec | ModelSpec] = [*DETECTORS.specs(), *MODELS.specs()]
     if names is not None:
-        specs = [MODELS.get(n) if n in MODELS and n not in DETECTORS else DETECTORS.get(n) for n in names]
+        by_name = {spec.name: spec for spec in specs}
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            import difflib
+
+            close = difflib.get_close_matches(unknown[0], list(by_name), n=3, cutoff=0.5)
+            raise UnknownNameError("detector or model", unknown[0], sorted(by_name), close)
+        specs = [by_name[n] for n in names]
     return [str(fetch(w)) for spec in specs for w in spec.weights]

@@ -10,12 +10,13 @@ from __future__ import annotations
 import difflib
 import importlib
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Generic, Protocol, TypeVar
 
-from .errors import EmolensError, UnknownNameError
+from .errors import EmolensError, EmolensWarning, UnknownNameError
 
 __all__ = ["DetectorSpec", "ModelSpec", "Registry", "WeightsFile", "resolve"]
 
@@ -25,6 +26,8 @@ class WeightsFile:
     """One weights file: where to get it and how to check it.
 
     ``urls`` are tried in order; ``bundled`` files ship inside the emolens wheel instead.
+    ``unpack="bz2"`` means the download is bz2-compressed: it is verified (``sha256``), then
+    decompressed next to it (without the ``.bz2`` suffix) and verified again (``unpacked_sha256``).
     """
 
     name: str
@@ -33,6 +36,8 @@ class WeightsFile:
     size: int | None = None
     bundled: bool = False
     license: str = ""
+    unpack: str | None = None
+    unpacked_sha256: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +158,12 @@ class Registry(Generic[SpecT]):
         self._entry_points_loaded = True
         assert self._group is not None
         for ep in entry_points(group=self._group):
-            spec = ep.load()
-            if spec.name not in self._specs:
-                self._specs[spec.name] = spec
+            try:
+                spec = ep.load()
+                name = spec.name
+            except Exception as exc:  # a broken plugin must not break emolens
+                warnings.warn(
+                    f"emolens: ignoring {self.kind} entry point {ep.name!r}: {exc}", EmolensWarning, stacklevel=3
+                )
+                continue
+            self._specs.setdefault(name, spec)

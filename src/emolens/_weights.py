@@ -71,6 +71,10 @@ def _local_path(weights: WeightsFile) -> Path:
 
 def is_available(weights: WeightsFile) -> bool:
     """True when the file is present locally (bundled or cached) with the right hash."""
+    if weights.unpack is not None:
+        unpacked = cache_dir() / weights.name.removesuffix(f".{weights.unpack}")
+        if unpacked.is_file() and sha256_of(unpacked) == weights.unpacked_sha256:
+            return True
     path = _local_path(weights)
     return path.is_file() and sha256_of(path) == weights.sha256
 
@@ -96,28 +100,63 @@ def fetch(weights: WeightsFile) -> Path:
         _verify(path, weights, "the bundled copy (reinstall emolens)")
         return path
     with _lock_for(weights.name):
-        path = cache_dir() / weights.name
-        if path.is_file():
-            actual = sha256_of(path)
-            if actual == weights.sha256:
-                return path
-            if is_offline():
-                raise WeightsIntegrityError(
-                    f"cached {path} is corrupt (sha256 {actual[:12]}..., expected {weights.sha256[:12]}...); "
-                    f"delete it, then run `emolens download` with network access",
-                    filename=weights.name,
-                    expected=weights.sha256,
-                    actual=actual,
-                )
-            log.warning("cached %s has the wrong sha256; downloading it again", path)
+        if weights.unpack is None:
+            return _fetch_verified(weights)
+        unpacked = cache_dir() / weights.name.removesuffix(f".{weights.unpack}")
+        if unpacked.is_file() and sha256_of(unpacked) == weights.unpacked_sha256:
+            return unpacked
+        return _unpack(_fetch_verified(weights), unpacked, weights)
+
+
+def _unpack(archive: Path, target: Path, weights: WeightsFile) -> Path:
+    """Decompress a verified archive next to itself, atomically, and verify the result."""
+    import bz2
+
+    if weights.unpack != "bz2":
+        raise WeightsUnavailableError(
+            f"cannot unpack {weights.name}: unknown format {weights.unpack!r}", filename=weights.name
+        )
+    tmp = target.with_name(target.name + ".tmp")
+    with bz2.open(archive, "rb") as source, tmp.open("wb") as sink:
+        for block in iter(lambda: source.read(1 << 20), b""):
+            sink.write(block)
+    actual = sha256_of(tmp)
+    if actual != weights.unpacked_sha256:
+        tmp.unlink()
+        raise WeightsIntegrityError(
+            f"{archive} unpacked to a file with sha256 {actual[:12]}..., expected {weights.unpacked_sha256[:12]}...",
+            filename=weights.name,
+            expected=weights.unpacked_sha256,
+            actual=actual,
+        )
+    os.replace(tmp, target)
+    return target
+
+
+def _fetch_verified(weights: WeightsFile) -> Path:
+    """The cached file, verified, downloading it when missing or corrupt (caller holds the lock)."""
+    path = cache_dir() / weights.name
+    if path.is_file():
+        actual = sha256_of(path)
+        if actual == weights.sha256:
+            return path
         if is_offline():
-            raise WeightsUnavailableError(
-                f"{weights.name} is not in the cache ({path.parent}) and EMOLENS_OFFLINE is set; "
-                f"run `emolens download` on a machine with network access and copy the file there, "
-                f"or unset EMOLENS_OFFLINE",
+            raise WeightsIntegrityError(
+                f"cached {path} is corrupt (sha256 {actual[:12]}..., expected {weights.sha256[:12]}...); "
+                f"delete it, then run `emolens download` with network access",
                 filename=weights.name,
+                expected=weights.sha256,
+                actual=actual,
             )
-        return _download(weights, path)
+        log.warning("cached %s has the wrong sha256; downloading it again", path)
+    if is_offline():
+        raise WeightsUnavailableError(
+            f"{weights.name} is not in the cache ({path.parent}) and EMOLENS_OFFLINE is set; "
+            f"run `emolens download` on a machine with network access and copy the file there, "
+            f"or unset EMOLENS_OFFLINE",
+            filename=weights.name,
+        )
+    return _download(weights, path)
 
 
 def _download(weights: WeightsFile, path: Path) -> Path:

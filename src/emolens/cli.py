@@ -1,4 +1,4 @@
-"""The ``emolens`` command line: analyze, models, download, evaluate, train, export.
+"""The ``emolens`` command line: analyze, video, models, download, evaluate, train, export.
 
 Every failure the user can fix prints one ``emolens: error: ...`` line and exits non-zero;
 no traceback reaches the terminal for bad input.
@@ -100,6 +100,69 @@ def _print_table(path: Path, result: object) -> None:
             f"  {i:>2}  {box:<20} {face.emotion.value:<9} {face.confidence:>5.2f}  "
             f"{ranked[1][0].value} {ranked[1][1]:.2f}{note}"
         )
+
+
+def _cmd_video(args: argparse.Namespace) -> int:
+    import time
+
+    from ._analyzer import Analyzer
+    from .video import AnnotatedVideoWriter, VideoAnalysis, analyze_video, open_source
+
+    source: str | int = int(args.source) if args.source.isdigit() else args.source
+    frames = open_source(source)  # fails early, with a clear error, for a missing file or camera
+    total = frames.frame_count
+    if total is not None:
+        total = -(-total // args.every)
+        if args.max_frames is not None:
+            total = min(total, args.max_frames)
+    analyzer = Analyzer(_detector_arg(args.detector), args.model, device=args.device, fallback=False)
+    analysis = VideoAnalysis()
+    writer: AnnotatedVideoWriter | None = None
+    started = time.perf_counter()
+    interrupted = False
+    try:
+        stream = analyze_video(
+            frames, every=args.every, smoothing=args.smoothing, max_frames=args.max_frames, analyzer=analyzer
+        )
+        for frame in stream:
+            analysis.add(frame)
+            if args.out:
+                if writer is None:
+                    writer = AnnotatedVideoWriter(args.out, frames.fps / args.every, (frame.width, frame.height))
+                writer.write(frame)
+            if not args.quiet:
+                _progress(analysis.frames, total, time.perf_counter() - started)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if writer is not None:
+            writer.close()
+        if not args.quiet:
+            print(file=sys.stderr)
+    if args.csv:
+        analysis.to_csv(args.csv)
+    if args.plot:
+        analysis.plot_timeline(args.plot)
+    for summary in analysis.summary().values():
+        shares = ", ".join(f"{e.value} {s:.0%}" for e, s in summary.shares.items() if s >= 0.05)
+        print(
+            f"track {summary.track_id}: {summary.frames} frames, {summary.first_time:.1f}-{summary.last_time:.1f} s, "
+            f"mostly {summary.dominant.value} ({shares})"
+        )
+    if interrupted:
+        _err(f"interrupted after {analysis.frames} frames; outputs hold everything collected so far")
+        return 130
+    return 0
+
+
+def _progress(done: int, total: int | None, seconds: float) -> None:
+    fps = done / seconds if seconds > 0 else 0.0
+    if total:
+        eta = (total - done) / fps if fps > 0 else 0.0
+        line = f"\r{done}/{total} frames  {fps:.1f} FPS  ETA {eta:.0f} s "
+    else:
+        line = f"\r{done} frames  {fps:.1f} FPS "
+    print(line, end="", file=sys.stderr, flush=True)
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -232,6 +295,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--annotate", metavar="OUT_DIR", help="write copies with boxes and labels drawn into OUT_DIR")
     p.add_argument("--no-fallback", action="store_true", help="report no face instead of classifying the whole image")
     p.set_defaults(func=_cmd_analyze)
+
+    p = sub.add_parser("video", help="track faces through a video or webcam and write an emotion timeline")
+    p.add_argument("source", help="video file, or a camera index such as 0 for the default webcam")
+    p.add_argument("--out", metavar="MP4", help="write an annotated copy (boxes, track ids, emotions)")
+    p.add_argument("--csv", metavar="CSV", help="write the timeline: one row per face per frame")
+    p.add_argument("--plot", metavar="PNG", help="plot probabilities over time per track (needs emolens[plot])")
+    p.add_argument("--every", type=int, default=1, metavar="N", help="process every N-th frame")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N processed frames")
+    p.add_argument("--smoothing", type=float, default=0.6, help="EMA weight of past probabilities (0 = off)")
+    p.add_argument("--detector", default="auto")
+    p.add_argument("--model", default="default")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.set_defaults(func=_cmd_video)
 
     p = sub.add_parser("models", help="list detectors and emotion models, and whether their weights are present")
     p.set_defaults(func=_cmd_models)

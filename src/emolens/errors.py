@@ -7,6 +7,7 @@ builtin exception a Python user would expect, so ``except ValueError`` keeps wor
     ├── InvalidImageError (ValueError)            .source
     ├── UnknownNameError (KeyError)               .kind, .name, .suggestions
     ├── MissingDependencyError (ImportError)      .package, .extra
+    ├── InvalidVideoError (ValueError)            .source
     ├── DatasetError (ValueError)                 .path
     └── WeightsError (RuntimeError)               .filename
         ├── WeightsUnavailableError               offline and not cached
@@ -25,6 +26,7 @@ __all__ = [
     "EmolensError",
     "EmolensWarning",
     "InvalidImageError",
+    "InvalidVideoError",
     "MissingDependencyError",
     "UnknownNameError",
     "WeightsDownloadError",
@@ -73,6 +75,14 @@ class MissingDependencyError(EmolensError, ImportError):
         self.package = package
         self.extra = extra
         super().__init__(f"{feature} needs the optional package {package!r}: pip install 'emolens[{extra}]'")
+
+
+class InvalidVideoError(EmolensError, ValueError):
+    """A video file or camera cannot be opened or read."""
+
+    def __init__(self, message: str, *, source: object = None) -> None:
+        super().__init__(message)
+        self.source = source
 
 
 class DatasetError(EmolensError, ValueError):

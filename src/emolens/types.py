@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-__all__ = ["AnalysisResult", "Box", "Detection", "Emotion", "Face", "Landmarks", "Point"]
+__all__ = ["AnalysisResult", "Box", "Detection", "Emotion", "Face", "FrameResult", "Landmarks", "Point", "TrackedFace"]
 
 
 _DISPLAY_NAMES: dict[str, tuple[str, ...]] = {
@@ -250,3 +250,62 @@ class Detection:
     box: Box
     score: float
     landmarks: Landmarks | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedFace:
+    """A face in a video frame, tied to a track that follows the same person across frames.
+
+    ``probabilities`` are smoothed over the track's recent frames (exponential moving average);
+    the unsmoothed per-frame result stays available as ``raw``.
+    """
+
+    track_id: int
+    raw: Face
+    probabilities: tuple[float, ...]
+
+    @property
+    def box(self) -> Box:
+        return self.raw.box
+
+    @property
+    def emotion(self) -> Emotion:
+        """Top emotion after smoothing."""
+        best = max(range(len(self.probabilities)), key=self.probabilities.__getitem__)
+        return _ORDER[best]
+
+    @property
+    def confidence(self) -> float:
+        return max(self.probabilities)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "track_id": self.track_id,
+            "emotion": self.emotion.value,
+            "probabilities": {e.value: p for e, p in zip(_ORDER, self.probabilities, strict=True)},
+            "raw": self.raw.to_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FrameResult:
+    """One analysed video frame: its index and time, and the tracked faces in it.
+
+    ``image`` is the decoded BGR frame (for drawing); collectors do not keep it.
+    """
+
+    index: int
+    time: float
+    faces: tuple[TrackedFace, ...]
+    width: int
+    height: int
+    image: Any = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "time": self.time,
+            "width": self.width,
+            "height": self.height,
+            "faces": [f.to_dict() for f in self.faces],
+        }

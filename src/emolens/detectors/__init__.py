@@ -20,6 +20,24 @@ YUNET_WEIGHTS = WeightsFile(
     license="MIT (OpenCV Zoo, YuNet by Shiqi Yu et al.)",
 )
 
+RETINAFACE_MOBILENET_WEIGHTS = WeightsFile(
+    name="detection_mobilenet0.25_Final.pth",
+    sha256="2979b33ffafda5d74b6948cd7a5b9a7a62f62b949cef24e95fd15d2883a65220",
+    urls=("https://github.com/xinntao/facexlib/releases/download/v0.1.0/detection_mobilenet0.25_Final.pth",),
+    size=1789735,
+    license="MIT (RetinaFace MobileNet-0.25, biubug6/Pytorch_Retinaface training)",
+)
+
+DLIB_CNN_WEIGHTS = WeightsFile(
+    name="mmod_human_face_detector.dat.bz2",
+    sha256="db9e9e40f092c118d5eb3e643935b216838170793559515541c56a2b50d9fc84",
+    urls=("https://github.com/davisking/dlib-models/raw/master/mmod_human_face_detector.dat.bz2",),
+    size=694687,
+    license="CC0 (dlib CNN face detector)",
+    unpack="bz2",
+    unpacked_sha256="be467b1a76f482693de3b0f6a1ff91d092319be71523d4d4b0628f6a53fcb87a",
+)
+
 BUILTIN_DETECTORS: tuple[DetectorSpec, ...] = (
     DetectorSpec(
         name="haar",
@@ -34,6 +52,40 @@ BUILTIN_DETECTORS: tuple[DetectorSpec, ...] = (
         weights=(YUNET_WEIGHTS,),
         landmarks=True,
         license=YUNET_WEIGHTS.license,
+    ),
+    DetectorSpec(
+        name="retinaface-mobilenet",
+        builder="emolens.detectors.retinaface:RetinaFaceDetector",
+        description="RetinaFace MobileNet-0.25 in torch (CPU or CUDA): accurate, 5 landmarks; 1.8 MB weights.",
+        weights=(RETINAFACE_MOBILENET_WEIGHTS,),
+        landmarks=True,
+        license=RETINAFACE_MOBILENET_WEIGHTS.license,
+    ),
+    DetectorSpec(
+        name="dlib-hog",
+        builder="emolens.detectors.dlib_backend:DlibHOGDetector",
+        description="dlib HOG + linear SVM: frontal faces only, no weights file, CPU.",
+        extra="dlib",
+        requires=("dlib",),
+        license="Boost Software License (dlib)",
+    ),
+    DetectorSpec(
+        name="dlib-cnn",
+        builder="emolens.detectors.dlib_backend:DlibCNNDetector",
+        description="dlib MMOD CNN: robust to pose, slow on CPU; 0.7 MB weights downloaded once.",
+        weights=(DLIB_CNN_WEIGHTS,),
+        extra="dlib",
+        requires=("dlib",),
+        license=DLIB_CNN_WEIGHTS.license,
+    ),
+    DetectorSpec(
+        name="retinaface",
+        builder="emolens.detectors.retinaface_package:RetinaFacePackageDetector",
+        description="retina-face package (ResNet-50 RetinaFace) on its PyTorch engine; weights via its own downloader.",
+        extra="retinaface",
+        requires=("retinaface",),
+        landmarks=True,
+        license="MIT (retina-face package); weights: see the package",
     ),
 )
 

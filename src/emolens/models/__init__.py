@@ -21,7 +21,7 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         weights=(
             WeightsFile(
                 name="emolens-vgg-small-v1.safetensors",
-                sha256="5415a0696f938b784cb28e20a35d1337495f21e4ca7f786cba83256c740e42c1",
+                sha256="89931814e9a85d82b59816ec81507bfd6cafe6816b70c45f33c48309d846e4c1",
                 bundled=True,
                 license=_FER2013_LICENSE,
             ),

@@ -1,0 +1,63 @@
+"""dlib's face detectors: the HOG + linear SVM frontal detector and the MMOD CNN detector.
+
+dlib is an optional extra (``pip install 'emolens[dlib]'``; it builds from source). Scores are
+dlib's raw SVM/MMOD margins squashed into [0, 1] with a logistic function (uncalibrated).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .._optional import require
+from .._registry import DetectorSpec
+from .._weights import fetch
+from ..types import Box, Detection
+
+__all__ = ["DlibCNNDetector", "DlibHOGDetector"]
+
+
+def _squash(margin: float) -> float:
+    return 1.0 / (1.0 + math.exp(-margin))
+
+
+def _box(rect: Any) -> Box:
+    return Box(int(rect.left()), int(rect.top()), int(rect.width()), int(rect.height()))
+
+
+class DlibHOGDetector:
+    """dlib's frontal-face HOG detector; ``upsample`` doubles the image that many times (finds smaller faces)."""
+
+    def __init__(self, spec: DetectorSpec, *, device: str = "cpu", upsample: int = 1, **_: Any) -> None:
+        dlib = require("dlib", extra="dlib", feature=f"the {spec.name!r} detector")
+        self.name = spec.name
+        self._detector = dlib.get_frontal_face_detector()
+        self._upsample = upsample
+        self._lock = threading.Lock()
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        with self._lock:
+            rects, scores, _ = self._detector.run(rgb, self._upsample, 0.0)
+        return [Detection(_box(r), _squash(s)) for r, s in zip(rects, scores, strict=True)]
+
+
+class DlibCNNDetector:
+    """dlib's MMOD CNN face detector (more accurate than HOG, slow on CPU; uses CUDA if dlib was built with it)."""
+
+    def __init__(self, spec: DetectorSpec, *, device: str = "cpu", upsample: int = 1, **_: Any) -> None:
+        dlib = require("dlib", extra="dlib", feature=f"the {spec.name!r} detector")
+        self.name = spec.name
+        self._detector = dlib.cnn_face_detection_model_v1(str(fetch(spec.weights[0])))
+        self._upsample = upsample
+        self._lock = threading.Lock()
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        with self._lock:
+            found = self._detector(rgb, self._upsample)
+        return [Detection(_box(d.rect), _squash(d.confidence)) for d in found]

@@ -1,0 +1,89 @@
+"""Read frames from a video file, a camera index, or any iterable of images."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .._image import load_image
+from ..errors import InvalidVideoError
+
+__all__ = ["Frame", "VideoSource", "open_source"]
+
+VideoSource = Any  # str | os.PathLike | int (camera index) | Iterable[np.ndarray]
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    index: int
+    time: float
+    image: np.ndarray
+
+
+class _Capture:
+    """Frames of an OpenCV capture (file or camera), released when iteration ends."""
+
+    def __init__(self, source: str | int) -> None:
+        self.source = source
+        if isinstance(source, str) and not Path(source).is_file():
+            raise InvalidVideoError(f"video file not found: {source}", source=source)
+        capture = cv2.VideoCapture(source)
+        if not capture.isOpened():
+            what = f"camera {source}" if isinstance(source, int) else f"video {source}"
+            hint = "is a camera connected, and free?" if isinstance(source, int) else "is it a video OpenCV can decode?"
+            raise InvalidVideoError(f"cannot open {what}; {hint}", source=source)
+        self._capture = capture
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and np.isfinite(fps) and fps > 0 else 30.0
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.frame_count: int | None = count if isinstance(source, str) and count > 0 else None
+
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        try:
+            while True:
+                ok, image = self._capture.read()
+                if not ok:
+                    if index == 0:
+                        raise InvalidVideoError(f"no frame could be read from {self.source}", source=self.source)
+                    return
+                yield Frame(index, index / self.fps, image)
+                index += 1
+        finally:
+            self._capture.release()
+
+
+class _Images:
+    """Frames from an iterable of images (arrays, paths, ...), at a nominal frame rate."""
+
+    def __init__(self, images: Iterable[Any], fps: float) -> None:
+        self._images = images
+        self.fps = fps
+        self.frame_count: int | None = len(images) if hasattr(images, "__len__") else None  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[Frame]:
+        for index, image in enumerate(self._images):
+            yield Frame(index, index / self.fps, load_image(image).bgr)
+
+
+def open_source(source: VideoSource, *, fps: float = 30.0) -> _Capture | _Images:
+    """A frame iterator with ``fps`` and ``frame_count`` (None when unknown, e.g. cameras)."""
+    if isinstance(source, (_Capture, _Images)):
+        return source
+    if isinstance(source, bool):
+        raise InvalidVideoError("video source must be a path, a camera index or an iterable of images", source=source)
+    if isinstance(source, int):
+        return _Capture(source)
+    if isinstance(source, (str, Path)):
+        return _Capture(str(source))
+    if isinstance(source, Iterable) and not isinstance(source, (bytes, np.ndarray)):
+        return _Images(source, fps)
+    raise InvalidVideoError(
+        f"unsupported video source {type(source).__name__}; pass a file path, a camera index or an iterable of images",
+        source=type(source).__name__,
+    )

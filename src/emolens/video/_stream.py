@@ -1,0 +1,59 @@
+"""analyze_video(): the image pipeline per frame, plus tracking and smoothing, as a stream."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .._analyzer import Analyzer
+from .._api import get_analyzer
+from ..detectors import Detector
+from ..types import FrameResult
+from ._source import VideoSource, open_source
+from ._tracker import Tracker
+
+__all__ = ["analyze_video"]
+
+
+def analyze_video(
+    source: VideoSource,
+    *,
+    detector: str | Detector | None = "auto",
+    model: str = "default",
+    every: int = 1,
+    smoothing: float = 0.6,
+    max_frames: int | None = None,
+    fallback: bool = False,
+    device: str = "cpu",
+    analyzer: Analyzer | None = None,
+) -> Iterator[FrameResult]:
+    """Analyse a video frame by frame, yielding one :class:`FrameResult` per processed frame.
+
+    Frames are decoded one at a time, so memory stays flat however long the video is.
+
+    Args:
+        source: a video file path, a camera index (``0`` is the default webcam) or an iterable of
+            images (numpy arrays, paths, ...) taken as frames at 30 frames per second.
+        every: process every ``every``-th frame (1 = all frames).
+        smoothing: exponential-moving-average weight of past probabilities per track (0 = off).
+        max_frames: stop after this many processed frames.
+        fallback: classify the whole frame when no face is found (off for video by default).
+        analyzer: use this Analyzer instead of the shared one for ``detector``/``model``/``device``.
+
+    Raises:
+        InvalidVideoError: the source cannot be opened or read.
+    """
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    frames = open_source(source)
+    analyzer = analyzer or get_analyzer(detector, model, device)
+    tracker = Tracker(smoothing=smoothing)
+    processed = 0
+    for frame in frames:
+        if frame.index % every:
+            continue
+        if max_frames is not None and processed >= max_frames:
+            break
+        result = analyzer.analyze(frame.image, fallback=fallback)
+        faces = tracker.update(result.faces)
+        yield FrameResult(frame.index, frame.time, faces, result.image_width, result.image_height, image=frame.image)
+        processed += 1

@@ -1,0 +1,163 @@
+"""Video analysis on videos built here from real photos and FER2013 faces, so the truth is known."""
+
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import emolens
+from emolens import Emotion, InvalidVideoError
+from emolens.cli import main
+from emolens.video import Tracker, VideoAnalysis, analyze_video
+
+from .conftest import fer_samples
+
+FPS = 15
+
+
+def _write(path: Path, frames: list[np.ndarray]) -> Path:
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), FPS, (w, h))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def pan_video(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-second pan and zoom across the 6-person group photo, 640x336."""
+    photo = cv2.imread(str(photos / "group" / "multiface.jpg"))
+    h, w = photo.shape[:2]
+    frames = []
+    for i in range(45):
+        t = i / 44
+        scale = 1.0 - 0.1 * t  # zoom in by 10 %
+        cw, ch = int(w * scale), int(h * scale)
+        x0, y0 = int((w - cw) * t), int((h - ch) * 0.5)  # pan left to right
+        frames.append(cv2.resize(photo[y0 : y0 + ch, x0 : x0 + cw], (640, 336), interpolation=cv2.INTER_AREA))
+    return _write(tmp_path_factory.mktemp("video") / "pan.mp4", frames)
+
+
+def test_tracks_stay_stable_through_a_pan(pan_video: Path) -> None:
+    results = list(analyze_video(pan_video, detector="yunet"))
+    assert len(results) == 45
+    assert [r.index for r in results] == list(range(45))
+    assert results[1].time == pytest.approx(1 / FPS, abs=1e-3)
+    counts = [len(r.faces) for r in results]
+    assert min(counts) >= 5 and np.median(counts) == 6
+    ids = {f.track_id for r in results for f in r.faces}
+    assert len(ids) <= 7, f"faces changed identity during the pan: {len(ids)} track ids for 6 people"
+    # Each track moves smoothly: its box never jumps across the frame.
+    last: dict[int, tuple[float, float]] = {}
+    for r in results:
+        for f in r.faces:
+            if f.track_id in last:
+                (x, y), (px, py) = f.box.center, last[f.track_id]
+                assert abs(x - px) < 40 and abs(y - py) < 40
+            last[f.track_id] = f.box.center
+
+
+def test_slideshow_timeline_follows_the_true_labels(fer_val: Path) -> None:
+    files, labels = fer_samples(fer_val, per_class=4)
+    per_face = 6
+    frames = [cv2.resize(cv2.imread(str(f)), (192, 192)) for f in files for _ in range(per_face)]
+    results = list(analyze_video(frames, detector=None, smoothing=0.6))
+    assert len(results) == len(frames)
+    assert all(len(r.faces) == 1 and r.faces[0].track_id == 1 for r in results)  # same place: one track
+    followed = 0
+    for k, label in enumerate(labels):
+        settled = results[k * per_face + per_face // 2 : (k + 1) * per_face]  # after the smoothing lag
+        votes = [r.faces[0].emotion.value for r in settled]
+        followed += max(set(votes), key=votes.count) == label
+    assert followed / len(labels) >= 0.5, f"timeline matched {followed}/{len(labels)} true labels (chance 1/7)"
+
+
+def test_smoothing_is_an_ema_and_raw_stays_available(fer_val: Path) -> None:
+    happy, sad = (cv2.resize(cv2.imread(str(next((fer_val / e).glob("*.jpg")))), (96, 96)) for e in ("happy", "sad"))
+    raw = list(analyze_video([happy, sad], detector=None, smoothing=0.0))
+    smooth = list(analyze_video([happy, sad], detector=None, smoothing=0.5))
+    p_happy, p_sad = (np.array(r.faces[0].raw.probabilities) for r in raw)
+    expected = 0.5 * p_happy + 0.5 * p_sad
+    assert np.allclose(smooth[1].faces[0].probabilities, expected / expected.sum(), atol=1e-6)
+    assert np.allclose(smooth[1].faces[0].raw.probabilities, raw[1].faces[0].raw.probabilities)
+    assert np.allclose(raw[1].faces[0].probabilities, p_sad)  # smoothing=0 is off
+
+
+def test_tracker_keeps_ids_through_short_gaps() -> None:
+    face = emolens.Face(emolens.Box(100, 100, 50, 50), 1.0, (1 / 7,) * 7)
+    moved = emolens.Face(emolens.Box(110, 104, 50, 50), 1.0, (1 / 7,) * 7)
+    tracker = Tracker(max_missed=3)
+    first = tracker.update((face,))[0].track_id
+    for _ in range(3):
+        assert tracker.update(()) == ()
+    assert tracker.update((moved,))[0].track_id == first
+    for _ in range(4):
+        tracker.update(())
+    assert tracker.update((face,))[0].track_id != first  # forgotten after max_missed frames
+
+
+def test_every_and_max_frames(pan_video: Path) -> None:
+    results = list(analyze_video(pan_video, detector="yunet", every=5, max_frames=4))
+    assert [r.index for r in results] == [0, 5, 10, 15]
+
+
+def test_bad_sources() -> None:
+    with pytest.raises(InvalidVideoError, match="not found"):
+        list(analyze_video("/no/such/video.mp4"))
+    with pytest.raises(InvalidVideoError, match="unsupported video source"):
+        list(analyze_video(3.5))
+
+
+def test_cli_writes_video_csv_and_plot(pan_video: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, table, plot = tmp_path / "annotated.mp4", tmp_path / "timeline.csv", tmp_path / "timeline.png"
+    code = main(
+        ["video", str(pan_video), "--out", str(out), "--csv", str(table), "--plot", str(plot), "--detector", "yunet"]
+    )
+    assert code == 0
+    assert "track 1:" in capsys.readouterr().out
+    capture = cv2.VideoCapture(str(out))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 45
+    assert (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (640, 336)
+    capture.release()
+    rows = list(csv.DictReader(table.read_text().splitlines()))
+    assert len(rows) >= 45 * 5
+    assert {"frame", "time", "track", "emotion", "happy", "raw_happy"} <= set(rows[0])
+    assert cv2.imread(str(plot)) is not None
+
+
+def test_cli_ctrl_c_still_writes_what_was_collected(pan_video: Path, tmp_path: Path, monkeypatch) -> None:
+    import emolens.video as video
+
+    real = video.analyze_video
+
+    def interrupted(*args: object, **kwargs: object):
+        for i, frame in enumerate(real(*args, **kwargs)):  # type: ignore[arg-type]
+            if i == 10:
+                raise KeyboardInterrupt
+            yield frame
+
+    monkeypatch.setattr(video, "analyze_video", interrupted)
+    table = tmp_path / "partial.csv"
+    assert main(["video", str(pan_video), "--csv", str(table), "--quiet", "--detector", "yunet"]) == 130
+    frames = {row["frame"] for row in csv.DictReader(table.read_text().splitlines())}
+    assert len(frames) == 10
+
+
+def test_missing_webcam_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["video", "7"]) == 2
+    assert "cannot open camera 7" in capsys.readouterr().err
+
+
+def test_summary_and_dataframe(pan_video: Path) -> None:
+    analysis = VideoAnalysis(analyze_video(pan_video, detector="yunet", max_frames=10))
+    summary = analysis.summary()
+    assert len(summary) >= 5
+    for s in summary.values():
+        assert sum(s.shares.values()) == pytest.approx(1.0)
+        assert isinstance(s.dominant, Emotion)
+    pytest.importorskip("pandas")
+    frame = analysis.to_dataframe()
+    assert len(frame) == sum(s.frames for s in summary.values())
