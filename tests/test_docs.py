@@ -49,3 +49,16 @@ def test_cli_reference_matches_the_parser() -> None:
     if os.environ.get("UPDATE_DOCS"):
         CLI_PAGE.write_text(expected)
     assert CLI_PAGE.read_text() == expected, "docs/cli.md is stale: run UPDATE_DOCS=1 pytest tests/test_docs.py"
+
+
+def test_every_public_name_is_in_the_api_reference() -> None:
+    import emolens
+
+    page = (REPO / "docs" / "api.md").read_text()
+    missing = [n for n in emolens.__all__ if n != "__version__" and f"::: emolens.{n}\n" not in page]
+    assert not missing, f"add to docs/api.md: {missing}"
+
+
+def test_every_docs_page_is_in_the_nav() -> None:
+    nav = (REPO / "mkdocs.yml").read_text()
+    assert [p.name for p in (REPO / "docs").glob("*.md") if p.name not in nav] == []

@@ -80,3 +80,42 @@ def test_kaggle_csv(tmp_path: Path) -> None:
     csv.write_text("label,image\n")
     with pytest.raises(DatasetError, match="lacks column"):
         load_fer2013_csv(csv)
+
+
+def test_temperature_scaling_fixes_overconfidence() -> None:
+    from emolens.training._calibrate import apply_temperature, cross_fitted_ece, fit_temperature
+    from emolens.training._evaluate import expected_calibration_error
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 7, 4000)
+    logits = rng.normal(size=(4000, 7))
+    logits[np.arange(4000), labels] += 1.5
+    # With this generating process the true posterior is softmax(1.5 * logits).
+    calibrated = np.exp(1.5 * logits) / np.exp(1.5 * logits).sum(1, keepdims=True)
+    overconfident = apply_temperature(calibrated, 1 / 3)  # logits x3
+    assert expected_calibration_error(overconfident, labels) > 0.15
+    assert fit_temperature(overconfident, labels) == pytest.approx(3.0, rel=0.1)
+    report = cross_fitted_ece(overconfident, labels)
+    assert report["ece_cross_fitted"] < 0.03 < report["ece_uncalibrated"]
+
+
+def test_distributed_training_with_two_cpu_processes(tiny: Path, tmp_path: Path) -> None:
+    """The same `emolens train` command under torchrun: 2 local processes, gloo backend."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "emolens.cli", "train", str(tiny), str(tiny), "--out", str(out),
+        "--epochs", "2", "--batch-size", "16", "--threads", "1",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = (out / "log.csv").read_text().splitlines()
+    assert len(log) == 3  # header + 2 epochs, written once (by process 0)
+    state = __import__("torch").load(out / "checkpoint.pt", weights_only=True)
+    assert state["world"] == 2 and state["epoch"] == 2
+    assert (out / "best.safetensors").is_file()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import os
 import shlex
 import sys
 import warnings
@@ -258,10 +259,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         limit=args.limit,
         seed=args.seed,
         amp=not args.no_amp,
+        device=args.device,
         threads=args.threads,
         command=command,
     )
     result = train(cfg, resume=args.resume, stop_after=args.stop_after)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, process 0 reports
+        return 0
     print(
         f"best val accuracy {result.best_val_accuracy:.4f} at epoch {result.best_epoch}; weights: {result.weights_path}"
     )
@@ -346,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="train on a random subset of this many images")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (bf16 autocast on both unless --no-amp)")
     p.add_argument("--no-amp", action="store_true", help="train in float32 instead of bf16 autocast")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     p.add_argument("--stop-after", type=int, metavar="N", help="stop this invocation after N epochs (resume later)")

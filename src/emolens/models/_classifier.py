@@ -10,7 +10,7 @@ import torch
 from .._registry import ModelSpec
 from .._weights import fetch
 from ..errors import EmolensError
-from ._network import build_network, load_state, predict_logits
+from ._network import build_network, load_state, predict_logits, read_temperature
 from ._preprocess import crops_to_tensor
 
 __all__ = ["EmotionModel"]
@@ -18,6 +18,8 @@ __all__ = ["EmotionModel"]
 
 class EmotionModel:
     """Classifies uint8 face crops (gray or BGR, any size) into emotion probabilities.
+
+    Probabilities are temperature-scaled with the calibration stored in the weights file.
 
     Safe to share between threads: inference runs under ``torch.inference_mode`` and holds no
     per-call state.
@@ -29,8 +31,11 @@ class EmotionModel:
         self.device = torch.device(device)
         self.tta = spec.tta if tta is None else tta
         network = build_network(spec)
+        self.temperature = 1.0
         if spec.weights:
-            load_state(network, fetch(spec.weights[0]))
+            path = fetch(spec.weights[0])
+            load_state(network, path)
+            self.temperature = read_temperature(path)
         network = network.to(self.device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.network = network.eval()
 
@@ -50,7 +55,7 @@ class EmotionModel:
         for start in range(0, len(crops), batch_size):
             batch = crops_to_tensor(crops[start : start + batch_size], self.input_size)
             logits = predict_logits(self.network, batch, tta=self.tta)
-            out.append(torch.softmax(logits.double(), dim=1).cpu().numpy())
+            out.append(torch.softmax(logits.double() / self.temperature, dim=1).cpu().numpy())
         probabilities = np.concatenate(out)
         if not np.isfinite(probabilities).all():
             raise EmolensError(f"model {self.name!r} produced non-finite outputs; its weights may be broken")

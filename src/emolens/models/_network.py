@@ -15,7 +15,7 @@ from torch import nn
 
 from .._registry import ModelSpec, resolve
 
-__all__ = ["autocast_for", "build_network", "load_state", "predict_logits", "save_state"]
+__all__ = ["autocast_for", "build_network", "load_state", "predict_logits", "read_temperature", "save_state"]
 
 
 def build_network(spec: ModelSpec) -> nn.Module:
@@ -45,6 +45,16 @@ def load_state(network: nn.Module, path: str | Path) -> None:
     state = load_file(str(path))
     state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
     network.load_state_dict(state, strict=True)
+
+
+def read_temperature(path: str | Path) -> float:
+    """The calibration temperature stored in a weights file's metadata (1.0 when absent)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+    temperature = float(metadata.get("temperature", 1.0))
+    return temperature if temperature > 0 else 1.0
 
 
 def autocast_for(device: torch.device, enabled: bool = True) -> Any:

@@ -113,5 +113,7 @@ def evaluate_model(
 
     emotion_model = EmotionModel(MODELS.get(model), tta=tta)
     data = load_dataset(dataset, split, size=emotion_model.input_size)
-    probabilities = predict_dataset(emotion_model.network, data, tta=emotion_model.tta)
+    probabilities = predict_dataset(
+        emotion_model.network, data, tta=emotion_model.tta, temperature=emotion_model.temperature
+    )
     return score(probabilities, data.labels), probabilities, data

@@ -1,13 +1,15 @@
-"""The training loop: SGD + OneCycle, label smoothing, batched augmentation, weight EMA, bf16.
+"""The training loop: SGD + OneCycle, label smoothing, batched augmentation, weight EMA, bf16, DDP.
 
-Every epoch ends with an atomic checkpoint (model, EMA, optimizer, scheduler, RNG states), so
-``resume=True`` continues the same schedule exactly, and a killed run loses at most one epoch.
+Every epoch ends with an atomic checkpoint (model, EMA, optimizer, scheduler), and each epoch's
+randomness is derived from (seed, epoch, process), so ``resume=True`` continues the same schedule
+exactly, and a killed run loses at most one epoch.
 The EMA weights are evaluated on the validation set each epoch; the best ones are exported.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import sys
@@ -18,8 +20,10 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .. import models
@@ -58,6 +62,7 @@ class TrainConfig:
     limit: int | None = None
     seed: int = 0
     amp: bool = True
+    device: str = "cpu"
     threads: int | None = None
     command: str = field(default="", compare=False)
 
@@ -109,27 +114,50 @@ def _limited(data: FaceDataset, limit: int | None, seed: int) -> FaceDataset:
     return data.subset(np.sort(rng.choice(len(data), size=limit, replace=False)))
 
 
+def _seed(*parts: int) -> int:
+    """A deterministic 63-bit seed from integers (seed, epoch, rank ...)."""
+    digest = hashlib.sha256(",".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def _init_distributed() -> tuple[int, int]:
+    """(rank, world size); joins the process group when started by torchrun with several processes."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
 def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = None) -> TrainResult:
     """Train ``cfg.model``'s architecture on ``cfg.train_data``, selecting epochs on ``cfg.val_data``.
 
     ``resume`` continues from the run folder's checkpoint; ``stop_after`` ends this invocation after
     that many epochs (to fit a time budget), leaving a checkpoint to resume from.
+
+    Under ``torchrun --nproc_per_node N`` every process trains on its share of each epoch with
+    ``cfg.batch_size`` images per step (gradients are averaged by DistributedDataParallel); process 0
+    evaluates, logs and writes the checkpoints. All randomness of an epoch is derived from
+    (seed, epoch, process), so a resumed run repeats exactly without storing generator states.
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    rank, world = _init_distributed()
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     spec = models.MODELS.get(cfg.model)
     train_data = _limited(load_dataset(cfg.train_data, "train", size=spec.input_size), cfg.limit, cfg.seed)
     val_data = load_dataset(cfg.val_data, "val", size=spec.input_size)
-    if train_data.skipped or val_data.skipped:
+    if rank == 0 and (train_data.skipped or val_data.skipped):
         _log(f"skipped unreadable images: train {train_data.skipped}, val {val_data.skipped}")
-    steps_per_epoch = len(train_data) // cfg.batch_size
+    steps_per_epoch = len(train_data) // (cfg.batch_size * world)
     if steps_per_epoch == 0:
         raise DatasetError(f"{len(train_data)} training images is fewer than one batch of {cfg.batch_size}")
 
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     torch.manual_seed(cfg.seed)
-    network = build_network(spec).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    network = build_network(spec).to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     ema_fn = get_ema_multi_avg_fn(cfg.ema_decay)  # type: ignore[no-untyped-call]
     ema = AveragedModel(network, multi_avg_fn=ema_fn, use_buffers=True)
     optimizer = torch.optim.SGD(
@@ -138,53 +166,58 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.2
     )
-    gen = torch.Generator().manual_seed(cfg.seed)
     history: list[dict[str, float]] = []
     best_acc, best_epoch, first_epoch = -1.0, 0, 0
     elapsed_before = 0.0
 
     checkpoint_path = out / CHECKPOINT
     if resume and checkpoint_path.exists():
-        state = torch.load(checkpoint_path, weights_only=True)
+        state = torch.load(checkpoint_path, weights_only=True, map_location=device)
         saved = {k: v for k, v in state["config"].items() if k not in ("command", "threads")}
         current = {k: v for k, v in asdict(cfg).items() if k not in ("command", "threads")}
-        if saved != current:
-            raise DatasetError(f"{checkpoint_path} was made with a different configuration: {saved}", path=out)
+        if saved != current or state.get("world", 1) != world:
+            raise DatasetError(
+                f"{checkpoint_path} was made with a different configuration or process count: {saved}", path=out
+            )
         network.load_state_dict(state["network"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        gen.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
         history, best_acc, best_epoch = state["history"], state["best_acc"], state["best_epoch"]
         first_epoch, elapsed_before = state["epoch"], state["elapsed"]
-        _log(f"resumed from {checkpoint_path} after epoch {first_epoch}")
+        if rank == 0:
+            _log(f"resumed from {checkpoint_path} after epoch {first_epoch}")
+    model: nn.Module = network
+    if world > 1:
+        model = DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None)
 
     fingerprint = train_data.fingerprint()
     session_start = time.perf_counter()
     for epoch in range(first_epoch, cfg.epochs):
         epoch_start = time.perf_counter()
-        network.train()
-        order = _epoch_order(train_data, cfg, gen)
-        total_loss = torch.zeros(())
-        correct = torch.zeros((), dtype=torch.long)
+        model.train()
+        order = _epoch_order(train_data, cfg, torch.Generator().manual_seed(_seed(cfg.seed, epoch)))[rank::world]
+        gen = torch.Generator().manual_seed(_seed(cfg.seed, epoch, rank))
+        torch.manual_seed(_seed(cfg.seed, epoch, rank, 1))  # dropout, mixup
+        total_loss = torch.zeros((), device=device)
+        correct = torch.zeros((), dtype=torch.long, device=device)
         seen = 0
         for step in range(steps_per_epoch):
             idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size].numpy()
-            batch = _train_batch(train_data.images[idx], cfg, gen)
-            targets = torch.from_numpy(train_data.labels[idx])
+            batch = _train_batch(train_data.images[idx], cfg, gen).to(device)
+            targets = torch.from_numpy(train_data.labels[idx]).to(device)
             mix_lambda = 1.0
             if cfg.mixup > 0:
                 mix_lambda = float(torch.distributions.Beta(cfg.mixup, cfg.mixup).sample())
                 perm = torch.randperm(len(batch), generator=gen)
-                batch = mix_lambda * batch + (1 - mix_lambda) * batch[perm]
-            with autocast_for(torch.device("cpu"), cfg.amp):
-                logits = network(batch)
+                batch = mix_lambda * batch + (1 - mix_lambda) * batch[perm.to(device)]
+            with autocast_for(device, cfg.amp):
+                logits = model(batch)
             logits = logits.float()
             loss = F.cross_entropy(logits, targets, label_smoothing=cfg.label_smoothing)
             if cfg.mixup > 0:
                 loss = mix_lambda * loss + (1 - mix_lambda) * F.cross_entropy(
-                    logits, targets[perm], label_smoothing=cfg.label_smoothing
+                    logits, targets[perm.to(device)], label_smoothing=cfg.label_smoothing
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
@@ -194,7 +227,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
             total_loss += loss.detach() * len(targets)
             correct += (logits.argmax(1) == targets).sum()
             seen += len(targets)
-            if (step + 1) % 100 == 0 or step + 1 == steps_per_epoch:
+            if rank == 0 and ((step + 1) % 100 == 0 or step + 1 == steps_per_epoch):
                 rate = (step + 1) / (time.perf_counter() - epoch_start)
                 eta = (steps_per_epoch - step - 1) / rate + (cfg.epochs - epoch - 1) * steps_per_epoch / rate
                 _log(
@@ -202,46 +235,51 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
                     f"loss {float(total_loss) / seen:.4f} acc {int(correct) / seen:.4f} "
                     f"lr {scheduler.get_last_lr()[0]:.4g} eta {eta / 60:.1f} min"
                 )
-        val = evaluate_network(ema.module, val_data)
-        row = {
-            "epoch": epoch + 1,
-            "train_loss": float(total_loss) / seen,
-            "train_acc": int(correct) / seen,
-            "val_acc": val.accuracy,
-            "val_nll": val.nll,
-            "lr": float(scheduler.get_last_lr()[0]),
-            "seconds": time.perf_counter() - epoch_start,
-        }
-        history.append(row)
-        if val.accuracy > best_acc:
-            best_acc, best_epoch = val.accuracy, epoch + 1
-            save_state(ema.module, out / BEST_WEIGHTS)
-        _log(
-            f"epoch {epoch + 1}: train acc {row['train_acc']:.4f} val acc {val.accuracy:.4f} "
-            f"(best {best_acc:.4f} @ {best_epoch}) {row['seconds']:.0f}s"
-        )
-        _write_logs(out, history)
-        _atomic_save(
-            {
-                "config": asdict(cfg),
-                "network": network.state_dict(),
-                "ema": ema.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "generator": gen.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "history": history,
-                "best_acc": best_acc,
-                "best_epoch": best_epoch,
+        if rank == 0:
+            val = evaluate_network(ema.module, val_data)
+            row = {
                 "epoch": epoch + 1,
-                "elapsed": elapsed_before + time.perf_counter() - session_start,
-                "train_fingerprint": fingerprint,
-            },
-            checkpoint_path,
-        )
+                "train_loss": float(total_loss) / seen,
+                "train_acc": int(correct) / seen,
+                "val_acc": val.accuracy,
+                "val_nll": val.nll,
+                "lr": float(scheduler.get_last_lr()[0]),
+                "seconds": time.perf_counter() - epoch_start,
+            }
+            history.append(row)
+            if val.accuracy > best_acc:
+                best_acc, best_epoch = val.accuracy, epoch + 1
+                save_state(ema.module, out / BEST_WEIGHTS)
+            _log(
+                f"epoch {epoch + 1}: train acc {row['train_acc']:.4f} val acc {val.accuracy:.4f} "
+                f"(best {best_acc:.4f} @ {best_epoch}) {row['seconds']:.0f}s"
+            )
+            _write_logs(out, history)
+            _atomic_save(
+                {
+                    "config": asdict(cfg),
+                    "world": world,
+                    "network": network.state_dict(),
+                    "ema": ema.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "history": history,
+                    "best_acc": best_acc,
+                    "best_epoch": best_epoch,
+                    "epoch": epoch + 1,
+                    "elapsed": elapsed_before + time.perf_counter() - session_start,
+                    "train_fingerprint": fingerprint,
+                },
+                checkpoint_path,
+            )
+        if world > 1:
+            dist.barrier()
         if stop_after is not None and epoch + 1 - first_epoch >= stop_after:
             break
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    if rank == 0:
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    if world > 1:
+        dist.destroy_process_group()
     elapsed = elapsed_before + time.perf_counter() - session_start
     return TrainResult(best_epoch, best_acc, out / BEST_WEIGHTS, history, elapsed)
 
