@@ -62,3 +62,44 @@ def test_every_public_name_is_in_the_api_reference() -> None:
 def test_every_docs_page_is_in_the_nav() -> None:
     nav = (REPO / "mkdocs.yml").read_text()
     assert [p.name for p in (REPO / "docs").glob("*.md") if p.name not in nav] == []
+
+
+MODELS_PAGE = REPO / "docs" / "models.md"
+
+
+def render_models_page() -> str:
+    """The model zoo table plus every bundled model's card (from src/emolens/models/weights/)."""
+    import json
+
+    from emolens.models import MODELS
+
+    head = [
+        "# Emotion models\n",
+        "emolens trains its own emotion models (the code is in `emolens.training`, see "
+        "[Training and evaluation](training.md)) and ships them inside the wheel, so the default works offline. "
+        "Each model has a model card written by `emolens export` from measurements on the exported weights; the "
+        "cards live beside the weights in `src/emolens/models/weights/` and are reproduced here "
+        "(`UPDATE_DOCS=1 pytest tests/test_docs.py` regenerates this page; a test fails when it is stale).\n",
+        "| name | parameters | weights file | val accuracy | val accuracy, flip TTA | TTA by default |",
+        "|---|---|---|---|---|---|",
+    ]
+    cards = []
+    weights_dir = REPO / "src" / "emolens" / "models" / "weights"
+    for spec in MODELS.specs():
+        stem = spec.weights[0].name.removesuffix(".safetensors")
+        card = json.loads((weights_dir / f"{stem}.json").read_text())
+        m = card["metrics"]
+        head.append(
+            f"| `{spec.name}` | {card['parameters'] / 1e6:.2f}M | {card['weights_bytes'] / 2**20:.1f} MiB (fp16) "
+            f"| {m['val']['accuracy']:.4f} | {m['val_tta']['accuracy']:.4f} | {'yes' if spec.tta else 'no'} |"
+        )
+        body = (weights_dir / f"{stem}.md").read_text().replace("# Model card:", "## Model card:", 1)
+        cards.append(body.replace("\n## ", "\n### ").replace("\n### Model card:", "\n## Model card:"))
+    return "\n".join(head) + "\n\n" + "\n".join(cards)
+
+
+def test_models_page_matches_the_model_cards() -> None:
+    expected = render_models_page()
+    if os.environ.get("UPDATE_DOCS"):
+        MODELS_PAGE.write_text(expected)
+    assert MODELS_PAGE.read_text() == expected, "docs/models.md is stale: run UPDATE_DOCS=1 pytest tests/test_docs.py"

@@ -14,6 +14,7 @@ from .detectors import Detector
 from .detectors._factory import create_detector
 from .errors import EmolensError
 from .models import MODELS
+from .models._classifier import EmotionModel
 from .types import AnalysisResult, Box, Detection, Face
 
 __all__ = ["DEFAULT_MIN_FACE_SIZE", "Analyzer"]
@@ -48,7 +49,7 @@ class Analyzer:
     def __init__(
         self,
         detector: str | Detector | None = "auto",
-        model: object = "default",
+        model: str | EmotionModel = "default",
         *,
         device: str = "cpu",
         fallback: bool = True,
@@ -56,8 +57,6 @@ class Analyzer:
         align: bool = True,
         margin: float = 0.0,
     ) -> None:
-        from .models._classifier import EmotionModel
-
         if isinstance(model, str):
             model = EmotionModel(MODELS.get(model), device=device)
         if not isinstance(model, EmotionModel):

@@ -6,11 +6,28 @@ import cv2
 import numpy as np
 
 from ._image import ColorOrder, ImageInput, load_image
-from .types import AnalysisResult
+from .types import AnalysisResult, Box
 
-__all__ = ["annotate"]
+__all__ = ["annotate", "draw_box"]
 
 _GREEN, _ORANGE, _WHITE, _BLACK = (80, 200, 80), (0, 165, 255), (255, 255, 255), (0, 0, 0)
+
+
+def _style(canvas: np.ndarray) -> tuple[float, int]:
+    """Font scale and line thickness that stay legible from thumbnails to 4K frames."""
+    scale = max(0.4, min(canvas.shape[:2]) / 900)
+    return scale, max(1, round(scale * 2))
+
+
+def draw_box(canvas: np.ndarray, box: Box, text: str, color: tuple[int, int, int]) -> None:
+    """Draw ``box`` and a filled label above it (below it at the top edge), in place."""
+    scale, thickness = _style(canvas)
+    x0, y0, x1, y1 = box.xyxy
+    cv2.rectangle(canvas, (x0, y0), (x1 - 1, y1 - 1), color, thickness)
+    (tw, th), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    ty = y0 - 4 if y0 - th - baseline - 4 >= 0 else min(canvas.shape[0] - 1, y1 + th + 4)
+    cv2.rectangle(canvas, (x0, ty - th - baseline), (x0 + tw + 4, ty + baseline), color, -1)
+    cv2.putText(canvas, text, (x0 + 2, ty), cv2.FONT_HERSHEY_SIMPLEX, scale, _BLACK, thickness, cv2.LINE_AA)
 
 
 def annotate(image: ImageInput, result: AnalysisResult, *, color: ColorOrder = "bgr") -> np.ndarray:
@@ -19,18 +36,12 @@ def annotate(image: ImageInput, result: AnalysisResult, *, color: ColorOrder = "
     Fallback faces (whole image, no face found) are drawn in orange.
     """
     canvas = load_image(image, color=color).bgr.copy()
-    scale = max(0.4, min(canvas.shape[:2]) / 900)
-    thickness = max(1, round(scale * 2))
+    _, thickness = _style(canvas)
     for face in result.faces:
-        x0, y0, x1, y1 = face.box.xyxy
-        box_color = _ORANGE if face.fallback else _GREEN
-        cv2.rectangle(canvas, (x0, y0), (x1 - 1, y1 - 1), box_color, thickness)
+        draw_box(
+            canvas, face.box, f"{face.emotion.label()} {face.confidence:.0%}", _ORANGE if face.fallback else _GREEN
+        )
         if face.landmarks is not None:
             for point in face.landmarks:
                 cv2.circle(canvas, (round(point.x), round(point.y)), thickness + 1, _ORANGE, -1)
-        text = f"{face.emotion.label()} {face.confidence:.0%}"
-        (tw, th), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-        ty = y0 - 4 if y0 - th - baseline - 4 >= 0 else min(canvas.shape[0] - 1, y1 + th + 4)
-        cv2.rectangle(canvas, (x0, ty - th - baseline), (x0 + tw + 4, ty + baseline), box_color, -1)
-        cv2.putText(canvas, text, (x0 + 2, ty), cv2.FONT_HERSHEY_SIMPLEX, scale, _BLACK, thickness, cv2.LINE_AA)
     return canvas

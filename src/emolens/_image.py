@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import InvalidImageError
 
-__all__ = ["ColorOrder", "ImageInput", "LoadedImage", "load_image"]
+__all__ = ["ColorOrder", "ImageInput", "LoadedImage", "downscale", "load_image"]
 
 ColorOrder = Literal["bgr", "rgb"]
 ImageInput = Any  # str | os.PathLike[str] | bytes | np.ndarray | PIL.Image.Image (Pillow is optional)
@@ -138,3 +138,13 @@ def _is_pil_image(obj: object) -> bool:
     """True for a PIL image, without importing Pillow when the caller never uses it."""
     module = type(obj).__module__
     return module.startswith("PIL.") and hasattr(obj, "convert")
+
+
+def downscale(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
+    """``image`` shrunk so its longer side is at most ``max_side`` (unchanged if None), and the scale used."""
+    height, width = image.shape[:2]
+    if not max_side or max(height, width) <= max_side:
+        return image, 1.0
+    scale = max_side / max(height, width)
+    size = (round(width * scale), round(height * scale))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale

@@ -275,7 +275,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from .training._export import export_run
 
-    card = export_run(args.run, args.out, args.name)
+    card = export_run(args.run, args.out, args.name, half=args.half, note=args.note)
     m = card["metrics"]
     print(
         f"wrote {card['weights_file']} ({card['weights_bytes']:,} bytes, sha256 {card['weights_sha256']}); "
@@ -356,10 +356,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-after", type=int, metavar="N", help="stop this invocation after N epochs (resume later)")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("export", help="export a training run: fp16 weights + model card (JSON and Markdown)")
+    p = sub.add_parser("export", help="export a training run: weights + model card (JSON and Markdown)")
     p.add_argument("run", help="run folder written by `emolens train`")
     p.add_argument("--out", required=True, help="folder for <name>.safetensors, <name>.json and <name>.md")
     p.add_argument("--name", required=True, help="file stem, e.g. emolens-vgg-small-v1")
+    p.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
+    p.add_argument("--note", default="", help="provenance note printed in the model card")
     p.set_defaults(func=_cmd_export)
     return parser
 

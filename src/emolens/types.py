@@ -62,6 +62,10 @@ class Emotion(str, Enum):
 _ORDER: tuple[Emotion, ...] = tuple(Emotion)
 
 
+def _top_emotion(probabilities: tuple[float, ...]) -> Emotion:
+    return _ORDER[max(range(len(probabilities)), key=probabilities.__getitem__)]
+
+
 @dataclass(frozen=True, slots=True)
 class Point:
     """A 2-D point in original-image pixels."""
@@ -167,8 +171,7 @@ class Face:
     @property
     def emotion(self) -> Emotion:
         """The most probable emotion."""
-        best = max(range(len(self.probabilities)), key=self.probabilities.__getitem__)
-        return _ORDER[best]
+        return _top_emotion(self.probabilities)
 
     @property
     def confidence(self) -> float:
@@ -271,8 +274,7 @@ class TrackedFace:
     @property
     def emotion(self) -> Emotion:
         """Top emotion after smoothing."""
-        best = max(range(len(self.probabilities)), key=self.probabilities.__getitem__)
-        return _ORDER[best]
+        return _top_emotion(self.probabilities)
 
     @property
     def confidence(self) -> float:

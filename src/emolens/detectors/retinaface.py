@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._image import downscale
 from .._registry import DetectorSpec
 from .._weights import fetch
 from ..types import Box, Detection, Landmarks
@@ -214,11 +215,7 @@ class RetinaFaceDetector:
             return grid
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        height, width = image.shape[:2]
-        scale = 1.0
-        if self._max_side and max(height, width) > self._max_side:
-            scale = self._max_side / max(height, width)
-            image = cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+        image, scale = downscale(image, self._max_side)
         h, w = image.shape[:2]
         batch = torch.from_numpy(image).to(self.device).permute(2, 0, 1).float()
         batch = (batch - torch.tensor(_MEAN_BGR, device=self.device).view(3, 1, 1)).unsqueeze(0)

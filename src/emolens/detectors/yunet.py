@@ -12,6 +12,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .._image import downscale
 from .._registry import DetectorSpec
 from .._weights import fetch
 from ..types import Box, Detection, Landmarks
@@ -44,11 +45,7 @@ class YuNetDetector:
         self._lock = threading.Lock()
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        height, width = image.shape[:2]
-        scale = 1.0
-        if self._max_side and max(height, width) > self._max_side:
-            scale = self._max_side / max(height, width)
-            image = cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+        image, scale = downscale(image, self._max_side)
         with self._lock:
             self._net.setInputSize((image.shape[1], image.shape[0]))
             _, faces = self._net.detect(image)

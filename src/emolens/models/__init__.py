@@ -21,7 +21,7 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         weights=(
             WeightsFile(
                 name="emolens-vgg-small-v1.safetensors",
-                sha256="89931814e9a85d82b59816ec81507bfd6cafe6816b70c45f33c48309d846e4c1",
+                sha256="8feca4c0e1806088098ac730e0c9b3905ce746f9aeebed5e66971b1b40ffb8df",
                 bundled=True,
                 license=_FER2013_LICENSE,
             ),

@@ -1,4 +1,4 @@
-"""Export a finished training run: fp16 safetensors weights plus a model card (JSON + Markdown).
+"""Export a finished training run: safetensors weights plus a model card (JSON + Markdown).
 
 Every number in the card is measured here, on the data named in the card, by the same
 prediction code that ``emolens evaluate`` uses.
@@ -25,8 +25,13 @@ from ._loop import BEST_WEIGHTS, CHECKPOINT
 __all__ = ["export_run"]
 
 
-def export_run(run_dir: str | Path, out_dir: str | Path, name: str) -> dict[str, Any]:
-    """Write ``<out_dir>/<name>.safetensors`` (fp16), ``<name>.json`` and ``<name>.md`` from ``run_dir``."""
+def export_run(
+    run_dir: str | Path, out_dir: str | Path, name: str, *, half: bool = False, note: str = ""
+) -> dict[str, Any]:
+    """Write ``<out_dir>/<name>.safetensors``, ``<name>.json`` and ``<name>.md`` from ``run_dir``.
+
+    ``half=True`` stores float16 weights (half the size); ``note`` is printed in the card (provenance).
+    """
     run, out = Path(run_dir), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = torch.load(run / CHECKPOINT, weights_only=True)
@@ -35,20 +40,23 @@ def export_run(run_dir: str | Path, out_dir: str | Path, name: str) -> dict[str,
     network = build_network(spec)
     load_state(network, run / BEST_WEIGHTS)
     weights_path = out / f"{name}.safetensors"
-    save_state(network, weights_path, half=True, metadata={"model": cfg["model"], "name": name})
+    save_state(network, weights_path, half=half, metadata={"model": cfg["model"], "name": name})
     shipped = build_network(spec)
-    load_state(shipped, weights_path)  # measure exactly what ships (fp16-rounded weights)
+    load_state(shipped, weights_path)  # measure exactly what ships (after any fp16 rounding)
 
     val = load_dataset(cfg["val_data"], "val", size=spec.input_size)
     train = load_dataset(cfg["train_data"], "train", size=spec.input_size)
     raw_tta = predict_dataset(shipped, val, tta=True)
-    temperature = fit_temperature(raw_tta, val.labels)
+    fitted = fit_temperature(raw_tta, val.labels)
     calibration = cross_fitted_ece(raw_tta, val.labels)
-    # Rewrite the file with the fitted temperature in its metadata (the weights are unchanged).
+    # Keep temperature scaling only if it improves calibration on held-out halves.
+    applied = calibration["ece_cross_fitted"] < calibration["ece_uncalibrated"]
+    temperature = fitted if applied else 1.0
+    # Rewrite the file with the temperature in its metadata (the weights are unchanged).
     save_state(
         network,
         weights_path,
-        half=True,
+        half=half,
         metadata={"model": cfg["model"], "name": name, "temperature": f"{temperature:.4f}"},
     )
     metrics: dict[str, Evaluation] = {
@@ -67,10 +75,11 @@ def export_run(run_dir: str | Path, out_dir: str | Path, name: str) -> dict[str,
         "weights_file": weights_path.name,
         "weights_bytes": weights_path.stat().st_size,
         "weights_sha256": sha256_of(weights_path),
-        "weights_storage": "float16 (loaded as float32)",
+        "weights_storage": "float16 (loaded as float32)" if half else "float32",
         "val_accuracy_fp32_weights": fp32_val,
         "temperature": round(temperature, 4),
-        "calibration": calibration,
+        "calibration": {**calibration, "fitted_temperature": round(fitted, 4), "applied": applied},
+        "note": note,
         "metrics": {k: v.to_dict() for k, v in metrics.items()},
         "best_epoch": state["best_epoch"],
         "epochs": cfg["epochs"],
@@ -98,6 +107,25 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _calibration_text(card: dict[str, Any]) -> str:
+    c = card["calibration"]
+    measured = (
+        f"Expected calibration error on val with flip TTA: {c['ece_uncalibrated']:.4f} unscaled; "
+        f"{c['ece_cross_fitted']:.4f} with temperature scaling, cross-fitted (the temperature fitted by NLL on one "
+        "half of val is scored on the other half, and the reverse)."
+    )
+    if c["applied"]:
+        return (
+            f"Calibration: {measured} Scaling helps, so the shipped probabilities are divided by a temperature of "
+            f"{card['temperature']:.3f} (fitted on all of val, stored in the weights file); the val-TTA row above "
+            "uses it and is therefore optimistic: quote the cross-fitted number."
+        )
+    return (
+        f"Calibration: {measured} Scaling does not help on held-out halves (the NLL-fitted temperature was "
+        f"{c['fitted_temperature']:.3f}), so none is applied: the shipped probabilities are the model's own."
+    )
+
+
 def render_card(card: dict[str, Any]) -> str:
     """The model card as Markdown."""
     m = card["metrics"]
@@ -118,19 +146,14 @@ def render_card(card: dict[str, Any]) -> str:
         f"{m['train']['ece']:.4f} | {m['train']['nll']:.4f} |",
         f"| val (PublicTest) | {m['val']['count']} | {m['val']['accuracy']:.4f} | {m['val']['ece']:.4f} | "
         f"{m['val']['nll']:.4f} |",
-        f"| val, flip TTA (the default), calibrated | {m['val_tta']['count']} | {m['val_tta']['accuracy']:.4f} | "
+        f"| val, flip TTA (the default) | {m['val_tta']['count']} | {m['val_tta']['accuracy']:.4f} | "
         f"{m['val_tta']['ece']:.4f} | {m['val_tta']['nll']:.4f} |",
         "",
-        f"Calibration: probabilities are divided by a temperature of {card['temperature']:.3f} (fitted on val by "
-        f"minimising NLL, stored in the weights file). Expected calibration error on val with flip TTA: "
-        f"{card['calibration']['ece_uncalibrated']:.4f} before scaling, "
-        f"{card['calibration']['ece_cross_fitted']:.4f} after (cross-fitted: the temperature fitted on one half of "
-        "val is scored on the other half, and the reverse). The calibrated-row ECE above uses the temperature "
-        "fitted on all of val, so it is optimistic; quote the cross-fitted number.",
+        _calibration_text(card),
         "",
         f"The val split was used to pick the best epoch ({card['best_epoch']} of {card['epochs']}), so val accuracy is "
         "slightly optimistic; the PrivateTest split is held out for independent checking. "
-        f"With the unrounded float32 weights val accuracy is {card['val_accuracy_fp32_weights']:.4f}.",
+        f"Val accuracy of the training run's float32 weights: {card['val_accuracy_fp32_weights']:.4f}.",
         "",
         "Per-class recall on val (flip TTA): "
         + ", ".join(f"{k} {v:.3f}" for k, v in m["val_tta"]["per_class_recall"].items()),
@@ -153,6 +176,7 @@ def render_card(card: dict[str, Any]) -> str:
         "```",
         "",
         f"Training data fingerprint (sha256 of pixels + labels): `{card['train_data_fingerprint_sha256']}`.",
+        *([card["note"]] if card.get("note") else []),
         f"Environment: torch {card['environment']['torch']}, Python {card['environment']['python']}.",
         "",
         "## License",

@@ -8,27 +8,20 @@ from types import TracebackType
 import cv2
 import numpy as np
 
+from .._draw import draw_box
 from ..errors import InvalidVideoError
 from ..types import FrameResult
 
 __all__ = ["AnnotatedVideoWriter", "draw_frame"]
 
-_GREEN, _BLACK = (80, 200, 80), (0, 0, 0)
+_GREEN = (80, 200, 80)
 
 
 def draw_frame(image: np.ndarray, frame: FrameResult) -> np.ndarray:
     """A copy of ``image`` with each tracked face's box, track id, top emotion and probability."""
     canvas = image.copy()
-    scale = max(0.4, min(canvas.shape[:2]) / 900)
-    thickness = max(1, round(scale * 2))
     for face in frame.faces:
-        x0, y0, x1, y1 = face.box.xyxy
-        cv2.rectangle(canvas, (x0, y0), (x1 - 1, y1 - 1), _GREEN, thickness)
-        text = f"#{face.track_id} {face.emotion.label()} {face.confidence:.0%}"
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-        ty = y0 - 4 if y0 - th - base - 4 >= 0 else min(canvas.shape[0] - 1, y1 + th + 4)
-        cv2.rectangle(canvas, (x0, ty - th - base), (x0 + tw + 4, ty + base), _GREEN, -1)
-        cv2.putText(canvas, text, (x0 + 2, ty), cv2.FONT_HERSHEY_SIMPLEX, scale, _BLACK, thickness, cv2.LINE_AA)
+        draw_box(canvas, face.box, f"#{face.track_id} {face.emotion.label()} {face.confidence:.0%}", _GREEN)
     return canvas
 
 
