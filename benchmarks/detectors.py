@@ -80,7 +80,7 @@ def main() -> None:
         except EmolensError as exc:
             skipped.append(f"{name}: {exc}")
     lines = [
-        f"Detectors on {args.device} (`python benchmarks/detectors.py --device {args.device}`)",
+        f"Detectors on {args.device} (`python benchmarks/detectors.py --device {args.device} --repeat {args.repeat}`)",
         "",
         "| detector | recall (43 faces, IoU>=0.3) | false pos. | multiface (6) | bald_guys (24+) | dogs (0) "
         "| photo 500x332 median / p95 ms | 1280x720 median / p95 ms |",

@@ -94,7 +94,7 @@ def main() -> None:
     e2e = end_to_end(args.device, args.repeat)
     cold = cold_start(args.device)
     lines = [
-        f"Speed on {args.device} (`python benchmarks/speed.py --device {args.device}`)",
+        f"Speed on {args.device} (`python benchmarks/speed.py --device {args.device} --repeat {args.repeat}`)",
         "",
         "| model | flip TTA | batch | faces/s | median ms | p95 ms |",
         "|---|---|---|---|---|---|",

@@ -83,7 +83,7 @@ def main() -> None:
         runs = {
             f"{w}x{h}": fps_run((w, h), args.frames, args.every, Path(folder)) for w, h in ((640, 480), (1280, 720))
         }
-    memory = long_run(args.long)
+    memory = long_run(args.long) if args.long else None
     lines = [
         f"Video (`python benchmarks/video.py --frames {args.frames} --long {args.long} --every {args.every}`; "
         f"detector {detector}, default model, decoding included)",
@@ -94,11 +94,14 @@ def main() -> None:
             f"| {k} | {v['mean_faces']:.1f} | {v['frames_analysed']} of {v['frames_read']} | {v['fps_input']:.1f} |"
             for k, v in runs.items()
         ),
-        "",
-        f"Memory over {memory['frames']:,} frames of 640x480: resident "
-        + ", ".join(f"{mb:.0f} MB @ {i:,}" for i, mb in memory["rss_mb"])  # type: ignore[attr-defined]
-        + f"; growth after frame 1,000: {memory['growth_after_1000_frames_mb']:.1f} MB.",
     ]
+    if memory is not None:
+        lines += [
+            "",
+            f"Memory over {memory['frames']:,} frames of 640x480: resident "
+            + ", ".join(f"{mb:.0f} MB @ {i:,}" for i, mb in memory["rss_mb"])  # type: ignore[attr-defined]
+            + f"; growth after frame 1,000: {memory['growth_after_1000_frames_mb']:.1f} MB.",
+        ]
     write_results(
         f"video-every{args.every}",
         {"machine": machine(), "detector": detector, "runs": runs, "memory": memory},

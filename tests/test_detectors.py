@@ -13,8 +13,9 @@ from emolens.detectors._factory import create_detector
 from .conftest import labelled_faces
 
 # Minimum faces found (IoU >= 0.3) of the 25 in testing.xml, and maximum false positives there.
-# YuNet's bar comes from the issue; Haar's from OpenCV's published behaviour on these photos.
-BARS = {"yunet": (23, 0), "retinaface-mobilenet": (23, 0), "haar": (19, 3)}
+# YuNet's and dlib-cnn's bars (>= 90 %) come from the issues; the others from their measured behaviour on
+# all 43 labelled faces (`python benchmarks/detectors.py`), with a face of slack.
+BARS = {"yunet": (23, 0), "retinaface-mobilenet": (23, 0), "dlib-hog": (23, 0), "dlib-cnn": (22, 0), "haar": (19, 3)}
 DEFAULT_BAR = (20, 3)
 
 

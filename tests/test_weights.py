@@ -111,7 +111,7 @@ def test_auto_detector_falls_back_to_haar_with_one_warning(empty_home: Path, mon
     monkeypatch.setenv("EMOLENS_OFFLINE", "1")
     reset_auto_choice()
     try:
-        with pytest.warns(emolens.EmolensWarning, match="less accurate 'haar'") as record:
+        with pytest.warns(emolens.EmolensWarning, match="using the 'haar' detector") as record:
             analyzer = Analyzer("auto")
         assert len(record) == 1
         assert analyzer.detector_name == "haar"

@@ -52,7 +52,7 @@ def analyze(
     Args:
         image: file path, encoded bytes (JPEG, PNG, ...), numpy array ((H, W), (H, W, 3) or
             (H, W, 4); uint8 or float in [0, 1]) or PIL image.
-        detector: registered detector name, ``"auto"`` (YuNet when available, else Haar) or ``None``
+        detector: registered detector name, ``"auto"`` (YuNet, else RetinaFace-MobileNet, else Haar) or ``None``
             to classify the whole image as one face (for pre-cropped faces).
         model: registered emotion-model name.
         color: channel order of numpy arrays, ``"bgr"`` (OpenCV) or ``"rgb"``.

@@ -14,7 +14,9 @@ from ._base import Detector
 __all__ = ["AUTO_PREFERENCE", "create_detector"]
 
 #: ``detector="auto"`` uses the first of these that can be built (weights cached or downloadable).
-AUTO_PREFERENCE: tuple[str, ...] = ("yunet", "haar")
+#: YuNet first: on emolens' detector benchmark it is as accurate as RetinaFace-MobileNet, with fewer false
+#: positives, and several times faster on CPU (docs/detectors.md).
+AUTO_PREFERENCE: tuple[str, ...] = ("yunet", "retinaface-mobilenet", "haar")
 
 _auto_choice: str | None = None
 _auto_lock = threading.Lock()
@@ -48,7 +50,7 @@ def _create_auto(device: str) -> Detector:
                 _auto_choice = name
                 if unavailable:
                     warnings.warn(
-                        f"emolens: using the less accurate {name!r} detector because {'; '.join(unavailable)}. "
+                        f"emolens: using the {name!r} detector because {'; '.join(unavailable)}. "
                         f"Run `emolens download {AUTO_PREFERENCE[0]}` to fix.",
                         EmolensWarning,
                         stacklevel=5,

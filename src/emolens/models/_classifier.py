@@ -10,7 +10,7 @@ import torch
 from .._registry import ModelSpec
 from .._weights import fetch
 from ..errors import EmolensError
-from ._network import build_network, load_state, predict_logits, read_temperature
+from ._network import build_network, load_state, predict_logits, prepare_for_inference, read_temperature
 from ._preprocess import crops_to_tensor
 
 __all__ = ["EmotionModel"]
@@ -36,8 +36,7 @@ class EmotionModel:
             path = fetch(spec.weights[0])
             load_state(network, path)
             self.temperature = read_temperature(path)
-        network = network.to(self.device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        self.network = network.eval()
+        self.network = prepare_for_inference(network, self.device)
 
     @property
     def labels(self) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ import torch
 
 from .. import models
 from .._weights import sha256_of
-from ..models._network import build_network, load_state, save_state
+from ..models._network import build_network, load_state, prepare_for_inference, save_state
 from ._calibrate import apply_temperature, cross_fitted_ece, fit_temperature
 from ._data import CLASS_NAMES, load_dataset
 from ._evaluate import Evaluation, evaluate_network, predict_dataset, score
@@ -42,7 +42,8 @@ def export_run(
     weights_path = out / f"{name}.safetensors"
     save_state(network, weights_path, half=half, metadata={"model": cfg["model"], "name": name})
     shipped = build_network(spec)
-    load_state(shipped, weights_path)  # measure exactly what ships (after any fp16 rounding)
+    load_state(shipped, weights_path)
+    shipped = prepare_for_inference(shipped)  # measure exactly what `emolens evaluate` and analyze() run
 
     val = load_dataset(cfg["val_data"], "val", size=spec.input_size)
     train = load_dataset(cfg["train_data"], "train", size=spec.input_size)
