@@ -45,13 +45,13 @@ def _create_auto(device: str) -> Detector:
                 try:
                     built = create_detector(name, device=device)
                 except WeightsError as exc:
-                    unavailable.append(f"{name}: {exc}")
+                    unavailable.append(f"{name} ({type(exc).__name__}: {exc.filename})")
                     continue
                 _auto_choice = name
                 if unavailable:
                     warnings.warn(
-                        f"emolens: using the {name!r} detector because {'; '.join(unavailable)}. "
-                        f"Run `emolens download {AUTO_PREFERENCE[0]}` to fix.",
+                        f"emolens: using the {name!r} detector; weights unavailable for {', '.join(unavailable)}. "
+                        f"Run `emolens download {AUTO_PREFERENCE[0]}` or set EMOLENS_MIRROR to fix.",
                         EmolensWarning,
                         stacklevel=5,
                     )
