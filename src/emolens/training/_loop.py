@@ -290,12 +290,3 @@ def _write_logs(out: Path, history: list[dict[str, float]]) -> None:
         writer.writeheader()
         writer.writerows(history)
     (out / "log.json").write_text(json.dumps(history, indent=2))
-
-
-def network_for_export(out_dir: str | Path, model: str = "default") -> nn.Module:
-    """The best EMA network of a finished run, ready for evaluation or export."""
-    from ..models._network import load_state
-
-    network = build_network(models.MODELS.get(model))
-    load_state(network, Path(out_dir) / BEST_WEIGHTS)
-    return network.eval()

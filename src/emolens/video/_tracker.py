@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,7 +17,6 @@ class _Track:
     box: Box
     probabilities: np.ndarray
     missed: int = 0
-    hits: int = field(default=1)
 
 
 def _center_distance(a: Box, b: Box) -> float:
@@ -79,7 +78,7 @@ class Tracker:
             else:
                 track = matched
                 track.probabilities = self.smoothing * track.probabilities + (1 - self.smoothing) * raw
-                track.box, track.missed, track.hits = face.box, 0, track.hits + 1
+                track.box, track.missed = face.box, 0
             smoothed = track.probabilities / track.probabilities.sum()
             out.append(TrackedFace(track.track_id, face, tuple(float(p) for p in smoothed)))
         self._tracks = [t for t in self._tracks if t.missed <= self.max_missed]
