@@ -99,5 +99,7 @@ def test_evaluate_on_a_small_folder(fer_val: Path, tmp_path: Path, capsys) -> No
     assert 0.3 < metrics["accuracy"] <= 1
     lines = predictions.read_text().splitlines()
     assert lines[0].split(",")[:3] == ["file", "true", "predicted"] and len(lines) == 71
-    assert main(["evaluate", str(subset)]) == 0
+    assert main(["evaluate", str(subset), "--confusion-png", str(tmp_path / "confusion.png")]) == 0
     assert "per-class recall" in capsys.readouterr().out
+    pytest.importorskip("matplotlib")
+    assert (tmp_path / "confusion.png").stat().st_size > 1000

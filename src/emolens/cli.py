@@ -210,6 +210,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     evaluation, probabilities, data = evaluate_model(args.model, args.dataset, split=args.split, tta=tta)
     if args.predictions:
         _write_predictions(Path(args.predictions), data, probabilities)
+    if args.confusion_png:
+        evaluation.plot_confusion(args.confusion_png, title=f"{args.model} on {Path(args.dataset).name}")
     if args.json:
         print(json.dumps({"model": args.model, "dataset": args.dataset, **evaluation.to_dict()}))
         return 0
@@ -329,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", dest="tta", action="store_true", default=None, help="average with mirrored faces")
     p.add_argument("--no-tta", dest="tta", action="store_false", help="disable the model's default TTA")
     p.add_argument("--predictions", metavar="CSV", help="write file, true, predicted and 7 probabilities per image")
+    p.add_argument("--confusion-png", metavar="PNG", help="save the confusion matrix as an image (emolens[plot])")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=_cmd_evaluate)
 

@@ -35,6 +35,39 @@ class Evaluation:
             lines.append(f"{name:>12} " + " ".join(f"{v:>8d}" for v in row))
         return "\n".join(lines)
 
+    def plot_confusion(self, path: str, title: str = "") -> None:
+        """Save the confusion matrix, normalised per true class, as an image (needs matplotlib)."""
+        from .._optional import require
+
+        require("matplotlib", extra="plot", feature="the confusion-matrix plot")
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        rates = self.confusion / np.maximum(self.confusion.sum(1, keepdims=True), 1)
+        fig, ax = plt.subplots(figsize=(6.4, 5.6))
+        image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+        for (i, j), value in np.ndenumerate(self.confusion):
+            ax.text(
+                j,
+                i,
+                f"{value}\n{rates[i, j]:.0%}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if rates[i, j] > 0.5 else "black",
+            )
+        ax.set_xticks(range(len(CLASS_NAMES)), CLASS_NAMES, rotation=45, ha="right")
+        ax.set_yticks(range(len(CLASS_NAMES)), CLASS_NAMES)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(title or f"accuracy {self.accuracy:.2%} ({self.count} images)")
+        fig.colorbar(image, ax=ax, fraction=0.046)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+
     def to_dict(self) -> dict[str, object]:
         return {
             "accuracy": self.accuracy,
