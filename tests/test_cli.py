@@ -55,6 +55,22 @@ def test_bad_inputs_give_one_line_errors_and_nonzero_exit(tmp_path: Path) -> Non
         assert proc.stderr.startswith("emolens: error:")
 
 
+def test_bad_numeric_options_are_usage_errors(tmp_path: Path) -> None:
+    video = tmp_path / "clip.mp4"
+    for args, message in [
+        (["video", str(video), "--every", "0"], "must be at least 1"),
+        (["video", str(video), "--smoothing", "1.5"], "must be in [0, 1)"),
+        (
+            ["train", str(tmp_path), str(tmp_path), "--out", str(tmp_path), "--epochs", "zero"],
+            "expected a whole number",
+        ),
+    ]:
+        proc = run(*args)
+        assert proc.returncode == 2, args
+        assert "Traceback" not in proc.stderr
+        assert message in proc.stderr, (args, proc.stderr)
+
+
 def test_offline_without_weights_is_one_line(tmp_path: Path, photos: Path) -> None:
     proc = run(
         "analyze",

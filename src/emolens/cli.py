@@ -287,6 +287,28 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a usage error, not a traceback, otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _unit_interval(text: str) -> float:
+    """argparse type: a number in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emolens", description="Facial emotion recognition.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -307,9 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="MP4", help="write an annotated copy (boxes, track ids, emotions)")
     p.add_argument("--csv", metavar="CSV", help="write the timeline: one row per face per frame")
     p.add_argument("--plot", metavar="PNG", help="plot probabilities over time per track (needs emolens[plot])")
-    p.add_argument("--every", type=int, default=1, metavar="N", help="process every N-th frame")
-    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N processed frames")
-    p.add_argument("--smoothing", type=float, default=0.6, help="EMA weight of past probabilities (0 = off)")
+    p.add_argument("--every", type=_positive_int, default=1, metavar="N", help="process every N-th frame")
+    p.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N processed frames")
+    p.add_argument("--smoothing", type=_unit_interval, default=0.6, help="EMA weight of past probabilities (0 = off)")
     p.add_argument("--detector", default="auto")
     p.add_argument("--model", default="default")
     p.add_argument("--device", default="cpu")
@@ -340,23 +362,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("val", help="validation data used to select the best epoch")
     p.add_argument("--out", required=True, help="run folder: checkpoint, logs, best weights")
     p.add_argument("--model", default="default", help="registered model whose architecture to train")
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--epochs", type=_positive_int, default=40)
+    p.add_argument("--batch-size", type=_positive_int, default=64)
     p.add_argument("--lr", type=float, default=0.05, help="peak learning rate of the OneCycle schedule")
     p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--label-smoothing", type=_unit_interval, default=0.1)
     p.add_argument("--augment", type=float, default=1.0, help="augmentation strength (0 disables)")
-    p.add_argument("--erase", type=float, default=0.5, help="random-erasing probability")
+    p.add_argument("--erase", type=_unit_interval, default=0.5, help="random-erasing probability")
     p.add_argument("--mixup", type=float, default=0.0, help="mixup Beta(a, a) parameter (0 disables)")
-    p.add_argument("--ema", type=float, default=0.999, help="weight EMA decay")
+    p.add_argument("--ema", type=_unit_interval, default=0.999, help="weight EMA decay")
     p.add_argument("--balanced", action="store_true", help="class-balanced sampling")
-    p.add_argument("--limit", type=int, help="train on a random subset of this many images")
+    p.add_argument("--limit", type=_positive_int, help="train on a random subset of this many images")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
     p.add_argument("--device", default="cpu", help="cpu or cuda (bf16 autocast on both unless --no-amp)")
     p.add_argument("--no-amp", action="store_true", help="train in float32 instead of bf16 autocast")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
-    p.add_argument("--stop-after", type=int, metavar="N", help="stop this invocation after N epochs (resume later)")
+    p.add_argument(
+        "--stop-after", type=_positive_int, metavar="N", help="stop this invocation after N epochs (resume later)"
+    )
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("export", help="export a training run: weights + model card (JSON and Markdown)")

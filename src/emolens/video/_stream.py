@@ -51,9 +51,9 @@ def analyze_video(
     for frame in frames:
         if frame.index % every:
             continue
-        if max_frames is not None and processed >= max_frames:
-            break
         result = analyzer.analyze(frame.image, fallback=fallback)
         faces = tracker.update(result.faces)
         yield FrameResult(frame.index, frame.time, faces, result.image_width, result.image_height, image=frame.image)
         processed += 1
+        if max_frames is not None and processed >= max_frames:
+            break  # before decoding another frame
