@@ -34,6 +34,17 @@ print(json.dumps({"import_s": t1 - t0, "cold_start_s": t2 - t0,
 """
 
 
+def flops_per_face(model: EmotionModel) -> float:
+    """Floating-point operations of one forward pass on one crop (a multiply-add counts as 2)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        model.network(torch.zeros(1, 1, model.input_size, model.input_size, device=model.device))
+    return float(counter.get_total_flops())
+
+
 def model_throughput(name: str, device: str, repeat: int) -> list[dict[str, Any]]:
     rows = []
     faces = [
@@ -43,6 +54,7 @@ def model_throughput(name: str, device: str, repeat: int) -> list[dict[str, Any]
     for tta in (False, True):
         model = EmotionModel(MODELS.get(name), device=device, tta=tta)
         params = sum(p.numel() for p in model.network.parameters())
+        flops = flops_per_face(model)
         for batch in (1, 64):
             crops = faces[:batch]
             t = time_ms(lambda crops=crops, model=model: model.predict(crops), repeat=repeat, warmup=3)
@@ -52,6 +64,7 @@ def model_throughput(name: str, device: str, repeat: int) -> list[dict[str, Any]
                     "tta": tta,
                     "batch": batch,
                     "params": params,
+                    "mflops": flops / 1e6,
                     "faces_per_s": batch / t["median_ms"] * 1e3,
                     **t,
                 }
@@ -59,18 +72,21 @@ def model_throughput(name: str, device: str, repeat: int) -> list[dict[str, Any]
     return rows
 
 
-def end_to_end(device: str, repeat: int) -> dict[str, Any]:
+def end_to_end(model: str, device: str, repeat: int) -> dict[str, Any]:
     photo = cv2.imread(str(shared_path("images", "group", "multiface.jpg")))
     vga = cv2.resize(photo, (640, 480), interpolation=cv2.INTER_AREA)
-    analyzer = emolens.Analyzer(device=device)
+    analyzer = emolens.Analyzer(model=model, device=device)
     analyzer.warmup()
-    faces = len(analyzer.analyze(vga).faces)
+    result = analyzer.analyze(vga)
     t = time_ms(lambda: analyzer.analyze(vga), repeat=repeat)
+    stages = [analyzer.analyze(vga).timings_ms for _ in range(repeat)]
     return {
         "image": "group/multiface.jpg resized to 640x480",
-        "faces": faces,
+        "model": model,
+        "faces": len(result.faces),
         "detector": analyzer.detector_name,
         "fps": 1e3 / t["median_ms"],
+        "stages_median_ms": {k: float(np.median([s[k] for s in stages])) for k in ("load", "detect", "classify")},
         **t,
     }
 
@@ -91,7 +107,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     models = [row for name in MODELS.names() for row in model_throughput(name, args.device, args.repeat)]
-    e2e = end_to_end(args.device, args.repeat)
+    e2e = [end_to_end(name, args.device, args.repeat) for name in MODELS.names()]
     cold = cold_start(args.device)
     lines = [
         f"Speed on {args.device} (`python benchmarks/speed.py --device {args.device} --repeat {args.repeat}`)",
@@ -99,13 +115,23 @@ def main() -> None:
         "| model | flip TTA | batch | faces/s | median ms | p95 ms |",
         "|---|---|---|---|---|---|",
         *(
-            f"| {r['model']} ({r['params'] / 1e6:.1f}M params) | {'yes' if r['tta'] else 'no'} | {r['batch']} "
+            f"| {r['model']} ({r['params'] / 1e6:.2f}M params, {r['mflops']:.0f} MFLOPs/face) "
+            f"| {'yes' if r['tta'] else 'no'} | {r['batch']} "
             f"| {r['faces_per_s']:,.0f} | {r['median_ms']:.2f} | {r['p95_ms']:.2f} |"
             for r in models
         ),
         "",
-        f"End to end `Analyzer.analyze` ({e2e['image']}, {e2e['faces']} faces, detector {e2e['detector']}, "
-        f"default model): median {e2e['median_ms']:.1f} ms, p95 {e2e['p95_ms']:.1f} ms ({e2e['fps']:.0f} images/s).",
+        f"End to end `Analyzer.analyze` ({e2e[0]['image']}, detector {e2e[0]['detector']}, each model with its "
+        "default TTA setting):",
+        "",
+        "| model | faces | median ms | p95 ms | images/s | median load / detect / classify ms |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {r['model']} | {r['faces']} | {r['median_ms']:.1f} | {r['p95_ms']:.1f} | {r['fps']:.0f} "
+            f"| {r['stages_median_ms']['load']:.1f} / {r['stages_median_ms']['detect']:.1f} / "
+            f"{r['stages_median_ms']['classify']:.1f} |"
+            for r in e2e
+        ),
         "",
         f"Fresh process: `import emolens` {cold['import_s'] * 1e3:.0f} ms; import + first `analyze()` "
         f"{cold['cold_start_s']:.2f} s; peak resident memory after 51 analyses {cold['peak_rss_mb']:.0f} MB.",

@@ -80,18 +80,26 @@ def render_models_page() -> str:
         "Each model has a model card written by `emolens export` from measurements on the exported weights; the "
         "cards live beside the weights in `src/emolens/models/weights/` and are reproduced here "
         "(`UPDATE_DOCS=1 pytest tests/test_docs.py` regenerates this page; a test fails when it is stale).\n",
-        "| name | parameters | weights file | val accuracy | val accuracy, flip TTA | TTA by default |",
-        "|---|---|---|---|---|---|",
+        "Speed is faces per second at batch 64 on the reference 2-core CPU with the model's default TTA setting, "
+        "from `benchmarks/results/speed-cpu.json` (`python benchmarks/speed.py`).\n",
+        "| name | parameters | weights file | val accuracy | val accuracy, flip TTA | TTA by default "
+        "| ECE (default setting) | faces/s, batch 64 |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    speed_file = REPO / "benchmarks" / "results" / "speed-cpu.json"
+    speed = json.loads(speed_file.read_text())["models"] if speed_file.exists() else []
     cards = []
     weights_dir = REPO / "src" / "emolens" / "models" / "weights"
     for spec in MODELS.specs():
         stem = spec.weights[0].name.removesuffix(".safetensors")
         card = json.loads((weights_dir / f"{stem}.json").read_text())
         m = card["metrics"]
+        rate = [r["faces_per_s"] for r in speed if (r["model"], r["tta"], r["batch"]) == (spec.name, spec.tta, 64)]
         head.append(
-            f"| `{spec.name}` | {card['parameters'] / 1e6:.2f}M | {card['weights_bytes'] / 2**20:.1f} MiB (fp16) "
-            f"| {m['val']['accuracy']:.4f} | {m['val_tta']['accuracy']:.4f} | {'yes' if spec.tta else 'no'} |"
+            f"| `{spec.name}` | {card['parameters'] / 1e6:.2f}M "
+            f"| {card['weights_bytes'] / 2**20:.1f} MiB ({card['weights_storage'].split()[0]}) "
+            f"| {m['val']['accuracy']:.4f} | {m['val_tta']['accuracy']:.4f} | {'yes' if spec.tta else 'no'} "
+            f"| {m['val_tta' if spec.tta else 'val']['ece']:.4f} | {f'{rate[0]:,.0f}' if rate else 'not measured'} |"
         )
         body = (weights_dir / f"{stem}.md").read_text().replace("# Model card:", "## Model card:", 1)
         cards.append(body.replace("\n## ", "\n### ").replace("\n### Model card:", "\n## Model card:"))

@@ -49,6 +49,69 @@ def test_resume_continues_bit_for_bit(tiny: Path, tmp_path: Path) -> None:
         train(_config(tiny, resumed, epochs=3), resume=True)  # a changed schedule must not mix with the old one
 
 
+def test_distillation_from_a_model_and_a_run_folder(tiny: Path, tmp_path: Path) -> None:
+    import dataclasses
+
+    import torch
+
+    from emolens.training._distill import Teachers, distillation_loss
+
+    teacher_run = tmp_path / "teacher"
+    train(_config(tiny, teacher_run, epochs=1))
+    teachers = Teachers(["default", str(teacher_run)], torch.device("cpu"))
+    batch = torch.randn(8, 1, 48, 48)
+    soft = teachers.probabilities(batch, temperature=2.0)
+    assert soft.shape == (8, 7) and torch.allclose(soft.sum(1), torch.ones(8))
+    logits = torch.log(soft) * 2.0  # a student that already matches the teachers at T=2 ...
+    assert float(distillation_loss(logits, soft, 2.0)) == pytest.approx(0.0, abs=1e-5)
+    assert float(distillation_loss(torch.zeros(8, 7), soft, 2.0)) > 0.01  # ... and one that does not
+
+    cfg = dataclasses.replace(_config(tiny, tmp_path / "student", epochs=1), teachers=("default",), distill_weight=1.0)
+    result = train(cfg)
+    assert len(result.history) == 1 and np.isfinite(result.history[0]["train_loss"])
+    with pytest.raises(DatasetError, match="run folder"):
+        Teachers([str(tmp_path)], torch.device("cpu"))
+
+
+def test_architecture_overrides_train_and_export_with_a_model_card(tiny: Path, tmp_path: Path) -> None:
+    import json
+
+    from emolens.cli import main
+
+    run, out = tmp_path / "run", tmp_path / "out"
+    options = '{"widths": [8, 16, 32, 64, 128], "convs_per_stage": [1, 1, 1, 1, 1], "hidden": 32}'
+    args = [str(tiny), str(tiny), "--out", str(run), "--epochs", "1", "--batch-size", "32", "--threads", "1"]
+    assert main(["train", *args, "--model-options", options]) == 0
+    assert main(["export", str(run), "--out", str(out), "--name", "tiny-v0"]) == 0
+    card = json.loads((out / "tiny-v0.json").read_text())
+    assert card["architecture"]["options"]["widths"] == [8, 16, 32, 64, 128]
+    assert card["parameters"] < 120_000  # the small override, not the default architecture's 1.8M
+    assert card["weights_bytes"] == (out / "tiny-v0.safetensors").stat().st_size
+    assert set(card["metrics"]) == {"val", "val_tta", "train"} and card["val_images"] == 280
+    assert "--model-options" in card["training_command"] and (out / "tiny-v0.md").is_file()
+
+
+def test_bad_model_options_are_usage_errors(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from emolens.cli import main
+
+    for bad in ("{widths: 1}", "[1, 2]"):
+        with pytest.raises(SystemExit) as exc:
+            main(["train", str(tiny), str(tiny), "--out", str(tmp_path), "--model-options", bad])
+        assert exc.value.code == 2
+    assert "JSON object" in capsys.readouterr().err
+
+
+def test_resume_accepts_checkpoints_from_before_new_options(tiny: Path, tmp_path: Path) -> None:
+    import torch
+
+    train(_config(tiny, tmp_path, epochs=2), stop_after=1)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    for key in ("teachers", "distill_weight", "distill_temperature"):  # as written by an older emolens
+        del state["config"][key]
+    torch.save(state, tmp_path / "checkpoint.pt")
+    assert len(train(_config(tiny, tmp_path, epochs=2), resume=True).history) == 2
+
+
 def test_unknown_class_folder_is_rejected(tmp_path: Path) -> None:
     (tmp_path / "happy").mkdir()
     (tmp_path / "bored").mkdir()

@@ -15,6 +15,7 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from .errors import EmolensError
 
@@ -242,12 +243,13 @@ def _write_predictions(path: Path, data: object, probabilities: object) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     from .training import TrainConfig, train
 
-    command = "emolens " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = "emolens " + " ".join(shlex.quote(a) for a in args.argv)
     cfg = TrainConfig(
         train_data=args.train,
         val_data=args.val,
         out_dir=args.out,
         model=args.model,
+        model_options=args.model_options,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -258,6 +260,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         mixup=args.mixup,
         ema_decay=args.ema,
         balanced=args.balanced,
+        teachers=tuple(args.teacher),
+        distill_weight=args.distill_weight,
+        distill_temperature=args.distill_temperature,
         limit=args.limit,
         seed=args.seed,
         amp=not args.no_amp,
@@ -306,6 +311,17 @@ def _unit_interval(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """argparse type: a JSON object."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc.msg}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"widths\": [16, 32]}}', got {text!r}")
     return value
 
 
@@ -362,6 +378,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("val", help="validation data used to select the best epoch")
     p.add_argument("--out", required=True, help="run folder: checkpoint, logs, best weights")
     p.add_argument("--model", default="default", help="registered model whose architecture to train")
+    p.add_argument(
+        "--model-options",
+        type=_json_object,
+        default={},
+        metavar="JSON",
+        help="override architecture options, e.g. '{\"widths\": [32, 64, 128, 256, 512]}'",
+    )
     p.add_argument("--epochs", type=_positive_int, default=40)
     p.add_argument("--batch-size", type=_positive_int, default=64)
     p.add_argument("--lr", type=float, default=0.05, help="peak learning rate of the OneCycle schedule")
@@ -372,6 +395,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mixup", type=float, default=0.0, help="mixup Beta(a, a) parameter (0 disables)")
     p.add_argument("--ema", type=_unit_interval, default=0.999, help="weight EMA decay")
     p.add_argument("--balanced", action="store_true", help="class-balanced sampling")
+    p.add_argument(
+        "--teacher",
+        action="append",
+        default=[],
+        metavar="MODEL_OR_RUN",
+        help="distil from a registered model or a run folder (repeat for an ensemble)",
+    )
+    p.add_argument("--distill-weight", type=_unit_interval, default=0.5, help="weight of the distillation loss")
+    p.add_argument("--distill-temperature", type=float, default=2.0, help="softening temperature for distillation")
     p.add_argument("--limit", type=_positive_int, help="train on a random subset of this many images")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
@@ -402,7 +434,9 @@ def _version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``emolens`` command; returns the exit code."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # recorded in model cards
     warnings.filterwarnings("default")
     warnings.formatwarning = lambda message, *_args, **_kw: f"{message}\n"  # one-line warnings
     try:

@@ -29,6 +29,21 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         license=_FER2013_LICENSE,
         tta=True,
     ),
+    ModelSpec(
+        name="fast",
+        builder="emolens.models._vgg:VGGNet",
+        description="Small VGG-style CNN (5 stages, 16-256 channels, 0.64M params) for video and edge use.",
+        options={"widths": (16, 32, 64, 128, 256), "convs_per_stage": (1, 1, 2, 2, 1), "dropout": 0.25},
+        weights=(
+            WeightsFile(
+                name="emolens-vgg-fast-v1.safetensors",
+                sha256="a75d32d10aaa0e8aca0669d485d1c993378b32ea8af4a9307919166cef408030",
+                bundled=True,
+                license=_FER2013_LICENSE,
+            ),
+        ),
+        license=_FER2013_LICENSE,
+    ),
 )
 
 MODELS: Registry[ModelSpec] = Registry("model", BUILTIN_MODELS, entry_point_group="emolens.models")

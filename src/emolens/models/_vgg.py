@@ -15,13 +15,17 @@ __all__ = ["VGGNet"]
 
 
 class VGGNet(nn.Module):
-    """``len(widths)`` stages of ``convs_per_stage`` conv layers, each stage halving the resolution."""
+    """``len(widths)`` stages of conv layers, each stage halving the resolution.
+
+    ``convs_per_stage`` is one count for every stage or one count per stage (cheap fast models
+    use a single conv in the high-resolution stages, where convolutions cost the most).
+    """
 
     def __init__(
         self,
         widths: Sequence[int] = (32, 64, 128, 256),
         *,
-        convs_per_stage: int = 2,
+        convs_per_stage: int | Sequence[int] = 2,
         hidden: int = 256,
         num_classes: int = 7,
         input_size: int = 48,
@@ -31,8 +35,11 @@ class VGGNet(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         channels = in_channels
-        for width in widths:
-            for _ in range(convs_per_stage):
+        counts = [convs_per_stage] * len(widths) if isinstance(convs_per_stage, int) else list(convs_per_stage)
+        if len(counts) != len(widths):
+            raise ValueError(f"convs_per_stage has {len(counts)} entries for {len(widths)} stages")
+        for width, count in zip(widths, counts, strict=True):
+            for _ in range(count):
                 layers += [
                     nn.Conv2d(channels, width, 3, padding=1, bias=False),
                     nn.BatchNorm2d(width),

@@ -1,4 +1,5 @@
-"""The training loop: SGD + OneCycle, label smoothing, batched augmentation, weight EMA, bf16, DDP.
+"""The training loop: SGD + OneCycle, label smoothing, batched augmentation, weight EMA, bf16, DDP,
+and optional distillation from trained teachers.
 
 Every epoch ends with an atomic checkpoint (model, EMA, optimizer, scheduler), and each epoch's
 randomness is derived from (seed, epoch, process), so ``resume=True`` continues the same schedule
@@ -26,13 +27,14 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from .. import models
 from ..errors import DatasetError
 from ..models._network import autocast_for, build_network, save_state
 from ..models._preprocess import standardize
 from ._augment import augment, random_erase
 from ._data import FaceDataset, load_dataset
+from ._distill import Teachers, distillation_loss
 from ._evaluate import evaluate_network
+from ._spec import run_spec
 
 __all__ = ["TrainConfig", "TrainResult", "train"]
 
@@ -48,6 +50,7 @@ class TrainConfig:
     val_data: str
     out_dir: str
     model: str = "default"
+    model_options: dict[str, Any] = field(default_factory=dict)
     epochs: int = 40
     batch_size: int = 64
     lr: float = 0.05
@@ -59,6 +62,9 @@ class TrainConfig:
     mixup: float = 0.0
     ema_decay: float = 0.999
     balanced: bool = False
+    teachers: tuple[str, ...] = ()
+    distill_weight: float = 0.5
+    distill_temperature: float = 2.0
     limit: int | None = None
     seed: int = 0
     amp: bool = True
@@ -144,7 +150,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     rank, world = _init_distributed()
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    spec = models.MODELS.get(cfg.model)
+    spec = run_spec(asdict(cfg))
     train_data = _limited(load_dataset(cfg.train_data, "train", size=spec.input_size), cfg.limit, cfg.seed)
     val_data = load_dataset(cfg.val_data, "val", size=spec.input_size)
     if rank == 0 and (train_data.skipped or val_data.skipped):
@@ -166,6 +172,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.2
     )
+    teachers = Teachers(cfg.teachers, device, amp=cfg.amp) if cfg.teachers else None
     history: list[dict[str, float]] = []
     best_acc, best_epoch, first_epoch = -1.0, 0, 0
     elapsed_before = 0.0
@@ -173,8 +180,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     checkpoint_path = out / CHECKPOINT
     if resume and checkpoint_path.exists():
         state = torch.load(checkpoint_path, weights_only=True, map_location=device)
-        saved = {k: v for k, v in state["config"].items() if k not in ("command", "threads")}
-        current = {k: v for k, v in asdict(cfg).items() if k not in ("command", "threads")}
+        # options added after a checkpoint was written take their defaults
+        saved = {**_comparable(TrainConfig(cfg.train_data, cfg.val_data, cfg.out_dir)), **_comparable(state["config"])}
+        current = _comparable(asdict(cfg))
         if saved != current or state.get("world", 1) != world:
             raise DatasetError(
                 f"{checkpoint_path} was made with a different configuration or process count: {saved}", path=out
@@ -219,6 +227,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
                 loss = mix_lambda * loss + (1 - mix_lambda) * F.cross_entropy(
                     logits, targets[perm.to(device)], label_smoothing=cfg.label_smoothing
                 )
+            if teachers is not None:
+                soft = teachers.probabilities(batch, cfg.distill_temperature)
+                distill = distillation_loss(logits, soft, cfg.distill_temperature)
+                loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * distill
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
@@ -282,6 +294,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
         dist.destroy_process_group()
     elapsed = elapsed_before + time.perf_counter() - session_start
     return TrainResult(best_epoch, best_acc, out / BEST_WEIGHTS, history, elapsed)
+
+
+def _comparable(config: TrainConfig | dict[str, Any]) -> dict[str, Any]:
+    """The options that must match to resume a run (lists from JSON compared as tuples)."""
+    items = asdict(config) if isinstance(config, TrainConfig) else config
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in items.items() if k not in ("command", "threads")}
 
 
 def _write_logs(out: Path, history: list[dict[str, float]]) -> None:
