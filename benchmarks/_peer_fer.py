@@ -24,6 +24,7 @@ LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 def main() -> None:
     import cv2
+
     try:
         from fer import FER  # fer < 25.10
     except ImportError:

@@ -106,7 +106,7 @@ def main() -> None:
         f"Peer comparison (`{command} --fer-python <python with fer>`; group/multiface.jpg resized to "
         f"640x480 with 6 people; {len(crops):,} FER2013 val crops passed as whole-crop face boxes)",
         "",
-        "| library | faces found (of 6) | photo median / p95 ms | val crop accuracy |",
+        "| library | faces reported (6 people) | photo median / p95 ms | val crop accuracy |",
         "|---|---|---|---|",
     ]
     lines += [

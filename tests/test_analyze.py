@@ -129,3 +129,13 @@ def test_analyzer_warmup_and_repr() -> None:
     analyzer = emolens.Analyzer(detector="haar")
     analyzer.warmup()
     assert "haar" in repr(analyzer)
+
+
+@pytest.mark.parametrize("detector", ["yunet", "auto"])
+def test_detector_options_downscale_detection_and_keep_boxes(detector: str, photos: Path) -> None:
+    image = cv2.resize(cv2.imread(str(photos / "group" / "multiface.jpg")), (640, 480), interpolation=cv2.INTER_AREA)
+    full = emolens.Analyzer(detector=detector).analyze(image, fallback=False)
+    small = emolens.Analyzer(detector=detector, detector_options={"max_side": 320}).analyze(image, fallback=False)
+    assert len(full.faces) == len(small.faces) == 6
+    for a, b in zip(sorted(f.box.xyxy for f in full.faces), sorted(f.box.xyxy for f in small.faces), strict=True):
+        assert max(abs(p - q) for p, q in zip(a, b, strict=True)) <= 8  # boxes come back in original pixels

@@ -23,19 +23,23 @@ _auto_lock = threading.Lock()
 
 
 def create_detector(detector: str | Detector | None, *, device: str = "cpu", **options: Any) -> Detector | None:
-    """A detector instance for a registered name, ``"auto"``, ``None``/``"none"`` or an instance."""
+    """A detector instance for a registered name, ``"auto"``, ``None``/``"none"`` or an instance.
+
+    ``options`` go to the detector's builder (e.g. ``max_side=320`` for YuNet and RetinaFace);
+    built-in detectors ignore options they do not know, so one set of options can serve ``"auto"``.
+    """
     if detector is None or detector == "none":
         return None
     if not isinstance(detector, str):
         return detector
     if detector == "auto":
-        return _create_auto(device)
+        return _create_auto(device, options)
     spec = DETECTORS.get(detector)
     built: Detector = resolve(spec.builder)(spec, device=device, **{**spec.options, **options})
     return built
 
 
-def _create_auto(device: str) -> Detector:
+def _create_auto(device: str, options: dict[str, Any]) -> Detector:
     """The most accurate detector available; the choice is made once per process."""
     global _auto_choice
     with _auto_lock:
@@ -43,7 +47,7 @@ def _create_auto(device: str) -> Detector:
             unavailable: list[str] = []
             for name in AUTO_PREFERENCE:
                 try:
-                    built = create_detector(name, device=device)
+                    built = create_detector(name, device=device, **options)
                 except WeightsError as exc:
                     unavailable.append(f"{name} ({type(exc).__name__}: {exc.filename})")
                     continue
@@ -58,7 +62,7 @@ def _create_auto(device: str) -> Detector:
                 assert built is not None
                 return built
             raise AssertionError("the last detector in AUTO_PREFERENCE must need no weights")
-        chosen = create_detector(_auto_choice, device=device)
+        chosen = create_detector(_auto_choice, device=device, **options)
         assert chosen is not None
         return chosen
 

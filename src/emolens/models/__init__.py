@@ -16,12 +16,15 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="default",
         builder="emolens.models._vgg:VGGNet",
-        description="VGG-style CNN (4 stages, 32-256 channels, 1.8M params) trained by emolens on FER2013.",
-        options={"widths": (32, 64, 128, 256)},
+        description=(
+            "VGG-style CNN (a full-resolution stem conv, then 4 stages of 64-512 channels; 2.6M params) "
+            "trained by emolens on FER2013."
+        ),
+        options={"widths": (32, 64, 128, 256, 512), "convs_per_stage": (1, 2, 2, 2, 1), "hidden": 512},
         weights=(
             WeightsFile(
-                name="emolens-vgg-small-v1.safetensors",
-                sha256="8feca4c0e1806088098ac730e0c9b3905ce746f9aeebed5e66971b1b40ffb8df",
+                name="emolens-vgg-wide-v2.safetensors",
+                sha256="428c39897b81c3d9c6fab76fedb028c65d7a4ef25621db40ab6d5ddac1e03794",
                 bundled=True,
                 license=_FER2013_LICENSE,
             ),
