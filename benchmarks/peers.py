@@ -119,6 +119,7 @@ def main() -> None:
             f"`fer` accuracy is the better of its default 10 px face padding "
             f"({peer['accuracy_default_offsets']:.1%}) and no padding ({peer['accuracy_no_offsets']:.1%})."
         )
+        lines.append("")
         lines += [
             f"- {r['name']} / fer: latency x{r['median_ms'] / peer['median_ms']:.2f}, "
             f"accuracy {100 * (r['accuracy'] - peer['accuracy']):+.1f} points"

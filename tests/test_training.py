@@ -91,6 +91,30 @@ def test_architecture_overrides_train_and_export_with_a_model_card(tiny: Path, t
     assert "--model-options" in card["training_command"] and (out / "tiny-v0.md").is_file()
 
 
+def test_a_finished_run_keeps_its_architecture_when_the_registry_changes(tiny: Path, tmp_path: Path) -> None:
+    import dataclasses
+    import json
+
+    import torch
+
+    from emolens.models import MODELS
+    from emolens.training._export import export_run
+    from emolens.training._distill import Teachers
+
+    run = tmp_path / "run"
+    train(dataclasses.replace(_config(tiny, run, epochs=1), model="fast"))
+    pinned = json.loads((run / "config.json").read_text())["architecture_options"]
+    assert pinned["widths"] == list(MODELS.get("fast").options["widths"])
+    original = MODELS.get("fast")
+    MODELS.register(dataclasses.replace(original, options={"widths": (8, 16, 32, 64)}), overwrite=True)
+    try:  # a later release changed what "fast" means: the run still loads and exports as trained
+        assert Teachers([str(run)], torch.device("cpu")).probabilities(torch.randn(2, 1, 48, 48), 1.0).shape == (2, 7)
+        card = export_run(run, tmp_path / "out", "old-fast")
+        assert card["architecture"]["options"]["widths"] == pinned["widths"]
+    finally:
+        MODELS.register(original, overwrite=True)
+
+
 def test_bad_model_options_are_usage_errors(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from emolens.cli import main
 

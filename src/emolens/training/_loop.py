@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from .._registry import ModelSpec
 from ..errors import DatasetError
 from ..models._network import autocast_for, build_network, save_state
 from ..models._preprocess import standardize
@@ -151,6 +152,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     spec = run_spec(asdict(cfg))
+    if rank == 0:
+        write_run_config(out, cfg, spec)
     train_data = _limited(load_dataset(cfg.train_data, "train", size=spec.input_size), cfg.limit, cfg.seed)
     val_data = load_dataset(cfg.val_data, "val", size=spec.input_size)
     if rank == 0 and (train_data.skipped or val_data.skipped):
@@ -288,12 +291,16 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
             dist.barrier()
         if stop_after is not None and epoch + 1 - first_epoch >= stop_after:
             break
-    if rank == 0:
-        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     if world > 1:
         dist.destroy_process_group()
     elapsed = elapsed_before + time.perf_counter() - session_start
     return TrainResult(best_epoch, best_acc, out / BEST_WEIGHTS, history, elapsed)
+
+
+def write_run_config(out: Path, cfg: TrainConfig, spec: ModelSpec) -> None:
+    """``config.json``: the run's options plus the architecture options it was trained with."""
+    architecture = {k: list(v) if isinstance(v, tuple) else v for k, v in spec.options.items()}
+    (out / "config.json").write_text(json.dumps({**asdict(cfg), "architecture_options": architecture}, indent=2))
 
 
 def _comparable(config: TrainConfig | dict[str, Any]) -> dict[str, Any]:
