@@ -98,8 +98,8 @@ def test_a_finished_run_keeps_its_architecture_when_the_registry_changes(tiny: P
     import torch
 
     from emolens.models import MODELS
-    from emolens.training._export import export_run
     from emolens.training._distill import Teachers
+    from emolens.training._export import export_run
 
     run = tmp_path / "run"
     train(dataclasses.replace(_config(tiny, run, epochs=1), model="fast"))
