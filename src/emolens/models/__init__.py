@@ -12,6 +12,12 @@ __all__ = ["BUILTIN_MODELS", "MODELS"]
 
 _FER2013_LICENSE = "weights: MIT (emolens); trained on FER2013 (research use under the challenge's terms)"
 
+
+def _bundled(name: str, sha256: str) -> tuple[WeightsFile, ...]:
+    """Weights that emolens trained and ships inside the wheel."""
+    return (WeightsFile(name=name, sha256=sha256, bundled=True, license=_FER2013_LICENSE),)
+
+
 BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="default",
@@ -21,13 +27,8 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
             "trained by emolens on FER2013."
         ),
         options={"widths": (32, 64, 128, 256, 512), "convs_per_stage": (1, 2, 2, 2, 1), "hidden": 512},
-        weights=(
-            WeightsFile(
-                name="emolens-vgg-wide-v2.safetensors",
-                sha256="428c39897b81c3d9c6fab76fedb028c65d7a4ef25621db40ab6d5ddac1e03794",
-                bundled=True,
-                license=_FER2013_LICENSE,
-            ),
+        weights=_bundled(
+            "emolens-vgg-wide-v2.safetensors", "428c39897b81c3d9c6fab76fedb028c65d7a4ef25621db40ab6d5ddac1e03794"
         ),
         license=_FER2013_LICENSE,
         tta=True,
@@ -37,13 +38,8 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         builder="emolens.models._vgg:VGGNet",
         description="Small VGG-style CNN (5 stages, 16-256 channels, 0.64M params) for video and edge use.",
         options={"widths": (16, 32, 64, 128, 256), "convs_per_stage": (1, 1, 2, 2, 1), "dropout": 0.25},
-        weights=(
-            WeightsFile(
-                name="emolens-vgg-fast-v1.safetensors",
-                sha256="a75d32d10aaa0e8aca0669d485d1c993378b32ea8af4a9307919166cef408030",
-                bundled=True,
-                license=_FER2013_LICENSE,
-            ),
+        weights=_bundled(
+            "emolens-vgg-fast-v1.safetensors", "a75d32d10aaa0e8aca0669d485d1c993378b32ea8af4a9307919166cef408030"
         ),
         license=_FER2013_LICENSE,
     ),

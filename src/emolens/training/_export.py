@@ -36,7 +36,7 @@ def export_run(
     out.mkdir(parents=True, exist_ok=True)
     state = torch.load(run / CHECKPOINT, weights_only=True)
     cfg = state["config"]
-    pinned = run / "config.json"  # written at the end of training, with the architecture it used
+    pinned = run / "config.json"  # written when training starts, with the architecture it uses
     options = json.loads(pinned.read_text()).get("architecture_options") if pinned.is_file() else None
     if options is not None:
         cfg = {**cfg, "architecture_options": options}

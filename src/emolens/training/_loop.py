@@ -299,8 +299,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
 
 def write_run_config(out: Path, cfg: TrainConfig, spec: ModelSpec) -> None:
     """``config.json``: the run's options plus the architecture options it was trained with."""
-    architecture = {k: list(v) if isinstance(v, tuple) else v for k, v in spec.options.items()}
-    (out / "config.json").write_text(json.dumps({**asdict(cfg), "architecture_options": architecture}, indent=2))
+    (out / "config.json").write_text(json.dumps({**asdict(cfg), "architecture_options": dict(spec.options)}, indent=2))
 
 
 def _comparable(config: TrainConfig | dict[str, Any]) -> dict[str, Any]:
