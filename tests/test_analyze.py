@@ -139,3 +139,13 @@ def test_detector_options_downscale_detection_and_keep_boxes(detector: str, phot
     assert len(full.faces) == len(small.faces) == 6
     for a, b in zip(sorted(f.box.xyxy for f in full.faces), sorted(f.box.xyxy for f in small.faces), strict=True):
         assert max(abs(p - q) for p, q in zip(a, b, strict=True)) <= 8  # boxes come back in original pixels
+
+
+def test_analyze_function_passes_detector_options_and_caches_per_option(photos: Path) -> None:
+    image = cv2.resize(cv2.imread(str(photos / "group" / "multiface.jpg")), (640, 480), interpolation=cv2.INTER_AREA)
+    # At 64 px the six faces are ~6 px wide, below what YuNet finds: proof the option reached the detector.
+    tiny = emolens.analyze(image, detector="yunet", detector_options={"max_side": 64}, fallback=False)
+    small = emolens.analyze(image, detector="yunet", detector_options={"max_side": 320}, fallback=False)
+    full = emolens.analyze(image, detector="yunet", fallback=False)  # not served by an analyzer built with options
+    assert len(tiny.faces) < 6
+    assert len(small.faces) == len(full.faces) == 6

@@ -25,6 +25,17 @@ def test_analyze_json_lists_the_six_faces(photos: Path) -> None:
     assert all(face["emotion"] in record["faces"][0]["probabilities"] for face in record["faces"])
 
 
+def test_analyze_passes_detector_options(photos: Path) -> None:
+    image = str(photos / "dlib-faces" / "2008_002470.jpg")
+    proc = run(
+        "analyze", image, "--json", "--no-fallback", "--detector", "yunet", "--detector-options", '{"max_side": 48}'
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["faces"] == []  # six faces, none findable on a 48-pixel copy
+    proc = run("analyze", image, "--detector-options", "[320]")
+    assert proc.returncode == 2 and "expected a JSON object" in proc.stderr
+
+
 def test_analyze_table_folder_glob_and_annotate(
     photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -104,6 +104,15 @@ def test_every_and_max_frames(pan_video: Path) -> None:
     assert [r.index for r in results] == [0, 5, 10, 15]
 
 
+def test_detector_options_reach_the_video_detector(pan_video: Path) -> None:
+    found = [len(r.faces) for r in analyze_video(pan_video, detector="yunet", max_frames=3)]
+    blind = [
+        len(r.faces)
+        for r in analyze_video(pan_video, detector="yunet", max_frames=3, detector_options={"max_side": 32})
+    ]
+    assert min(found) > 0 and blind == [0, 0, 0]
+
+
 def test_bad_sources() -> None:
     with pytest.raises(InvalidVideoError, match="not found"):
         list(analyze_video("/no/such/video.mp4"))

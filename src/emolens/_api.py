@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ._analyzer import DEFAULT_MIN_FACE_SIZE, Analyzer
 from ._image import ColorOrder, ImageInput
@@ -12,22 +13,29 @@ from .types import AnalysisResult
 
 __all__ = ["analyze", "analyze_batch", "clear_cache", "get_analyzer"]
 
-_analyzers: dict[tuple[str | None, str, str], Analyzer] = {}
+_analyzers: dict[tuple[str | None, str, str, str], Analyzer] = {}
 _lock = threading.Lock()
 
 
-def get_analyzer(detector: str | Detector | None = "auto", model: str = "default", device: str = "cpu") -> Analyzer:
+def get_analyzer(
+    detector: str | Detector | None = "auto",
+    model: str = "default",
+    device: str = "cpu",
+    detector_options: Mapping[str, Any] | None = None,
+) -> Analyzer:
     """The shared Analyzer for this configuration, built on first use (thread-safe).
 
     Detector instances are not cached: each call builds a new Analyzer around them.
     """
+    options = dict(detector_options or {})
     if not (detector is None or isinstance(detector, str)):
-        return Analyzer(detector, model, device=device)
-    key = (detector, model, device)
+        return Analyzer(detector, model, device=device, detector_options=options)
+    # Options are plain values (numbers, strings, tuples); their sorted repr identifies them.
+    key = (detector, model, device, repr(sorted(options.items())))
     with _lock:
         analyzer = _analyzers.get(key)
         if analyzer is None:
-            analyzer = _analyzers[key] = Analyzer(detector, model, device=device)
+            analyzer = _analyzers[key] = Analyzer(detector, model, device=device, detector_options=options)
         return analyzer
 
 
@@ -46,6 +54,7 @@ def analyze(
     fallback: bool = True,
     min_face_size: int = DEFAULT_MIN_FACE_SIZE,
     device: str = "cpu",
+    detector_options: Mapping[str, Any] | None = None,
 ) -> AnalysisResult:
     """Find every face in ``image`` and classify its emotion.
 
@@ -59,6 +68,8 @@ def analyze(
         fallback: when no face is found, classify the whole image as one face (``Face.fallback``).
         min_face_size: ignore detected faces smaller than this many pixels.
         device: torch device for the emotion model.
+        detector_options: keyword arguments for the detector's builder, e.g. ``{"max_side": 320}`` to
+            detect on a downscaled copy (faster on large images; very small faces may be missed).
 
     Returns:
         An :class:`AnalysisResult`; ``faces`` is empty only when ``fallback=False`` and no face was found.
@@ -68,7 +79,7 @@ def analyze(
         UnknownNameError: no detector or model has that name.
         WeightsError: weights could not be fetched or failed verification.
     """
-    return get_analyzer(detector, model, device).analyze(
+    return get_analyzer(detector, model, device, detector_options).analyze(
         image, color=color, fallback=fallback, min_face_size=min_face_size
     )
 
@@ -82,8 +93,9 @@ def analyze_batch(
     fallback: bool = True,
     min_face_size: int = DEFAULT_MIN_FACE_SIZE,
     device: str = "cpu",
+    detector_options: Mapping[str, Any] | None = None,
 ) -> list[AnalysisResult]:
     """Like :func:`analyze` for several images, classifying all faces in one batch."""
-    return get_analyzer(detector, model, device).analyze_batch(
+    return get_analyzer(detector, model, device, detector_options).analyze_batch(
         images, color=color, fallback=fallback, min_face_size=min_face_size
     )

@@ -57,7 +57,13 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from ._analyzer import Analyzer
     from ._draw import annotate
 
-    analyzer = Analyzer(_detector_arg(args.detector), args.model, device=args.device, fallback=not args.no_fallback)
+    analyzer = Analyzer(
+        _detector_arg(args.detector),
+        args.model,
+        device=args.device,
+        fallback=not args.no_fallback,
+        detector_options=args.detector_options,
+    )
     out_dir = Path(args.annotate) if args.annotate else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -117,7 +123,13 @@ def _cmd_video(args: argparse.Namespace) -> int:
         total = -(-total // args.every)
         if args.max_frames is not None:
             total = min(total, args.max_frames)
-    analyzer = Analyzer(_detector_arg(args.detector), args.model, device=args.device, fallback=False)
+    analyzer = Analyzer(
+        _detector_arg(args.detector),
+        args.model,
+        device=args.device,
+        fallback=False,
+        detector_options=args.detector_options,
+    )
     analysis = VideoAnalysis()
     writer: AnnotatedVideoWriter | None = None
     started = time.perf_counter()
@@ -325,6 +337,16 @@ def _json_object(text: str) -> dict[str, Any]:
     return value
 
 
+def _add_detector_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--detector-options",
+        type=_json_object,
+        default={},
+        metavar="JSON",
+        help="detector settings, e.g. '{\"max_side\": 320}' to detect on a downscaled copy (faster)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emolens", description="Facial emotion recognition.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -333,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("analyze", help="detect faces and classify emotions in images")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or glob patterns")
     p.add_argument("--detector", default="auto", help="detector name, 'auto' (default) or 'none' for face crops")
+    _add_detector_options(p)
     p.add_argument("--model", default="default", help="emotion model name")
     p.add_argument("--device", default="cpu", help="torch device for the emotion model")
     p.add_argument("--json", action="store_true", help="print one JSON object per image")
@@ -349,6 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N processed frames")
     p.add_argument("--smoothing", type=_unit_interval, default=0.6, help="EMA weight of past probabilities (0 = off)")
     p.add_argument("--detector", default="auto")
+    _add_detector_options(p)
     p.add_argument("--model", default="default")
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true", help="no progress line")

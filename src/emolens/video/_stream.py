@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from .._analyzer import Analyzer
 from .._api import get_analyzer
@@ -25,6 +26,7 @@ def analyze_video(
     fallback: bool = False,
     device: str = "cpu",
     analyzer: Analyzer | None = None,
+    detector_options: Mapping[str, Any] | None = None,
 ) -> Iterator[FrameResult]:
     """Analyse a video frame by frame, yielding one :class:`FrameResult` per processed frame.
 
@@ -38,6 +40,7 @@ def analyze_video(
         max_frames: stop after this many processed frames.
         fallback: classify the whole frame when no face is found (off for video by default).
         analyzer: use this Analyzer instead of the shared one for ``detector``/``model``/``device``.
+        detector_options: keyword arguments for the detector's builder, e.g. ``{"max_side": 320}``.
 
     Raises:
         InvalidVideoError: the source cannot be opened or read.
@@ -45,7 +48,7 @@ def analyze_video(
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
     frames = open_source(source)
-    analyzer = analyzer or get_analyzer(detector, model, device)
+    analyzer = analyzer or get_analyzer(detector, model, device, detector_options)
     tracker = Tracker(smoothing=smoothing)
     processed = 0
     for frame in frames:
