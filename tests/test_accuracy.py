@@ -9,9 +9,9 @@ from emolens.models import MODELS
 from emolens.training import evaluate_model
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "emolens" / "models" / "weights"
-# Minimum val accuracy per model (with its default TTA setting). default: the core issue's target.
-# fast: a regression floor below its card; the models issue asks for 0.66, which it does not reach yet.
-TARGETS = {"default": 0.66, "fast": 0.65}
+# Minimum val accuracy per model (with its default TTA setting). default: the core issue's target (the
+# models issue asks for 0.71, not reached yet); fast: the models issue's target.
+TARGETS = {"default": 0.66, "fast": 0.66}
 
 
 @pytest.mark.parametrize("name", MODELS.names())

@@ -36,10 +36,13 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="fast",
         builder="emolens.models._vgg:VGGNet",
-        description="Small VGG-style CNN (5 stages, 16-256 channels, 0.64M params) for video and edge use.",
+        description=(
+            "Small VGG-style CNN (5 stages, 16-256 channels, 0.65M params) distilled from larger emolens models, "
+            "for video and edge use."
+        ),
         options={"widths": (16, 32, 64, 128, 256), "convs_per_stage": (1, 1, 2, 2, 1), "dropout": 0.25},
         weights=_bundled(
-            "emolens-vgg-fast-v1.safetensors", "a75d32d10aaa0e8aca0669d485d1c993378b32ea8af4a9307919166cef408030"
+            "emolens-vgg-fast-v2.safetensors", "ff18489abc6bac4d58abe1d285417eced5a321185e1da995f783558b30231e2f"
         ),
         license=_FER2013_LICENSE,
     ),
