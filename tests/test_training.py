@@ -1,5 +1,6 @@
 """The training pipeline on a few hundred real FER2013 images: runs, logs, resumes exactly."""
 
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -80,8 +81,9 @@ def test_architecture_overrides_train_and_export_with_a_model_card(tiny: Path, t
 
     run, out = tmp_path / "run", tmp_path / "out"
     options = '{"widths": [8, 16, 32, 64, 128], "convs_per_stage": [1, 1, 1, 1, 1], "hidden": 32}'
-    args = [str(tiny), str(tiny), "--out", str(run), "--epochs", "1", "--batch-size", "32", "--threads", "1"]
-    assert main(["train", *args, "--model-options", options]) == 0
+    args = [str(tiny), str(tiny), "--out", str(run), "--epochs", "2", "--batch-size", "32", "--threads", "1"]
+    assert main(["train", *args, "--model-options", options, "--stop-after", "1"]) == 0  # one session ...
+    assert main(["train", *args, "--model-options", options, "--resume"]) == 0  # ... and the next
     assert main(["export", str(run), "--out", str(out), "--name", "tiny-v0"]) == 0
     card = json.loads((out / "tiny-v0.json").read_text())
     assert card["architecture"]["options"]["widths"] == [8, 16, 32, 64, 128]
@@ -89,6 +91,9 @@ def test_architecture_overrides_train_and_export_with_a_model_card(tiny: Path, t
     assert card["weights_bytes"] == (out / "tiny-v0.safetensors").stat().st_size
     assert set(card["metrics"]) == {"val", "val_tta", "train"} and card["val_images"] == 280
     assert "--model-options" in card["training_command"] and (out / "tiny-v0.md").is_file()
+    # the command reproduces the run in one go: the flags that split it across sessions are left out
+    assert "--resume" not in card["training_command"] and "--stop-after" not in card["training_command"]
+    assert card["training_command"].endswith("--threads 1 --model-options " + shlex.quote(options))
 
 
 def test_a_finished_run_keeps_its_architecture_when_the_registry_changes(tiny: Path, tmp_path: Path) -> None:

@@ -252,10 +252,25 @@ def _write_predictions(path: Path, data: object, probabilities: object) -> None:
             writer.writerow([source, CLASS_NAMES[label], CLASS_NAMES[int(row.argmax())], *(f"{p:.6f}" for p in row)])
 
 
+def _without_session_flags(argv: Sequence[str]) -> list[str]:
+    """``emolens train`` arguments minus ``--resume`` and ``--stop-after N``, which split a run across
+    invocations without changing its result: what a model card should give as the command."""
+    kept: list[str] = []
+    skip_value = False
+    for arg in argv:
+        if skip_value:
+            skip_value = False
+        elif arg == "--stop-after":
+            skip_value = True
+        elif arg != "--resume" and not arg.startswith("--stop-after="):
+            kept.append(arg)
+    return kept
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .training import TrainConfig, train
 
-    command = "emolens " + " ".join(shlex.quote(a) for a in args.argv)
+    command = "emolens " + " ".join(shlex.quote(a) for a in _without_session_flags(args.argv))
     cfg = TrainConfig(
         train_data=args.train,
         val_data=args.val,
