@@ -44,3 +44,32 @@ def test_brightness_does_not_change_the_prediction(model: EmotionModel, fer_val:
     darker = (gray.astype(np.float32) * 0.6).astype(np.uint8)
     a, b = model.predict([gray, darker])
     assert a.argmax() == b.argmax()
+
+
+def test_saved_weights_are_byte_for_byte_reproducible(tmp_path: Path) -> None:
+    """Saving the same weights in two processes gives the same file, which loads back unchanged."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from emolens.models._network import build_network, load_state, read_temperature
+
+    script = (
+        "import sys, torch\n"
+        "from emolens.models import MODELS\n"
+        "from emolens.models._network import build_network, save_state\n"
+        "torch.manual_seed(0)\n"
+        "save_state(build_network(MODELS.get('fast')), sys.argv[1],"
+        " metadata={'model': 'fast', 'name': 'x', 'temperature': '1.2500'})\n"
+    )
+    paths = [tmp_path / f"{i}.safetensors" for i in range(2)]
+    for path in paths:
+        subprocess.run([sys.executable, "-c", script, str(path)], check=True)
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    torch.manual_seed(0)
+    original, loaded = build_network(MODELS.get("fast")), build_network(MODELS.get("fast"))
+    load_state(loaded, paths[0])
+    for (name, a), b in zip(original.state_dict().items(), loaded.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    assert read_temperature(paths[0]) == 1.25

@@ -28,7 +28,7 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         ),
         options={"widths": (32, 64, 128, 256, 512), "convs_per_stage": (1, 2, 2, 2, 1), "hidden": 512},
         weights=_bundled(
-            "emolens-vgg-wide-v2.safetensors", "428c39897b81c3d9c6fab76fedb028c65d7a4ef25621db40ab6d5ddac1e03794"
+            "emolens-vgg-wide-v2.safetensors", "f2848eea565d9ee68747ffdffa817b7a2b124ea6fd6d7febbca351ab73cf029b"
         ),
         license=_FER2013_LICENSE,
         tta=True,
@@ -42,7 +42,7 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         ),
         options={"widths": (16, 32, 64, 128, 256), "convs_per_stage": (1, 1, 2, 2, 1), "dropout": 0.25},
         weights=_bundled(
-            "emolens-vgg-fast-v2.safetensors", "ff18489abc6bac4d58abe1d285417eced5a321185e1da995f783558b30231e2f"
+            "emolens-vgg-fast-v2.safetensors", "f3a8be952a64210eb9670cc3608530095b34709db3c2fe9ad13c4ccd146d084a"
         ),
         license=_FER2013_LICENSE,
     ),

@@ -5,6 +5,7 @@ Weights are read with safetensors (never pickle) after checking their SHA-256.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from contextlib import nullcontext
 from pathlib import Path
@@ -37,13 +38,29 @@ def build_network(spec: ModelSpec) -> nn.Module:
 def save_state(
     network: nn.Module, path: str | Path, *, half: bool = False, metadata: Mapping[str, str] | None = None
 ) -> None:
-    """Write the network's weights as safetensors (fp16 storage with ``half=True``)."""
-    from safetensors.torch import save_file
+    """Write the network's weights as safetensors (fp16 storage with ``half=True``).
+
+    The same weights and metadata always give the same bytes (and SHA-256): see ``_sorted_header``.
+    """
+    from safetensors.torch import save
 
     state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    save_file(state, str(path), metadata=dict(metadata or {}))
+    Path(path).write_bytes(_sorted_header(save(state, metadata=dict(metadata or {}))))
+
+
+def _sorted_header(blob: bytes) -> bytes:
+    """A safetensors file with the keys of its JSON header sorted.
+
+    safetensors writes metadata entries in hash-map order, which differs from process to process;
+    sorted, an export is byte-for-byte reproducible. Tensor offsets are relative to the data that
+    follows the header, so only the header (padded to 8 bytes, as the format asks) changes.
+    """
+    size = int.from_bytes(blob[:8], "little")
+    header = json.dumps(json.loads(blob[8 : 8 + size]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    return len(header).to_bytes(8, "little") + header + blob[8 + size :]
 
 
 def load_state(network: nn.Module, path: str | Path) -> None:
