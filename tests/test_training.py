@@ -74,7 +74,9 @@ def test_distillation_from_a_model_and_a_run_folder(tiny: Path, tmp_path: Path) 
         Teachers([str(tmp_path)], torch.device("cpu"))
 
 
-def test_architecture_overrides_train_and_export_with_a_model_card(tiny: Path, tmp_path: Path) -> None:
+def test_architecture_overrides_train_and_export_with_a_model_card(
+    tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import json
 
     from emolens.cli import main
@@ -94,6 +96,11 @@ def test_architecture_overrides_train_and_export_with_a_model_card(tiny: Path, t
     # the command reproduces the run in one go: the flags that split it across sessions are left out
     assert "--resume" not in card["training_command"] and "--stop-after" not in card["training_command"]
     assert card["training_command"].endswith("--threads 1 --model-options " + shlex.quote(options))
+    # a run folder evaluates before export exactly as the card measured it
+    capsys.readouterr()
+    for flag, key in (("--no-tta", "val"), ("--tta", "val_tta")):
+        assert main(["evaluate", str(tiny), "--model", str(run), flag, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["accuracy"] == card["metrics"][key]["accuracy"]
 
 
 def test_a_finished_run_keeps_its_architecture_when_the_registry_changes(tiny: Path, tmp_path: Path) -> None:

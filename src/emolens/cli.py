@@ -403,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="accuracy, per-class recall and confusion matrix on a labelled dataset")
     p.add_argument("dataset", help="image folder (<emotion>/*.jpg) or FER2013 CSV")
-    p.add_argument("--model", default="default")
+    p.add_argument("--model", default="default", help="registered model name, or a run folder of `emolens train`")
     p.add_argument("--split", default="val", choices=["train", "val", "test"], help="rows of a FER2013 CSV to use")
     p.add_argument("--tta", dest="tta", action="store_true", default=None, help="average with mirrored faces")
     p.add_argument("--no-tta", dest="tta", action="store_false", help="disable the model's default TTA")

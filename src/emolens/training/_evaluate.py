@@ -136,14 +136,23 @@ def evaluate_network(
 def evaluate_model(
     model: str, dataset: str, *, split: str = "val", tta: bool | None = None
 ) -> tuple[Evaluation, np.ndarray, FaceDataset]:
-    """Evaluate a registered model (with its shipped weights) on an image folder or FER2013 CSV.
+    """Evaluate a registered model (its shipped weights) or a run folder (its best epoch) on an image
+    folder or FER2013 CSV.
 
     ``tta=None`` uses the model's default. Returns the metrics, the probabilities and the data.
     """
+    from pathlib import Path
+
     from ..models import MODELS
     from ..models._classifier import EmotionModel
     from ._data import load_dataset
+    from ._spec import load_trained
 
+    if Path(model).is_dir():  # a training run, evaluated as `emolens export` would measure it
+        spec, network = load_trained(model)
+        data = load_dataset(dataset, split, size=spec.input_size)
+        probabilities = predict_dataset(network, data, tta=spec.tta if tta is None else tta)
+        return score(probabilities, data.labels), probabilities, data
     emotion_model = EmotionModel(MODELS.get(model), tta=tta)
     data = load_dataset(dataset, split, size=emotion_model.input_size)
     probabilities = predict_dataset(
