@@ -41,13 +41,17 @@ def save_state(
     """Write the network's weights as safetensors (fp16 storage with ``half=True``).
 
     The same weights and metadata always give the same bytes (and SHA-256): see ``_sorted_header``.
+    The file is replaced atomically, so it is never seen half written.
     """
     from safetensors.torch import save
 
     state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    Path(path).write_bytes(_sorted_header(save(state, metadata=dict(metadata or {}))))
+    blob = _sorted_header(save(state, metadata=dict(metadata or {})))
+    partial = Path(f"{path}.partial")
+    partial.write_bytes(blob)
+    partial.replace(path)  # atomic: a run killed while saving keeps its previous best weights
 
 
 def _sorted_header(blob: bytes) -> bytes:
