@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from emolens.cli import main
@@ -127,6 +128,14 @@ def test_evaluate_on_a_small_folder(fer_val: Path, tmp_path: Path, capsys) -> No
     assert 0.3 < metrics["accuracy"] <= 1
     lines = predictions.read_text().splitlines()
     assert lines[0].split(",")[:3] == ["file", "true", "predicted"] and len(lines) == 71
+    # an ensemble scores the mean of its members' probabilities
+    from emolens.training import evaluate_model
+
+    assert main(["evaluate", str(subset), "--model", "default", "--model", "fast", "--json"]) == 0
+    ensemble = json.loads(capsys.readouterr().out)
+    members = [evaluate_model(name, str(subset))[1] for name in ("default", "fast")]
+    expected = (np.mean(members, axis=0).argmax(1) == evaluate_model("fast", str(subset))[2].labels).mean()
+    assert ensemble["model"] == "default + fast" and ensemble["accuracy"] == pytest.approx(expected)
     assert main(["evaluate", str(subset), "--confusion-png", str(tmp_path / "confusion.png")]) == 0
     assert "per-class recall" in capsys.readouterr().out
     pytest.importorskip("matplotlib")

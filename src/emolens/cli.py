@@ -217,18 +217,19 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .training._evaluate import evaluate_model
+    from .training._evaluate import evaluate_ensemble
 
-    tta = None if args.tta is None else args.tta
-    evaluation, probabilities, data = evaluate_model(args.model, args.dataset, split=args.split, tta=tta)
+    models = args.model or ["default"]
+    name = " + ".join(models)
+    evaluation, probabilities, data = evaluate_ensemble(models, args.dataset, split=args.split, tta=args.tta)
     if args.predictions:
         _write_predictions(Path(args.predictions), data, probabilities)
     if args.confusion_png:
-        evaluation.plot_confusion(args.confusion_png, title=f"{args.model} on {Path(args.dataset).name}")
+        evaluation.plot_confusion(args.confusion_png, title=f"{name} on {Path(args.dataset).name}")
     if args.json:
-        print(json.dumps({"model": args.model, "dataset": args.dataset, **evaluation.to_dict()}))
+        print(json.dumps({"model": name, "dataset": args.dataset, **evaluation.to_dict()}))
         return 0
-    print(f"model {args.model} on {args.dataset}: {evaluation.count} images")
+    print(f"model {name} on {args.dataset}: {evaluation.count} images")
     print(f"accuracy {evaluation.accuracy:.4f}   ECE {evaluation.ece:.4f}   NLL {evaluation.nll:.4f}")
     print("per-class recall: " + "  ".join(f"{k} {v:.3f}" for k, v in evaluation.per_class_recall.items()))
     print(evaluation.confusion_text())
@@ -403,7 +404,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="accuracy, per-class recall and confusion matrix on a labelled dataset")
     p.add_argument("dataset", help="image folder (<emotion>/*.jpg) or FER2013 CSV")
-    p.add_argument("--model", default="default", help="registered model name, or a run folder of `emolens train`")
+    p.add_argument(
+        "--model",
+        action="append",
+        metavar="MODEL_OR_RUN",
+        help="registered model (default: 'default') or run folder of `emolens train`; "
+        "repeat to evaluate the ensemble (averaged probabilities)",
+    )
     p.add_argument("--split", default="val", choices=["train", "val", "test"], help="rows of a FER2013 CSV to use")
     p.add_argument("--tta", dest="tta", action="store_true", default=None, help="average with mirrored faces")
     p.add_argument("--no-tta", dest="tta", action="store_false", help="disable the model's default TTA")

@@ -1,7 +1,14 @@
 """Training and evaluation of emolens emotion models (imports torch)."""
 
 from ._data import FaceDataset, load_dataset, load_fer2013_csv, load_image_folder
-from ._evaluate import Evaluation, evaluate_model, evaluate_network, expected_calibration_error, predict_dataset
+from ._evaluate import (
+    Evaluation,
+    evaluate_ensemble,
+    evaluate_model,
+    evaluate_network,
+    expected_calibration_error,
+    predict_dataset,
+)
 from ._loop import TrainConfig, TrainResult, train
 
 __all__ = [
@@ -9,6 +16,7 @@ __all__ = [
     "FaceDataset",
     "TrainConfig",
     "TrainResult",
+    "evaluate_ensemble",
     "evaluate_model",
     "evaluate_network",
     "expected_calibration_error",

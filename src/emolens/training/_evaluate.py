@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +14,15 @@ from ..models._network import predict_logits
 from ..models._preprocess import standardize
 from ._data import CLASS_NAMES, FaceDataset
 
-__all__ = ["Evaluation", "evaluate_model", "evaluate_network", "expected_calibration_error", "predict_dataset", "score"]
+__all__ = [
+    "Evaluation",
+    "evaluate_ensemble",
+    "evaluate_model",
+    "evaluate_network",
+    "expected_calibration_error",
+    "predict_dataset",
+    "score",
+]
 
 
 @dataclass(frozen=True)
@@ -158,4 +167,20 @@ def evaluate_model(
     probabilities = predict_dataset(
         emotion_model.network, data, tta=emotion_model.tta, temperature=emotion_model.temperature
     )
+    return score(probabilities, data.labels), probabilities, data
+
+
+def evaluate_ensemble(
+    models: Sequence[str], dataset: str, *, split: str = "val", tta: bool | None = None
+) -> tuple[Evaluation, np.ndarray, FaceDataset]:
+    """Evaluate the average of several models' probabilities (registered names or run folders).
+
+    The way to choose teachers for distillation: an ensemble is only worth distilling from if it
+    beats its best member. Returns the metrics, the averaged probabilities and the data.
+    """
+    if not models:
+        raise ValueError("evaluate_ensemble needs at least one model")
+    runs = [evaluate_model(model, dataset, split=split, tta=tta) for model in models]
+    probabilities = np.mean([p for _, p, _ in runs], axis=0)
+    data = runs[0][2]
     return score(probabilities, data.labels), probabilities, data
