@@ -150,24 +150,7 @@ def evaluate_model(
 
     ``tta=None`` uses the model's default. Returns the metrics, the probabilities and the data.
     """
-    from pathlib import Path
-
-    from ..models import MODELS
-    from ..models._classifier import EmotionModel
-    from ._data import load_dataset
-    from ._spec import load_trained
-
-    if Path(model).is_dir():  # a training run, evaluated as `emolens export` would measure it
-        spec, network = load_trained(model)
-        data = load_dataset(dataset, split, size=spec.input_size)
-        probabilities = predict_dataset(network, data, tta=spec.tta if tta is None else tta)
-        return score(probabilities, data.labels), probabilities, data
-    emotion_model = EmotionModel(MODELS.get(model), tta=tta)
-    data = load_dataset(dataset, split, size=emotion_model.input_size)
-    probabilities = predict_dataset(
-        emotion_model.network, data, tta=emotion_model.tta, temperature=emotion_model.temperature
-    )
-    return score(probabilities, data.labels), probabilities, data
+    return evaluate_ensemble([model], dataset, split=split, tta=tta)
 
 
 def evaluate_ensemble(
@@ -176,11 +159,39 @@ def evaluate_ensemble(
     """Evaluate the average of several models' probabilities (registered names or run folders).
 
     The way to choose teachers for distillation: an ensemble is only worth distilling from if it
-    beats its best member. Returns the metrics, the averaged probabilities and the data.
+    beats its best member. The data is read once per input size. Returns the metrics, the averaged
+    probabilities and the data.
     """
+    from ._data import load_dataset
+
     if not models:
         raise ValueError("evaluate_ensemble needs at least one model")
-    runs = [evaluate_model(model, dataset, split=split, tta=tta) for model in models]
-    probabilities = np.mean([p for _, p, _ in runs], axis=0)
-    data = runs[0][2]
+    datasets: dict[int, FaceDataset] = {}
+    members = []
+    for model in models:
+        network, input_size, use_tta, temperature = _inference_setup(model, tta)
+        if input_size not in datasets:
+            datasets[input_size] = load_dataset(dataset, split, size=input_size)
+        members.append(predict_dataset(network, datasets[input_size], tta=use_tta, temperature=temperature))
+    probabilities = np.mean(members, axis=0)
+    data = next(iter(datasets.values()))
     return score(probabilities, data.labels), probabilities, data
+
+
+def _inference_setup(model: str, tta: bool | None) -> tuple[nn.Module, int, bool, float]:
+    """(network, input size, TTA, temperature) for a registered model name or a run folder.
+
+    A run folder is measured as `emolens export` measures it: no temperature, TTA as the registered
+    model it was trained from. ``tta=None`` keeps the model's default.
+    """
+    from pathlib import Path
+
+    from ..models import MODELS
+    from ..models._classifier import EmotionModel
+    from ._spec import load_trained
+
+    if Path(model).is_dir():
+        spec, network = load_trained(model)
+        return network, spec.input_size, spec.tta if tta is None else tta, 1.0
+    emotion_model = EmotionModel(MODELS.get(model), tta=tta)
+    return emotion_model.network, emotion_model.input_size, emotion_model.tta, emotion_model.temperature
