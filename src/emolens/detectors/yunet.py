@@ -53,6 +53,9 @@ class YuNetDetector:
             return []
         detections = []
         for row in faces / np.array([scale] * 14 + [1.0], dtype=np.float32):
+            # On inputs of a few pixels OpenCV has returned rows of inf/NaN; they are not faces.
+            if not np.isfinite(row).all() or row[2] < 1 or row[3] < 1:
+                continue
             x, y, w, h = (float(v) for v in row[:4])
             # YuNet lists the subject's right eye first, which is the eye on the image's left.
             landmarks = Landmarks.from_array(row[4:14].reshape(5, 2))
