@@ -79,6 +79,14 @@ def test_no_faces_in_blank_images(detector) -> None:
         assert detector.detect(image) == []
 
 
+def test_tiny_images_find_nothing_and_leave_the_detector_usable(detector, photos: Path) -> None:
+    """A 1x1 image made dlib's CNN raise, and the next call crashed the process (double free)."""
+    photo = cv2.imread(str(photos / "group" / "multiface.jpg"))
+    for size in [(1, 1), (3, 2), (8, 5), (32, 17), (17, 32)]:
+        assert detector.detect(cv2.resize(photo, size, interpolation=cv2.INTER_AREA)) == []
+    assert len(detector.detect(photo)) >= 5
+
+
 def test_yunet_finds_no_faces_on_dogs(photos: Path) -> None:
     yunet = create_detector("yunet")
     assert yunet is not None

@@ -25,6 +25,16 @@ def _squash(margin: float) -> float:
     return 1.0 / (1.0 + math.exp(-margin))
 
 
+# Both detectors scan an 80x80 window over an image pyramid, so no face fits in an image whose shorter side,
+# after upsampling, is below it. Skipping such images matters: dlib's CNN raises on tiny inputs and its
+# detector object is unusable (double free) afterwards.
+_WINDOW = 80
+
+
+def _too_small(image: np.ndarray, upsample: int) -> bool:
+    return min(image.shape[:2]) * 2**upsample < _WINDOW
+
+
 def _box(rect: Any) -> Box:
     return Box(int(rect.left()), int(rect.top()), int(rect.width()), int(rect.height()))
 
@@ -40,6 +50,8 @@ class DlibHOGDetector:
         self._lock = threading.Lock()
 
     def detect(self, image: np.ndarray) -> list[Detection]:
+        if _too_small(image, self._upsample):
+            return []
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         with self._lock:
             rects, scores, _ = self._detector.run(rgb, self._upsample, 0.0)
@@ -57,6 +69,8 @@ class DlibCNNDetector:
         self._lock = threading.Lock()
 
     def detect(self, image: np.ndarray) -> list[Detection]:
+        if _too_small(image, self._upsample):
+            return []
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         with self._lock:
             found = self._detector(rgb, self._upsample)
