@@ -32,7 +32,7 @@ _WINDOW = 80
 
 
 def _too_small(image: np.ndarray, upsample: int) -> bool:
-    return min(image.shape[:2]) * 2**upsample < _WINDOW
+    return min(image.shape[:2]) << upsample < _WINDOW
 
 
 def _box(rect: Any) -> Box:
