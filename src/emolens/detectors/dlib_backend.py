@@ -32,7 +32,8 @@ _WINDOW = 80
 
 
 def _too_small(image: np.ndarray, upsample: int) -> bool:
-    return min(image.shape[:2]) << upsample < _WINDOW
+    shorter: int = min(image.shape[:2])
+    return shorter << upsample < _WINDOW
 
 
 def _box(rect: Any) -> Box:
