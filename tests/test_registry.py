@@ -14,6 +14,8 @@ def test_builtins_are_listed() -> None:
     assert {"haar", "yunet"} <= set(emolens.list_detectors())
     assert "default" in emolens.list_models()
     assert emolens.list_detectors() == sorted(emolens.list_detectors())
+    assert list(DETECTORS) == DETECTORS.names() and len(MODELS) == len(MODELS.names())
+    assert "'yunet'" in repr(DETECTORS)
 
 
 def test_listing_imports_no_heavy_backend() -> None:

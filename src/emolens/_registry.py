@@ -11,7 +11,7 @@ import difflib
 import importlib
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Generic, Protocol, TypeVar
@@ -150,6 +150,18 @@ class Registry(Generic[SpecT]):
         with self._lock:
             self._load_entry_points()
             return name in self._specs
+
+    def __iter__(self) -> Iterator[str]:
+        """Iterate over a snapshot of the sorted names, so registering meanwhile is safe."""
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._load_entry_points()
+            return len(self._specs)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {self.names()})"
 
     def _load_entry_points(self) -> None:
         """Register specs advertised by installed packages, once, on first use."""
