@@ -115,14 +115,15 @@ def test_yunet_downscales_large_images_and_maps_boxes_back(photos: Path) -> None
 def test_yunet_drops_rows_that_are_not_finite(photos: Path) -> None:
     """OpenCV 4.14 sometimes returns an inf box with score 1.0 for a 32x17 input (10 of 300 fresh detectors).
 
-    Such rows are garbage, not faces: they are skipped instead of failing the whole image.
+    Such rows, and boxes off the image, are garbage, not faces: they are skipped instead of failing the image.
     """
     yunet = create_detector("yunet", max_side=None)
     assert yunet is not None
     image = cv2.imread(str(photos / "group" / "multiface.jpg"))
     found = yunet.detect(image)
     real = np.array([[d.box.x, d.box.y, d.box.width, d.box.height] + [0.0] * 10 + [d.score] for d in found])
-    junk = np.array([[np.inf, 1, 5, 5] + [0.0] * 10 + [0.9], [1, 1, np.nan, 5] + [0.0] * 10 + [0.9]], np.float32)
+    boxes = [[np.inf, 1, 5, 5], [1, 1, np.nan, 5], [-1e27, 5, 1e27, 0], [1e6, 1e6, 9, 9]]  # last: off the image
+    junk = np.array([b + [0.0] * 10 + [1.0] for b in boxes], np.float32)
 
     class Net:
         def setInputSize(self, size: tuple[int, int]) -> None:

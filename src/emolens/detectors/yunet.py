@@ -51,14 +51,23 @@ class YuNetDetector:
             _, faces = self._net.detect(image)
         if faces is None:
             return []
+        height, width = image.shape[:2]
         detections = []
-        for row in faces / np.array([scale] * 14 + [1.0], dtype=np.float32):
-            # On inputs of a few pixels OpenCV has returned rows of inf/NaN; they are not faces.
-            if not np.isfinite(row).all() or row[2] < 1 or row[3] < 1:
+        for row in faces:
+            if not _plausible(row, width, height):
                 continue
+            row = row / np.array([scale] * 14 + [1.0], dtype=np.float32)
             x, y, w, h = (float(v) for v in row[:4])
             # YuNet lists the subject's right eye first, which is the eye on the image's left.
             landmarks = Landmarks.from_array(row[4:14].reshape(5, 2))
             box = Box(round(x), round(y), round(w), round(h))
             detections.append(Detection(box, float(row[14]), landmarks))
         return detections
+
+
+def _plausible(row: np.ndarray, width: int, height: int) -> bool:
+    """False for garbage rows: on inputs of a few dozen pixels OpenCV now and then returns inf/NaN boxes."""
+    if not np.isfinite(row).all():
+        return False
+    x, y, w, h = (float(v) for v in row[:4])
+    return w >= 1 and h >= 1 and x < width and y < height and x + w > 0 and y + h > 0
