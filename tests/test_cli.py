@@ -14,7 +14,7 @@ from emolens.cli import main
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "emolens.cli", *args], capture_output=True, text=True, env={**os.environ, **(env or {})}
+        [sys.executable, "-m", "emolens", *args], capture_output=True, text=True, env={**os.environ, **(env or {})}
     )
 
 
@@ -140,3 +140,10 @@ def test_evaluate_on_a_small_folder(fer_val: Path, tmp_path: Path, capsys) -> No
     assert "per-class recall" in capsys.readouterr().out
     pytest.importorskip("matplotlib")
     assert (tmp_path / "confusion.png").stat().st_size > 1000
+
+
+def test_version_via_python_dash_m() -> None:
+    import emolens
+
+    proc = run("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"emolens {emolens.__version__}"

@@ -35,7 +35,8 @@ def render_cli_reference() -> str:
     parts = [
         "# CLI reference\n",
         "Generated from the argument parser (`UPDATE_DOCS=1 pytest tests/test_docs.py` rewrites this page; "
-        "a test fails when it is out of date).\n",
+        "a test fails when it is out of date). `python -m emolens` is the same command, for environments "
+        "whose scripts folder is not on `PATH`.\n",
     ]
     for command in [None, *SUBCOMMANDS]:
         args = [sys.executable, "-m", "emolens.cli", *([command] if command else []), "--help"]
