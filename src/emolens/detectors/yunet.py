@@ -52,11 +52,12 @@ class YuNetDetector:
         if faces is None:
             return []
         height, width = image.shape[:2]
+        to_original = np.array([scale] * 14 + [1.0], dtype=np.float32)  # boxes and landmarks, not the score
         detections = []
         for row in faces:
             if not _plausible(row, width, height):
                 continue
-            row = row / np.array([scale] * 14 + [1.0], dtype=np.float32)
+            row = row / to_original
             x, y, w, h = (float(v) for v in row[:4])
             # YuNet lists the subject's right eye first, which is the eye on the image's left.
             landmarks = Landmarks.from_array(row[4:14].reshape(5, 2))
