@@ -86,8 +86,11 @@ def test_architecture_overrides_train_and_export_with_a_model_card(
     args = [str(tiny), str(tiny), "--out", str(run), "--epochs", "2", "--batch-size", "32", "--threads", "1"]
     assert main(["train", *args, "--model-options", options, "--stop-after", "1"]) == 0  # one session ...
     assert main(["train", *args, "--model-options", options, "--resume"]) == 0  # ... and the next
-    assert main(["export", str(run), "--out", str(out), "--name", "tiny-v0"]) == 0
+    assert main(["export", str(run), "--out", str(out), "--name", "tiny-v0", "--register-as", "tiny"]) == 0
     card = json.loads((out / "tiny-v0.json").read_text())
+    assert (card["registry_model"], card["trained_from"]) == ("tiny", "default")
+    markdown = (out / "tiny-v0.md").read_text()
+    assert "Registered as `tiny` (trained as a variant of the `default` architecture)" in markdown
     assert card["architecture"]["options"]["widths"] == [8, 16, 32, 64, 128]
     assert card["parameters"] < 120_000  # the small override, not the default architecture's 2.6M
     assert card["weights_bytes"] == (out / "tiny-v0.safetensors").stat().st_size

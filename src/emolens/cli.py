@@ -310,7 +310,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from .training._export import export_run
 
-    card = export_run(args.run, args.out, args.name, half=args.half, note=args.note)
+    card = export_run(args.run, args.out, args.name, half=args.half, note=args.note, registered_as=args.register_as)
     m = card["metrics"]
     print(
         f"wrote {card['weights_file']} ({card['weights_bytes']:,} bytes, sha256 {card['weights_sha256']}); "
@@ -467,6 +467,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="file stem, e.g. emolens-vgg-wide-v2")
     p.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
     p.add_argument("--note", default="", help="provenance note printed in the model card")
+    p.add_argument(
+        "--register-as",
+        metavar="MODEL",
+        help="model name the weights will be registered under (default: the model the run trained)",
+    )
     p.set_defaults(func=_cmd_export)
     return parser
 

@@ -26,11 +26,19 @@ __all__ = ["export_run"]
 
 
 def export_run(
-    run_dir: str | Path, out_dir: str | Path, name: str, *, half: bool = False, note: str = ""
+    run_dir: str | Path,
+    out_dir: str | Path,
+    name: str,
+    *,
+    half: bool = False,
+    note: str = "",
+    registered_as: str | None = None,
 ) -> dict[str, Any]:
     """Write ``<out_dir>/<name>.safetensors``, ``<name>.json`` and ``<name>.md`` from ``run_dir``.
 
-    ``half=True`` stores float16 weights (half the size); ``note`` is printed in the card (provenance).
+    ``half=True`` stores float16 weights (half the size); ``note`` is printed in the card (provenance);
+    ``registered_as`` is the model name the weights will ship under when it is not the registered
+    architecture the run was trained from (e.g. a wider variant trained with ``--model-options``).
     """
     run, out = Path(run_dir), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -73,7 +81,8 @@ def export_run(
     fp32_val = evaluate_network(network, val).accuracy
     card: dict[str, Any] = {
         "name": name,
-        "registry_model": cfg["model"],
+        "registry_model": registered_as or cfg["model"],
+        "trained_from": cfg["model"],
         "architecture": {"builder": str(spec.builder), "options": _jsonable(dict(spec.options))},
         "parameters": sum(p.numel() for p in network.parameters()),
         "default_tta": spec.tta,
@@ -114,6 +123,11 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _trained_from(card: dict[str, Any]) -> str:
+    base = card.get("trained_from", card["registry_model"])
+    return "" if base == card["registry_model"] else f" (trained as a variant of the `{base}` architecture)"
+
+
 def _calibration_text(card: dict[str, Any]) -> str:
     c = card["calibration"]
     mode = "flip TTA" if card.get("default_tta", True) else "no TTA"
@@ -147,7 +161,8 @@ def render_card(card: dict[str, Any]) -> str:
     lines = [
         f"# Model card: `{card['name']}`",
         "",
-        f"Registered as `{card['registry_model']}`. Architecture `{card['architecture']['builder']}` "
+        f"Registered as `{card['registry_model']}`{_trained_from(card)}. "
+        f"Architecture `{card['architecture']['builder']}` "
         f"with options `{card['architecture']['options']}`: {card['parameters']:,} parameters.",
         f"Input: {card['input']}. Output: probabilities over {', '.join(card['labels'])}.",
         f"Weights: `{card['weights_file']}`, {card['weights_bytes']:,} bytes, {card['weights_storage']}, "
