@@ -10,8 +10,9 @@ from emolens.training import evaluate_model
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "emolens" / "models" / "weights"
 # Minimum val accuracy per model (with its default TTA setting). default: the core issue's target (the
-# models issue asks for 0.71, not reached yet); fast: the models issue's target.
-TARGETS = {"default": 0.66, "fast": 0.66}
+# models issue asks for 0.71, not reached yet); fast: the models issue's target; large: it must stay clearly
+# more accurate than the default's floor, or it has no reason to exist.
+TARGETS = {"default": 0.66, "fast": 0.66, "large": 0.68}
 
 
 @pytest.mark.parametrize("name", MODELS.names())
