@@ -8,6 +8,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from emolens import DatasetError
+from emolens.models import MODELS
 from emolens.training import TrainConfig, load_dataset, load_fer2013_csv, train
 
 
@@ -91,6 +92,10 @@ def test_architecture_overrides_train_and_export_with_a_model_card(
     assert (card["registry_model"], card["trained_from"]) == ("tiny", "default")
     markdown = (out / "tiny-v0.md").read_text()
     assert "Registered as `tiny` (trained as a variant of the `default` architecture)" in markdown
+    assert card["default_tta"] is MODELS.get("default").tta  # an unregistered name: the run's own model
+    # shipping under a registered name calibrates and reports that model's TTA setting
+    assert main(["export", str(run), "--out", str(out), "--name", "as-fast", "--register-as", "fast"]) == 0
+    assert json.loads((out / "as-fast.json").read_text())["default_tta"] is MODELS.get("fast").tta is False
     assert card["architecture"]["options"]["widths"] == [8, 16, 32, 64, 128]
     assert card["parameters"] < 120_000  # the small override, not the default architecture's 2.6M
     assert card["weights_bytes"] == (out / "tiny-v0.safetensors").stat().st_size
@@ -112,7 +117,6 @@ def test_a_finished_run_keeps_its_architecture_when_the_registry_changes(tiny: P
 
     import torch
 
-    from emolens.models import MODELS
     from emolens.training._distill import Teachers
     from emolens.training._export import export_run
 

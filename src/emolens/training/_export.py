@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from .. import models
 from .._weights import sha256_of
 from ..models._network import build_network, load_state, prepare_for_inference, save_state
 from ._calibrate import apply_temperature, cross_fitted_ece, fit_temperature
@@ -60,9 +61,11 @@ def export_run(
     val = load_dataset(cfg["val_data"], "val", size=spec.input_size)
     train = load_dataset(cfg["train_data"], "train", size=spec.input_size)
     raw = {tta: predict_dataset(shipped, val, tta=tta) for tta in (False, True)}
-    # Calibrate the mode analyze() uses by default (the spec's TTA setting).
-    fitted = fit_temperature(raw[spec.tta], val.labels)
-    calibration = cross_fitted_ece(raw[spec.tta], val.labels)
+    # Calibrate the mode analyze() uses by default: the TTA setting of the model the weights ship as.
+    shipped_as = registered_as if registered_as in models.MODELS else None
+    default_tta = models.MODELS.get(shipped_as).tta if shipped_as else spec.tta
+    fitted = fit_temperature(raw[default_tta], val.labels)
+    calibration = cross_fitted_ece(raw[default_tta], val.labels)
     # Keep temperature scaling only if it improves calibration on held-out halves.
     applied = calibration["ece_cross_fitted"] < calibration["ece_uncalibrated_halves"]
     temperature = fitted if applied else 1.0
@@ -85,7 +88,7 @@ def export_run(
         "trained_from": cfg["model"],
         "architecture": {"builder": str(spec.builder), "options": _jsonable(dict(spec.options))},
         "parameters": sum(p.numel() for p in network.parameters()),
-        "default_tta": spec.tta,
+        "default_tta": default_tta,
         "input": f"{spec.input_size}x{spec.input_size} grayscale face crop, per-image standardised",
         "labels": list(CLASS_NAMES),
         "weights_file": weights_path.name,
