@@ -62,8 +62,8 @@ def export_run(
     train = load_dataset(cfg["train_data"], "train", size=spec.input_size)
     raw = {tta: predict_dataset(shipped, val, tta=tta) for tta in (False, True)}
     # Calibrate the mode analyze() uses by default: the TTA setting of the model the weights ship as.
-    shipped_as = registered_as if registered_as in models.MODELS else None
-    default_tta = models.MODELS.get(shipped_as).tta if shipped_as else spec.tta
+    ships_as = models.MODELS.get(registered_as) if registered_as and registered_as in models.MODELS else spec
+    default_tta = ships_as.tta
     fitted = fit_temperature(raw[default_tta], val.labels)
     calibration = cross_fitted_ece(raw[default_tta], val.labels)
     # Keep temperature scaling only if it improves calibration on held-out halves.
