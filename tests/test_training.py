@@ -100,6 +100,8 @@ def test_architecture_overrides_train_and_export_with_a_model_card(
     assert card["parameters"] < 120_000  # the small override, not the default architecture's 2.6M
     assert card["weights_bytes"] == (out / "tiny-v0.safetensors").stat().st_size
     assert set(card["metrics"]) == {"val", "val_tta", "train"} and card["val_images"] == 280
+    # float32 storage changes nothing, so the run's weights score exactly what the shipped file scores
+    assert card["val_accuracy_fp32_weights"] == card["metrics"]["val"]["accuracy"]
     assert "--model-options" in card["training_command"] and (out / "tiny-v0.md").is_file()
     # the command reproduces the run in one go: the flags that split it across sessions are left out
     assert "--resume" not in card["training_command"] and "--stop-after" not in card["training_command"]

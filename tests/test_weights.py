@@ -89,7 +89,7 @@ def test_tampered_download_keeps_a_good_cached_file_intact(
 
 
 def test_bundled_weights_are_verified(tmp_path: Path) -> None:
-    bad = WeightsFile(name="emolens-vgg-wide-v2.safetensors", sha256="0" * 64, bundled=True)
+    bad = WeightsFile(name="emolens-vgg-wide-v3.safetensors", sha256="0" * 64, bundled=True)
     with pytest.raises(WeightsIntegrityError, match="refusing to load"):
         fetch(bad)
     missing = WeightsFile(name="no-such-file.safetensors", sha256="0" * 64, bundled=True)

@@ -464,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a training run: weights + model card (JSON and Markdown)")
     p.add_argument("run", help="run folder written by `emolens train`")
     p.add_argument("--out", required=True, help="folder for <name>.safetensors, <name>.json and <name>.md")
-    p.add_argument("--name", required=True, help="file stem, e.g. emolens-vgg-wide-v2")
+    p.add_argument("--name", required=True, help="file stem, e.g. emolens-vgg-wide-v3")
     p.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
     p.add_argument("--note", default="", help="provenance note printed in the model card")
     p.add_argument(

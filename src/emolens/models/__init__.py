@@ -24,11 +24,11 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         builder="emolens.models._vgg:VGGNet",
         description=(
             "VGG-style CNN (a full-resolution stem conv, then 4 stages of 64-512 channels; 2.6M params) "
-            "trained by emolens on FER2013."
+            "distilled by emolens on FER2013 from the large model."
         ),
         options={"widths": (32, 64, 128, 256, 512), "convs_per_stage": (1, 2, 2, 2, 1), "hidden": 512},
         weights=_bundled(
-            "emolens-vgg-wide-v2.safetensors", "f2848eea565d9ee68747ffdffa817b7a2b124ea6fd6d7febbca351ab73cf029b"
+            "emolens-vgg-wide-v3.safetensors", "7e4c4238529f4069388c89f943c28d365c6c4b7c320915f7c95a1db69ca267e2"
         ),
         license=_FER2013_LICENSE,
         tta=True,
