@@ -1,7 +1,9 @@
 """The training pipeline on a few hundred real FER2013 images: runs, logs, resumes exactly."""
 
+import itertools
 import shlex
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,9 +26,9 @@ def tiny(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> Path:
     return root
 
 
-def _config(tiny: Path, out: Path, epochs: int) -> TrainConfig:
+def _config(tiny: Path, out: Path, epochs: int, **options: Any) -> TrainConfig:
     return TrainConfig(
-        train_data=str(tiny), val_data=str(tiny), out_dir=str(out), epochs=epochs, batch_size=32, threads=1
+        train_data=str(tiny), val_data=str(tiny), out_dir=str(out), epochs=epochs, batch_size=32, threads=1, **options
     )
 
 
@@ -37,18 +39,65 @@ def test_train_logs_checkpoints_and_exports(tiny: Path, tmp_path: Path) -> None:
     assert len(result.history) == 1 and 0 <= result.best_val_accuracy <= 1
 
 
-def test_resume_continues_bit_for_bit(tiny: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("optimizer", "schedule"), [("sgd", "onecycle"), ("adamw", "cosine")])
+def test_resume_continues_bit_for_bit(tiny: Path, tmp_path: Path, optimizer: str, schedule: str) -> None:
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    train(_config(tiny, straight, epochs=2))
-    train(_config(tiny, resumed, epochs=2), stop_after=1)  # "killed" after epoch 1 ...
+    options = {"optimizer": optimizer, "schedule": schedule}
+    config = _config(tiny, straight, epochs=2, **options)
+    result = train(config)
+    assert config.lr is not None and result.history[-1]["lr"] < 0.02 * config.lr  # both schedules end near zero
+    train(_config(tiny, resumed, epochs=2, **options), stop_after=1)  # "killed" after epoch 1 ...
     assert len((resumed / "log.csv").read_text().splitlines()) == 2
-    train(_config(tiny, resumed, epochs=2), resume=True)  # ... and resumed
+    train(_config(tiny, resumed, epochs=2, **options), resume=True)  # ... and resumed
     a = load_file(str(straight / "best.safetensors"))
     b = load_file(str(resumed / "best.safetensors"))
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     assert (straight / "log.csv").read_text().count("\n") == (resumed / "log.csv").read_text().count("\n") == 3
     with pytest.raises(DatasetError, match="different configuration"):
-        train(_config(tiny, resumed, epochs=3), resume=True)  # a changed schedule must not mix with the old one
+        train(_config(tiny, resumed, epochs=3, **options), resume=True)  # a changed schedule must not mix
+    with pytest.raises(DatasetError, match="different configuration"):
+        other = "sgd" if optimizer == "adamw" else "adamw"
+        train(_config(tiny, resumed, epochs=2, optimizer=other, schedule=schedule), resume=True)
+
+
+def test_schedules_warm_up_peak_and_decay() -> None:
+    import torch
+
+    from emolens.training._optim import build_optimizer, build_schedule
+
+    for name, peak_step in (("onecycle", 200), ("cosine", 50)):
+        optimizer = build_optimizer("sgd", [torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9, weight_decay=0)
+        schedule = build_schedule(name, optimizer, lr=0.1, total_steps=1000)
+        lrs = []
+        for _ in range(1000):
+            lrs.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            schedule.step()
+        assert lrs[0] < 0.01 and max(lrs) == pytest.approx(0.1) and lrs[-1] < 1e-3, name
+        assert abs(int(np.argmax(lrs)) - peak_step) <= 1, name
+        assert all(a >= b for a, b in itertools.pairwise(lrs[peak_step:])), name
+
+
+def test_optimizer_defaults_and_names(capsys: pytest.CaptureFixture[str]) -> None:
+    from emolens import UnknownNameError
+    from emolens.cli import main
+    from emolens.training._optim import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, OPTIMIZERS, SCHEDULES
+
+    adamw = TrainConfig("train", "val", "out", optimizer="adamw")
+    assert (adamw.lr, adamw.weight_decay) == (DEFAULT_LR["adamw"], DEFAULT_WEIGHT_DECAY["adamw"])
+    assert TrainConfig("train", "val", "out", optimizer="adamw", lr=1e-3).lr == 1e-3
+    sgd = TrainConfig("train", "val", "out")
+    assert (sgd.lr, sgd.weight_decay) == (0.05, 5e-4)  # what every shipped model was trained with
+    for option, value in (("optimizer", "adam"), ("schedule", "step")):
+        with pytest.raises(UnknownNameError, match=f"unknown {option} '{value}'"):
+            TrainConfig("train", "val", "out", **{option: value})
+    # the CLI (which must not import torch for --help) offers the same names and states the same defaults
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "{" + ",".join(OPTIMIZERS) + "}" in text and "{" + ",".join(SCHEDULES) + "}" in text
+    for name in OPTIMIZERS:
+        assert f"{DEFAULT_LR[name]} for {name}" in text and f"{DEFAULT_WEIGHT_DECAY[name]} for {name}" in text
 
 
 def test_distillation_from_a_model_and_a_run_folder(tiny: Path, tmp_path: Path) -> None:
@@ -151,7 +200,7 @@ def test_resume_accepts_checkpoints_from_before_new_options(tiny: Path, tmp_path
 
     train(_config(tiny, tmp_path, epochs=2), stop_after=1)
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    for key in ("teachers", "distill_weight", "distill_temperature"):  # as written by an older emolens
+    for key in ("teachers", "distill_weight", "distill_temperature", "optimizer", "schedule"):  # an older emolens
         del state["config"][key]
     torch.save(state, tmp_path / "checkpoint.pt")
     assert len(train(_config(tiny, tmp_path, epochs=2), resume=True).history) == 2

@@ -280,7 +280,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         model_options=args.model_options,
         epochs=args.epochs,
         batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        schedule=args.schedule,
         lr=args.lr,
+        momentum=args.momentum,
         weight_decay=args.weight_decay,
         label_smoothing=args.label_smoothing,
         augment_strength=args.augment,
@@ -433,8 +436,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--epochs", type=_positive_int, default=40)
     p.add_argument("--batch-size", type=_positive_int, default=64)
-    p.add_argument("--lr", type=float, default=0.05, help="peak learning rate of the OneCycle schedule")
-    p.add_argument("--weight-decay", type=float, default=5e-4)
+    # names and defaults as in emolens.training._optim (not imported here: it imports torch)
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd", help="Nesterov SGD or AdamW (default: sgd)")
+    p.add_argument(
+        "--schedule",
+        choices=("onecycle", "cosine"),
+        default="onecycle",
+        help="per-step learning-rate schedule: OneCycle, or cosine after a linear warm-up (default: onecycle)",
+    )
+    p.add_argument("--lr", type=float, help="peak learning rate (default: 0.05 for sgd, 0.002 for adamw)")
+    p.add_argument("--momentum", type=_unit_interval, default=0.9, help="SGD momentum, AdamW's first beta")
+    p.add_argument("--weight-decay", type=float, help="default: 0.0005 for sgd, 0.05 for adamw (decoupled)")
     p.add_argument("--label-smoothing", type=_unit_interval, default=0.1)
     p.add_argument("--augment", type=float, default=1.0, help="augmentation strength (0 disables)")
     p.add_argument("--erase", type=_unit_interval, default=0.5, help="random-erasing probability")

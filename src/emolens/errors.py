@@ -57,7 +57,7 @@ class InvalidImageError(EmolensError, ValueError):
 
 
 class UnknownNameError(EmolensError, KeyError):
-    """No detector or model is registered under this name."""
+    """No detector or model is registered under this name (or no optimizer, schedule ... has it)."""
 
     def __init__(self, kind: str, name: str, known: Sequence[str], suggestions: Sequence[str] = ()) -> None:
         self.kind = kind

@@ -1,5 +1,5 @@
-"""The training loop: SGD + OneCycle, label smoothing, batched augmentation, weight EMA, bf16, DDP,
-and optional distillation from trained teachers.
+"""The training loop: SGD + OneCycle (or AdamW, cosine), label smoothing, batched augmentation,
+weight EMA, bf16, DDP, and optional distillation from trained teachers.
 
 Every epoch ends with an atomic checkpoint (model, EMA, optimizer, scheduler), and each epoch's
 randomness is derived from (seed, epoch, process), so ``resume=True`` continues the same schedule
@@ -28,13 +28,14 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .._registry import ModelSpec
-from ..errors import DatasetError
+from ..errors import DatasetError, UnknownNameError
 from ..models._network import autocast_for, build_network, save_state
 from ..models._preprocess import standardize
 from ._augment import augment, random_erase
 from ._data import FaceDataset, load_dataset
 from ._distill import Teachers, distillation_loss
 from ._evaluate import evaluate_network
+from ._optim import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, OPTIMIZERS, SCHEDULES, build_optimizer, build_schedule
 from ._spec import run_spec
 
 __all__ = ["TrainConfig", "TrainResult", "train"]
@@ -54,9 +55,11 @@ class TrainConfig:
     model_options: dict[str, Any] = field(default_factory=dict)
     epochs: int = 40
     batch_size: int = 64
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    optimizer: str = "sgd"
+    schedule: str = "onecycle"
+    lr: float | None = None  # peak learning rate; None: DEFAULT_LR[optimizer]
+    momentum: float = 0.9  # SGD momentum, AdamW's first beta
+    weight_decay: float | None = None  # None: DEFAULT_WEIGHT_DECAY[optimizer]
     label_smoothing: float = 0.1
     augment_strength: float = 1.0
     erase_p: float = 0.5
@@ -72,6 +75,17 @@ class TrainConfig:
     device: str = "cpu"
     threads: int | None = None
     command: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        """Reject unknown optimizer and schedule names early; fill in the defaults that suit the optimizer."""
+        if self.optimizer not in OPTIMIZERS:
+            raise UnknownNameError("optimizer", self.optimizer, OPTIMIZERS)
+        if self.schedule not in SCHEDULES:
+            raise UnknownNameError("schedule", self.schedule, SCHEDULES)
+        if self.lr is None:
+            object.__setattr__(self, "lr", DEFAULT_LR[self.optimizer])
+        if self.weight_decay is None:
+            object.__setattr__(self, "weight_decay", DEFAULT_WEIGHT_DECAY[self.optimizer])
 
 
 @dataclass(frozen=True)
@@ -169,12 +183,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     network = build_network(spec).to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     ema_fn = get_ema_multi_avg_fn(cfg.ema_decay)  # type: ignore[no-untyped-call]
     ema = AveragedModel(network, multi_avg_fn=ema_fn, use_buffers=True)
-    optimizer = torch.optim.SGD(
-        network.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
+    assert cfg.lr is not None and cfg.weight_decay is not None  # filled in by TrainConfig.__post_init__
+    optimizer = build_optimizer(
+        cfg.optimizer, network.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
     )
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.2
-    )
+    scheduler = build_schedule(cfg.schedule, optimizer, lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
     teachers = Teachers(cfg.teachers, device, amp=cfg.amp) if cfg.teachers else None
     history: list[dict[str, float]] = []
     best_acc, best_epoch, first_epoch = -1.0, 0, 0
