@@ -200,7 +200,8 @@ def test_resume_accepts_checkpoints_from_before_new_options(tiny: Path, tmp_path
 
     train(_config(tiny, tmp_path, epochs=2), stop_after=1)
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    for key in ("teachers", "distill_weight", "distill_temperature", "optimizer", "schedule"):  # an older emolens
+    newer = ("teachers", "distill_weight", "distill_temperature", "optimizer", "schedule", "skip_unreadable")
+    for key in newer:  # options an older emolens did not write
         del state["config"][key]
     torch.save(state, tmp_path / "checkpoint.pt")
     assert len(train(_config(tiny, tmp_path, epochs=2), resume=True).history) == 2
@@ -213,8 +214,10 @@ def test_unknown_class_folder_is_rejected(tmp_path: Path) -> None:
         load_dataset(tmp_path)
 
 
-def test_unreadable_images_are_skipped_or_fatal(tiny: Path, tmp_path: Path) -> None:
+def test_unreadable_images_are_skipped_or_fatal(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import shutil
+
+    from emolens.cli import main
 
     copy = tmp_path / "copy"
     shutil.copytree(tiny, copy)
@@ -222,6 +225,13 @@ def test_unreadable_images_are_skipped_or_fatal(tiny: Path, tmp_path: Path) -> N
     assert load_dataset(copy).skipped == 1
     with pytest.raises(DatasetError, match=r"broken\.jpg"):
         load_dataset(copy, skip_unreadable=False)
+    with pytest.raises(DatasetError, match=r"broken\.jpg"):
+        train(_config(copy, tmp_path / "run", epochs=1, skip_unreadable=False))
+    # the same choice on the command line: skip and count by default, stop with --strict-data
+    assert main(["evaluate", str(copy), "--model", "fast"]) == 0
+    assert "skipped 1 unreadable images" in capsys.readouterr().out
+    assert main(["evaluate", str(copy), "--model", "fast", "--strict-data"]) == 2
+    assert "broken.jpg" in capsys.readouterr().err
 
 
 def test_kaggle_csv(tmp_path: Path) -> None:
@@ -231,9 +241,10 @@ def test_kaggle_csv(tmp_path: Path) -> None:
     data = load_fer2013_csv(csv, "train")
     assert data.images.shape == (2, 48, 48) and data.labels.tolist() == [3, 0]
     assert load_fer2013_csv(csv, "val").labels.tolist() == [5]
-    csv.write_text(f"emotion,pixels,Usage\n9,{pixels},Training\n")
-    with pytest.raises(DatasetError, match=":2: malformed row"):
-        load_fer2013_csv(csv)
+    csv.write_text(f"emotion,pixels,Usage\n3,{pixels},Training\n9,{pixels},Training\n0,1 2 3,Training\n")
+    assert load_fer2013_csv(csv).skipped == 2  # label 9, and 3 pixels (not a square image)
+    with pytest.raises(DatasetError, match=":3: malformed row"):
+        load_fer2013_csv(csv, skip_unreadable=False)
     csv.write_text("label,image\n")
     with pytest.raises(DatasetError, match="lacks column"):
         load_fer2013_csv(csv)

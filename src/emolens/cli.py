@@ -221,7 +221,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     models = args.model or ["default"]
     name = " + ".join(models)
-    evaluation, probabilities, data = evaluate_ensemble(models, args.dataset, split=args.split, tta=args.tta)
+    evaluation, probabilities, data = evaluate_ensemble(
+        models, args.dataset, split=args.split, tta=args.tta, skip_unreadable=not args.strict_data
+    )
     if args.predictions:
         _write_predictions(Path(args.predictions), data, probabilities)
     if args.confusion_png:
@@ -295,6 +297,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         distill_weight=args.distill_weight,
         distill_temperature=args.distill_temperature,
         limit=args.limit,
+        skip_unreadable=not args.strict_data,
         seed=args.seed,
         amp=not args.no_amp,
         device=args.device,
@@ -366,6 +369,9 @@ def _add_detector_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+_STRICT_DATA_HELP = "stop at the first unreadable image or malformed CSV row (default: skip and count them)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emolens", description="Facial emotion recognition.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -420,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--predictions", metavar="CSV", help="write file, true, predicted and 7 probabilities per image")
     p.add_argument("--confusion-png", metavar="PNG", help="save the confusion matrix as an image (emolens[plot])")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--strict-data", action="store_true", help=_STRICT_DATA_HELP)
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("train", help="train an emotion model", description="Train a registered model architecture.")
@@ -463,6 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--distill-weight", type=_unit_interval, default=0.5, help="weight of the distillation loss")
     p.add_argument("--distill-temperature", type=float, default=2.0, help="softening temperature for distillation")
     p.add_argument("--limit", type=_positive_int, help="train on a random subset of this many images")
+    p.add_argument("--strict-data", action="store_true", help=_STRICT_DATA_HELP)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
     p.add_argument("--device", default="cpu", help="cpu or cuda (bf16 autocast on both unless --no-amp)")

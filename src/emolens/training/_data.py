@@ -90,9 +90,12 @@ def load_image_folder(root: str | Path, *, size: int = 48, skip_unreadable: bool
 
 
 def load_fer2013_csv(
-    path: str | Path, split: str = "train", *, size: int = 48, skip_unreadable: bool = False
+    path: str | Path, split: str = "train", *, size: int = 48, skip_unreadable: bool = True
 ) -> FaceDataset:
-    """Read the Kaggle ``fer2013.csv``; ``split`` is train, val or test (Training/PublicTest/PrivateTest)."""
+    """Read the Kaggle ``fer2013.csv``; ``split`` is train, val or test (Training/PublicTest/PrivateTest).
+
+    Malformed rows are skipped and counted (or raise, naming the line, with ``skip_unreadable=False``).
+    """
     path = Path(path)
     if split not in _CSV_USAGE:
         raise DatasetError(f"unknown split {split!r}; use one of {', '.join(_CSV_USAGE)}", path=path)

@@ -143,18 +143,24 @@ def evaluate_network(
 
 
 def evaluate_model(
-    model: str, dataset: str, *, split: str = "val", tta: bool | None = None
+    model: str, dataset: str, *, split: str = "val", tta: bool | None = None, skip_unreadable: bool = True
 ) -> tuple[Evaluation, np.ndarray, FaceDataset]:
     """Evaluate a registered model (its shipped weights) or a run folder (its best epoch) on an image
     folder or FER2013 CSV.
 
-    ``tta=None`` uses the model's default. Returns the metrics, the probabilities and the data.
+    ``tta=None`` uses the model's default; unreadable images are skipped and counted in the returned
+    data's ``skipped`` unless ``skip_unreadable=False``. Returns the metrics, the probabilities and the data.
     """
-    return evaluate_ensemble([model], dataset, split=split, tta=tta)
+    return evaluate_ensemble([model], dataset, split=split, tta=tta, skip_unreadable=skip_unreadable)
 
 
 def evaluate_ensemble(
-    models: Sequence[str], dataset: str, *, split: str = "val", tta: bool | None = None
+    models: Sequence[str],
+    dataset: str,
+    *,
+    split: str = "val",
+    tta: bool | None = None,
+    skip_unreadable: bool = True,
 ) -> tuple[Evaluation, np.ndarray, FaceDataset]:
     """Evaluate the average of several models' probabilities (registered names or run folders).
 
@@ -171,7 +177,7 @@ def evaluate_ensemble(
     for model in models:
         network, input_size, use_tta, temperature = _inference_setup(model, tta)
         if input_size not in datasets:
-            datasets[input_size] = load_dataset(dataset, split, size=input_size)
+            datasets[input_size] = load_dataset(dataset, split, size=input_size, skip_unreadable=skip_unreadable)
         members.append(predict_dataset(network, datasets[input_size], tta=use_tta, temperature=temperature))
     probabilities = np.mean(members, axis=0)
     data = next(iter(datasets.values()))

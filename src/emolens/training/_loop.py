@@ -70,6 +70,7 @@ class TrainConfig:
     distill_weight: float = 0.5
     distill_temperature: float = 2.0
     limit: int | None = None
+    skip_unreadable: bool = True  # False: stop at the first unreadable image or malformed CSV row
     seed: int = 0
     amp: bool = True
     device: str = "cpu"
@@ -168,8 +169,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     spec = run_spec(asdict(cfg))
     if rank == 0:
         write_run_config(out, cfg, spec)
-    train_data = _limited(load_dataset(cfg.train_data, "train", size=spec.input_size), cfg.limit, cfg.seed)
-    val_data = load_dataset(cfg.val_data, "val", size=spec.input_size)
+    train_data = _limited(
+        load_dataset(cfg.train_data, "train", size=spec.input_size, skip_unreadable=cfg.skip_unreadable),
+        cfg.limit,
+        cfg.seed,
+    )
+    val_data = load_dataset(cfg.val_data, "val", size=spec.input_size, skip_unreadable=cfg.skip_unreadable)
     if rank == 0 and (train_data.skipped or val_data.skipped):
         _log(f"skipped unreadable images: train {train_data.skipped}, val {val_data.skipped}")
     steps_per_epoch = len(train_data) // (cfg.batch_size * world)
