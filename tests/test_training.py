@@ -32,8 +32,20 @@ def _config(tiny: Path, out: Path, epochs: int, **options: Any) -> TrainConfig:
     )
 
 
-def test_train_logs_checkpoints_and_exports(tiny: Path, tmp_path: Path) -> None:
+def test_train_logs_checkpoints_and_exports(tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
     result = train(_config(tiny, tmp_path, epochs=1))
+    # on a terminal the progress line rewrites itself (loss, accuracy, learning rate, ETA), then ends
+    assert "\r\x1b[Kepoch 1/1 step 5/8 loss " in terminal.getvalue()
+    assert " eta 0.0 min\nepoch 1: train acc " in terminal.getvalue()
     assert (tmp_path / "checkpoint.pt").is_file() and (tmp_path / "best.safetensors").is_file()
     assert "val_acc" in (tmp_path / "log.csv").read_text().splitlines()[0]
     assert len(result.history) == 1 and 0 <= result.best_val_accuracy <= 1

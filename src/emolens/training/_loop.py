@@ -102,6 +102,14 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _progress(message: str, *, last: bool) -> None:
+    """A progress line that rewrites itself on a terminal; on a log file, every call is a new line."""
+    if sys.stderr.isatty():
+        print("\r\033[K" + message, end="\n" if last else "", file=sys.stderr, flush=True)
+    else:
+        _log(message)
+
+
 def _class_weights(labels: np.ndarray) -> torch.Tensor:
     counts = np.bincount(labels, minlength=7).astype(np.float64)
     return torch.as_tensor(counts.sum() / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32)
@@ -222,6 +230,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
 
     fingerprint = train_data.fingerprint()
     session_start = time.perf_counter()
+    progress_every = 5 if sys.stderr.isatty() else 100  # steps between progress lines
     for epoch in range(first_epoch, cfg.epochs):
         epoch_start = time.perf_counter()
         model.train()
@@ -260,13 +269,15 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
             total_loss += loss.detach() * len(targets)
             correct += (logits.argmax(1) == targets).sum()
             seen += len(targets)
-            if rank == 0 and ((step + 1) % 100 == 0 or step + 1 == steps_per_epoch):
+            last = step + 1 == steps_per_epoch
+            if rank == 0 and (last or (step + 1) % progress_every == 0):
                 rate = (step + 1) / (time.perf_counter() - epoch_start)
                 eta = (steps_per_epoch - step - 1) / rate + (cfg.epochs - epoch - 1) * steps_per_epoch / rate
-                _log(
+                _progress(
                     f"epoch {epoch + 1}/{cfg.epochs} step {step + 1}/{steps_per_epoch} "
                     f"loss {float(total_loss) / seen:.4f} acc {int(correct) / seen:.4f} "
-                    f"lr {scheduler.get_last_lr()[0]:.4g} eta {eta / 60:.1f} min"
+                    f"lr {scheduler.get_last_lr()[0]:.4g} eta {eta / 60:.1f} min",
+                    last=last,
                 )
         if rank == 0:
             val = evaluate_network(ema.module, val_data)
