@@ -65,11 +65,22 @@ def test_resume_continues_bit_for_bit(tiny: Path, tmp_path: Path, optimizer: str
     b = load_file(str(resumed / "best.safetensors"))
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     assert (straight / "log.csv").read_text().count("\n") == (resumed / "log.csv").read_text().count("\n") == 3
-    with pytest.raises(DatasetError, match="different configuration"):
+    with pytest.raises(DatasetError, match=r"different configuration: epochs 2 \(now 3\)"):
         train(_config(tiny, resumed, epochs=3, **options), resume=True)  # a changed schedule must not mix
     with pytest.raises(DatasetError, match="different configuration"):
         other = "sgd" if optimizer == "adamw" else "adamw"
         train(_config(tiny, resumed, epochs=2, optimizer=other, schedule=schedule), resume=True)
+
+
+def test_resume_refuses_changed_training_data(tiny: Path, tmp_path: Path) -> None:
+    import shutil
+
+    data, run = tmp_path / "data", tmp_path / "run"
+    shutil.copytree(tiny, data)
+    train(_config(data, run, epochs=2), stop_after=1)
+    next((data / "happy").iterdir()).unlink()  # same paths and options, one image fewer
+    with pytest.raises(DatasetError, match=r"training data in .* changed since"):
+        train(_config(data, run, epochs=2), resume=True)
 
 
 def test_schedules_warm_up_peak_and_decay() -> None:

@@ -206,16 +206,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     best_acc, best_epoch, first_epoch = -1.0, 0, 0
     elapsed_before = 0.0
 
+    fingerprint = train_data.fingerprint()
     checkpoint_path = out / CHECKPOINT
     if resume and checkpoint_path.exists():
         state = torch.load(checkpoint_path, weights_only=True, map_location=device)
-        # options added after a checkpoint was written take their defaults
-        saved = {**_comparable(TrainConfig(cfg.train_data, cfg.val_data, cfg.out_dir)), **_comparable(state["config"])}
-        current = _comparable(asdict(cfg))
-        if saved != current or state.get("world", 1) != world:
-            raise DatasetError(
-                f"{checkpoint_path} was made with a different configuration or process count: {saved}", path=out
-            )
+        _check_resumable(state, cfg, world, fingerprint, checkpoint_path)
         network.load_state_dict(state["network"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
@@ -228,7 +223,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     if world > 1:
         model = DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None)
 
-    fingerprint = train_data.fingerprint()
     session_start = time.perf_counter()
     progress_every = 5 if sys.stderr.isatty() else 100  # steps between progress lines
     for epoch in range(first_epoch, cfg.epochs):
@@ -329,6 +323,27 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
 def write_run_config(out: Path, cfg: TrainConfig, spec: ModelSpec) -> None:
     """``config.json``: the run's options plus the architecture options it was trained with."""
     (out / "config.json").write_text(json.dumps({**asdict(cfg), "architecture_options": dict(spec.options)}, indent=2))
+
+
+def _check_resumable(state: dict[str, Any], cfg: TrainConfig, world: int, fingerprint: str, path: Path) -> None:
+    """Refuse to continue a checkpoint with other options, another process count or other training data."""
+    # options added after a checkpoint was written take their defaults
+    saved = {**_comparable(TrainConfig(cfg.train_data, cfg.val_data, cfg.out_dir)), **_comparable(state["config"])}
+    saved["processes"] = state.get("world", 1)
+    current = {**_comparable(asdict(cfg)), "processes": world}
+    changed = [f"{key} {saved.get(key)!r} (now {value!r})" for key, value in current.items() if saved.get(key) != value]
+    if changed:
+        raise DatasetError(
+            f"{path} was made with a different configuration: {'; '.join(changed)}. Resume with the same "
+            "options, or start a new run in another --out folder",
+            path=path,
+        )
+    if state.get("train_fingerprint", fingerprint) != fingerprint:
+        raise DatasetError(
+            f"the training data in {cfg.train_data} changed since {path} was written; restore it, or start a "
+            "new run in another --out folder",
+            path=path,
+        )
 
 
 def _comparable(config: TrainConfig | dict[str, Any]) -> dict[str, Any]:
