@@ -185,6 +185,51 @@ def test_architecture_overrides_train_and_export_with_a_model_card(
         assert json.loads(capsys.readouterr().out)["accuracy"] == card["metrics"][key]["accuracy"]
 
 
+def test_an_exported_model_is_used_by_the_path_of_its_card(
+    tiny: Path, tmp_path: Path, shared: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import dataclasses
+    import json
+    import shutil
+
+    import emolens
+    from emolens.cli import main
+    from emolens.models import spec_from_card
+    from emolens.training._export import export_run
+
+    run, out = tmp_path / "run", tmp_path / "out"
+    train(dataclasses.replace(_config(tiny, run, epochs=1), model="fast"))
+    card = export_run(run, out, "my-model")
+    photo = shared / "images" / "group" / "multiface.jpg"
+    by_path = emolens.analyze(photo, model=str(out / "my-model.json"))
+    assert by_path.model == "my-model" and len(by_path.faces) >= 5
+    emolens.register_model(spec_from_card(out / "my-model.safetensors"), overwrite=True)  # same card, by its weights
+    try:
+        by_name = emolens.analyze(photo, model="my-model")
+    finally:
+        MODELS.unregister("my-model")
+    assert [f.probabilities for f in by_name.faces] == [f.probabilities for f in by_path.faces]
+    # the command line takes the card too, and scores it exactly as the card says
+    capsys.readouterr()
+    assert main(["evaluate", str(tiny), "--model", str(out / "my-model.json"), "--json"]) == 0
+    measured = "val_tta" if card["default_tta"] else "val"
+    assert json.loads(capsys.readouterr().out)["accuracy"] == card["metrics"][measured]["accuracy"]
+    assert main(["analyze", str(photo), "--model", str(out / "my-model.json"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["model"] == "my-model"
+    # weights changed after export are refused; a missing or foreign card says what to pass
+    tampered = tmp_path / "tampered"
+    shutil.copytree(out, tampered)
+    weights = tampered / "my-model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
+    with pytest.raises(emolens.WeightsIntegrityError, match="export it again"):
+        emolens.Analyzer(model=str(tampered / "my-model.json"))
+    with pytest.raises(emolens.WeightsUnavailableError, match="emolens export"):
+        spec_from_card(tmp_path / "nothing.json")
+    (tmp_path / "other.json").write_text('{"name": "x"}')
+    with pytest.raises(emolens.WeightsError, match="not a model card"):
+        spec_from_card(tmp_path / "other.json")
+
+
 def test_a_finished_run_keeps_its_architecture_when_the_registry_changes(tiny: Path, tmp_path: Path) -> None:
     import dataclasses
     import json

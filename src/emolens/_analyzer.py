@@ -14,7 +14,7 @@ from ._image import ColorOrder, ImageInput, LoadedImage, load_image
 from .detectors import Detector
 from .detectors._factory import create_detector
 from .errors import EmolensError
-from .models import MODELS
+from .models import model_spec
 from .models._classifier import EmotionModel
 from .types import AnalysisResult, Box, Detection, Face
 
@@ -39,7 +39,8 @@ class Analyzer:
     Args:
         detector: a registered detector name, ``"auto"`` (the most accurate one available), ``None``
             to skip detection (the whole image is one face), or any object with a ``detect`` method.
-        model: a registered emotion-model name, or an ``EmotionModel``.
+        model: a registered emotion-model name, the card or weights path of a model written by
+            ``emolens export``, or an ``EmotionModel``.
         device: torch device for the emotion model ("cpu", "cuda", "cuda:1", ...).
         fallback: classify the whole image as one face when no face is found.
         min_face_size: drop detected faces whose shorter side is smaller (pixels).
@@ -63,7 +64,7 @@ class Analyzer:
         detector_options: Mapping[str, Any] | None = None,
     ) -> None:
         if isinstance(model, str):
-            model = EmotionModel(MODELS.get(model), device=device)
+            model = EmotionModel(model_spec(model), device=device)
         if not isinstance(model, EmotionModel):
             raise TypeError(f"model must be a registered name or an EmotionModel, not {type(model).__name__}")
         self.model: EmotionModel = model

@@ -63,7 +63,8 @@ def analyze(
             (H, W, 4); uint8 or float in [0, 1]) or PIL image.
         detector: registered detector name, ``"auto"`` (YuNet, else RetinaFace-MobileNet, else Haar) or ``None``
             to classify the whole image as one face (for pre-cropped faces).
-        model: registered emotion-model name.
+        model: registered emotion-model name, or the card (``.json``) or weights path of a model
+            written by ``emolens export``.
         color: channel order of numpy arrays, ``"bgr"`` (OpenCV) or ``"rgb"``.
         fallback: when no face is found, classify the whole image as one face (``Face.fallback``).
         min_face_size: ignore detected faces smaller than this many pixels.

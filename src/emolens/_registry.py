@@ -25,7 +25,8 @@ __all__ = ["DetectorSpec", "ModelSpec", "Registry", "WeightsFile", "resolve"]
 class WeightsFile:
     """One weights file: where to get it and how to check it.
 
-    ``urls`` are tried in order; ``bundled`` files ship inside the emolens wheel instead.
+    ``urls`` are tried in order; ``bundled`` files ship inside the emolens wheel instead, and a
+    ``path`` is a file on this machine (your own exported model), used in place and never cached.
     ``unpack="bz2"`` means the download is bz2-compressed: it is verified (``sha256``), then
     decompressed next to it (without the ``.bz2`` suffix) and verified again (``unpacked_sha256``).
     """
@@ -38,6 +39,7 @@ class WeightsFile:
     license: str = ""
     unpack: str | None = None
     unpacked_sha256: str = ""
+    path: str = ""
 
 
 @dataclass(frozen=True, slots=True)

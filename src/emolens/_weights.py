@@ -66,6 +66,8 @@ def _bundled_path(weights: WeightsFile) -> Path:
 
 
 def _local_path(weights: WeightsFile) -> Path:
+    if weights.path:
+        return Path(weights.path).expanduser()
     return _bundled_path(weights) if weights.bundled else cache_dir() / weights.name
 
 
@@ -98,6 +100,12 @@ def fetch(weights: WeightsFile) -> Path:
                 filename=weights.name,
             )
         _verify(path, weights, "the bundled copy (reinstall emolens)")
+        return path
+    if weights.path:
+        path = _local_path(weights)
+        if not path.is_file():
+            raise WeightsUnavailableError(f"weights file {path} not found", filename=weights.name)
+        _verify(path, weights, "a file that changed after its SHA-256 was recorded (export it again)")
         return path
     with _lock_for(weights.name):
         if weights.unpack is None:

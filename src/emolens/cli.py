@@ -369,6 +369,7 @@ def _add_detector_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+_MODEL_HELP = "emotion model: a registered name, or the .json card of a model written by `emolens export`"
 _STRICT_DATA_HELP = "stop at the first unreadable image or malformed CSV row (default: skip and count them)"
 
 
@@ -381,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or glob patterns")
     p.add_argument("--detector", default="auto", help="detector name, 'auto' (default) or 'none' for face crops")
     _add_detector_options(p)
-    p.add_argument("--model", default="default", help="emotion model name")
+    p.add_argument("--model", default="default", help=_MODEL_HELP)
     p.add_argument("--device", default="cpu", help="torch device for the emotion model")
     p.add_argument("--json", action="store_true", help="print one JSON object per image")
     p.add_argument("--annotate", metavar="OUT_DIR", help="write copies with boxes and labels drawn into OUT_DIR")
@@ -398,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoothing", type=_unit_interval, default=0.6, help="EMA weight of past probabilities (0 = off)")
     p.add_argument("--detector", default="auto")
     _add_detector_options(p)
-    p.add_argument("--model", default="default")
+    p.add_argument("--model", default="default", help=_MODEL_HELP)
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=_cmd_video)
@@ -417,8 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         action="append",
         metavar="MODEL_OR_RUN",
-        help="registered model (default: 'default') or run folder of `emolens train`; "
-        "repeat to evaluate the ensemble (averaged probabilities)",
+        help="registered model (default: 'default'), exported model card (.json), or run folder of "
+        "`emolens train`; repeat to evaluate the ensemble (averaged probabilities)",
     )
     p.add_argument("--split", default="val", choices=["train", "val", "test"], help="rows of a FER2013 CSV to use")
     p.add_argument("--tta", dest="tta", action="store_true", default=None, help="average with mirrored faces")
@@ -465,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="MODEL_OR_RUN",
-        help="distil from a registered model or a run folder (repeat for an ensemble)",
+        help="distil from a registered model, an exported model card (.json) or a run folder (repeat for an ensemble)",
     )
     p.add_argument("--distill-weight", type=_unit_interval, default=0.5, help="weight of the distillation loss")
     p.add_argument("--distill-temperature", type=float, default=2.0, help="softening temperature for distillation")

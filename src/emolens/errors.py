@@ -10,7 +10,7 @@ builtin exception a Python user would expect, so ``except ValueError`` keeps wor
     ├── InvalidVideoError (ValueError)            .source
     ├── DatasetError (ValueError)                 .path
     └── WeightsError (RuntimeError)               .filename
-        ├── WeightsUnavailableError               offline and not cached
+        ├── WeightsUnavailableError               offline and not cached, or a local file missing
         ├── WeightsDownloadError (ConnectionError) .url
         └── WeightsIntegrityError                 .expected, .actual (sha256)
 
@@ -102,7 +102,7 @@ class WeightsError(EmolensError, RuntimeError):
 
 
 class WeightsUnavailableError(WeightsError):
-    """The weights are not cached and downloading is disabled (``EMOLENS_OFFLINE=1``)."""
+    """The weights are not here and cannot be downloaded (``EMOLENS_OFFLINE=1``, a missing local file)."""
 
 
 class WeightsDownloadError(WeightsError, ConnectionError):

@@ -7,8 +7,9 @@ emolens' own weights ship inside the wheel (``emolens/models/weights``) and are 
 from __future__ import annotations
 
 from .._registry import ModelSpec, Registry, WeightsFile
+from ._card import is_card_path, spec_from_card
 
-__all__ = ["BUILTIN_MODELS", "MODELS"]
+__all__ = ["BUILTIN_MODELS", "MODELS", "spec_from_card"]
 
 _FER2013_LICENSE = "weights: MIT (emolens); trained on FER2013 (research use under the challenge's terms)"
 
@@ -63,3 +64,9 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
 )
 
 MODELS: Registry[ModelSpec] = Registry("model", BUILTIN_MODELS, entry_point_group="emolens.models")
+
+
+def model_spec(model: str) -> ModelSpec:
+    """The spec for ``model``: a registered name, or the card (``.json``) or weights (``.safetensors``)
+    path of a model written by ``emolens export``."""
+    return spec_from_card(model) if is_card_path(model) else MODELS.get(model)

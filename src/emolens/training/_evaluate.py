@@ -192,12 +192,12 @@ def _inference_setup(model: str, tta: bool | None) -> tuple[nn.Module, int, bool
     """
     from pathlib import Path
 
-    from ..models import MODELS
+    from ..models import model_spec
     from ..models._classifier import EmotionModel
     from ._spec import load_trained
 
     if Path(model).is_dir():
         spec, network = load_trained(model)
         return network, spec.input_size, spec.tta if tta is None else tta, 1.0
-    emotion_model = EmotionModel(MODELS.get(model), tta=tta)
+    emotion_model = EmotionModel(model_spec(model), tta=tta)
     return emotion_model.network, emotion_model.input_size, emotion_model.tta, emotion_model.temperature

@@ -60,7 +60,7 @@ def load_trained(source: str | Path, device: str | torch.device = "cpu") -> tupl
     if Path(source).is_dir():
         spec, weights = run_weights(source)
     else:
-        spec = models.MODELS.get(str(source))
+        spec = models.model_spec(str(source))
         if not spec.weights:
             raise DatasetError(f"model {str(source)!r} has no trained weights")
         weights = fetch(spec.weights[0])
