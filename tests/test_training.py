@@ -160,6 +160,7 @@ def test_architecture_overrides_train_and_export_with_a_model_card(
     assert main(["train", *args, "--model-options", options, "--stop-after", "1"]) == 0  # one session ...
     assert main(["train", *args, "--model-options", options, "--resume"]) == 0  # ... and the next
     assert main(["export", str(run), "--out", str(out), "--name", "tiny-v0", "--register-as", "tiny"]) == 0
+    assert f"use it: emolens analyze IMAGE --model {out / 'tiny-v0.json'}" in capsys.readouterr().out
     card = json.loads((out / "tiny-v0.json").read_text())
     assert (card["registry_model"], card["trained_from"]) == ("tiny", "default")
     markdown = (out / "tiny-v0.md").read_text()

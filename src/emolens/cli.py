@@ -323,6 +323,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         f"val {m['val']['accuracy']:.4f}, with flip TTA {m['val_tta']['accuracy']:.4f}, "
         f"train {m['train']['accuracy']:.4f}"
     )
+    print(f"use it: emolens analyze IMAGE --model {shlex.quote(str(Path(args.out) / (args.name + '.json')))}")
     return 0
 
 
