@@ -226,6 +226,9 @@ def test_an_exported_model_is_used_by_the_path_of_its_card(
         emolens.Analyzer(model=str(tampered / "my-model.json"))
     with pytest.raises(emolens.WeightsUnavailableError, match="emolens export"):
         spec_from_card(tmp_path / "nothing.json")
+    (tampered / "my-model.safetensors").unlink()
+    with pytest.raises(emolens.WeightsUnavailableError, match=r"beside its \.json card"):
+        emolens.Analyzer(model=str(tampered / "my-model.json"))
     (tmp_path / "other.json").write_text('{"name": "x"}')
     with pytest.raises(emolens.WeightsError, match="not a model card"):
         spec_from_card(tmp_path / "other.json")

@@ -104,7 +104,11 @@ def fetch(weights: WeightsFile) -> Path:
     if weights.path:
         path = _local_path(weights)
         if not path.is_file():
-            raise WeightsUnavailableError(f"weights file {path} not found", filename=weights.name)
+            raise WeightsUnavailableError(
+                f"weights file {path} not found; keep an exported model's .safetensors beside its .json card, "
+                "or export it again",
+                filename=weights.name,
+            )
         _verify(path, weights, "a file that changed after its SHA-256 was recorded (export it again)")
         return path
     with _lock_for(weights.name):
