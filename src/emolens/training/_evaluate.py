@@ -164,9 +164,9 @@ def evaluate_ensemble(
 ) -> tuple[Evaluation, np.ndarray, FaceDataset]:
     """Evaluate the average of several models' probabilities (registered names or run folders).
 
-    The way to choose teachers for distillation: an ensemble is only worth distilling from if it
-    beats its best member. The data is read once per input size. Returns the metrics, the averaged
-    probabilities and the data.
+    The way to choose teachers for distillation: an ensemble is worth distilling from if it beats
+    its best member in accuracy or at least in NLL (the student learns the probabilities). The data
+    is read once per input size. Returns the metrics, the averaged probabilities and the data.
     """
     from ._data import load_dataset
 
