@@ -111,9 +111,10 @@ def test_optimizer_defaults_and_names(capsys: pytest.CaptureFixture[str]) -> Non
     assert TrainConfig("train", "val", "out", optimizer="adamw", lr=1e-3).lr == 1e-3
     sgd = TrainConfig("train", "val", "out")
     assert (sgd.lr, sgd.weight_decay) == (0.05, 5e-4)  # what every shipped model was trained with
-    for option, value in (("optimizer", "adam"), ("schedule", "step")):
-        with pytest.raises(UnknownNameError, match=f"unknown {option} '{value}'"):
+    for option, value, close in (("optimizer", "adam", "adamw"), ("schedule", "step", None)):
+        with pytest.raises(UnknownNameError, match=f"unknown {option} '{value}'") as info:
             TrainConfig("train", "val", "out", **{option: value})
+        assert info.value.suggestions == ((close,) if close else ())  # spelling suggestions, none when nothing is close
     # the CLI (which must not import torch for --help) offers the same names and states the same defaults
     with pytest.raises(SystemExit):
         main(["train", "--help"])
@@ -163,13 +164,17 @@ def test_architecture_overrides_train_and_export_with_a_model_card(
     assert f"use it: emolens analyze IMAGE --model {out / 'tiny-v0.json'}" in capsys.readouterr().out
     card = json.loads((out / "tiny-v0.json").read_text())
     assert (card["registry_model"], card["trained_from"]) == ("tiny", "default")
+    from safetensors import safe_open
+
+    with safe_open(str(out / "tiny-v0.safetensors"), framework="pt") as handle:
+        assert handle.metadata()["model"] == "tiny"  # the file names the model it ships as
     markdown = (out / "tiny-v0.md").read_text()
     assert "Registered as `tiny` (trained as a variant of the `default` architecture)" in markdown
     assert card["default_tta"] is MODELS.get("default").tta  # an unregistered name: the run's own model
     # shipping under a registered name calibrates and reports that model's TTA setting
     assert main(["export", str(run), "--out", str(out), "--name", "as-fast", "--register-as", "fast"]) == 0
     assert json.loads((out / "as-fast.json").read_text())["default_tta"] is MODELS.get("fast").tta is False
-    assert card["architecture"]["options"]["widths"] == [8, 16, 32, 64, 128]
+    assert card["architecture"]["options"]["widths"] == [8, 16, 32, 64, 128] and card["input_size"] == 48
     assert card["parameters"] < 120_000  # the small override, not the default architecture's 2.6M
     assert card["weights_bytes"] == (out / "tiny-v0.safetensors").stat().st_size
     assert set(card["metrics"]) == {"val", "val_tta", "train"} and card["val_images"] == 280

@@ -143,9 +143,6 @@ def download(names: list[str] | None = None) -> list[str]:
         by_name = {spec.name: spec for spec in specs}
         unknown = [n for n in names if n not in by_name]
         if unknown:
-            import difflib
-
-            close = difflib.get_close_matches(unknown[0], list(by_name), n=3, cutoff=0.5)
-            raise UnknownNameError("detector or model", unknown[0], sorted(by_name), close)
+            raise UnknownNameError("detector or model", unknown[0], sorted(by_name))
         specs = [by_name[n] for n in names]
     return [str(fetch(w)) for spec in specs for w in spec.weights]

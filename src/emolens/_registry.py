@@ -7,7 +7,6 @@ Third-party packages add specs with ``register_*`` or through an entry-point gro
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import threading
 import warnings
@@ -132,9 +131,7 @@ class Registry(Generic[SpecT]):
             try:
                 return self._specs[name]
             except KeyError:
-                known = sorted(self._specs)
-                close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
-                raise UnknownNameError(self.kind, str(name), known, close) from None
+                raise UnknownNameError(self.kind, str(name), sorted(self._specs)) from None
 
     def names(self) -> list[str]:
         """Registered names, sorted."""

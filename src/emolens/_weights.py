@@ -66,9 +66,9 @@ def _bundled_path(weights: WeightsFile) -> Path:
 
 
 def _local_path(weights: WeightsFile) -> Path:
-    if weights.path:
-        return Path(weights.path).expanduser()
-    return _bundled_path(weights) if weights.bundled else cache_dir() / weights.name
+    if weights.bundled:
+        return _bundled_path(weights)
+    return Path(weights.path).expanduser() if weights.path else cache_dir() / weights.name
 
 
 def is_available(weights: WeightsFile) -> bool:
@@ -92,25 +92,8 @@ def fetch(weights: WeightsFile) -> Path:
     Raises :class:`WeightsUnavailableError` (offline, not cached), :class:`WeightsDownloadError`
     (every URL failed) or :class:`WeightsIntegrityError` (wrong SHA-256; nothing is cached).
     """
-    if weights.bundled:
-        path = _bundled_path(weights)
-        if not path.is_file():
-            raise WeightsUnavailableError(
-                f"bundled weights {weights.name} are missing from the emolens installation; reinstall emolens",
-                filename=weights.name,
-            )
-        _verify(path, weights, "the bundled copy (reinstall emolens)")
-        return path
-    if weights.path:
-        path = _local_path(weights)
-        if not path.is_file():
-            raise WeightsUnavailableError(
-                f"weights file {path} not found; keep an exported model's .safetensors beside its .json card, "
-                "or export it again",
-                filename=weights.name,
-            )
-        _verify(path, weights, "a file that changed after its SHA-256 was recorded (export it again)")
-        return path
+    if weights.bundled or weights.path:
+        return _verified_in_place(weights)
     with _lock_for(weights.name):
         if weights.unpack is None:
             return _fetch_verified(weights)
@@ -118,6 +101,24 @@ def fetch(weights: WeightsFile) -> Path:
         if unpacked.is_file() and sha256_of(unpacked) == weights.unpacked_sha256:
             return unpacked
         return _unpack(_fetch_verified(weights), unpacked, weights)
+
+
+def _verified_in_place(weights: WeightsFile) -> Path:
+    """A bundled file, or an exported model's file beside its card: used where it lies, never downloaded."""
+    path = _local_path(weights)
+    if weights.bundled:
+        missing = f"bundled weights {weights.name} are missing from the emolens installation; reinstall emolens"
+        changed = "the bundled copy (reinstall emolens)"
+    else:
+        missing = (
+            f"weights file {path} not found; keep an exported model's .safetensors beside its .json card, "
+            "or export it again"
+        )
+        changed = "a file that changed after its SHA-256 was recorded (export it again)"
+    if not path.is_file():
+        raise WeightsUnavailableError(missing, filename=weights.name)
+    _verify(path, weights, changed)
+    return path
 
 
 def _unpack(archive: Path, target: Path, weights: WeightsFile) -> Path:

@@ -19,6 +19,7 @@ Messages always say what to do next.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 
 __all__ = [
@@ -57,12 +58,17 @@ class InvalidImageError(EmolensError, ValueError):
 
 
 class UnknownNameError(EmolensError, KeyError):
-    """No detector or model is registered under this name (or no optimizer, schedule ... has it)."""
+    """No detector or model is registered under this name (or no optimizer, schedule ... has it).
 
-    def __init__(self, kind: str, name: str, known: Sequence[str], suggestions: Sequence[str] = ()) -> None:
+    ``suggestions`` defaults to the known names closest in spelling to ``name`` (at most three).
+    """
+
+    def __init__(self, kind: str, name: str, known: Sequence[str], suggestions: Sequence[str] | None = None) -> None:
         self.kind = kind
         self.name = name
         self.known = tuple(known)
+        if suggestions is None:
+            suggestions = difflib.get_close_matches(name, self.known, n=3, cutoff=0.5)
         self.suggestions = tuple(suggestions)
         hint = f" Did you mean {', '.join(repr(s) for s in self.suggestions)}?" if self.suggestions else ""
         super().__init__(f"unknown {kind} {name!r}.{hint} Known {kind}s: {', '.join(self.known)}.")

@@ -54,7 +54,8 @@ def spec_from_card(path: str | Path) -> ModelSpec:
             builder=card["architecture"]["builder"],
             description=f"exported by `emolens export` ({card_path})",
             labels=tuple(card["labels"]),
-            input_size=MODELS.get(card["trained_from"]).input_size,
+            # cards before "input_size" was recorded: the input size of the architecture it was trained as
+            input_size=int(card.get("input_size") or MODELS.get(card["trained_from"]).input_size),
             weights=(weights,),
             license=weights.license,
             options=card["architecture"]["options"],

@@ -53,7 +53,8 @@ def export_run(
     network = build_network(spec)
     load_state(network, run / BEST_WEIGHTS)
     weights_path = out / f"{name}.safetensors"
-    save_state(network, weights_path, half=half, metadata={"model": cfg["model"], "name": name})
+    metadata = {"model": registered_as or cfg["model"], "name": name}  # the name the weights ship under
+    save_state(network, weights_path, half=half, metadata=metadata)
     shipped = build_network(spec)
     load_state(shipped, weights_path)
     shipped = prepare_for_inference(shipped)  # measure exactly what `emolens evaluate` and analyze() run
@@ -74,7 +75,7 @@ def export_run(
         network,
         weights_path,
         half=half,
-        metadata={"model": cfg["model"], "name": name, "temperature": f"{temperature:.4f}"},
+        metadata={**metadata, "temperature": f"{temperature:.4f}"},
     )
     metrics: dict[str, Evaluation] = {
         "val": score(apply_temperature(raw[False], temperature), val.labels),
@@ -92,6 +93,7 @@ def export_run(
         "parameters": parameters,
         "default_tta": default_tta,
         "input": f"{spec.input_size}x{spec.input_size} grayscale face crop, per-image standardised",
+        "input_size": spec.input_size,
         "labels": list(CLASS_NAMES),
         "weights_file": weights_path.name,
         "weights_bytes": weights_path.stat().st_size,
