@@ -53,7 +53,7 @@ def test_saved_weights_are_byte_for_byte_reproducible(tmp_path: Path) -> None:
 
     import torch
 
-    from emolens.models._network import build_network, load_state, read_temperature
+    from emolens.models._network import build_network, load_state, read_temperatures, save_state
 
     script = (
         "import sys, torch\n"
@@ -61,7 +61,7 @@ def test_saved_weights_are_byte_for_byte_reproducible(tmp_path: Path) -> None:
         "from emolens.models._network import build_network, save_state\n"
         "torch.manual_seed(0)\n"
         "save_state(build_network(MODELS.get('fast')), sys.argv[1],"
-        " metadata={'model': 'fast', 'name': 'x', 'temperature': '1.2500'})\n"
+        " metadata={'model': 'fast', 'name': 'x', 'temperatures': '[1.25, 1, 1, 0.8, 1, 1, 1]'})\n"
     )
     paths = [tmp_path / f"{i}.safetensors" for i in range(2)]
     for path in paths:
@@ -72,4 +72,9 @@ def test_saved_weights_are_byte_for_byte_reproducible(tmp_path: Path) -> None:
     load_state(loaded, paths[0])
     for (name, a), b in zip(original.state_dict().items(), loaded.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
-    assert read_temperature(paths[0]) == 1.25
+    assert read_temperatures(paths[0], 7) == (1.25, 1.0, 1.0, 0.8, 1.0, 1.0, 1.0)
+    # files written before per-class calibration hold one temperature for every class
+    save_state(original, paths[1], metadata={"temperature": "1.5"})
+    assert read_temperatures(paths[1], 7) == (1.5,) * 7
+    save_state(original, paths[1], metadata={"temperatures": "[1.0, -2.0]"})  # malformed: left uncalibrated
+    assert read_temperatures(paths[1], 7) == (1.0,) * 7

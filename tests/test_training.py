@@ -327,21 +327,44 @@ def test_kaggle_csv(tmp_path: Path) -> None:
         load_fer2013_csv(csv)
 
 
+def _calibrated_predictions(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and perfectly calibrated probabilities: with this generating process the true posterior is
+    softmax(1.5 * logits)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 7, n)
+    logits = rng.normal(size=(n, 7))
+    logits[np.arange(n), labels] += 1.5
+    return labels, np.exp(1.5 * logits) / np.exp(1.5 * logits).sum(1, keepdims=True)
+
+
 def test_temperature_scaling_fixes_overconfidence() -> None:
     from emolens.training._calibrate import apply_temperature, cross_fitted_ece, fit_temperature
     from emolens.training._evaluate import expected_calibration_error
 
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 7, 4000)
-    logits = rng.normal(size=(4000, 7))
-    logits[np.arange(4000), labels] += 1.5
-    # With this generating process the true posterior is softmax(1.5 * logits).
-    calibrated = np.exp(1.5 * logits) / np.exp(1.5 * logits).sum(1, keepdims=True)
+    labels, calibrated = _calibrated_predictions(4000, seed=0)
     overconfident = apply_temperature(calibrated, 1 / 3)  # logits x3
     assert expected_calibration_error(overconfident, labels) > 0.15
     assert fit_temperature(overconfident, labels) == pytest.approx(3.0, rel=0.1)
-    report = cross_fitted_ece(overconfident, labels)
-    assert report["ece_cross_fitted"] < 0.03 < report["ece_uncalibrated"]
+    report = cross_fitted_ece(overconfident, labels, splits=2)
+    assert report["ece_cross_fitted_temperature"] < 0.03 < report["ece_uncalibrated"]
+
+
+def test_per_class_temperatures_fix_opposite_miscalibration() -> None:
+    """Over-confident on some predicted classes and under-confident on others: one temperature cannot fix both."""
+    from emolens.training._calibrate import apply_temperatures, cross_fitted_ece, fit_calibration
+
+    labels, calibrated = _calibrated_predictions(6000, seed=1)
+    true_temperatures = (1 / 3, 1 / 3, 1 / 3, 2.0, 2.0, 2.0, 2.0)  # rows predicting 0-2 sharpened, 3-6 flattened
+    skewed = apply_temperatures(calibrated, true_temperatures)
+    assert (skewed.argmax(1) == calibrated.argmax(1)).all(), "a row's temperature never changes its prediction"
+    fitted = fit_calibration(skewed, labels, "per-class")
+    assert fitted == pytest.approx([1 / t for t in true_temperatures], rel=0.15)
+    assert fit_calibration(skewed, labels, "none") == (1.0,) * 7
+    report = cross_fitted_ece(skewed, labels, splits=2)
+    # per-class temperatures reach the noise floor of ECE on 3,000 rows (~0.025 for calibrated data); one cannot
+    assert report["ece_cross_fitted_per_class"] < 0.03 and report["ece_cross_fitted_temperature"] > 0.15
+    with pytest.raises(ValueError, match="unknown calibration method"):
+        fit_calibration(skewed, labels, "isotonic")
 
 
 def test_distributed_training_with_two_cpu_processes(tiny: Path, tmp_path: Path) -> None:

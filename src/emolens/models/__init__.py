@@ -29,7 +29,7 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         ),
         options={"widths": (32, 64, 128, 256, 512), "convs_per_stage": (1, 2, 2, 2, 1), "hidden": 512},
         weights=_bundled(
-            "emolens-vgg-wide-v3.safetensors", "7e4c4238529f4069388c89f943c28d365c6c4b7c320915f7c95a1db69ca267e2"
+            "emolens-vgg-wide-v3.safetensors", "947f5518f524b05f60c64361ea5d803f0d90292f5e0fda7affecb924864cb827"
         ),
         license=_FER2013_LICENSE,
         tta=True,
@@ -43,7 +43,7 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         ),
         options={"widths": (64, 128, 256, 512), "convs_per_stage": (2, 2, 2, 2), "hidden": 256},
         weights=_bundled(
-            "emolens-vgg-large-v1.safetensors", "846bee1f2f1c7253e0f6436b97559afea23b08380726ca66ca6f4d10b23585c0"
+            "emolens-vgg-large-v1.safetensors", "01bb7a104dd3f6ca7fa122b4d96d07a8682bc9f53d094559f2757c1b6b5a09a5"
         ),
         license=_FER2013_LICENSE,
         tta=True,
@@ -57,7 +57,7 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         ),
         options={"widths": (16, 32, 64, 128, 256), "convs_per_stage": (1, 1, 2, 2, 1), "dropout": 0.25},
         weights=_bundled(
-            "emolens-vgg-fast-v2.safetensors", "f3a8be952a64210eb9670cc3608530095b34709db3c2fe9ad13c4ccd146d084a"
+            "emolens-vgg-fast-v2.safetensors", "95c60bfd5bbc12aaf43911d8f9fc5acc5c1a8682ea61cbecdad31446a3983d24"
         ),
         license=_FER2013_LICENSE,
     ),

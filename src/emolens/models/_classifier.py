@@ -10,7 +10,14 @@ import torch
 from .._registry import ModelSpec
 from .._weights import fetch
 from ..errors import EmolensError
-from ._network import build_network, load_state, predict_logits, prepare_for_inference, read_temperature
+from ._network import (
+    build_network,
+    calibrated_softmax,
+    load_state,
+    predict_logits,
+    prepare_for_inference,
+    read_temperatures,
+)
 from ._preprocess import crops_to_tensor
 
 __all__ = ["EmotionModel"]
@@ -19,7 +26,7 @@ __all__ = ["EmotionModel"]
 class EmotionModel:
     """Classifies uint8 face crops (gray or BGR, any size) into emotion probabilities.
 
-    Probabilities are temperature-scaled with the calibration stored in the weights file.
+    Probabilities are calibrated with the temperatures stored in the weights file (one per predicted class).
 
     Safe to share between threads: inference runs under ``torch.inference_mode`` and holds no
     per-call state.
@@ -31,11 +38,11 @@ class EmotionModel:
         self.device = torch.device(device)
         self.tta = spec.tta if tta is None else tta
         network = build_network(spec)
-        self.temperature = 1.0
+        self.temperatures = (1.0,) * len(spec.labels)
         if spec.weights:
             path = fetch(spec.weights[0])
             load_state(network, path)
-            self.temperature = read_temperature(path)
+            self.temperatures = read_temperatures(path, len(spec.labels))
         self.network = prepare_for_inference(network, self.device)
 
     @property
@@ -54,7 +61,7 @@ class EmotionModel:
         for start in range(0, len(crops), batch_size):
             batch = crops_to_tensor(crops[start : start + batch_size], self.input_size)
             logits = predict_logits(self.network, batch, tta=self.tta)
-            out.append(torch.softmax(logits.double() / self.temperature, dim=1).cpu().numpy())
+            out.append(calibrated_softmax(logits, self.temperatures).cpu().numpy())
         probabilities = np.concatenate(out)
         if not np.isfinite(probabilities).all():
             raise EmolensError(f"model {self.name!r} produced non-finite outputs; its weights may be broken")

@@ -19,11 +19,12 @@ from .._registry import ModelSpec, resolve
 __all__ = [
     "autocast_for",
     "build_network",
+    "calibrated_softmax",
     "fuse_for_inference",
     "load_state",
     "predict_logits",
     "prepare_for_inference",
-    "read_temperature",
+    "read_temperatures",
     "save_state",
 ]
 
@@ -77,14 +78,30 @@ def load_state(network: nn.Module, path: str | Path) -> None:
     network.load_state_dict(state, strict=True)
 
 
-def read_temperature(path: str | Path) -> float:
-    """The calibration temperature stored in a weights file's metadata (1.0 when absent)."""
+def read_temperatures(path: str | Path, classes: int) -> tuple[float, ...]:
+    """The calibration in a weights file's metadata: a temperature per predicted class (all 1.0 when absent).
+
+    ``emolens export`` writes ``temperatures`` (a JSON list); files from before per-class calibration
+    have one ``temperature`` for every class.
+    """
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata() or {}
-    temperature = float(metadata.get("temperature", 1.0))
-    return temperature if temperature > 0 else 1.0
+    if "temperatures" in metadata:
+        temperatures = tuple(float(t) for t in json.loads(metadata["temperatures"]))
+    else:
+        temperatures = (float(metadata.get("temperature", 1.0)),) * classes
+    if len(temperatures) != classes or not all(t > 0 for t in temperatures):
+        return (1.0,) * classes
+    return temperatures
+
+
+def calibrated_softmax(logits: torch.Tensor, temperatures: tuple[float, ...]) -> torch.Tensor:
+    """Float64 probabilities with each row's logits divided by the temperature of its predicted class."""
+    logits = logits.double()
+    scale = torch.tensor(temperatures, dtype=torch.float64, device=logits.device)[logits.argmax(dim=1)]
+    return torch.softmax(logits / scale[:, None], dim=1)
 
 
 def fuse_for_inference(network: nn.Module) -> nn.Module:

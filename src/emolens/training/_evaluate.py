@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models._network import predict_logits
+from ..models._network import calibrated_softmax, predict_logits
 from ..models._preprocess import standardize
 from ._data import CLASS_NAMES, FaceDataset
 
@@ -89,15 +89,21 @@ class Evaluation:
 
 
 def predict_dataset(
-    network: nn.Module, data: FaceDataset, *, tta: bool = False, batch_size: int = 256, temperature: float = 1.0
+    network: nn.Module,
+    data: FaceDataset,
+    *,
+    tta: bool = False,
+    batch_size: int = 256,
+    temperatures: tuple[float, ...] | None = None,
 ) -> np.ndarray:
-    """Softmax probabilities (N, 7) for every image of ``data``."""
+    """Probabilities (N, 7) for every image of ``data``, calibrated with ``temperatures`` when given."""
     network.eval()
     out = []
     for start in range(0, len(data), batch_size):
         chunk = torch.from_numpy(data.images[start : start + batch_size]).unsqueeze(1).float().div_(255.0)
         logits = predict_logits(network, standardize(chunk), tta=tta)
-        out.append(torch.softmax(logits / temperature, dim=1).cpu().numpy())
+        probabilities = calibrated_softmax(logits, temperatures) if temperatures else torch.softmax(logits, dim=1)
+        out.append(probabilities.float().cpu().numpy())
     return np.concatenate(out)
 
 
@@ -136,10 +142,10 @@ def score(probabilities: np.ndarray, labels: np.ndarray) -> Evaluation:
 
 
 def evaluate_network(
-    network: nn.Module, data: FaceDataset, *, tta: bool = False, temperature: float = 1.0
+    network: nn.Module, data: FaceDataset, *, tta: bool = False, temperatures: tuple[float, ...] | None = None
 ) -> Evaluation:
     """Evaluate ``network`` on ``data``."""
-    return score(predict_dataset(network, data, tta=tta, temperature=temperature), data.labels)
+    return score(predict_dataset(network, data, tta=tta, temperatures=temperatures), data.labels)
 
 
 def evaluate_model(
@@ -175,19 +181,19 @@ def evaluate_ensemble(
     datasets: dict[int, FaceDataset] = {}
     members = []
     for model in models:
-        network, input_size, use_tta, temperature = _inference_setup(model, tta)
+        network, input_size, use_tta, temperatures = _inference_setup(model, tta)
         if input_size not in datasets:
             datasets[input_size] = load_dataset(dataset, split, size=input_size, skip_unreadable=skip_unreadable)
-        members.append(predict_dataset(network, datasets[input_size], tta=use_tta, temperature=temperature))
+        members.append(predict_dataset(network, datasets[input_size], tta=use_tta, temperatures=temperatures))
     probabilities = np.mean(members, axis=0)
     data = next(iter(datasets.values()))
     return score(probabilities, data.labels), probabilities, data
 
 
-def _inference_setup(model: str, tta: bool | None) -> tuple[nn.Module, int, bool, float]:
-    """(network, input size, TTA, temperature) for a registered model name or a run folder.
+def _inference_setup(model: str, tta: bool | None) -> tuple[nn.Module, int, bool, tuple[float, ...] | None]:
+    """(network, input size, TTA, calibration temperatures) for a registered model name or a run folder.
 
-    A run folder is measured as `emolens export` measures it: no temperature, TTA as the registered
+    A run folder is measured as `emolens export` measures it: uncalibrated, TTA as the registered
     model it was trained from. ``tta=None`` keeps the model's default.
     """
     from pathlib import Path
@@ -198,6 +204,6 @@ def _inference_setup(model: str, tta: bool | None) -> tuple[nn.Module, int, bool
 
     if Path(model).is_dir():
         spec, network = load_trained(model)
-        return network, spec.input_size, spec.tta if tta is None else tta, 1.0
+        return network, spec.input_size, spec.tta if tta is None else tta, None
     emotion_model = EmotionModel(model_spec(model), tta=tta)
-    return emotion_model.network, emotion_model.input_size, emotion_model.tta, emotion_model.temperature
+    return emotion_model.network, emotion_model.input_size, emotion_model.tta, emotion_model.temperatures

@@ -55,7 +55,7 @@ def load_trained(source: str | Path, device: str | torch.device = "cpu") -> tupl
     """The spec and a frozen inference network of a run folder or a registered model's shipped weights.
 
     For teachers and for evaluating a run before it is exported; a registered model's stored
-    calibration temperature is not applied here (``EmotionModel`` does that).
+    calibration temperatures are not applied here (``EmotionModel`` does that).
     """
     if Path(source).is_dir():
         spec, weights = run_weights(source)
