@@ -201,11 +201,15 @@ def test_an_exported_model_is_used_by_the_path_of_its_card(
     import emolens
     from emolens.cli import main
     from emolens.models import spec_from_card
-    from emolens.training._export import export_run
+    from emolens.training._export import export_run, recalibrate_card
 
     run, out = tmp_path / "run", tmp_path / "out"
     train(dataclasses.replace(_config(tiny, run, epochs=1), model="fast"))
     card = export_run(run, out, "my-model")
+    written = {f.name: f.read_bytes() for f in out.iterdir()}
+    shutil.rmtree(run)  # the card and its weights alone are enough to measure the model again: same files
+    assert recalibrate_card(out / "my-model.json") == json.loads(written["my-model.json"])
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == written
     photo = shared / "images" / "group" / "multiface.jpg"
     by_path = emolens.analyze(photo, model=str(out / "my-model.json"))
     assert by_path.model == "my-model" and len(by_path.faces) >= 5
@@ -351,7 +355,7 @@ def test_temperature_scaling_fixes_overconfidence() -> None:
 
 def test_per_class_temperatures_fix_opposite_miscalibration() -> None:
     """Over-confident on some predicted classes and under-confident on others: one temperature cannot fix both."""
-    from emolens.training._calibrate import apply_temperatures, cross_fitted_ece, fit_calibration
+    from emolens.training._calibrate import apply_temperatures, choose_calibration, cross_fitted_ece, fit_calibration
 
     labels, calibrated = _calibrated_predictions(6000, seed=1)
     true_temperatures = (1 / 3, 1 / 3, 1 / 3, 2.0, 2.0, 2.0, 2.0)  # rows predicting 0-2 sharpened, 3-6 flattened
@@ -363,6 +367,13 @@ def test_per_class_temperatures_fix_opposite_miscalibration() -> None:
     report = cross_fitted_ece(skewed, labels, splits=2)
     # per-class temperatures reach the noise floor of ECE on 3,000 rows (~0.025 for calibrated data); one cannot
     assert report["ece_cross_fitted_per_class"] < 0.03 and report["ece_cross_fitted_temperature"] > 0.15
+    chosen = choose_calibration(skewed, labels, splits=2)
+    assert chosen.method == "per-class" and chosen.ece == report["ece_cross_fitted_per_class"]
+    assert chosen.temperatures == pytest.approx(fitted, abs=1e-4)  # stored rounded to 4 decimals
+    # already calibrated probabilities: whatever is chosen stays close to leaving them alone
+    honest = choose_calibration(calibrated, labels, splits=2)
+    assert honest.ece <= honest.report["ece_uncalibrated"] < 0.03
+    assert honest.temperatures == pytest.approx([1.0] * 7, rel=0.1)
     with pytest.raises(ValueError, match="unknown calibration method"):
         fit_calibration(skewed, labels, "isotonic")
 

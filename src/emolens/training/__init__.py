@@ -9,6 +9,7 @@ from ._evaluate import (
     expected_calibration_error,
     predict_dataset,
 )
+from ._export import export_run, recalibrate_card
 from ._loop import TrainConfig, TrainResult, train
 
 __all__ = [
@@ -20,9 +21,11 @@ __all__ = [
     "evaluate_model",
     "evaluate_network",
     "expected_calibration_error",
+    "export_run",
     "load_dataset",
     "load_fer2013_csv",
     "load_image_folder",
     "predict_dataset",
+    "recalibrate_card",
     "train",
 ]

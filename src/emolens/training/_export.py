@@ -15,23 +15,27 @@ from typing import Any
 import torch
 
 from .. import models
+from .._registry import ModelSpec
 from .._weights import sha256_of
 from ..models._network import build_network, load_state, prepare_for_inference, save_state
-from ._calibrate import (
-    CALIBRATORS,
-    HALVINGS,
-    MIN_ROWS_PER_CLASS,
-    apply_temperatures,
-    cross_fitted_ece,
-    fit_calibration,
-    fit_temperature,
-)
+from ._calibrate import MIN_ROWS_PER_CLASS, apply_temperatures, choose_calibration
 from ._data import CLASS_NAMES, load_dataset
 from ._evaluate import Evaluation, evaluate_network, predict_dataset, score
 from ._loop import BEST_WEIGHTS, CHECKPOINT
 from ._spec import run_spec
 
-__all__ = ["export_run"]
+__all__ = ["export_run", "recalibrate_card"]
+
+# Card entries that describe how the weights were trained; measuring them again keeps these.
+_TRAINING = (
+    "best_epoch",
+    "epochs",
+    "training_command",
+    "training_config",
+    "training_seconds",
+    "train_data_fingerprint_sha256",
+)
+_PROVENANCE = ("name", "registry_model", "trained_from", "val_accuracy_fp32_weights", "note", *_TRAINING)
 
 
 def export_run(
@@ -61,8 +65,50 @@ def export_run(
     network = build_network(spec)
     load_state(network, run / BEST_WEIGHTS)
     weights_path = out / f"{name}.safetensors"
-    metadata = {"model": registered_as or cfg["model"], "name": name}  # the name the weights ship under
-    save_state(network, weights_path, half=half, metadata=metadata)
+    save_state(network, weights_path, half=half)  # _measure adds the metadata
+    # The run's weights measured like the shipped ones, so the two differ only by storage precision.
+    val = load_dataset(cfg["val_data"], "val", size=spec.input_size)
+    provenance = {
+        "name": name,
+        "registry_model": registered_as or cfg["model"],
+        "trained_from": cfg["model"],
+        "val_accuracy_fp32_weights": evaluate_network(prepare_for_inference(network), val).accuracy,
+        "note": note,
+        "best_epoch": state["best_epoch"],
+        "epochs": cfg["epochs"],
+        "training_command": cfg.get("command", ""),
+        "training_config": _jsonable(cfg),
+        "training_seconds": round(state["elapsed"], 1),
+        "train_data_fingerprint_sha256": state["train_fingerprint"],
+    }
+    card = _measure(weights_path, spec, provenance, half=half)
+    _write_card(card, out / f"{name}.json")
+    return card
+
+
+def recalibrate_card(card_path: str | Path) -> dict[str, Any]:
+    """Measure and calibrate an exported model again from its card and weights, in place.
+
+    For when the measurement or calibration code changes after the run folder is gone: the tensors
+    are kept bit for bit; the calibration in the weights' metadata, the metrics and the card are
+    rewritten (so the weights' SHA-256 changes when the temperatures do). Reads the val and train
+    data from the paths in the card's training configuration.
+    """
+    card_path = Path(card_path)
+    old = json.loads(card_path.read_text())
+    spec = run_spec(old["training_config"])
+    half = old["weights_storage"].startswith("float16")
+    provenance = {key: old[key] for key in _PROVENANCE}
+    card = _measure(card_path.with_name(old["weights_file"]), spec, provenance, half=half)
+    _write_card(card, card_path)
+    return card
+
+
+def _measure(weights_path: Path, spec: ModelSpec, provenance: dict[str, Any], *, half: bool) -> dict[str, Any]:
+    """Calibrate the weights at ``weights_path`` (rewriting their metadata) and measure them: the card."""
+    name, registered_as, cfg = provenance["name"], provenance["registry_model"], provenance["training_config"]
+    network = build_network(spec)
+    load_state(network, weights_path)
     shipped = build_network(spec)
     load_state(shipped, weights_path)
     shipped = prepare_for_inference(shipped)  # measure exactly what `emolens evaluate` and analyze() run
@@ -71,39 +117,23 @@ def export_run(
     train = load_dataset(cfg["train_data"], "train", size=spec.input_size)
     raw = {tta: predict_dataset(shipped, val, tta=tta) for tta in (False, True)}
     # Calibrate the mode analyze() uses by default: the TTA setting of the model the weights ship as.
-    ships_as = models.MODELS.get(registered_as) if registered_as and registered_as in models.MODELS else spec
-    default_tta = ships_as.tta
-    report = cross_fitted_ece(raw[default_tta], val.labels)
-    # The calibrator with the lowest ECE on held-out halves, if it beats leaving the probabilities alone.
-    held_out = {"none": report["ece_uncalibrated_halves"]}
-    held_out |= {method: report[f"ece_cross_fitted_{method.replace('-', '_')}"] for method in CALIBRATORS}
-    method = min(held_out, key=held_out.__getitem__)
-    temperatures = tuple(round(t, 4) for t in fit_calibration(raw[default_tta], val.labels, method))
-    calibration = {
-        **report,
-        "halvings": HALVINGS,
-        "method": method,
-        # the ECE to quote: never measured on the data the calibration was fitted on
-        "ece": report["ece_uncalibrated"] if method == "none" else held_out[method],
-        "temperatures": dict(zip(CLASS_NAMES, temperatures, strict=True)),
-        "fitted_temperature": round(fit_temperature(raw[default_tta], val.labels), 4),
-    }
-    # Rewrite the file with the calibration in its metadata (the weights are unchanged).
-    save_state(network, weights_path, half=half, metadata={**metadata, "temperatures": json.dumps(temperatures)})
+    default_tta = (models.MODELS.get(registered_as) if registered_as in models.MODELS else spec).tta
+    calibration = choose_calibration(raw[default_tta], val.labels)
+    temperatures = calibration.temperatures
+    # The metadata names the model the weights ship as and holds the calibration (the tensors are unchanged).
+    metadata = {"model": registered_as, "name": name, "temperatures": json.dumps(temperatures)}
+    save_state(network, weights_path, half=half, metadata=metadata)
     metrics: dict[str, Evaluation] = {
         "val": score(apply_temperatures(raw[False], temperatures), val.labels),
         "val_tta": score(apply_temperatures(raw[True], temperatures), val.labels),
         "train": evaluate_network(shipped, train, temperatures=temperatures),
     }
-    parameters = sum(p.numel() for p in network.parameters())
-    # The run's weights measured like the shipped ones, so the two differ only by storage precision.
-    fp32_val = evaluate_network(prepare_for_inference(network), val).accuracy
     card: dict[str, Any] = {
         "name": name,
-        "registry_model": registered_as or cfg["model"],
-        "trained_from": cfg["model"],
+        "registry_model": registered_as,
+        "trained_from": provenance["trained_from"],
         "architecture": {"builder": str(spec.builder), "options": _jsonable(dict(spec.options))},
-        "parameters": parameters,
+        "parameters": sum(p.numel() for p in network.parameters()),
         "default_tta": default_tta,
         "input": f"{spec.input_size}x{spec.input_size} grayscale face crop, per-image standardised",
         "input_size": spec.input_size,
@@ -112,16 +142,11 @@ def export_run(
         "weights_bytes": weights_path.stat().st_size,
         "weights_sha256": sha256_of(weights_path),
         "weights_storage": "float16 (loaded as float32)" if half else "float32",
-        "val_accuracy_fp32_weights": fp32_val,
-        "calibration": calibration,
-        "note": note,
+        "val_accuracy_fp32_weights": provenance["val_accuracy_fp32_weights"],
+        "calibration": calibration.to_dict(CLASS_NAMES),
+        "note": provenance["note"],
         "metrics": {k: v.to_dict() for k, v in metrics.items()},
-        "best_epoch": state["best_epoch"],
-        "epochs": cfg["epochs"],
-        "training_command": cfg.get("command", ""),
-        "training_config": _jsonable(cfg),
-        "training_seconds": round(state["elapsed"], 1),
-        "train_data_fingerprint_sha256": state["train_fingerprint"],
+        **{key: provenance[key] for key in _TRAINING},
         "train_images": len(train),
         "val_images": len(val),
         "data_license": "FER2013 (Goodfellow et al., ICML 2013 challenge): research use under the challenge's terms",
@@ -129,9 +154,12 @@ def export_run(
         "environment": {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine()},
         "exported": dt.date.today().isoformat(),
     }
-    (out / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
-    (out / f"{name}.md").write_text(render_card(card))
     return card
+
+
+def _write_card(card: dict[str, Any], json_path: Path) -> None:
+    json_path.write_text(json.dumps(card, indent=2) + "\n")
+    json_path.with_suffix(".md").write_text(render_card(card))
 
 
 def _jsonable(value: Any) -> Any:
@@ -152,14 +180,14 @@ def _calibration_text(card: dict[str, Any]) -> str:
     mode = "flip TTA" if card.get("default_tta", True) else "no TTA"
     measured = (
         f"Expected calibration error on val ({mode}, the default): {c['ece_uncalibrated']:.4f} unscaled. "
-        f"Cross-fitted over {c['halvings']} random halvings of val (calibrated by NLL on one half, scored on the "
-        f"other, and the reverse; ECE on half the data reads higher than on all of it): "
-        f"{c['ece_uncalibrated_halves']:.4f} unscaled, {c['ece_cross_fitted_temperature']:.4f} with one "
-        f"temperature, {c['ece_cross_fitted_per_class']:.4f} with a temperature per predicted class."
+        f"Cross-fitted (calibrated by NLL on one random half of val and applied to the other, and the reverse; "
+        f"ECE of all of val out of fold, averaged over {c['halvings']} halvings): "
+        f"{c['ece_cross_fitted_temperature']:.4f} with one temperature, "
+        f"{c['ece_cross_fitted_per_class']:.4f} with a temperature per predicted class."
     )
     if c["method"] == "none":
         return (
-            f"Calibration: {measured} Neither helps on held-out halves (the NLL-fitted temperature was "
+            f"Calibration: {measured} Neither beats the unscaled probabilities (the NLL-fitted temperature was "
             f"{c['fitted_temperature']:.3f}), so none is applied: the shipped probabilities are the model's own."
         )
     what = (
