@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from emolens.errors import WeightsError
 from emolens.models import MODELS
 from emolens.models._classifier import EmotionModel
 
@@ -76,5 +77,10 @@ def test_saved_weights_are_byte_for_byte_reproducible(tmp_path: Path) -> None:
     # files written before per-class calibration hold one temperature for every class
     save_state(original, paths[1], metadata={"temperature": "1.5"})
     assert read_temperatures(paths[1], 7) == (1.5,) * 7
-    save_state(original, paths[1], metadata={"temperatures": "[1.0, -2.0]"})  # malformed: left uncalibrated
+    save_state(original, paths[1], metadata={"model": "fast"})  # no calibration: the model's own probabilities
     assert read_temperatures(paths[1], 7) == (1.0,) * 7
+    for malformed in ({"temperatures": "[1.0, -2.0]"}, {"temperatures": "not json"}, {"temperature": "0"}):
+        save_state(original, paths[1], metadata=malformed)  # never silently run uncalibrated
+        with pytest.raises(WeightsError, match="malformed calibration") as caught:
+            read_temperatures(paths[1], 7)
+        assert caught.value.filename == "1.safetensors"

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .._registry import ModelSpec, resolve
+from ..errors import WeightsError
 
 __all__ = [
     "autocast_for",
@@ -82,18 +83,28 @@ def read_temperatures(path: str | Path, classes: int) -> tuple[float, ...]:
     """The calibration in a weights file's metadata: a temperature per predicted class (all 1.0 when absent).
 
     ``emolens export`` writes ``temperatures`` (a JSON list); files from before per-class calibration
-    have one ``temperature`` for every class.
+    have one ``temperature`` for every class. A value that is not ``classes`` positive numbers raises
+    :class:`~emolens.errors.WeightsError` rather than silently running uncalibrated.
     """
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata() or {}
-    if "temperatures" in metadata:
-        temperatures = tuple(float(t) for t in json.loads(metadata["temperatures"]))
-    else:
-        temperatures = (float(metadata.get("temperature", 1.0)),) * classes
-    if len(temperatures) != classes or not all(t > 0 for t in temperatures):
+    key = "temperatures" if "temperatures" in metadata else "temperature"
+    if key not in metadata:
         return (1.0,) * classes
+    try:
+        value = json.loads(metadata[key])
+        temperatures = tuple(float(t) for t in value) if key == "temperatures" else (float(value),) * classes
+    except (TypeError, ValueError):
+        temperatures = ()
+    if len(temperatures) != classes or not all(0 < t < float("inf") for t in temperatures):
+        raise WeightsError(
+            f"weights file {Path(path).name} has a malformed calibration in its metadata ({key}="
+            f"{metadata[key]!r}; expected {classes} positive numbers): export the model again with "
+            "`emolens export`, or remove that metadata entry to use the weights uncalibrated",
+            filename=Path(path).name,
+        )
     return temperatures
 
 
