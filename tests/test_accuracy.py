@@ -7,6 +7,7 @@ import pytest
 
 from emolens.models import MODELS
 from emolens.training import evaluate_model
+from emolens.training._calibrate import choose_calibration
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "emolens" / "models" / "weights"
 # Minimum val accuracy per model (with its default TTA setting). default: the core issue's target (the
@@ -26,3 +27,9 @@ def test_model_card_is_reproduced(name: str, fer_val: Path) -> None:
     assert evaluation.accuracy == pytest.approx(card["metrics"][key]["accuracy"], abs=0.002)
     assert evaluation.accuracy >= TARGETS.get(name, 0.5)
     assert evaluation.ece <= 0.05, "probabilities should be calibrated by the stored temperature"
+    # the stored calibration and the card's cross-fitted ECE are reproduced from the model's own probabilities
+    _, raw, _ = evaluate_model(name, str(fer_val), calibrated=False)
+    chosen, stored = choose_calibration(raw, data.labels), card["calibration"]
+    assert chosen.method == stored["method"]
+    assert chosen.ece == pytest.approx(stored["ece"], abs=0.002)
+    assert chosen.temperatures == pytest.approx(list(stored["temperatures"].values()), abs=0.01)

@@ -138,6 +138,13 @@ def test_evaluate_on_a_small_folder(fer_val: Path, tmp_path: Path, capsys) -> No
     assert ensemble["model"] == "default + fast" and ensemble["accuracy"] == pytest.approx(expected)
     assert main(["evaluate", str(subset), "--confusion-png", str(tmp_path / "confusion.png")]) == 0
     assert "per-class recall" in capsys.readouterr().out
+    # calibration measured as export does it: on the model's own probabilities, each half fitted on the other
+    assert main(["evaluate", str(subset), "--model", "large", "--cross-fit", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["cross_fitted"]["method"] in ("none", "temperature", "per-class")
+    assert report["cross_fitted"]["ece_uncalibrated"] != report["ece"], "large ships calibrated: two numbers"
+    assert main(["evaluate", str(subset), "--cross-fit"]) == 0
+    assert "cross-fitted ECE (10 halvings" in capsys.readouterr().out
     pytest.importorskip("matplotlib")
     assert (tmp_path / "confusion.png").stat().st_size > 1000
 

@@ -228,13 +228,30 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         _write_predictions(Path(args.predictions), data, probabilities)
     if args.confusion_png:
         evaluation.plot_confusion(args.confusion_png, title=f"{name} on {Path(args.dataset).name}")
+    calibration = None
+    if args.cross_fit:  # the model's own probabilities, as `emolens export` calibrates them
+        from .training._calibrate import choose_calibration
+
+        _, raw, _ = evaluate_ensemble(models, args.dataset, split=args.split, tta=args.tta, calibrated=False)
+        calibration = choose_calibration(raw, data.labels)
     if args.json:
-        print(json.dumps({"model": name, "dataset": args.dataset, **evaluation.to_dict()}))
+        from .training._data import CLASS_NAMES
+
+        extra = {"cross_fitted": calibration.to_dict(CLASS_NAMES)} if calibration else {}
+        print(json.dumps({"model": name, "dataset": args.dataset, **evaluation.to_dict(), **extra}))
         return 0
     print(f"model {name} on {args.dataset}: {evaluation.count} images")
     print(f"accuracy {evaluation.accuracy:.4f}   ECE {evaluation.ece:.4f}   NLL {evaluation.nll:.4f}")
     print("per-class recall: " + "  ".join(f"{k} {v:.3f}" for k, v in evaluation.per_class_recall.items()))
     print(evaluation.confusion_text())
+    if calibration:
+        ece = calibration.report
+        print(
+            f"cross-fitted ECE ({calibration.halvings} halvings, before any stored calibration): unscaled "
+            f"{ece['ece_uncalibrated']:.4f}, one temperature {ece['ece_cross_fitted_temperature']:.4f}, "
+            f"per predicted class {ece['ece_cross_fitted_per_class']:.4f}; "
+            f"best: {calibration.method} {calibration.ece:.4f}"
+        )
     if data.skipped:
         print(f"skipped {data.skipped} unreadable images")
     return 0
@@ -428,6 +445,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--predictions", metavar="CSV", help="write file, true, predicted and 7 probabilities per image")
     p.add_argument("--confusion-png", metavar="PNG", help="save the confusion matrix as an image (emolens[plot])")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument(
+        "--cross-fit",
+        action="store_true",
+        help="also measure calibration as `emolens export` does: ECE with each random half of the data calibrated "
+        "by the other (the stored calibration is fitted on val, so there the ECE above is in-sample)",
+    )
     p.add_argument("--strict-data", action="store_true", help=_STRICT_DATA_HELP)
     p.set_defaults(func=_cmd_evaluate)
 

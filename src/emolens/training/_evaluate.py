@@ -149,15 +149,24 @@ def evaluate_network(
 
 
 def evaluate_model(
-    model: str, dataset: str, *, split: str = "val", tta: bool | None = None, skip_unreadable: bool = True
+    model: str,
+    dataset: str,
+    *,
+    split: str = "val",
+    tta: bool | None = None,
+    skip_unreadable: bool = True,
+    calibrated: bool = True,
 ) -> tuple[Evaluation, np.ndarray, FaceDataset]:
     """Evaluate a registered model (its shipped weights) or a run folder (its best epoch) on an image
     folder or FER2013 CSV.
 
     ``tta=None`` uses the model's default; unreadable images are skipped and counted in the returned
-    data's ``skipped`` unless ``skip_unreadable=False``. Returns the metrics, the probabilities and the data.
+    data's ``skipped`` unless ``skip_unreadable=False``; ``calibrated=False`` ignores the calibration
+    stored with the weights. Returns the metrics, the probabilities and the data.
     """
-    return evaluate_ensemble([model], dataset, split=split, tta=tta, skip_unreadable=skip_unreadable)
+    return evaluate_ensemble(
+        [model], dataset, split=split, tta=tta, skip_unreadable=skip_unreadable, calibrated=calibrated
+    )
 
 
 def evaluate_ensemble(
@@ -167,6 +176,7 @@ def evaluate_ensemble(
     split: str = "val",
     tta: bool | None = None,
     skip_unreadable: bool = True,
+    calibrated: bool = True,
 ) -> tuple[Evaluation, np.ndarray, FaceDataset]:
     """Evaluate the average of several models' probabilities (registered names or run folders).
 
@@ -184,6 +194,7 @@ def evaluate_ensemble(
         network, input_size, use_tta, temperatures = _inference_setup(model, tta)
         if input_size not in datasets:
             datasets[input_size] = load_dataset(dataset, split, size=input_size, skip_unreadable=skip_unreadable)
+        temperatures = temperatures if calibrated else None
         members.append(predict_dataset(network, datasets[input_size], tta=use_tta, temperatures=temperatures))
     probabilities = np.mean(members, axis=0)
     data = next(iter(datasets.values()))
