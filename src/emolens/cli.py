@@ -232,7 +232,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.cross_fit:  # the model's own probabilities, as `emolens export` calibrates them
         from .training._calibrate import choose_calibration
 
-        _, raw, _ = evaluate_ensemble(models, args.dataset, split=args.split, tta=args.tta, calibrated=False)
+        _, raw, _ = evaluate_ensemble(
+            models, args.dataset, split=args.split, tta=args.tta, skip_unreadable=not args.strict_data, calibrated=False
+        )
         calibration = choose_calibration(raw, data.labels)
     if args.json:
         from .training._data import CLASS_NAMES
