@@ -355,15 +355,18 @@ def test_temperature_scaling_fixes_overconfidence() -> None:
 
 def test_per_class_temperatures_fix_opposite_miscalibration() -> None:
     """Over-confident on some predicted classes and under-confident on others: one temperature cannot fix both."""
-    from emolens.training._calibrate import apply_temperatures, choose_calibration, cross_fitted_ece, fit_calibration
+    from emolens.training._calibrate import apply_temperatures, choose_calibration, cross_fitted_ece, fit_calibrations
 
     labels, calibrated = _calibrated_predictions(6000, seed=1)
     true_temperatures = (1 / 3, 1 / 3, 1 / 3, 2.0, 2.0, 2.0, 2.0)  # rows predicting 0-2 sharpened, 3-6 flattened
     skewed = apply_temperatures(calibrated, true_temperatures)
     assert (skewed.argmax(1) == calibrated.argmax(1)).all(), "a row's temperature never changes its prediction"
-    fitted = fit_calibration(skewed, labels, "per-class")
+    calibrations = fit_calibrations(skewed, labels)
+    assert list(calibrations) == ["none", "temperature", "per-class"]
+    fitted = calibrations["per-class"]
     assert fitted == pytest.approx([1 / t for t in true_temperatures], rel=0.15)
-    assert fit_calibration(skewed, labels, "none") == (1.0,) * 7
+    assert calibrations["none"] == (1.0,) * 7
+    assert len(set(calibrations["temperature"])) == 1, "one temperature for every predicted class"
     report = cross_fitted_ece(skewed, labels, splits=2)
     # per-class temperatures reach the noise floor of ECE on 3,000 rows (~0.025 for calibrated data); one cannot
     assert report["ece_cross_fitted_per_class"] < 0.03 and report["ece_cross_fitted_temperature"] > 0.15
@@ -374,8 +377,6 @@ def test_per_class_temperatures_fix_opposite_miscalibration() -> None:
     honest = choose_calibration(calibrated, labels, splits=2)
     assert honest.ece <= honest.report["ece_uncalibrated"] < 0.03
     assert honest.temperatures == pytest.approx([1.0] * 7, rel=0.1)
-    with pytest.raises(ValueError, match="unknown calibration method"):
-        fit_calibration(skewed, labels, "isotonic")
 
 
 def test_distributed_training_with_two_cpu_processes(tiny: Path, tmp_path: Path) -> None:

@@ -32,7 +32,6 @@ __all__ = [
     "apply_temperatures",
     "choose_calibration",
     "cross_fitted_ece",
-    "fit_calibration",
     "fit_calibrations",
     "fit_temperature",
 ]
@@ -82,15 +81,6 @@ def fit_calibrations(probabilities: np.ndarray, labels: np.ndarray) -> dict[str,
         fits = rows.sum() >= MIN_ROWS_PER_CLASS
         per_class.append(fit_temperature(probabilities[rows], labels[rows]) if fits else shared)
     return {"none": (1.0,) * classes, "temperature": (shared,) * classes, "per-class": tuple(per_class)}
-
-
-def fit_calibration(probabilities: np.ndarray, labels: np.ndarray, method: str) -> tuple[float, ...]:
-    """Temperatures per predicted class for ``method`` (one of :data:`CALIBRATORS`, or ``"none"``)."""
-    if method not in ("none", *CALIBRATORS):
-        raise ValueError(f"unknown calibration method {method!r}; use 'none' or one of {CALIBRATORS}")
-    if method == "none":
-        return (1.0,) * int(probabilities.shape[1])
-    return fit_calibrations(probabilities, labels)[method]
 
 
 def cross_fitted_ece(probabilities: np.ndarray, labels: np.ndarray, splits: int = HALVINGS) -> dict[str, float]:

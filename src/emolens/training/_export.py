@@ -19,7 +19,7 @@ from .._registry import ModelSpec
 from .._weights import sha256_of
 from ..models._network import build_network, load_state, prepare_for_inference, save_state
 from ._calibrate import MIN_ROWS_PER_CLASS, apply_temperatures, choose_calibration
-from ._data import CLASS_NAMES, load_dataset
+from ._data import CLASS_NAMES, FaceDataset, load_dataset
 from ._evaluate import Evaluation, evaluate_network, predict_dataset, score
 from ._loop import BEST_WEIGHTS, CHECKPOINT
 from ._spec import run_spec
@@ -81,7 +81,7 @@ def export_run(
         "training_seconds": round(state["elapsed"], 1),
         "train_data_fingerprint_sha256": state["train_fingerprint"],
     }
-    card = _measure(weights_path, spec, provenance, half=half)
+    card = _measure(weights_path, spec, provenance, val, half=half)
     _write_card(card, out / f"{name}.json")
     return card
 
@@ -99,13 +99,16 @@ def recalibrate_card(card_path: str | Path) -> dict[str, Any]:
     spec = run_spec(old["training_config"])
     half = old["weights_storage"].startswith("float16")
     provenance = {key: old[key] for key in _PROVENANCE}
-    card = _measure(card_path.with_name(old["weights_file"]), spec, provenance, half=half)
+    val = load_dataset(old["training_config"]["val_data"], "val", size=spec.input_size)
+    card = _measure(card_path.with_name(old["weights_file"]), spec, provenance, val, half=half)
     _write_card(card, card_path)
     return card
 
 
-def _measure(weights_path: Path, spec: ModelSpec, provenance: dict[str, Any], *, half: bool) -> dict[str, Any]:
-    """Calibrate the weights at ``weights_path`` (rewriting their metadata) and measure them: the card."""
+def _measure(
+    weights_path: Path, spec: ModelSpec, provenance: dict[str, Any], val: FaceDataset, *, half: bool
+) -> dict[str, Any]:
+    """Calibrate the weights at ``weights_path`` on ``val`` (rewriting their metadata) and measure them: the card."""
     name, registered_as, cfg = provenance["name"], provenance["registry_model"], provenance["training_config"]
     network = build_network(spec)
     load_state(network, weights_path)
@@ -113,7 +116,6 @@ def _measure(weights_path: Path, spec: ModelSpec, provenance: dict[str, Any], *,
     load_state(shipped, weights_path)
     shipped = prepare_for_inference(shipped)  # measure exactly what `emolens evaluate` and analyze() run
 
-    val = load_dataset(cfg["val_data"], "val", size=spec.input_size)
     train = load_dataset(cfg["train_data"], "train", size=spec.input_size)
     raw = {tta: predict_dataset(shipped, val, tta=tta) for tta in (False, True)}
     # Calibrate the mode analyze() uses by default: the TTA setting of the model the weights ship as.
