@@ -5,9 +5,10 @@ import pytest
 from emolens import AnalysisResult, Box, Emotion, Face, Landmarks, Point
 
 
-def test_emotions_follow_fer2013_label_order() -> None:
-    assert [e.value for e in Emotion] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
-    assert [e.label_index for e in Emotion] == list(range(7))
+def test_emotions_follow_fer2013_label_order_then_contempt() -> None:
+    fer2013 = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    assert [e.value for e in Emotion] == [*fer2013, "contempt"]
+    assert [e.label_index for e in Emotion] == list(range(8))
     assert Emotion("happy") is Emotion.HAPPY
     assert Emotion.HAPPY == "happy" and str(Emotion.HAPPY) == "happy"
 
@@ -17,7 +18,7 @@ def test_emotions_follow_fer2013_label_order() -> None:
 )
 def test_display_names(language: str, expected: str) -> None:
     assert Emotion.HAPPY.label(language) == expected
-    assert len({e.label(language) for e in Emotion}) == 7
+    assert len({e.label(language) for e in Emotion}) == 8
 
 
 def test_unknown_language_is_a_clear_error() -> None:
@@ -44,7 +45,8 @@ def test_face_properties_and_immutability() -> None:
     face = _face()
     assert face.emotion is Emotion.HAPPY
     assert face.confidence == 0.6
-    assert list(face.scores) == list(Emotion)
+    assert list(face.scores) == list(Emotion)[:7] and face.label == "happy"
+    assert face.scores[Emotion.HAPPY] == face.scores["happy"] == 0.6
     with pytest.raises(AttributeError):
         face.score = 0.1  # type: ignore[misc]
     with pytest.raises(ValueError, match="7 probabilities"):
@@ -65,3 +67,15 @@ def test_result_json_has_the_same_shape_with_and_without_landmarks() -> None:
     assert sum(a["faces"][0]["probabilities"].values()) == pytest.approx(1.0)
     assert plain.dominant_emotion is Emotion.HAPPY
     assert AnalysisResult((), 1, 1, "haar", "default").dominant_emotion is None
+
+
+def test_custom_labels_and_valence_arousal() -> None:
+    face = Face(Box(0, 0, 4, 4), 1.0, (0.2, 0.8), labels=("기쁨", "중립"), valence=0.5, arousal=-0.25)
+    assert face.label == "기쁨" if face.probabilities[0] > 0.5 else face.label == "중립"
+    assert face.emotion is None  # a custom label has no Emotion member
+    data = json.loads(AnalysisResult((face,), 4, 4, "none", "custom").to_json())["faces"][0]
+    assert data["label"] == "중립" and data["emotion"] is None
+    assert data["probabilities"] == {"기쁨": 0.2, "중립": 0.8}
+    assert (data["valence"], data["arousal"]) == (0.5, -0.25)
+    with pytest.raises(ValueError, match="expected 2 probabilities"):
+        Face(Box(0, 0, 1, 1), 1.0, (1.0,), labels=("a", "b"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._registry import DetectorSpec, ModelSpec, WeightsFile
+from ._registry import ArchitectureSpec, DetectorSpec, InputSpec, ModelSpec, WeightsFile
 from .errors import (
     DatasetError,
     EmolensError,
@@ -26,6 +26,7 @@ from .errors import (
     WeightsIntegrityError,
     WeightsUnavailableError,
 )
+from .labels import LabelSet
 from .types import AnalysisResult, Box, Detection, Emotion, Face, FrameResult, Landmarks, Point, TrackedFace
 
 if TYPE_CHECKING:
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
     from ._api import analyze, analyze_batch
     from ._draw import annotate
     from .detectors import Detector
-    from .models._classifier import EmotionModel
+    from .models._classifier import EmotionModel, ModelOutput
+    from .models._load import load_model
     from .video import VideoAnalysis, analyze_video
 
 __version__ = "0.1.0"
@@ -41,6 +43,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AnalysisResult",
     "Analyzer",
+    "ArchitectureSpec",
     "Box",
     "DatasetError",
     "Detection",
@@ -52,10 +55,13 @@ __all__ = [
     "EmotionModel",
     "Face",
     "FrameResult",
+    "InputSpec",
     "InvalidImageError",
     "InvalidVideoError",
+    "LabelSet",
     "Landmarks",
     "MissingDependencyError",
+    "ModelOutput",
     "ModelSpec",
     "Point",
     "TrackedFace",
@@ -74,6 +80,8 @@ __all__ = [
     "download",
     "list_detectors",
     "list_models",
+    "load_model",
+    "register_architecture",
     "register_detector",
     "register_model",
 ]
@@ -86,6 +94,8 @@ _LAZY = {
     "annotate": "emolens._draw",
     "Detector": "emolens.detectors",
     "EmotionModel": "emolens.models._classifier",
+    "ModelOutput": "emolens.models._classifier",
+    "load_model": "emolens.models._load",
     "VideoAnalysis": "emolens.video",
     "analyze_video": "emolens.video",
 }
@@ -99,6 +109,11 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError(f"module 'emolens' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public names, the lazily imported ones included (for tab completion)."""
+    return sorted({*globals(), *__all__})
 
 
 def list_detectors() -> list[str]:
@@ -120,6 +135,13 @@ def register_detector(spec: DetectorSpec, *, overwrite: bool = False) -> Detecto
     from .detectors import DETECTORS
 
     return DETECTORS.register(spec, overwrite=overwrite)
+
+
+def register_architecture(spec: ArchitectureSpec, *, overwrite: bool = False) -> ArchitectureSpec:
+    """Make a network architecture available to model specs and cards by ``spec.name``."""
+    from .models import ARCHITECTURES
+
+    return ARCHITECTURES.register(spec, overwrite=overwrite)
 
 
 def register_model(spec: ModelSpec, *, overwrite: bool = False) -> ModelSpec:

@@ -14,8 +14,8 @@ from ._image import ColorOrder, ImageInput, LoadedImage, load_image
 from .detectors import Detector
 from .detectors._factory import create_detector
 from .errors import EmolensError
-from .models import model_spec
 from .models._classifier import EmotionModel
+from .models._load import ModelSource, load_model
 from .types import AnalysisResult, Box, Detection, Face
 
 __all__ = ["DEFAULT_MIN_FACE_SIZE", "Analyzer"]
@@ -40,12 +40,12 @@ class Analyzer:
         detector: a registered detector name, ``"auto"`` (the most accurate one available), ``None``
             to skip detection (the whole image is one face), or any object with a ``detect`` method.
         model: a registered emotion-model name, the card or weights path of a model written by
-            ``emolens export``, or an ``EmotionModel``.
+            ``emolens export``, a run folder of ``emolens train``, or an ``EmotionModel``.
         device: torch device for the emotion model ("cpu", "cuda", "cuda:1", ...).
         fallback: classify the whole image as one face when no face is found.
         min_face_size: drop detected faces whose shorter side is smaller (pixels).
         align: rotate each crop so the eyes are level, when the detector gives landmarks.
-        margin: enlarge each square crop by this fraction of its side.
+        margin: enlarge each square crop by this fraction of its side (default: the model's input spec).
         detector_options: passed to the detector's builder when ``detector`` is a name, e.g.
             ``{"max_side": 320}`` to run YuNet or RetinaFace on a downscaled copy of large images
             (faster; faces much smaller than 1/30 of the image side may be missed).
@@ -54,25 +54,21 @@ class Analyzer:
     def __init__(
         self,
         detector: str | Detector | None = "auto",
-        model: str | EmotionModel = "default",
+        model: ModelSource = "default",
         *,
         device: str = "cpu",
         fallback: bool = True,
         min_face_size: int = DEFAULT_MIN_FACE_SIZE,
         align: bool = True,
-        margin: float = 0.0,
+        margin: float | None = None,
         detector_options: Mapping[str, Any] | None = None,
     ) -> None:
-        if isinstance(model, str):
-            model = EmotionModel(model_spec(model), device=device)
-        if not isinstance(model, EmotionModel):
-            raise TypeError(f"model must be a registered name or an EmotionModel, not {type(model).__name__}")
-        self.model: EmotionModel = model
+        self.model: EmotionModel = load_model(model, device=device)
         self.detector: Detector | None = create_detector(detector, device=device, **dict(detector_options or {}))
         self.fallback = fallback
         self.min_face_size = min_face_size
         self.align = align
-        self.margin = margin
+        self.margin = self.model.spec.input.margin if margin is None else margin
 
     @property
     def detector_name(self) -> str:
@@ -124,7 +120,8 @@ class Analyzer:
 
         t0 = time.perf_counter()
         crops = [c.crop for found in candidates for c in found]
-        probabilities = self.model.predict(crops)
+        output = self.model.predict_output(crops)
+        probabilities = output.probabilities
         classify_ms = (time.perf_counter() - t0) * 1e3
 
         results = []
@@ -137,6 +134,9 @@ class Analyzer:
                     probabilities=tuple(float(p) for p in probabilities[offset + i]),
                     landmarks=c.detection.landmarks,
                     fallback=c.fallback,
+                    labels=self.model.labels,
+                    valence=None if output.valence is None else float(output.valence[offset + i]),
+                    arousal=None if output.arousal is None else float(output.arousal[offset + i]),
                 )
                 for i, c in enumerate(found)
             )

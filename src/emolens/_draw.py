@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from ._image import ColorOrder, ImageInput, load_image
+from .labels import display_label
 from .types import AnalysisResult, Box
 
 __all__ = ["annotate", "draw_box"]
@@ -39,7 +40,7 @@ def annotate(image: ImageInput, result: AnalysisResult, *, color: ColorOrder = "
     _, thickness = _style(canvas)
     for face in result.faces:
         draw_box(
-            canvas, face.box, f"{face.emotion.label()} {face.confidence:.0%}", _ORANGE if face.fallback else _GREEN
+            canvas, face.box, f"{display_label(face.label)} {face.confidence:.0%}", _ORANGE if face.fallback else _GREEN
         )
         if face.landmarks is not None:
             for point in face.landmarks:

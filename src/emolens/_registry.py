@@ -16,8 +16,9 @@ from importlib.metadata import entry_points
 from typing import Any, Generic, Protocol, TypeVar
 
 from .errors import EmolensError, EmolensWarning, UnknownNameError
+from .labels import FER2013, LabelSet, label_set
 
-__all__ = ["DetectorSpec", "ModelSpec", "Registry", "WeightsFile", "resolve"]
+__all__ = ["ArchitectureSpec", "DetectorSpec", "InputSpec", "ModelSpec", "Registry", "WeightsFile", "resolve"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,9 @@ class WeightsFile:
     ``path`` is a file on this machine (your own exported model), used in place and never cached.
     ``unpack="bz2"`` means the download is bz2-compressed: it is verified (``sha256``), then
     decompressed next to it (without the ``.bz2`` suffix) and verified again (``unpacked_sha256``).
+    ``git_sha1`` is the file's git blob SHA-1 from the upstream repository's tree, for files
+    served from a git host: checked as well as ``sha256`` (the authoritative one when the sha256
+    comes from a third party).
     """
 
     name: str
@@ -39,6 +43,7 @@ class WeightsFile:
     unpack: str | None = None
     unpacked_sha256: str = ""
     path: str = ""
+    git_sha1: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,22 +66,113 @@ class DetectorSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class ModelSpec:
-    """How to build an emotion model.
+class InputSpec:
+    """What an emotion model takes as input, so one preprocessing function serves training and inference.
 
-    ``builder`` returns a ``torch.nn.Module`` mapping (N, 1, input_size, input_size) standardised
-    grayscale crops to logits over ``labels``; it is called with ``**options``.
+    A face crop (the detector's box enlarged by ``margin`` of its side on every side) is resized to
+    ``size`` x ``size``, converted to ``color`` ("gray" or "rgb"), scaled to [0, 1], then normalised:
+    with ``mean``/``std`` (one value per channel) when given, else each image to zero mean and unit
+    variance (emolens' own models: insensitive to brightness and contrast).
+    """
+
+    size: int = 48
+    color: str = "gray"
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    margin: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.size, int) or not 8 <= self.size <= 1024:
+            raise ValueError(f"input size must be an integer from 8 to 1024, got {self.size!r}")
+        if self.color not in ("gray", "rgb"):
+            raise ValueError(f"input color must be 'gray' or 'rgb', got {self.color!r}")
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("give both mean and std, or neither (per-image standardisation)")
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(float(v) for v in value))
+                if len(getattr(self, name)) != self.channels:
+                    raise ValueError(f"input {name} needs {self.channels} value(s) for {self.color} input")
+        if self.std is not None and not all(0 < v < float("inf") for v in self.std):
+            raise ValueError(f"input std must be positive, got {self.std}")
+        if not 0.0 <= float(self.margin) <= 1.0:
+            raise ValueError(f"input margin must be in [0, 1], got {self.margin!r}")
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.color == "gray" else 3
+
+    def describe(self) -> str:
+        """One line for model cards and ``emolens models``."""
+        norm = "per-image standardised" if self.mean is None else f"mean {list(self.mean)}, std {list(self.std or ())}"
+        margin = f", margin {self.margin:g}" if self.margin else ""
+        return f"{self.size}x{self.size} {'grayscale' if self.color == 'gray' else 'RGB'}, {norm}{margin}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "size": self.size,
+            "color": self.color,
+            "mean": None if self.mean is None else list(self.mean),
+            "std": None if self.std is None else list(self.std),
+            "margin": self.margin,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ArchitectureSpec:
+    """A network architecture that model specs and model cards name.
+
+    ``builder`` (a callable, or an import string for built-ins and installed plugins) is called as
+    ``builder(num_classes=..., input_size=..., in_channels=..., **options)`` and returns a
+    ``torch.nn.Module`` mapping a normalised batch (N, C, size, size) to (N, num_classes) logits.
+    Only registered architectures are ever built: a model card names one by ``name``.
     """
 
     name: str
     builder: str | Callable[..., Any]
+    description: str = ""
+
+
+RUNTIMES = ("torch", "onnx")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """How to build an emotion model.
+
+    ``runtime`` is ``"torch"`` (a registered ``architecture`` with ``options``, safetensors weights)
+    or ``"onnx"`` (an ONNX graph run by onnxruntime: ``emolens[onnx]``). ``labels`` is the order
+    of the model's outputs (any distinct names; the canonical ones are in :mod:`emolens.labels`).
+    With ``valence_arousal=True`` the model outputs two more values after the logits, valence and
+    arousal in [-1, 1].
+    """
+
+    name: str
     description: str
-    labels: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-    input_size: int = 48
+    architecture: str = "vgg"
+    runtime: str = "torch"
+    labels: tuple[str, ...] = FER2013.labels
+    input: InputSpec = field(default_factory=InputSpec)
+    valence_arousal: bool = False
     weights: tuple[WeightsFile, ...] = ()
     license: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
     tta: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", LabelSet(self.name, tuple(self.labels)).labels)  # validates them
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"model {self.name!r}: runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
+
+    @property
+    def input_size(self) -> int:
+        return self.input.size
+
+    @property
+    def label_set(self) -> LabelSet:
+        """The labels as a :class:`~emolens.labels.LabelSet` (a known set keeps its name)."""
+        return label_set(self.labels)
 
 
 class _Named(Protocol):

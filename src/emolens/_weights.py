@@ -24,7 +24,7 @@ from pathlib import Path
 from ._registry import WeightsFile
 from .errors import WeightsDownloadError, WeightsIntegrityError, WeightsUnavailableError
 
-__all__ = ["cache_dir", "fetch", "is_available", "is_offline", "mirror_url", "sha256_of"]
+__all__ = ["cache_dir", "fetch", "git_blob_sha1", "is_available", "is_offline", "mirror_url", "sha256_of"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _locks: dict[str, threading.Lock] = {}
@@ -172,7 +172,51 @@ def _fetch_verified(weights: WeightsFile) -> Path:
     return _download(weights, path)
 
 
+def git_blob_sha1(path: Path) -> str:
+    """The file's git blob SHA-1 (what a git host's tree lists): sha1(b"blob <size>\\0" + content)."""
+    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode(), usedforsecurity=False)
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_download(tmp: Path, weights: WeightsFile, url: str) -> None:
+    """Raise WeightsIntegrityError unless the downloaded file has the recorded hashes."""
+    actual = sha256_of(tmp)
+    if weights.git_sha1:
+        blob = git_blob_sha1(tmp)
+        if blob != weights.git_sha1:
+            raise WeightsIntegrityError(
+                f"{url} served a file that is not the upstream one (git blob SHA-1 {blob[:12]}..., expected "
+                f"{weights.git_sha1[:12]}...); it was discarded and the cache is unchanged. Check EMOLENS_MIRROR "
+                "or try again later",
+                filename=weights.name,
+                expected=weights.git_sha1,
+                actual=blob,
+            )
+        if actual != weights.sha256:
+            raise WeightsIntegrityError(
+                f"{url} served a file whose git blob SHA-1 matches the upstream tree, but whose sha256 "
+                f"({actual[:12]}...) differs from the recorded one ({weights.sha256[:12]}..., published by third "
+                "parties): only the sha256 disagrees. The file was not used; report it to the emolens developers",
+                filename=weights.name,
+                expected=weights.sha256,
+                actual=actual,
+            )
+    elif actual != weights.sha256:
+        raise WeightsIntegrityError(
+            f"{url} served a file whose sha256 ({actual[:12]}...) does not match the expected "
+            f"{weights.sha256[:12]}...; it was discarded and the cache is unchanged. Check EMOLENS_MIRROR or "
+            "try again later",
+            filename=weights.name,
+            expected=weights.sha256,
+            actual=actual,
+        )
+
+
 def _download(weights: WeightsFile, path: Path) -> Path:
+    """Download to a temporary name beside the cache entry, verify, then move it into place atomically."""
     import pooch
     import requests
 
@@ -181,22 +225,22 @@ def _download(weights: WeightsFile, path: Path) -> Path:
     if not urls:
         raise WeightsUnavailableError(f"{weights.name} has no download URL", filename=weights.name)
     failures: list[str] = []
+    temporary = f"{weights.name}.part-{os.getpid()}-{threading.get_ident()}"
+    tmp = path.parent / temporary
     for url in urls:
         try:
-            pooch.retrieve(
-                url, known_hash=f"sha256:{weights.sha256}", fname=weights.name, path=path.parent, progressbar=False
-            )
-            return path
-        except ValueError:  # pooch: the downloaded file's hash does not match; it was discarded
-            raise WeightsIntegrityError(
-                f"{url} served a file whose sha256 does not match the expected {weights.sha256[:12]}...; "
-                f"it was discarded and the cache is unchanged. Check EMOLENS_MIRROR or try again later",
-                filename=weights.name,
-                expected=weights.sha256,
-                actual="unknown (discarded)",
-            ) from None
-        except (requests.exceptions.RequestException, OSError) as exc:
+            pooch.retrieve(url, known_hash=None, fname=temporary, path=path.parent, progressbar=False)
+        except (requests.exceptions.RequestException, OSError, ValueError) as exc:
+            tmp.unlink(missing_ok=True)
             failures.append(f"{url}: {type(exc).__name__}")
+            continue
+        try:
+            _check_download(tmp, weights, url)
+        except WeightsIntegrityError:
+            tmp.unlink(missing_ok=True)
+            raise
+        os.replace(tmp, path)
+        return path
     raise WeightsDownloadError(
         f"could not download {weights.name} ({'; '.join(failures)}); check the network or set EMOLENS_MIRROR, "
         f"or copy the file into {path.parent}",

@@ -98,16 +98,17 @@ def _print_table(path: Path, result: object) -> None:
         f"{path}  {result.image_width}x{result.image_height}  detector={result.detector}  "
         f"{count} face{'s' if count != 1 else ''}  {result.timings_ms.get('total', 0):.0f} ms"
     )
+    va = any(face.valence is not None for face in result.faces)
     if count:
-        print(f"  {'#':>2}  {'box x,y,w,h':<20} {'emotion':<9} {'prob':>5}  second")
+        extra = f"  {'valence':>7} {'arousal':>7}" if va else ""
+        print(f"  {'#':>2}  {'box x,y,w,h':<20} {'emotion':<9} {'prob':>5}  {'second':<15}{extra}")
     for i, face in enumerate(result.faces, 1):
         ranked = sorted(face.scores.items(), key=lambda kv: kv[1], reverse=True)
+        second = f"{ranked[1][0]} {ranked[1][1]:.2f}" if len(ranked) > 1 else ""
         box = f"{face.box.x},{face.box.y},{face.box.width},{face.box.height}"
         note = "  (whole image: no face found)" if face.fallback else ""
-        print(
-            f"  {i:>2}  {box:<20} {face.emotion.value:<9} {face.confidence:>5.2f}  "
-            f"{ranked[1][0].value} {ranked[1][1]:.2f}{note}"
-        )
+        extra = f"  {face.valence or 0.0:>+7.2f} {face.arousal or 0.0:>+7.2f}" if va else ""
+        print(f"  {i:>2}  {box:<20} {face.label:<9} {face.confidence:>5.2f}  {second:<15}{extra}{note}")
 
 
 def _cmd_video(args: argparse.Namespace) -> int:
@@ -158,10 +159,10 @@ def _cmd_video(args: argparse.Namespace) -> int:
     if args.plot:
         analysis.plot_timeline(args.plot)
     for summary in analysis.summary().values():
-        shares = ", ".join(f"{e.value} {s:.0%}" for e, s in summary.shares.items() if s >= 0.05)
+        shares = ", ".join(f"{label} {s:.0%}" for label, s in summary.shares.items() if s >= 0.05)
         print(
             f"track {summary.track_id}: {summary.frames} frames, {summary.first_time:.1f}-{summary.last_time:.1f} s, "
-            f"mostly {summary.dominant.value} ({shares})"
+            f"mostly {summary.dominant} ({shares})"
         )
     if interrupted:
         _err(f"interrupted after {analysis.frames} frames; outputs hold everything collected so far")
@@ -201,6 +202,14 @@ def _cmd_models(args: argparse.Namespace) -> int:
     print("Emotion models")
     for m in MODELS.specs():
         print(f"  {m.name:<22} {status(m.weights):<18} {m.description}")
+        outputs = f"{m.label_set.name} labels ({', '.join(m.labels)})" + (
+            ", valence, arousal" if m.valence_arousal else ""
+        )
+        print(f"  {'':<22} {'':<18} outputs: {outputs}; input: {m.input.describe()}; runtime: {m.runtime}")
+        if m.runtime == "onnx":
+            print(f"  {'':<22} {'':<18} needs: pip install 'emolens[onnx]'")
+        if m.license:
+            print(f"  {'':<22} {'':<18} license: {m.license}")
     print(f"Weights cache: {cache_dir()}")
     return 0
 
@@ -221,8 +230,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     models = args.model or ["default"]
     name = " + ".join(models)
+    ferplus = args.ferplus or "auto"
     evaluation, probabilities, data = evaluate_ensemble(
-        models, args.dataset, split=args.split, tta=args.tta, skip_unreadable=not args.strict_data
+        models, args.dataset, split=args.split, tta=args.tta, skip_unreadable=not args.strict_data, ferplus=ferplus
     )
     if args.predictions:
         _write_predictions(Path(args.predictions), data, probabilities)
@@ -233,7 +243,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         from .training._calibrate import choose_calibration
 
         _, raw, _ = evaluate_ensemble(
-            models, args.dataset, split=args.split, tta=args.tta, skip_unreadable=not args.strict_data, calibrated=False
+            models,
+            args.dataset,
+            split=args.split,
+            tta=args.tta,
+            skip_unreadable=not args.strict_data,
+            calibrated=False,
+            ferplus=ferplus,
         )
         calibration = choose_calibration(raw, data.labels)
     if args.json:
@@ -243,9 +259,26 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps({"model": name, "dataset": args.dataset, **evaluation.to_dict(), **extra}))
         return 0
     print(f"model {name} on {args.dataset}: {evaluation.count} images")
-    print(f"accuracy {evaluation.accuracy:.4f}   ECE {evaluation.ece:.4f}   NLL {evaluation.nll:.4f}")
+    consensus, votes = evaluation.consensus, evaluation.votes
+    if consensus is not None and votes is not None:
+        print(
+            f"consensus (FER+ majority, {consensus.count} images with one): accuracy {consensus.accuracy:.4f}   "
+            f"mean recall {consensus.mean_recall:.4f}   ECE {consensus.ece:.4f}"
+        )
+        print(
+            f"vote distribution ({votes.count} images): cross-entropy {votes.cross_entropy:.4f}   "
+            f"KL {votes.kl:.4f}   soft-label ECE {votes.ece:.4f}"
+        )
+    label = "original labels: " if consensus is not None else ""
+    print(
+        f"{label}accuracy {evaluation.accuracy:.4f}   mean recall {evaluation.mean_recall:.4f}   "
+        f"ECE {evaluation.ece:.4f}   NLL {evaluation.nll:.4f}"
+    )
     print("per-class recall: " + "  ".join(f"{k} {v:.3f}" for k, v in evaluation.per_class_recall.items()))
     print(evaluation.confusion_text())
+    if consensus is not None:
+        print("consensus per-class recall: " + "  ".join(f"{k} {v:.3f}" for k, v in consensus.per_class_recall.items()))
+        print(consensus.confusion_text())
     if calibration:
         ece = calibration.report
         print(
@@ -315,6 +348,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         teachers=tuple(args.teacher),
         distill_weight=args.distill_weight,
         distill_temperature=args.distill_temperature,
+        targets=args.targets,
+        original_weight=args.original_weight,
+        min_emotion_share=args.min_emotion_share,
+        ferplus_train=args.ferplus_train,
+        ferplus_val=args.ferplus_val,
+        logit_adjustment=args.logit_adjustment,
+        select=args.select,
+        init=args.init,
         limit=args.limit,
         skip_unreadable=not args.strict_data,
         seed=args.seed,
@@ -327,7 +368,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if os.environ.get("RANK", "0") != "0":  # under torchrun, process 0 reports
         return 0
     print(
-        f"best val accuracy {result.best_val_accuracy:.4f} at epoch {result.best_epoch}; weights: {result.weights_path}"
+        f"best val {result.selected_by} accuracy {result.best_val_accuracy:.4f} at epoch {result.best_epoch}; "
+        f"weights: {result.weights_path}"
     )
     return 0
 
@@ -442,6 +484,12 @@ def build_parser() -> argparse.ArgumentParser:
         "`emolens train`; repeat to evaluate the ensemble (averaged probabilities)",
     )
     p.add_argument("--split", default="val", choices=["train", "val", "test"], help="rows of a FER2013 CSV to use")
+    p.add_argument(
+        "--ferplus",
+        metavar="CSV",
+        help="FER+ vote table (or fer2013new.csv for a FER2013 CSV) to also score against the crowd "
+        "(default: found beside the data when present)",
+    )
     p.add_argument("--tta", dest="tta", action="store_true", default=None, help="average with mirrored faces")
     p.add_argument("--no-tta", dest="tta", action="store_false", help="disable the model's default TTA")
     p.add_argument("--predictions", metavar="CSV", help="write file, true, predicted and 7 probabilities per image")
@@ -496,6 +544,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--distill-weight", type=_unit_interval, default=0.5, help="weight of the distillation loss")
     p.add_argument("--distill-temperature", type=float, default=2.0, help="softening temperature for distillation")
+    p.add_argument(
+        "--targets",
+        choices=("original", "majority", "distribution", "mixed"),
+        default="original",
+        help="learn the FER2013 label, the FER+ majority, the FER+ vote distribution, or a mix (default: original)",
+    )
+    p.add_argument(
+        "--original-weight", type=_unit_interval, default=0.5, help="share of the original label in --targets mixed"
+    )
+    p.add_argument(
+        "--min-emotion-share",
+        type=_unit_interval,
+        default=0.5,
+        help="FER+ targets: leave out images with a smaller share of votes naming an emotion (default: 0.5)",
+    )
+    p.add_argument(
+        "--ferplus-train", metavar="CSV", help="FER+ vote table of the training data (default: found beside it)"
+    )
+    p.add_argument("--ferplus-val", metavar="CSV", help="FER+ vote table of the validation data")
+    p.add_argument(
+        "--logit-adjustment",
+        type=float,
+        default=0.0,
+        metavar="TAU",
+        help="train on logits + TAU * log(class prior): counters the lean towards frequent classes (default: 0)",
+    )
+    p.add_argument(
+        "--select",
+        choices=("auto", "original", "consensus"),
+        default="auto",
+        help="val accuracy that picks the best epoch (auto: consensus for FER+ targets)",
+    )
+    p.add_argument("--init", metavar="MODEL_OR_RUN", help="start from these weights: a model, card or run folder")
     p.add_argument("--limit", type=_positive_int, help="train on a random subset of this many images")
     p.add_argument("--strict-data", action="store_true", help=_STRICT_DATA_HELP)
     p.add_argument("--seed", type=int, default=0)

@@ -13,20 +13,17 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from .labels import CANONICAL, DISPLAY_NAMES, FER2013, display_names
+
 __all__ = ["AnalysisResult", "Box", "Detection", "Emotion", "Face", "FrameResult", "Landmarks", "Point", "TrackedFace"]
 
 
-_DISPLAY_NAMES: dict[str, tuple[str, ...]] = {
-    # Same order as Emotion: angry, disgust, fear, happy, sad, surprise, neutral.
-    "en": ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"),
-    "vi": ("Tức giận", "Ghê tởm", "Sợ hãi", "Vui vẻ", "Buồn", "Ngạc nhiên", "Bình thường"),
-    "ko": ("화남", "혐오", "두려움", "행복", "슬픔", "놀람", "중립"),
-    "ru": ("Злость", "Отвращение", "Страх", "Радость", "Грусть", "Удивление", "Нейтральность"),
-}
-
-
 class Emotion(str, Enum):
-    """The 7 FER2013 emotion classes, in the dataset's label order (0 = angry ... 6 = neutral)."""
+    """The canonical emotion labels: the 7 FER2013 classes in the dataset's label order, then contempt.
+
+    Models with other label orders or with custom labels are fine: results carry the model's labels,
+    and ``Face.emotion`` is the member for a canonical top label (``None`` for a custom one).
+    """
 
     ANGRY = "angry"
     DISGUST = "disgust"
@@ -35,35 +32,32 @@ class Emotion(str, Enum):
     SAD = "sad"
     SURPRISE = "surprise"
     NEUTRAL = "neutral"
+    CONTEMPT = "contempt"
 
     def __str__(self) -> str:
         return self.value
 
     @property
     def label_index(self) -> int:
-        """Position of this class in FER2013 label order and in every probability vector."""
-        return _ORDER.index(self)
+        """Position of this label in :data:`emolens.labels.CANONICAL` (FER2013 order for the first 7)."""
+        return CANONICAL.index(self.value)
 
     def label(self, language: str = "en") -> str:
         """Display name in ``language`` ("en", "vi", "ko" or "ru")."""
-        try:
-            names = _DISPLAY_NAMES[language]
-        except KeyError:
-            known = ", ".join(sorted(_DISPLAY_NAMES))
-            raise ValueError(f"no display names for language {language!r}; known: {known}") from None
-        return names[self.label_index]
+        return display_names(language)[self.label_index]
 
     @classmethod
     def languages(cls) -> tuple[str, ...]:
         """Language codes accepted by :meth:`label`."""
-        return tuple(sorted(_DISPLAY_NAMES))
+        return tuple(sorted(DISPLAY_NAMES))
 
 
-_ORDER: tuple[Emotion, ...] = tuple(Emotion)
+def _emotion(label: str) -> Emotion | None:
+    return Emotion(label) if label in CANONICAL else None
 
 
-def _top_emotion(probabilities: tuple[float, ...]) -> Emotion:
-    return _ORDER[max(range(len(probabilities)), key=probabilities.__getitem__)]
+def _top(probabilities: tuple[float, ...]) -> int:
+    return max(range(len(probabilities)), key=probabilities.__getitem__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,9 +147,15 @@ class Face:
     Attributes:
         box: where the face is, in original-image pixels.
         score: detector confidence in [0, 1] (1.0 for a fallback face).
-        probabilities: one probability per :class:`Emotion`, in FER2013 order, summing to 1.
+        probabilities: one probability per label of the model, in ``labels`` order, summing to 1.
         landmarks: five landmarks when the detector provides them, else ``None``.
         fallback: ``True`` when no face was detected and the whole image was classified instead.
+        labels: the model's labels (FER2013's 7 for emolens' own models).
+        valence, arousal: in [-1, 1] for models that predict them (e.g. ``hsemotion-b0-va``), else ``None``.
+
+    ``label`` (a ``str``) is always the top label; ``emotion`` is the same as an :class:`Emotion`, or
+    ``None`` when the model's labels are custom, so type checkers make code that relies on the enum
+    handle models with their own labels.
     """
 
     box: Box
@@ -163,32 +163,44 @@ class Face:
     probabilities: tuple[float, ...]
     landmarks: Landmarks | None = None
     fallback: bool = False
+    labels: tuple[str, ...] = FER2013.labels
+    valence: float | None = None
+    arousal: float | None = None
 
     def __post_init__(self) -> None:
-        if len(self.probabilities) != len(_ORDER):
-            raise ValueError(f"expected {len(_ORDER)} probabilities, got {len(self.probabilities)}")
+        if len(self.probabilities) != len(self.labels):
+            raise ValueError(f"expected {len(self.labels)} probabilities, got {len(self.probabilities)}")
 
     @property
-    def emotion(self) -> Emotion:
-        """The most probable emotion."""
-        return _top_emotion(self.probabilities)
+    def label(self) -> str:
+        """The most probable label."""
+        return self.labels[_top(self.probabilities)]
+
+    @property
+    def emotion(self) -> Emotion | None:
+        """The most probable label as an :class:`Emotion` (``None`` for a custom label)."""
+        return _emotion(self.label)
 
     @property
     def confidence(self) -> float:
-        """Probability of the top emotion."""
+        """Probability of the top label."""
         return max(self.probabilities)
 
     @property
-    def scores(self) -> Mapping[Emotion, float]:
-        """Probabilities keyed by emotion, in FER2013 order."""
-        return dict(zip(_ORDER, self.probabilities, strict=True))
+    def scores(self) -> Mapping[str, float]:
+        """Probabilities keyed by label, in the model's order (``Emotion`` members work as keys too)."""
+        return dict(zip(self.labels, self.probabilities, strict=True))
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "box": self.box.to_dict(),
             "score": self.score,
-            "emotion": self.emotion.value,
-            "probabilities": {e.value: p for e, p in zip(_ORDER, self.probabilities, strict=True)},
+            "label": self.label,
+            "emotion": None if self.emotion is None else self.emotion.value,
+            "confidence": self.confidence,
+            "probabilities": self.scores,
+            "valence": self.valence,
+            "arousal": self.arousal,
             "landmarks": None if self.landmarks is None else self.landmarks.to_dict(),
             "fallback": self.fallback,
         }
@@ -228,7 +240,7 @@ class AnalysisResult:
 
     @property
     def dominant_emotion(self) -> Emotion | None:
-        """Top emotion of the largest face, or ``None`` when there are no faces."""
+        """Top emotion of the largest face, or ``None`` when there are no faces (or its label is custom)."""
         return self.faces[0].emotion if self.faces else None
 
     def to_dict(self) -> dict[str, Any]:
@@ -272,9 +284,18 @@ class TrackedFace:
         return self.raw.box
 
     @property
-    def emotion(self) -> Emotion:
-        """Top emotion after smoothing."""
-        return _top_emotion(self.probabilities)
+    def labels(self) -> tuple[str, ...]:
+        return self.raw.labels
+
+    @property
+    def label(self) -> str:
+        """Top label after smoothing."""
+        return self.raw.labels[_top(self.probabilities)]
+
+    @property
+    def emotion(self) -> Emotion | None:
+        """Top label after smoothing as an :class:`Emotion` (``None`` for a custom label)."""
+        return _emotion(self.label)
 
     @property
     def confidence(self) -> float:
@@ -283,8 +304,9 @@ class TrackedFace:
     def to_dict(self) -> dict[str, Any]:
         return {
             "track_id": self.track_id,
-            "emotion": self.emotion.value,
-            "probabilities": {e.value: p for e, p in zip(_ORDER, self.probabilities, strict=True)},
+            "label": self.label,
+            "emotion": None if self.emotion is None else self.emotion.value,
+            "probabilities": dict(zip(self.labels, self.probabilities, strict=True)),
             "raw": self.raw.to_dict(),
         }
 

@@ -1,15 +1,50 @@
-"""Emotion models: built-in specs and the model registry.
+"""Emotion models: built-in specs, the model and architecture registries.
 
 Declaring a spec imports nothing heavy; the architecture module is imported when a model is built.
 emolens' own weights ship inside the wheel (``emolens/models/weights``) and are hash-checked at load.
+Model cards and specs name architectures by their registered name (``"vgg"``), never by an import
+path, so reading a card can only ever build an architecture registered in this process.
 """
 
 from __future__ import annotations
 
-from .._registry import ModelSpec, Registry, WeightsFile
-from ._card import is_card_path, spec_from_card
+from .._registry import ArchitectureSpec, InputSpec, ModelSpec, Registry, WeightsFile
+from ..labels import HSEMOTION8
+from ._card import ModelCard, spec_from_card
 
-__all__ = ["BUILTIN_MODELS", "MODELS", "spec_from_card"]
+__all__ = [
+    "ARCHITECTURES",
+    "BUILTIN_ARCHITECTURES",
+    "BUILTIN_MODELS",
+    "HSEMOTION_MODELS",
+    "MODELS",
+    "ModelCard",
+    "load_model",
+    "model_spec",
+    "spec_from_card",
+]
+
+
+def __getattr__(name: str) -> object:
+    """``load_model`` and ``model_spec`` import torch: resolved on first use."""
+    if name in ("load_model", "model_spec", "resolve_model"):
+        from . import _load
+
+        return getattr(_load, name)
+    raise AttributeError(f"module 'emolens.models' has no attribute {name!r}")
+
+
+BUILTIN_ARCHITECTURES: tuple[ArchitectureSpec, ...] = (
+    ArchitectureSpec(
+        name="vgg",
+        builder="emolens.models._vgg:VGGNet",
+        description="VGG-style CNN: stages of 3x3 conv + BatchNorm + ReLU and max-pooling, then a 2-layer classifier",
+    ),
+)
+
+ARCHITECTURES: Registry[ArchitectureSpec] = Registry(
+    "architecture", BUILTIN_ARCHITECTURES, entry_point_group="emolens.architectures"
+)
 
 _FER2013_LICENSE = "weights: MIT (emolens); trained on FER2013 (research use under the challenge's terms)"
 
@@ -22,7 +57,6 @@ def _bundled(name: str, sha256: str) -> tuple[WeightsFile, ...]:
 BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="default",
-        builder="emolens.models._vgg:VGGNet",
         description=(
             "VGG-style CNN (a full-resolution stem conv, then 4 stages of 64-512 channels; 2.6M params) "
             "distilled by emolens on FER2013 from the large model."
@@ -36,7 +70,6 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         name="large",
-        builder="emolens.models._vgg:VGGNet",
         description=(
             "Wide VGG-style CNN (4 stages of 64-512 channels, 2 convs each; 5.9M params) trained by emolens on "
             "FER2013: the most accurate built-in model, about 4x slower than default."
@@ -50,7 +83,6 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         name="fast",
-        builder="emolens.models._vgg:VGGNet",
         description=(
             "Small VGG-style CNN (5 stages, 16-256 channels, 0.65M params) distilled from larger emolens models, "
             "for video and edge use."
@@ -63,10 +95,85 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     ),
 )
 
-MODELS: Registry[ModelSpec] = Registry("model", BUILTIN_MODELS, entry_point_group="emolens.models")
+# HSEmotion (A. Savchenko): EfficientNet/MobileFaceNet models trained on AffectNet, as ONNX graphs pinned to
+# upstream commits. The git blob SHA-1s come from the upstream tree; the sha256s were published by third parties.
+_HSEMOTION_LICENSE = (
+    "code Apache-2.0 (github.com/av-savchenko/face-emotion-recognition); weights trained on AffectNet, whose "
+    "license allows research use only"
+)
+_HSEMOTION_REPO = "https://raw.githubusercontent.com/av-savchenko/face-emotion-recognition"
+_IMAGENET = InputSpec(size=224, color="rgb", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 
 
-def model_spec(model: str) -> ModelSpec:
-    """The spec for ``model``: a registered name, or the card (``.json``) or weights (``.safetensors``)
-    path of a model written by ``emolens export``."""
-    return spec_from_card(model) if is_card_path(model) else MODELS.get(model)
+def _hsemotion_file(name: str, commit: str, git_sha1: str, sha256: str, size: int | None) -> tuple[WeightsFile, ...]:
+    url = f"{_HSEMOTION_REPO}/{commit}/models/affectnet_emotions/onnx/{name}"
+    return (
+        WeightsFile(name=name, sha256=sha256, urls=(url,), size=size, license=_HSEMOTION_LICENSE, git_sha1=git_sha1),
+    )
+
+
+HSEMOTION_MODELS: tuple[ModelSpec, ...] = (
+    ModelSpec(
+        name="hsemotion-b0-va",
+        description=(
+            "HSEmotion EfficientNet-B0 (A. Savchenko), 8 AffectNet classes with contempt, plus valence and "
+            "arousal; ONNX, 16 MB, downloaded on first use (research-only weights: AffectNet license)"
+        ),
+        runtime="onnx",
+        architecture="",
+        labels=HSEMOTION8.labels,
+        input=_IMAGENET,
+        valence_arousal=True,
+        weights=_hsemotion_file(
+            "enet_b0_8_va_mtl.onnx",
+            "af833487321c3efdcb1768a91a6c656a1986fdf6",
+            "7ce9d6dd5b82b260bc19bfe7822a6ffa1abb6011",
+            "c43e056ad388d4a8dc911832b8291435b2af537f967e5870ebd731574ec7e812",
+            16_049_834,
+        ),
+        license=_HSEMOTION_LICENSE,
+    ),
+    ModelSpec(
+        name="hsemotion-b2",
+        description=(
+            "HSEmotion EfficientNet-B2 (A. Savchenko), 8 AffectNet classes with contempt; ONNX, 31 MB, "
+            "downloaded on first use (research-only weights: AffectNet license)"
+        ),
+        runtime="onnx",
+        architecture="",
+        labels=HSEMOTION8.labels,
+        input=InputSpec(size=260, color="rgb", mean=_IMAGENET.mean, std=_IMAGENET.std),
+        weights=_hsemotion_file(
+            "enet_b2_8.onnx",
+            "af833487321c3efdcb1768a91a6c656a1986fdf6",
+            "a7cb612cbab1ce3d50dd52e57285fb2c7ea6d0d9",
+            "180a9d4845b59393de4511598a0d1d34b705034691ea32959ce5009db7cf52b7",
+            30_779_724,
+        ),
+        license=_HSEMOTION_LICENSE,
+    ),
+    ModelSpec(
+        name="hsemotion-mbf-va",
+        description=(
+            "HSEmotion MobileFaceNet (A. Savchenko), 8 AffectNet classes with contempt, plus valence and arousal; "
+            "ONNX, downloaded on first use (research-only weights: AffectNet license)"
+        ),
+        runtime="onnx",
+        architecture="",
+        labels=HSEMOTION8.labels,
+        input=InputSpec(size=112, color="rgb", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+        valence_arousal=True,
+        weights=_hsemotion_file(
+            "mbf_va_mtl.onnx",
+            "592f8905139b9c1478ded23997c3dbe251bceee9",
+            "194db927ec135679e5cd0a267c5605e2e9d68e7e",
+            "0323ace52ea6dbe9aa4a909d20933f7b8629c3fb41249e338f4316abf2a4828c",
+            None,
+        ),
+        license=_HSEMOTION_LICENSE,
+    ),
+)
+
+MODELS: Registry[ModelSpec] = Registry(
+    "model", (*BUILTIN_MODELS, *HSEMOTION_MODELS), entry_point_group="emolens.models"
+)

@@ -1,49 +1,124 @@
-"""EmotionModel: a registered network with its weights, ready to classify face crops."""
+"""EmotionModel: a model's spec, runtime and calibration, ready to classify face crops.
+
+Two runtimes sit behind one interface: emolens' own torch networks (a registered architecture with
+safetensors weights) and ONNX graphs (onnxruntime, the ``emolens[onnx]`` extra). Build models with
+:func:`emolens.load_model`, which resolves, fetches, verifies and loads them; this module only runs them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from .._registry import ModelSpec
-from .._weights import fetch
 from ..errors import EmolensError
-from ._network import (
-    build_network,
-    calibrated_softmax,
-    load_state,
-    predict_logits,
-    prepare_for_inference,
-    read_temperatures,
-)
-from ._preprocess import crops_to_tensor
+from ._network import build_network, calibrated_softmax, load_state, predict_logits, prepare_for_inference
+from ._preprocess import preprocess
 
-__all__ = ["EmotionModel"]
+__all__ = ["EmotionModel", "ModelOutput", "OnnxRuntime", "Runtime", "TorchRuntime"]
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """A model's answer for a batch of crops: probabilities (N, K) in the model's label order, and
+    valence and arousal (N,) in [-1, 1] when the model predicts them (else ``None``)."""
+
+    probabilities: np.ndarray
+    valence: np.ndarray | None = None
+    arousal: np.ndarray | None = None
+
+
+class Runtime(Protocol):
+    """Runs a model's graph: a normalised batch (N, C, H, W) -> raw outputs (N, D) float32."""
+
+    def forward(self, batch: torch.Tensor, *, tta: bool) -> torch.Tensor: ...
+
+
+class TorchRuntime:
+    """An emolens network: a registered architecture with safetensors weights, BatchNorm folded."""
+
+    def __init__(self, spec: ModelSpec, weights: Path | None, device: torch.device) -> None:
+        network = build_network(spec)
+        if weights is not None:
+            load_state(network, weights)
+        self.network = prepare_for_inference(network, device)
+
+    def forward(self, batch: torch.Tensor, *, tta: bool) -> torch.Tensor:
+        return predict_logits(self.network, batch, tta=tta)
+
+
+class OnnxRuntime:
+    """An ONNX graph run by onnxruntime on the CPU (or CUDA, when asked for and available)."""
+
+    def __init__(self, spec: ModelSpec, weights: Path, device: torch.device) -> None:
+        from .._optional import require
+
+        ort = require("onnxruntime", extra="onnx", feature=f"the ONNX model {spec.name!r}")
+        providers = ["CPUExecutionProvider"]
+        if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: no warnings on stderr for users
+        try:
+            self.session = ort.InferenceSession(str(weights), sess_options=options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types for malformed graphs
+            raise EmolensError(f"cannot load ONNX model {spec.name!r} from {weights.name}: {exc}") from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.width = len(spec.labels) + (2 if spec.valence_arousal else 0)
+
+    def forward(self, batch: torch.Tensor, *, tta: bool) -> torch.Tensor:
+        x = batch.float().cpu().numpy()
+        if tta:
+            x = np.concatenate([x, x[..., ::-1]])
+        outputs = np.concatenate(
+            [
+                np.asarray(o, np.float32).reshape(len(x), -1)
+                for o in self.session.run(None, {self.input_name: np.ascontiguousarray(x)})
+            ],
+            axis=1,
+        )
+        if outputs.shape[1] != self.width:
+            raise EmolensError(
+                f"the ONNX model returned {outputs.shape[1]} values per face, its spec declares {self.width}: "
+                "check the spec's labels and valence_arousal"
+            )
+        if tta:
+            half = len(outputs) // 2
+            outputs = (outputs[:half] + outputs[half:]) / 2
+        return torch.from_numpy(outputs)
 
 
 class EmotionModel:
-    """Classifies uint8 face crops (gray or BGR, any size) into emotion probabilities.
+    """Classifies uint8 face crops (gray or BGR, any size) into probabilities over the model's labels.
 
-    Probabilities are calibrated with the temperatures stored in the weights file (one per predicted class).
-
-    Safe to share between threads: inference runs under ``torch.inference_mode`` and holds no
-    per-call state.
+    Probabilities are calibrated with the temperatures stored with the weights (one per predicted
+    class). Safe to share between threads: inference holds no per-call state.
+    Build one with :func:`emolens.load_model`.
     """
 
-    def __init__(self, spec: ModelSpec, *, device: str | torch.device = "cpu", tta: bool | None = None) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        runtime: Runtime,
+        *,
+        device: torch.device,
+        tta: bool | None = None,
+        temperatures: tuple[float, ...] | None = None,
+    ) -> None:
         self.spec = spec
         self.name = spec.name
-        self.device = torch.device(device)
+        self.runtime = runtime
+        self.device = device
         self.tta = spec.tta if tta is None else tta
-        network = build_network(spec)
-        self.temperatures = (1.0,) * len(spec.labels)
-        if spec.weights:
-            path = fetch(spec.weights[0])
-            load_state(network, path)
-            self.temperatures = read_temperatures(path, len(spec.labels))
-        self.network = prepare_for_inference(network, self.device)
+        self.temperatures = temperatures or (1.0,) * len(spec.labels)
+
+    def __repr__(self) -> str:
+        return f"EmotionModel({self.name!r}, runtime={self.spec.runtime!r}, labels={len(self.labels)}, tta={self.tta})"
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -51,18 +126,35 @@ class EmotionModel:
 
     @property
     def input_size(self) -> int:
-        return self.spec.input_size
+        return self.spec.input.size
+
+    @property
+    def network(self) -> torch.nn.Module:
+        """The torch network (torch runtime only)."""
+        if not isinstance(self.runtime, TorchRuntime):
+            raise EmolensError(f"model {self.name!r} runs on {self.spec.runtime}, not a torch network")
+        return self.runtime.network
 
     def predict(self, crops: Sequence[np.ndarray], *, batch_size: int = 256) -> np.ndarray:
         """Probabilities (N, len(labels)) as float64 rows summing to 1; (0, len(labels)) for no crops."""
+        return self.predict_output(crops, batch_size=batch_size).probabilities
+
+    def predict_output(self, crops: Sequence[np.ndarray], *, batch_size: int = 256) -> ModelOutput:
+        """Probabilities and, for models that have them, valence and arousal."""
+        k = len(self.labels)
         if len(crops) == 0:
-            return np.zeros((0, len(self.labels)))
-        out = []
+            empty = np.zeros(0) if self.spec.valence_arousal else None
+            return ModelOutput(np.zeros((0, k)), empty, empty)
+        probabilities, extra = [], []
         for start in range(0, len(crops), batch_size):
-            batch = crops_to_tensor(crops[start : start + batch_size], self.input_size)
-            logits = predict_logits(self.network, batch, tta=self.tta)
-            out.append(calibrated_softmax(logits, self.temperatures).cpu().numpy())
-        probabilities = np.concatenate(out)
-        if not np.isfinite(probabilities).all():
+            batch = preprocess(crops[start : start + batch_size], self.spec.input)
+            raw = self.runtime.forward(batch, tta=self.tta).float()
+            probabilities.append(calibrated_softmax(raw[:, :k], self.temperatures).cpu().numpy())
+            extra.append(raw[:, k:].cpu().numpy())
+        result = np.concatenate(probabilities)
+        if not np.isfinite(result).all():
             raise EmolensError(f"model {self.name!r} produced non-finite outputs; its weights may be broken")
-        return probabilities
+        if not self.spec.valence_arousal:
+            return ModelOutput(result)
+        va = np.clip(np.concatenate(extra).astype(np.float64), -1.0, 1.0)
+        return ModelOutput(result, va[:, 0], va[:, 1])

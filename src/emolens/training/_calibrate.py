@@ -13,6 +13,9 @@ ECE is reported cross-fitted: the data is split in random halves, each half is c
 the other half fitted, and the ECE of the pooled out-of-fold probabilities is averaged over several
 halvings. No row is ever scored with temperatures fitted on it, and the ECE is measured on as many
 rows as the uncalibrated one, so the two compare directly (ECE on fewer rows reads higher).
+
+``labels`` are class indices (N,) or soft labels (N, K), such as FER+ vote distributions: then the
+fit minimises the cross-entropy to them and the ECE counts the label mass on the predicted class.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..models._card_text import MIN_ROWS_PER_CLASS
 from ._evaluate import expected_calibration_error
 
 __all__ = [
@@ -37,8 +41,6 @@ __all__ = [
 ]
 
 CALIBRATORS = ("temperature", "per-class")
-# A predicted class with fewer rows than this keeps the shared temperature (too few to fit its own).
-MIN_ROWS_PER_CLASS = 50
 HALVINGS = 10  # random halvings averaged by cross_fitted_ece
 
 
@@ -58,7 +60,10 @@ def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarr
 
 
 def _nll(probabilities: np.ndarray, labels: np.ndarray, temperature: float) -> float:
+    """Mean negative log-likelihood of class indices (N,), or cross-entropy against soft labels (N, K)."""
     scaled = apply_temperature(probabilities, temperature)
+    if labels.ndim == 2:
+        return float(-(labels * np.log(np.clip(scaled, 1e-12, 1.0))).sum(1).mean())
     return float(-np.log(np.clip(scaled[np.arange(len(labels)), labels], 1e-12, 1.0)).mean())
 
 

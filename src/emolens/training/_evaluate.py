@@ -1,7 +1,14 @@
-"""Accuracy, per-class recall, confusion matrix and calibration of a model on a dataset."""
+"""Accuracy, per-class recall, confusion matrix and calibration of a model on a dataset.
+
+Scored against the original FER2013 labels and, where the data has FER+ votes, against the crowd:
+the consensus (FER+ majority) with the same metrics, and the vote distribution itself
+(cross-entropy, KL divergence and a calibration error whose "accuracy" is the share of people who
+named the predicted class).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,12 +17,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..labels import LabelSet
 from ..models._network import calibrated_softmax, predict_logits
 from ..models._preprocess import standardize
 from ._data import CLASS_NAMES, FaceDataset
+from ._targets import majority_labels, vote_distribution
 
 __all__ = [
     "Evaluation",
+    "VoteAgreement",
     "evaluate_ensemble",
     "evaluate_model",
     "evaluate_network",
@@ -26,8 +36,30 @@ __all__ = [
 
 
 @dataclass(frozen=True)
+class VoteAgreement:
+    """How well predicted probabilities match the FER+ vote distributions (images with emotion votes).
+
+    ``cross_entropy`` is -sum(votes * log p) averaged over images, ``kl`` the KL divergence from the
+    votes to the prediction (cross-entropy minus the votes' own entropy: 0 for a perfect match), and
+    ``ece`` the calibration error where a prediction's accuracy is the share of votes for its class.
+    """
+
+    cross_entropy: float
+    kl: float
+    ece: float
+    count: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"cross_entropy": self.cross_entropy, "kl": self.kl, "ece": self.ece, "count": self.count}
+
+
+@dataclass(frozen=True)
 class Evaluation:
-    """Metrics of predictions against true labels (all fractions in [0, 1])."""
+    """Metrics of predictions against true labels (all fractions in [0, 1]).
+
+    With FER+ votes, ``consensus`` holds the same metrics against the FER+ majority (on the
+    ``consensus.count`` images that have one) and ``votes`` the agreement with the vote distribution.
+    """
 
     accuracy: float
     per_class_recall: dict[str, float]
@@ -35,10 +67,23 @@ class Evaluation:
     ece: float
     nll: float
     count: int
+    consensus: Evaluation | None = None
+    votes: VoteAgreement | None = None
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The class names, in the order of the confusion matrix."""
+        return tuple(self.per_class_recall)
+
+    @property
+    def mean_recall(self) -> float:
+        """Unweighted mean of the per-class recalls (classes absent from the data left out)."""
+        values = [v for v in self.per_class_recall.values() if not np.isnan(v)]
+        return float(np.mean(values)) if values else float("nan")
 
     def confusion_text(self) -> str:
         """The confusion matrix as an aligned text table."""
-        short = [c[:7] for c in CLASS_NAMES]
+        short = [c[:7] for c in self.labels]
         lines = ["true \\ pred " + " ".join(f"{c:>8}" for c in short)]
         for name, row in zip(short, self.confusion, strict=True):
             lines.append(f"{name:>12} " + " ".join(f"{v:>8d}" for v in row))
@@ -67,8 +112,8 @@ class Evaluation:
                 fontsize=7,
                 color="white" if rates[i, j] > 0.5 else "black",
             )
-        ax.set_xticks(range(len(CLASS_NAMES)), CLASS_NAMES, rotation=45, ha="right")
-        ax.set_yticks(range(len(CLASS_NAMES)), CLASS_NAMES)
+        ax.set_xticks(range(len(self.labels)), self.labels, rotation=45, ha="right")
+        ax.set_yticks(range(len(self.labels)), self.labels)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(title or f"accuracy {self.accuracy:.2%} ({self.count} images)")
@@ -78,14 +123,20 @@ class Evaluation:
         plt.close(fig)
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        result: dict[str, object] = {
             "accuracy": self.accuracy,
+            "mean_recall": self.mean_recall,
             "per_class_recall": self.per_class_recall,
             "confusion": self.confusion.tolist(),
             "ece": self.ece,
             "nll": self.nll,
             "count": self.count,
         }
+        if self.consensus is not None:
+            result["consensus"] = self.consensus.to_dict()
+        if self.votes is not None:
+            result["votes"] = self.votes.to_dict()
+        return result
 
 
 def predict_dataset(
@@ -108,9 +159,17 @@ def predict_dataset(
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
-    """Weighted gap between confidence and accuracy over ``bins`` equal-width confidence bins."""
+    """Weighted gap between confidence and accuracy over ``bins`` equal-width confidence bins.
+
+    ``labels`` is (N,) class indices, or (N, K) soft labels: then a prediction counts as the share
+    of the label mass on its predicted class (for vote distributions, the share of people who agree).
+    """
     confidence = probabilities.max(1)
-    correct = probabilities.argmax(1) == labels
+    predicted = probabilities.argmax(1)
+    if labels.ndim == 2:
+        correct = labels[np.arange(len(labels)), predicted].astype(np.float64)
+    else:
+        correct = (predicted == labels).astype(np.float64)
     edges = np.linspace(0, 1, bins + 1)
     ece = 0.0
     for low, high in itertools.pairwise(edges):
@@ -120,16 +179,43 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
     return float(ece)
 
 
-def score(probabilities: np.ndarray, labels: np.ndarray) -> Evaluation:
-    """Metrics for given probabilities."""
+def score(
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    votes: np.ndarray | None = None,
+    *,
+    names: Sequence[str] = CLASS_NAMES,
+) -> Evaluation:
+    """Metrics for given probabilities against ``labels`` (indices into ``names``), and against FER+
+    ``votes`` (N, 10) when given."""
+    evaluation = _score_labels(probabilities, labels, names)
+    if votes is None or not votes.any():
+        return evaluation
+    classes = LabelSet("data", tuple(names))
+    majority = majority_labels(votes, classes)
+    has_majority = majority >= 0
+    distribution = vote_distribution(votes, classes)
+    voted = distribution.sum(1) > 0
+    d, p = distribution[voted].astype(np.float64), np.clip(probabilities[voted].astype(np.float64), 1e-12, 1)
+    cross_entropy = float(-(d * np.log(p)).sum(1).mean())
+    entropy = float(-(d * np.log(np.where(d > 0, d, 1))).sum(1).mean())
+    agreement = VoteAgreement(
+        cross_entropy=cross_entropy,
+        kl=cross_entropy - entropy,
+        ece=expected_calibration_error(probabilities[voted], distribution[voted]),
+        count=int(voted.sum()),
+    )
+    consensus = _score_labels(probabilities[has_majority], majority[has_majority], names)
+    return dataclasses.replace(evaluation, consensus=consensus, votes=agreement)
+
+
+def _score_labels(probabilities: np.ndarray, labels: np.ndarray, names: Sequence[str]) -> Evaluation:
     predicted = probabilities.argmax(1)
-    k = len(CLASS_NAMES)
+    k = len(names)
     confusion = np.zeros((k, k), dtype=np.int64)
     np.add.at(confusion, (labels, predicted), 1)
     totals = confusion.sum(1)
-    recall = {
-        name: float(confusion[i, i] / totals[i]) if totals[i] else float("nan") for i, name in enumerate(CLASS_NAMES)
-    }
+    recall = {name: float(confusion[i, i] / totals[i]) if totals[i] else float("nan") for i, name in enumerate(names)}
     nll = float(-np.log(np.clip(probabilities[np.arange(len(labels)), labels], 1e-12, 1)).mean())
     return Evaluation(
         accuracy=float((predicted == labels).mean()),
@@ -145,7 +231,8 @@ def evaluate_network(
     network: nn.Module, data: FaceDataset, *, tta: bool = False, temperatures: tuple[float, ...] | None = None
 ) -> Evaluation:
     """Evaluate ``network`` on ``data``."""
-    return score(predict_dataset(network, data, tta=tta, temperatures=temperatures), data.labels)
+    probabilities = predict_dataset(network, data, tta=tta, temperatures=temperatures)
+    return score(probabilities, data.labels, data.votes, names=data.classes)
 
 
 def evaluate_model(
@@ -156,6 +243,7 @@ def evaluate_model(
     tta: bool | None = None,
     skip_unreadable: bool = True,
     calibrated: bool = True,
+    ferplus: str | None = "auto",
 ) -> tuple[Evaluation, np.ndarray, FaceDataset]:
     """Evaluate a registered model (its shipped weights) or a run folder (its best epoch) on an image
     folder or FER2013 CSV.
@@ -165,7 +253,7 @@ def evaluate_model(
     stored with the weights. Returns the metrics, the probabilities and the data.
     """
     return evaluate_ensemble(
-        [model], dataset, split=split, tta=tta, skip_unreadable=skip_unreadable, calibrated=calibrated
+        [model], dataset, split=split, tta=tta, skip_unreadable=skip_unreadable, calibrated=calibrated, ferplus=ferplus
     )
 
 
@@ -177,44 +265,58 @@ def evaluate_ensemble(
     tta: bool | None = None,
     skip_unreadable: bool = True,
     calibrated: bool = True,
+    ferplus: str | None = "auto",
 ) -> tuple[Evaluation, np.ndarray, FaceDataset]:
-    """Evaluate the average of several models' probabilities (registered names or run folders).
+    """Evaluate the average of several models' probabilities (any model source: names, cards, run folders).
 
     The way to choose teachers for distillation: an ensemble is worth distilling from if it beats
     its best member in accuracy or at least in NLL (the student learns the probabilities). The data
-    is read once per input size. Returns the metrics, the averaged probabilities and the data.
+    is read once per input size. A run folder is measured as `emolens export` measures it:
+    uncalibrated, TTA as the registered model it was trained from. A model whose labels differ from
+    the data's is scored on the data's labels (see :func:`project_probabilities`). Returns the
+    metrics, the averaged probabilities and the data.
     """
+    from ..models._load import load_model
     from ._data import load_dataset
 
     if not models:
         raise ValueError("evaluate_ensemble needs at least one model")
     datasets: dict[int, FaceDataset] = {}
     members = []
-    for model in models:
-        network, input_size, use_tta, temperatures = _inference_setup(model, tta)
-        if input_size not in datasets:
-            datasets[input_size] = load_dataset(dataset, split, size=input_size, skip_unreadable=skip_unreadable)
-        temperatures = temperatures if calibrated else None
-        members.append(predict_dataset(network, datasets[input_size], tta=use_tta, temperatures=temperatures))
+    for source in models:
+        model = load_model(source, tta=tta)
+        if not calibrated:
+            model.temperatures = (1.0,) * len(model.labels)
+        size = model.input_size
+        if size not in datasets:
+            datasets[size] = load_dataset(dataset, split, size=size, skip_unreadable=skip_unreadable, ferplus=ferplus)
+        data = datasets[size]
+        probabilities = model.predict(list(data.images))
+        members.append(project_probabilities(probabilities, model.labels, data.classes))
     probabilities = np.mean(members, axis=0)
     data = next(iter(datasets.values()))
-    return score(probabilities, data.labels), probabilities, data
+    return score(probabilities, data.labels, data.votes, names=data.classes), probabilities, data
 
 
-def _inference_setup(model: str, tta: bool | None) -> tuple[nn.Module, int, bool, tuple[float, ...] | None]:
-    """(network, input size, TTA, calibration temperatures) for a registered model name or a run folder.
+def project_probabilities(
+    probabilities: np.ndarray, model_labels: Sequence[str], data_labels: Sequence[str]
+) -> np.ndarray:
+    """A model's probabilities over the data's labels, matched by name.
 
-    A run folder is measured as `emolens export` measures it: uncalibrated, TTA as the registered
-    model it was trained from. ``tta=None`` keeps the model's default.
+    Labels the data lacks (``contempt`` on FER2013) are dropped and the rest renormalised; a data
+    label the model cannot output is an error (DatasetError naming it).
     """
-    from pathlib import Path
+    from ..errors import DatasetError
 
-    from ..models import model_spec
-    from ..models._classifier import EmotionModel
-    from ._spec import load_trained
-
-    if Path(model).is_dir():
-        spec, network = load_trained(model)
-        return network, spec.input_size, spec.tta if tta is None else tta, None
-    emotion_model = EmotionModel(model_spec(model), tta=tta)
-    return emotion_model.network, emotion_model.input_size, emotion_model.tta, emotion_model.temperatures
+    if tuple(model_labels) == tuple(data_labels):
+        return probabilities
+    missing = [label for label in data_labels if label not in model_labels]
+    if missing:
+        raise DatasetError(
+            f"the model cannot predict the data's label(s) {missing} (its labels: {', '.join(model_labels)})"
+        )
+    columns = [list(model_labels).index(label) for label in data_labels]
+    kept = probabilities[:, columns]
+    total = kept.sum(1, keepdims=True)
+    projected: np.ndarray = np.divide(kept, total, out=np.full_like(kept, 1 / len(columns)), where=total > 0)
+    return projected

@@ -1,6 +1,10 @@
 """The training loop: SGD + OneCycle (or AdamW, cosine), label smoothing, batched augmentation,
 weight EMA, bf16, DDP, and optional distillation from trained teachers.
 
+Targets are soft: one-hot FER2013 labels, or FER+ crowd votes (see ``_targets``); the loss is the
+cross-entropy against them, optionally with the logits shifted by the log class prior during
+training (logit adjustment, Menon et al. 2021), which counters a lean towards frequent classes.
+
 Every epoch ends with an atomic checkpoint (model, EMA, optimizer, scheduler), and each epoch's
 randomness is derived from (seed, epoch, process), so ``resume=True`` continues the same schedule
 exactly, and a killed run loses at most one epoch.
@@ -10,6 +14,7 @@ The EMA weights are evaluated on the validation set each epoch; the best ones ar
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import os
@@ -29,14 +34,16 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .._registry import ModelSpec
 from ..errors import DatasetError, UnknownNameError
-from ..models._network import autocast_for, build_network, save_state
+from ..labels import LabelSet
+from ..models._network import autocast_for, build_network, load_state, save_state
 from ..models._preprocess import standardize
 from ._augment import augment, random_erase
-from ._data import FaceDataset, load_dataset
+from ._data import AUTO, FaceDataset, load_dataset
 from ._distill import Teachers, distillation_loss
 from ._evaluate import evaluate_network
 from ._optim import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, OPTIMIZERS, SCHEDULES, build_optimizer, build_schedule
-from ._spec import run_spec
+from ._spec import run_spec, source_weights
+from ._targets import TARGET_MODES, build_targets
 
 __all__ = ["TrainConfig", "TrainResult", "train"]
 
@@ -69,6 +76,14 @@ class TrainConfig:
     teachers: tuple[str, ...] = ()
     distill_weight: float = 0.5
     distill_temperature: float = 2.0
+    targets: str = "original"  # original | majority | distribution | mixed (see emolens.training._targets)
+    original_weight: float = 0.5  # share of the original one-hot label in "mixed" targets
+    min_emotion_share: float = 0.5  # FER+ targets: leave out images whose votes mostly say unknown/not a face
+    ferplus_train: str | None = None  # FER+ vote table of the training data; None: found beside it
+    ferplus_val: str | None = None
+    logit_adjustment: float = 0.0  # tau: train on logits + tau * log(class prior)
+    select: str = "auto"  # best epoch by "original" or "consensus" val accuracy; auto: consensus for FER+ targets
+    init: str | None = None  # start from these weights (registered model, card or run folder)
     limit: int | None = None
     skip_unreadable: bool = True  # False: stop at the first unreadable image or malformed CSV row
     seed: int = 0
@@ -83,6 +98,10 @@ class TrainConfig:
             raise UnknownNameError("optimizer", self.optimizer, OPTIMIZERS)
         if self.schedule not in SCHEDULES:
             raise UnknownNameError("schedule", self.schedule, SCHEDULES)
+        if self.targets not in TARGET_MODES:
+            raise UnknownNameError("target mode", self.targets, TARGET_MODES)
+        if self.select not in ("auto", "original", "consensus"):
+            raise UnknownNameError("selection metric", self.select, ("auto", "consensus", "original"))
         if self.lr is None:
             object.__setattr__(self, "lr", DEFAULT_LR[self.optimizer])
         if self.weight_decay is None:
@@ -96,6 +115,7 @@ class TrainResult:
     weights_path: Path
     history: list[dict[str, float]]
     seconds: float
+    selected_by: str = "original"  # which val accuracy best_val_accuracy is
 
 
 def _log(message: str) -> None:
@@ -110,17 +130,32 @@ def _progress(message: str, *, last: bool) -> None:
         _log(message)
 
 
-def _class_weights(labels: np.ndarray) -> torch.Tensor:
-    counts = np.bincount(labels, minlength=7).astype(np.float64)
+def _class_weights(targets: np.ndarray) -> torch.Tensor:
+    """Inverse frequency of each row's top target class (rows of ``targets`` are (N, K) soft labels)."""
+    counts = np.bincount(targets.argmax(1), minlength=targets.shape[1]).astype(np.float64)
     return torch.as_tensor(counts.sum() / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32)
 
 
-def _epoch_order(data: FaceDataset, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
+def _epoch_order(targets: np.ndarray, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
     """Indices for one epoch: a permutation, or class-balanced sampling with replacement."""
     if cfg.balanced:
-        weights = _class_weights(data.labels)[torch.from_numpy(data.labels)]
-        return torch.multinomial(weights, len(data), replacement=True, generator=gen)
-    return torch.randperm(len(data), generator=gen)
+        weights = _class_weights(targets)[torch.from_numpy(targets.argmax(1))]
+        return torch.multinomial(weights, len(targets), replacement=True, generator=gen)
+    return torch.randperm(len(targets), generator=gen)
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Mean cross-entropy against (N, K) target distributions, smoothed towards uniform."""
+    if label_smoothing:
+        targets = targets * (1 - label_smoothing) + label_smoothing / targets.shape[1]
+    return -(targets * F.log_softmax(logits, dim=1)).sum(1).mean()
+
+
+def selection_metric(cfg: TrainConfig, val: FaceDataset) -> str:
+    """Which val accuracy picks the best epoch: consensus for FER+ targets when val has votes."""
+    if cfg.select != "auto":
+        return cfg.select
+    return "consensus" if cfg.targets != "original" and val.votes is not None else "original"
 
 
 def _train_batch(images: np.ndarray, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
@@ -175,16 +210,41 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     spec = run_spec(asdict(cfg))
+    # Votes are read for training only when the targets use them, so a model trained on the original
+    # labels keeps the data fingerprint it always had.
+    train_votes = None if cfg.targets == "original" else cfg.ferplus_train or AUTO
+    loaded = load_dataset(
+        cfg.train_data, "train", size=spec.input_size, skip_unreadable=cfg.skip_unreadable, ferplus=train_votes
+    )
+    if loaded.classes != spec.labels:  # your own labels (or a label subset): the network outputs the data's classes
+        spec = dataclasses.replace(spec, labels=loaded.classes)
     if rank == 0:
         write_run_config(out, cfg, spec)
-    train_data = _limited(
-        load_dataset(cfg.train_data, "train", size=spec.input_size, skip_unreadable=cfg.skip_unreadable),
-        cfg.limit,
-        cfg.seed,
+    all_targets, keep = build_targets(
+        loaded,
+        cfg.targets,
+        LabelSet(spec.name, spec.labels),
+        original_weight=cfg.original_weight,
+        min_emotion_share=cfg.min_emotion_share,
     )
-    val_data = load_dataset(cfg.val_data, "val", size=spec.input_size, skip_unreadable=cfg.skip_unreadable)
-    if rank == 0 and (train_data.skipped or val_data.skipped):
-        _log(f"skipped unreadable images: train {train_data.skipped}, val {val_data.skipped}")
+    kept = np.flatnonzero(keep)
+    train_data = _limited(loaded.subset(kept), cfg.limit, cfg.seed)
+    targets_of = {source: row for source, row in zip(loaded.sources, all_targets, strict=True)}
+    train_targets = np.stack([targets_of[source] for source in train_data.sources])
+    val_data = load_dataset(
+        cfg.val_data, "val", size=spec.input_size, skip_unreadable=cfg.skip_unreadable, ferplus=cfg.ferplus_val or AUTO
+    )
+    select = selection_metric(cfg, val_data)
+    if rank == 0:
+        if train_data.skipped or val_data.skipped:
+            _log(f"skipped unreadable images: train {train_data.skipped}, val {val_data.skipped}")
+        if len(kept) < len(loaded):
+            _log(
+                f"targets {cfg.targets}: training on {len(kept)} of {len(loaded)} images "
+                "(the rest have no usable votes)"
+            )
+        _log(f"val: {val_data.vote_summary()}; best epoch chosen by {select} accuracy")
+    log_prior = torch.log(torch.as_tensor(train_targets.mean(0), dtype=torch.float32).clamp_min(1e-6))
     steps_per_epoch = len(train_data) // (cfg.batch_size * world)
     if steps_per_epoch == 0:
         raise DatasetError(f"{len(train_data)} training images is fewer than one batch of {cfg.batch_size}")
@@ -193,7 +253,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     torch.manual_seed(cfg.seed)
-    network = build_network(spec).to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    network = build_network(spec)
+    if cfg.init:
+        skipped = load_state(network, source_weights(cfg.init), strict=False)
+        if rank == 0 and skipped:
+            _log(f"--init {cfg.init}: {len(skipped)} tensor(s) of another shape left untrained ({', '.join(skipped)})")
+    network = network.to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     ema_fn = get_ema_multi_avg_fn(cfg.ema_decay)  # type: ignore[no-untyped-call]
     ema = AveragedModel(network, multi_avg_fn=ema_fn, use_buffers=True)
     assert cfg.lr is not None and cfg.weight_decay is not None  # filled in by TrainConfig.__post_init__
@@ -228,7 +293,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     for epoch in range(first_epoch, cfg.epochs):
         epoch_start = time.perf_counter()
         model.train()
-        order = _epoch_order(train_data, cfg, torch.Generator().manual_seed(_seed(cfg.seed, epoch)))[rank::world]
+        order = _epoch_order(train_targets, cfg, torch.Generator().manual_seed(_seed(cfg.seed, epoch)))[rank::world]
         gen = torch.Generator().manual_seed(_seed(cfg.seed, epoch, rank))
         torch.manual_seed(_seed(cfg.seed, epoch, rank, 1))  # dropout, mixup
         total_loss = torch.zeros((), device=device)
@@ -237,20 +302,17 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
         for step in range(steps_per_epoch):
             idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size].numpy()
             batch = _train_batch(train_data.images[idx], cfg, gen).to(device)
-            targets = torch.from_numpy(train_data.labels[idx]).to(device)
-            mix_lambda = 1.0
+            targets = torch.from_numpy(train_targets[idx]).to(device)
             if cfg.mixup > 0:
                 mix_lambda = float(torch.distributions.Beta(cfg.mixup, cfg.mixup).sample())
-                perm = torch.randperm(len(batch), generator=gen)
-                batch = mix_lambda * batch + (1 - mix_lambda) * batch[perm.to(device)]
+                perm = torch.randperm(len(batch), generator=gen).to(device)
+                batch = mix_lambda * batch + (1 - mix_lambda) * batch[perm]
+                targets = mix_lambda * targets + (1 - mix_lambda) * targets[perm]
             with autocast_for(device, cfg.amp):
                 logits = model(batch)
             logits = logits.float()
-            loss = F.cross_entropy(logits, targets, label_smoothing=cfg.label_smoothing)
-            if cfg.mixup > 0:
-                loss = mix_lambda * loss + (1 - mix_lambda) * F.cross_entropy(
-                    logits, targets[perm.to(device)], label_smoothing=cfg.label_smoothing
-                )
+            adjusted = logits + cfg.logit_adjustment * log_prior.to(device) if cfg.logit_adjustment else logits
+            loss = soft_cross_entropy(adjusted, targets, cfg.label_smoothing)
             if teachers is not None:
                 soft = teachers.probabilities(batch, cfg.distill_temperature)
                 distill = distillation_loss(logits, soft, cfg.distill_temperature)
@@ -261,7 +323,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
             scheduler.step()
             ema.update_parameters(network)
             total_loss += loss.detach() * len(targets)
-            correct += (logits.argmax(1) == targets).sum()
+            correct += (logits.argmax(1) == targets.argmax(1)).sum()
             seen += len(targets)
             last = step + 1 == steps_per_epoch
             if rank == 0 and (last or (step + 1) % progress_every == 0):
@@ -284,13 +346,21 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
                 "lr": float(scheduler.get_last_lr()[0]),
                 "seconds": time.perf_counter() - epoch_start,
             }
+            if val.consensus is not None and val.votes is not None:
+                row |= {
+                    "val_consensus_acc": val.consensus.accuracy,
+                    "val_consensus_mean_recall": val.consensus.mean_recall,
+                    "val_vote_kl": val.votes.kl,
+                }
             history.append(row)
-            if val.accuracy > best_acc:
-                best_acc, best_epoch = val.accuracy, epoch + 1
+            metric = val.consensus.accuracy if select == "consensus" and val.consensus else val.accuracy
+            if metric > best_acc:
+                best_acc, best_epoch = metric, epoch + 1
                 save_state(ema.module, out / BEST_WEIGHTS)
+            consensus = f" consensus {row['val_consensus_acc']:.4f}" if "val_consensus_acc" in row else ""
             _log(
-                f"epoch {epoch + 1}: train acc {row['train_acc']:.4f} val acc {val.accuracy:.4f} "
-                f"(best {best_acc:.4f} @ {best_epoch}) {row['seconds']:.0f}s"
+                f"epoch {epoch + 1}: train acc {row['train_acc']:.4f} val acc {val.accuracy:.4f}{consensus} "
+                f"(best {select} {best_acc:.4f} @ {best_epoch}) {row['seconds']:.0f}s"
             )
             _write_logs(out, history)
             _atomic_save(
@@ -317,12 +387,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     if world > 1:
         dist.destroy_process_group()
     elapsed = elapsed_before + time.perf_counter() - session_start
-    return TrainResult(best_epoch, best_acc, out / BEST_WEIGHTS, history, elapsed)
+    return TrainResult(best_epoch, best_acc, out / BEST_WEIGHTS, history, elapsed, select)
 
 
 def write_run_config(out: Path, cfg: TrainConfig, spec: ModelSpec) -> None:
-    """``config.json``: the run's options plus the architecture options it was trained with."""
-    (out / "config.json").write_text(json.dumps({**asdict(cfg), "architecture_options": dict(spec.options)}, indent=2))
+    """``config.json``: the run's options plus the architecture options and labels it was trained with."""
+    pinned = {"architecture_options": dict(spec.options), "labels": list(spec.labels)}
+    (out / "config.json").write_text(json.dumps({**asdict(cfg), **pinned}, indent=2, ensure_ascii=False))
 
 
 def _check_resumable(state: dict[str, Any], cfg: TrainConfig, world: int, fingerprint: str, path: Path) -> None:

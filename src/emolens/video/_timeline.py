@@ -11,23 +11,23 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
-from ..types import Emotion, FrameResult
+from ..errors import EmolensError
+from ..labels import FER2013, display_label
+from ..types import FrameResult
 
 __all__ = ["TrackSummary", "VideoAnalysis"]
-
-_EMOTIONS = tuple(Emotion)
 
 
 @dataclass(frozen=True, slots=True)
 class TrackSummary:
-    """One person's emotions over the video: dominant emotion and share of frames per emotion."""
+    """One person's emotions over the video: dominant label and share of frames per label (model's order)."""
 
     track_id: int
     frames: int
     first_time: float
     last_time: float
-    dominant: Emotion
-    shares: dict[Emotion, float]
+    dominant: str
+    shares: dict[str, float]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -35,8 +35,8 @@ class TrackSummary:
             "frames": self.frames,
             "first_time": self.first_time,
             "last_time": self.last_time,
-            "dominant": self.dominant.value,
-            "shares": {e.value: s for e, s in self.shares.items()},
+            "dominant": self.dominant,
+            "shares": dict(self.shares),
         }
 
 
@@ -48,6 +48,8 @@ class _Row:
     box: tuple[int, int, int, int]
     smoothed: tuple[float, ...]
     raw: tuple[float, ...]
+    valence: float | None
+    arousal: float | None
 
 
 class VideoAnalysis:
@@ -61,13 +63,21 @@ class VideoAnalysis:
     def __init__(self, frames: Iterable[FrameResult] = ()) -> None:
         self._rows: list[_Row] = []
         self.frames = 0
+        self.labels: tuple[str, ...] = FER2013.labels  # the model's labels, taken from the first face
+        self._valence_arousal = False
         for frame in frames:
             self.add(frame)
 
     def add(self, frame: FrameResult) -> None:
         self.frames += 1
         for face in frame.faces:
+            if not self._rows:
+                self.labels = face.labels
+            elif face.labels != self.labels:
+                raise EmolensError("a VideoAnalysis collects the frames of one model: these faces have other labels")
             b = face.box
+            raw = face.raw
+            self._valence_arousal = self._valence_arousal or raw.valence is not None
             self._rows.append(
                 _Row(
                     frame.index,
@@ -75,7 +85,9 @@ class VideoAnalysis:
                     face.track_id,
                     (b.x, b.y, b.width, b.height),
                     face.probabilities,
-                    face.raw.probabilities,
+                    raw.probabilities,
+                    raw.valence,
+                    raw.arousal,
                 )
             )
 
@@ -84,18 +96,18 @@ class VideoAnalysis:
         return sorted({r.track_id for r in self._rows})
 
     def summary(self) -> dict[int, TrackSummary]:
-        """Per track: frames seen, time span, dominant (smoothed) emotion and its share per emotion."""
+        """Per track: frames seen, time span, dominant (smoothed) label and its share per label."""
         out = {}
         for track_id in self.track_ids:
             rows = [r for r in self._rows if r.track_id == track_id]
-            top = np.bincount([int(np.argmax(r.smoothed)) for r in rows], minlength=len(_EMOTIONS)) / len(rows)
+            top = np.bincount([int(np.argmax(r.smoothed)) for r in rows], minlength=len(self.labels)) / len(rows)
             out[track_id] = TrackSummary(
                 track_id,
                 len(rows),
                 rows[0].time,
                 rows[-1].time,
-                _EMOTIONS[int(top.argmax())],
-                {e: float(s) for e, s in zip(_EMOTIONS, top, strict=True)},
+                self.labels[int(top.argmax())],
+                {label: float(s) for label, s in zip(self.labels, top, strict=True)},
             )
         return out
 
@@ -110,16 +122,18 @@ class VideoAnalysis:
                 "y": r.box[1],
                 "width": r.box[2],
                 "height": r.box[3],
-                "emotion": _EMOTIONS[int(np.argmax(r.smoothed))].value,
+                "emotion": self.labels[int(np.argmax(r.smoothed))],
             }
-            record.update({e.value: round(p, 6) for e, p in zip(_EMOTIONS, r.smoothed, strict=True)})
-            record.update({f"raw_{e.value}": round(p, 6) for e, p in zip(_EMOTIONS, r.raw, strict=True)})
+            record.update({label: round(p, 6) for label, p in zip(self.labels, r.smoothed, strict=True)})
+            record.update({f"raw_{label}": round(p, 6) for label, p in zip(self.labels, r.raw, strict=True)})
+            if self._valence_arousal:
+                record["valence"] = None if r.valence is None else round(r.valence, 6)
+                record["arousal"] = None if r.arousal is None else round(r.arousal, 6)
             records.append(record)
         return records
 
-    def to_csv(self, path: str | Path) -> None:
-        """One row per face per frame: frame, time, track, box, emotion, 7 smoothed and 7 raw probabilities."""
-        header = [
+    def _header(self) -> list[str]:
+        return [
             "frame",
             "time",
             "track",
@@ -128,9 +142,15 @@ class VideoAnalysis:
             "width",
             "height",
             "emotion",
-            *(e.value for e in _EMOTIONS),
-            *(f"raw_{e.value}" for e in _EMOTIONS),
+            *self.labels,
+            *(f"raw_{label}" for label in self.labels),
+            *(("valence", "arousal") if self._valence_arousal else ()),
         ]
+
+    def to_csv(self, path: str | Path) -> None:
+        """One row per face per frame: frame, time, track, box, top label, smoothed and raw probabilities
+        (a column per label of the model), and valence and arousal for models that predict them."""
+        header = self._header()
         with Path(path).open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=header)
             writer.writeheader()
@@ -139,7 +159,7 @@ class VideoAnalysis:
     def to_dataframe(self) -> Any:
         """The CSV rows as a pandas DataFrame (needs pandas)."""
         pandas = require("pandas", extra="plot", feature="VideoAnalysis.to_dataframe")
-        return pandas.DataFrame(self._records())
+        return pandas.DataFrame(self._records(), columns=self._header())
 
     def plot_timeline(self, path: str | Path) -> None:
         """Stacked smoothed probabilities over time, one panel per track (needs matplotlib)."""
@@ -151,13 +171,17 @@ class VideoAnalysis:
 
         tracks = self.track_ids or [0]
         fig, axes = plt.subplots(len(tracks), 1, figsize=(10, 2.2 * len(tracks) + 0.6), sharex=True, squeeze=False)
-        colors = ["#d62728", "#8c564b", "#9467bd", "#2ca02c", "#1f77b4", "#ff7f0e", "#7f7f7f"]
+        palette = {"angry": "#d62728", "disgust": "#8c564b", "fear": "#9467bd", "happy": "#2ca02c", "sad": "#1f77b4"}
+        palette |= {"surprise": "#ff7f0e", "neutral": "#7f7f7f", "contempt": "#bcbd22"}
+        others = iter(plt.get_cmap("tab20")(np.linspace(0, 1, 20)))
+        colors = [palette[label] if label in palette else next(others) for label in self.labels]
         for ax, track_id in zip(axes[:, 0], tracks, strict=True):
             rows = [r for r in self._rows if r.track_id == track_id]
             if rows:
                 times = [r.time for r in rows]
                 stacks = np.array([r.smoothed for r in rows]).T
-                ax.stackplot(times, stacks, labels=[e.label() for e in _EMOTIONS], colors=colors, alpha=0.9)
+                names = [display_label(label) for label in self.labels]
+                ax.stackplot(times, stacks, labels=names, colors=colors, alpha=0.9)
             ax.set_ylim(0, 1)
             ax.set_ylabel(f"track {track_id}")
         axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")

@@ -10,6 +10,7 @@ import numpy as np
 
 from .._draw import draw_box
 from ..errors import InvalidVideoError
+from ..labels import display_label
 from ..types import FrameResult
 
 __all__ = ["AnnotatedVideoWriter", "draw_frame"]
@@ -21,7 +22,7 @@ def draw_frame(image: np.ndarray, frame: FrameResult) -> np.ndarray:
     """A copy of ``image`` with each tracked face's box, track id, top emotion and probability."""
     canvas = image.copy()
     for face in frame.faces:
-        draw_box(canvas, face.box, f"#{face.track_id} {face.emotion.label()} {face.confidence:.0%}", _GREEN)
+        draw_box(canvas, face.box, f"#{face.track_id} {display_label(face.label)} {face.confidence:.0%}", _GREEN)
     return canvas
 
 

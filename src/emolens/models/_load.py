@@ -1,0 +1,132 @@
+"""The one loading path: any model source -> spec and verified weights -> a ready EmotionModel.
+
+A model source is a registered name (``"default"``), an exported model's card (``.json``) or its
+weights file with the card beside it (``.safetensors``/``.onnx``), a run folder of ``emolens
+train`` (its best epoch), or an :class:`EmotionModel` (used as it is). Weights are fetched and
+their SHA-256 checked before anything is built; cards name only registered architectures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._registry import ModelSpec
+from .._weights import fetch
+from ..errors import EmolensError, WeightsError
+from ._card import is_card_path, spec_from_card
+from ._classifier import EmotionModel, OnnxRuntime, Runtime, TorchRuntime
+from ._network import read_temperatures
+
+__all__ = ["ModelSource", "load_model", "model_spec", "resolve_model", "run_spec", "run_weights"]
+
+ModelSource = str | Path | EmotionModel
+RUN_CONFIG = "config.json"
+RUN_BEST = "best.safetensors"
+
+
+def run_spec(config: Mapping[str, Any]) -> ModelSpec:
+    """The spec a training run trains: ``config["model"]``'s spec with the run's architecture options and labels.
+
+    ``config`` is a run's configuration (``dataclasses.asdict(TrainConfig)`` or a run folder's
+    ``config.json``). A run folder pins the options it was trained with (``architecture_options``)
+    and its labels, so it keeps its architecture when the registered model later changes.
+    """
+    from . import MODELS
+
+    spec = MODELS.get(config["model"]) if not is_card_path(str(config["model"])) else spec_from_card(config["model"])
+    labels = tuple(config.get("labels") or spec.labels)
+    if "architecture_options" in config:  # pinned when the run was trained: the registry may have moved on
+        return dataclasses.replace(spec, options=dict(config["architecture_options"]), weights=(), labels=labels)
+    overrides = config.get("model_options") or {}
+    return dataclasses.replace(spec, options={**spec.options, **overrides}, weights=(), labels=labels)
+
+
+def run_weights(run_dir: str | Path) -> tuple[ModelSpec, Path]:
+    """The spec and best-epoch weights of a finished ``emolens train`` run folder."""
+    run = Path(run_dir)
+    config, weights = run / RUN_CONFIG, run / RUN_BEST
+    if not config.is_file() or not weights.is_file():
+        raise WeightsError(
+            f"{str(run_dir)!r} is not a finished `emolens train` run folder (it needs {RUN_CONFIG} and {RUN_BEST})",
+            filename=run.name,
+        )
+    try:
+        settings = json.loads(config.read_text())
+        spec = run_spec(settings)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise WeightsError(f"{config} is not a valid run configuration ({exc})", filename=config.name) from None
+    return dataclasses.replace(spec, name=run.name), weights
+
+
+def model_spec(model: str | Path) -> ModelSpec:
+    """The spec of a registered name, an exported model's card or weights file, or a run folder."""
+    from . import MODELS
+
+    text = str(model)
+    if Path(text).is_dir():
+        return run_weights(text)[0]
+    return spec_from_card(text) if is_card_path(text) else MODELS.get(text)
+
+
+def resolve_model(source: str | Path) -> tuple[ModelSpec, Path | None]:
+    """(spec, local weights path) for a model source, the weights fetched and hash-checked.
+
+    A run folder's weights are the training run's own output and carry no recorded hash; every
+    other file is checked against its SHA-256 before it is used. ``None`` for a spec without weights.
+    """
+    text = str(source)
+    if Path(text).is_dir():
+        return run_weights(text)
+    spec = model_spec(text)
+    return spec, fetch(spec.weights[0]) if spec.weights else None
+
+
+def _runtime(spec: ModelSpec, weights: Path | None, device: torch.device) -> Runtime:
+    if spec.runtime == "onnx":
+        if weights is None:
+            raise EmolensError(f"ONNX model {spec.name!r} has no weights file")
+        return OnnxRuntime(spec, weights, device)
+    return TorchRuntime(spec, weights, device)
+
+
+def _device(device: str | torch.device) -> torch.device:
+    """A torch device that exists on this machine (typed error naming the available ones otherwise)."""
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise EmolensError(f"unknown device {device!r}; use 'cpu' or 'cuda' (or 'cuda:N')") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise EmolensError(f"device {str(device)!r} asked for, but this machine has no CUDA GPU; use 'cpu'")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise EmolensError(f"device {str(device)!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif resolved.type != "cpu":
+        raise EmolensError(f"device {str(device)!r} is not supported; use 'cpu' or 'cuda'")
+    return resolved
+
+
+def load_model(source: ModelSource, *, device: str | torch.device = "cpu", tta: bool | None = None) -> EmotionModel:
+    """An EmotionModel from any model source: registered name, card or weights path, run folder or instance.
+
+    The weights are fetched (downloaded once and cached, or bundled) and verified before the model
+    is built; the calibration stored with the weights is applied. ``tta=None`` keeps the model's
+    default (flip test-time augmentation for ``default`` and ``large``).
+    """
+    if isinstance(source, EmotionModel):
+        return source
+    if not isinstance(source, (str, Path)):
+        raise TypeError(f"model must be a name, a path or an EmotionModel, not {type(source).__name__}")
+    torch_device = _device(device)
+    spec, weights = resolve_model(source)
+    temperatures = None
+    if weights is not None and spec.runtime == "torch" and not Path(str(source)).is_dir():
+        temperatures = read_temperatures(weights, len(spec.labels))
+    return EmotionModel(
+        spec, _runtime(spec, weights, torch_device), device=torch_device, tta=tta, temperatures=temperatures
+    )

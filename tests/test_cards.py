@@ -1,0 +1,116 @@
+"""Model cards are data, never code: hostile cards are refused with a typed error and run nothing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import emolens
+from emolens import EmolensError, WeightsError, WeightsIntegrityError
+from emolens.models import MODELS, ModelCard, spec_from_card
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "emolens" / "models" / "weights"
+FAST_CARD = WEIGHTS / "emolens-vgg-fast-v2.json"
+
+
+@pytest.fixture
+def card_folder(tmp_path: Path) -> Path:
+    """A copy of the bundled fast model's card and weights, plus a module that leaves a mark if ever imported."""
+    shutil.copy(FAST_CARD, tmp_path / "fast.json")
+    shutil.copy(WEIGHTS / "emolens-vgg-fast-v2.safetensors", tmp_path)
+    marker = tmp_path / "ran"
+    (tmp_path / "hubconf.py").write_text(f"open({str(marker)!r}, 'w').write('code ran')\ndef load(*a, **k): pass\n")
+    (tmp_path / "evil_module.py").write_text((tmp_path / "hubconf.py").read_text())
+    return tmp_path
+
+
+def _edit(folder: Path, change: dict[str, Any]) -> Path:
+    card = json.loads((folder / "fast.json").read_text())
+    card.update(change)
+    path = folder / "edited.json"
+    path.write_text(json.dumps(card))
+    return path
+
+
+def _refused(path: Path, match: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(path.parent)  # the hostile modules are importable from here
+    monkeypatch.syspath_prepend(str(path.parent))
+    with pytest.raises(WeightsError, match=match):
+        emolens.load_model(path)
+    with pytest.raises(EmolensError):
+        emolens.analyze(b"not even an image", model=str(path))
+    assert not (path.parent / "ran").exists(), "loading a card ran code"
+    assert "hubconf" not in sys.modules and "evil_module" not in sys.modules
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"architecture": {"builder": "torch.hub:load", "options": {}}}, "import path 'torch.hub:load'"),
+        ({"architecture": {"builder": "evil_module:load", "options": {}}}, "never imports code"),
+        ({"architecture": {"name": "evil_module:load", "options": {}}}, "is not registered"),
+        ({"architecture": {"name": "vgg", "options": {"widths": [10**9]}}}, "out of range"),
+        ({"architecture": {"name": "vgg", "options": {"widths": {"a": 1}}}}, "must be a number"),
+        ({"weights_file": "../../../etc/passwd.safetensors"}, "plain file name"),
+        ({"weights_file": "/etc/passwd.safetensors"}, "plain file name"),
+        ({"weights_file": "weights.pt"}, r"\.safetensors or \.onnx"),
+        ({"weights_sha256": "abc"}, "64 lowercase hex"),
+        ({"input": {"size": 100_000}}, "input spec is invalid"),
+        ({"input_size": 100_000}, "input spec is invalid"),
+        ({"labels": ["x"] * 5}, "repeats a label"),
+        ({"labels": [f"l{i}" for i in range(5000)]}, "list of 1 to 1000"),
+        ({"runtime": "pickle"}, "runtime must be one of"),
+    ],
+)
+def test_hostile_card_is_refused(
+    card_folder: Path, change: dict[str, Any], match: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _refused(_edit(card_folder, change), match, monkeypatch)
+
+
+def test_oversized_or_malformed_card_file(card_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    big = card_folder / "big.json"
+    big.write_text(json.dumps({"name": "x", "pad": "a" * 3_000_000}))
+    _refused(big, "larger than", monkeypatch)
+    deep = card_folder / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    _refused(deep, "cannot read model card", monkeypatch)
+
+
+def test_weights_hash_is_checked_before_anything_is_built(card_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import emolens.models._network as network
+
+    weights = card_folder / "emolens-vgg-fast-v2.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8] + b"tampered")
+    built: list[object] = []
+    original = network.build_network
+    monkeypatch.setattr(network, "build_network", lambda spec: built.append(spec) or original(spec))
+    with pytest.raises(WeightsIntegrityError, match="refusing to load"):
+        emolens.load_model(card_folder / "fast.json")
+    assert built == []
+
+
+def test_cards_from_before_architecture_names_still_load() -> None:
+    legacy = json.loads(FAST_CARD.read_text())
+    if "builder" in legacy["architecture"]:  # the bundled cards may already be in the new format
+        assert legacy["architecture"]["builder"] == "emolens.models._vgg:VGGNet"
+    spec = spec_from_card(FAST_CARD)
+    assert spec.architecture == "vgg" and spec.labels == MODELS.get("fast").labels
+    assert emolens.load_model(FAST_CARD).predict([]).shape == (0, 7)
+
+
+def test_card_round_trip(tmp_path: Path) -> None:
+    card = ModelCard.read(FAST_CARD)
+    card.write(tmp_path / "copy.json")
+    again = ModelCard.read(tmp_path / "copy.json")
+    assert again == card
+    assert json.loads((tmp_path / "copy.json").read_text())["architecture"] == {
+        "name": "vgg",
+        "options": dict(card.options),
+    }
+    assert (tmp_path / "copy.md").read_text().startswith("# Model card: `emolens-vgg-fast-v2`")

@@ -1,0 +1,161 @@
+"""ONNX models end to end, with generated stand-ins for the HSEmotion files (the real ones cannot be
+downloaded here): mirror download, git-blob + sha256 verification, onnxruntime session, preprocessing,
+8 labels and valence/arousal in results, the CLI's JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import emolens
+from emolens import WeightsIntegrityError
+from emolens._api import clear_cache
+from emolens._weights import cache_dir, fetch, git_blob_sha1, sha256_of
+from emolens.cli import main
+from emolens.labels import HSEMOTION8
+from emolens.models import MODELS
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+# The stand-in's linear head: logits = channel means (3) @ W + B, with valence and arousal as the last two.
+W = np.random.default_rng(0).normal(size=(3, 10)).astype(np.float32)
+B = np.linspace(-0.5, 0.5, 10).astype(np.float32)
+
+
+def make_standin(path: Path, size: int) -> Path:
+    """An ONNX graph with HSEmotion's signature: input `input` (N, 3, size, size) -> (N, 10)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["input", "axes"], ["pooled"], keepdims=0),
+            helper.make_node("MatMul", ["pooled", "W"], ["scores"]),
+            helper.make_node("Add", ["scores", "B"], ["output"]),
+        ],
+        "standin",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, size, size])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 10])],
+        initializer=[
+            numpy_helper.from_array(np.array([2, 3], dtype=np.int64), "axes"),
+            numpy_helper.from_array(W, "W"),
+            numpy_helper.from_array(B, "B"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture
+def mirrored_b0(tmp_path: Path, serve: object, monkeypatch: pytest.MonkeyPatch, shared: Path) -> Iterator[Path]:
+    """hsemotion-b0-va re-registered with a stand-in's hashes, served by a loopback mirror, empty cache."""
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    real = MODELS.get("hsemotion-b0-va")
+    standin = make_standin(folder / real.weights[0].name, real.input.size)
+    weights = dataclasses.replace(real.weights[0], sha256=sha256_of(standin), git_sha1=git_blob_sha1(standin))
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(shared / "weights" / "face_detection_yunet_2023mar.onnx", home)
+    monkeypatch.setenv("EMOLENS_HOME", str(home))
+    monkeypatch.setenv("EMOLENS_MIRROR", serve(folder))  # type: ignore[operator]
+    emolens.register_model(dataclasses.replace(real, weights=(weights,)), overwrite=True)
+    clear_cache()
+    yield standin
+    emolens.register_model(real, overwrite=True)
+    clear_cache()
+
+
+def test_hsemotion_models_are_registered_with_their_licenses() -> None:
+    for name in ("hsemotion-b0-va", "hsemotion-b2", "hsemotion-mbf-va"):
+        spec = MODELS.get(name)
+        assert spec.runtime == "onnx" and spec.labels == HSEMOTION8.labels and "contempt" in spec.labels
+        assert "AffectNet" in spec.license and "research" in spec.license
+        weights = spec.weights[0]
+        assert len(weights.git_sha1) == 40 and len(weights.sha256) == 64 and not weights.bundled
+        assert weights.urls[0].startswith("https://raw.githubusercontent.com/av-savchenko/face-emotion-recognition/")
+    assert MODELS.get("hsemotion-b0-va").valence_arousal and not MODELS.get("hsemotion-b2").valence_arousal
+    assert MODELS.get("hsemotion-b2").input.size == 260 and MODELS.get("hsemotion-mbf-va").input.mean == (0.5,) * 3
+
+
+def test_cli_json_has_8_labels_and_valence_arousal(mirrored_b0: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photo = Path(__file__).resolve().parents[2] / "shared" / "images" / "group" / "multiface.jpg"
+    assert main(["analyze", str(photo), "--model", "hsemotion-b0-va", "--detector", "yunet", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert result["model"] == "hsemotion-b0-va" and len(result["faces"]) == 6
+    for face in result["faces"]:
+        assert list(face["probabilities"]) == list(HSEMOTION8.labels)
+        assert sum(face["probabilities"].values()) == pytest.approx(1.0)
+        assert -1 <= face["valence"] <= 1 and -1 <= face["arousal"] <= 1
+    # downloaded once, verified, cached under its own name with nothing left beside it
+    cached = sorted(p.name for p in cache_dir().iterdir())
+    assert cached == ["enet_b0_8_va_mtl.onnx", "face_detection_yunet_2023mar.onnx"]
+
+
+def test_preprocessing_and_outputs_match_the_graph(mirrored_b0: Path) -> None:
+    """A flat-colour image: the expected logits follow from the input spec by hand."""
+    bgr = (40, 120, 200)
+    image = np.zeros((300, 300, 3), np.uint8)
+    image[:] = bgr
+    face = emolens.analyze(image, detector=None, model="hsemotion-b0-va").faces[0]
+    spec = MODELS.get("hsemotion-b0-va").input
+    rgb = np.array(bgr[::-1], np.float32) / 255
+    outputs = ((rgb - np.array(spec.mean)) / np.array(spec.std)) @ W + B
+    expected = np.exp(outputs[:8] - outputs[:8].max())
+    assert np.allclose(face.probabilities, expected / expected.sum(), atol=1e-4)
+    assert face.label == HSEMOTION8.labels[int(outputs[:8].argmax())]
+    assert face.valence == pytest.approx(float(np.clip(outputs[8], -1, 1)), abs=1e-4)
+    assert face.arousal == pytest.approx(float(np.clip(outputs[9], -1, 1)), abs=1e-4)
+    assert face.emotion is not None and face.emotion.value == face.label  # canonical labels, other order
+
+
+@pytest.mark.parametrize("tamper", ["sha256-only", "both"])
+def test_verification_names_which_hash_disagrees(
+    tmp_path: Path, serve: object, monkeypatch: pytest.MonkeyPatch, tamper: str
+) -> None:
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    standin = make_standin(folder / "enet_b0_8_va_mtl.onnx", 224)
+    real = MODELS.get("hsemotion-b0-va").weights[0]
+    if tamper == "sha256-only":  # the upstream tree's blob hash matches, the third-party sha256 does not
+        weights = dataclasses.replace(real, git_sha1=git_blob_sha1(standin), sha256="0" * 64)
+        message = "only the sha256 disagrees"
+    else:
+        weights = real  # the stand-in is not the upstream file
+        message = "not the upstream one"
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("EMOLENS_HOME", str(home))
+    monkeypatch.setenv("EMOLENS_MIRROR", serve(folder))  # type: ignore[operator]
+    with pytest.raises(WeightsIntegrityError, match=message):
+        fetch(weights)
+    assert list(home.iterdir()) == []  # nothing cached, no partial file left
+
+
+def test_onnx_file_beside_a_card_loads_by_path(tmp_path: Path) -> None:
+    """Your own ONNX model: a card naming runtime onnx, labels and input; loaded by the card's path."""
+    from emolens.models import ModelCard
+
+    standin = make_standin(tmp_path / "mine.onnx", 64)
+    card = ModelCard(
+        name="mine",
+        labels=HSEMOTION8.labels,
+        weights_file=standin.name,
+        weights_sha256=sha256_of(standin),
+        architecture="",
+        runtime="onnx",
+        input=emolens.InputSpec(size=64, color="rgb", mean=(0.5,) * 3, std=(0.5,) * 3),
+        valence_arousal=True,
+    )
+    card.write(tmp_path / "mine.json")
+    model = emolens.load_model(tmp_path / "mine.json")
+    output = model.predict_output([np.zeros((9, 9, 3), np.uint8), np.zeros((120, 90), np.uint8)])
+    assert output.probabilities.shape == (2, 8) and output.valence is not None and output.valence.shape == (2,)
