@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ._crop import eye_angle, face_crop
+from ._device import resolve_device
 from ._image import ColorOrder, ImageInput, LoadedImage, load_image
 from .detectors import Detector
 from .detectors._factory import create_detector
@@ -63,8 +64,10 @@ class Analyzer:
         margin: float | None = None,
         detector_options: Mapping[str, Any] | None = None,
     ) -> None:
-        self.model: EmotionModel = load_model(model, device=device)
+        resolve_device(device)  # a bad device fails here, before anything is loaded
+        # The detector first: fetching its weights is what most often fails, and fails faster than building a model.
         self.detector: Detector | None = create_detector(detector, device=device, **dict(detector_options or {}))
+        self.model: EmotionModel = load_model(model, device=device)
         self.fallback = fallback
         self.min_face_size = min_face_size
         self.align = align

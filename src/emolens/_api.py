@@ -2,40 +2,55 @@
 
 from __future__ import annotations
 
+import os
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._analyzer import DEFAULT_MIN_FACE_SIZE, Analyzer
 from ._image import ColorOrder, ImageInput
 from .detectors import Detector
+from .models._load import ModelSource
 from .types import AnalysisResult
 
 __all__ = ["analyze", "analyze_batch", "clear_cache", "get_analyzer"]
 
-_analyzers: dict[tuple[str | None, str, str, str], Analyzer] = {}
+#: How many Analyzers ``analyze()`` keeps (least recently used first out): each holds a model (~20 MB).
+MAX_CACHED_ANALYZERS = 8
+
+_analyzers: OrderedDict[tuple[object, ...], Analyzer] = OrderedDict()
 _lock = threading.Lock()
 
 
 def get_analyzer(
     detector: str | Detector | None = "auto",
-    model: str = "default",
+    model: ModelSource = "default",
     device: str = "cpu",
     detector_options: Mapping[str, Any] | None = None,
 ) -> Analyzer:
-    """The shared Analyzer for this configuration, built on first use (thread-safe).
+    """The shared Analyzer for this configuration, built on first use (thread-safe, bounded LRU).
 
-    Detector instances are not cached: each call builds a new Analyzer around them.
+    Detector and model objects are keyed by identity: passing the same instance again reuses the
+    Analyzer built around it (the cache holds it, so the identity cannot be reused meanwhile).
     """
     options = dict(detector_options or {})
-    if not (detector is None or isinstance(detector, str)):
-        return Analyzer(detector, model, device=device, detector_options=options)
+    detector_key = detector if detector is None or isinstance(detector, str) else ("object", id(detector))
+    model_key = str(model) if isinstance(model, (str, os.PathLike)) else ("object", id(model))
     # Options are plain values (numbers, strings, tuples); their sorted repr identifies them.
-    key = (detector, model, device, repr(sorted(options.items())))
+    key = (detector_key, model_key, str(device), repr(sorted(options.items())))
     with _lock:
         analyzer = _analyzers.get(key)
-        if analyzer is None:
-            analyzer = _analyzers[key] = Analyzer(detector, model, device=device, detector_options=options)
+        if analyzer is not None:
+            _analyzers.move_to_end(key)
+            return analyzer
+    # Built outside the lock: loading a model must not block every other thread's analyze().
+    built = Analyzer(detector, model, device=device, detector_options=options)
+    with _lock:
+        analyzer = _analyzers.setdefault(key, built)
+        _analyzers.move_to_end(key)
+        while len(_analyzers) > MAX_CACHED_ANALYZERS:
+            _analyzers.popitem(last=False)
         return analyzer
 
 
@@ -49,7 +64,7 @@ def analyze(
     image: ImageInput,
     *,
     detector: str | Detector | None = "auto",
-    model: str = "default",
+    model: ModelSource = "default",
     color: ColorOrder = "bgr",
     fallback: bool = True,
     min_face_size: int = DEFAULT_MIN_FACE_SIZE,
@@ -89,7 +104,7 @@ def analyze_batch(
     images: Sequence[ImageInput],
     *,
     detector: str | Detector | None = "auto",
-    model: str = "default",
+    model: ModelSource = "default",
     color: ColorOrder = "bgr",
     fallback: bool = True,
     min_face_size: int = DEFAULT_MIN_FACE_SIZE,

@@ -1,27 +1,36 @@
 """Turn any supported input into one validated BGR uint8 array.
 
 All input validation lives here, so the rest of the pipeline can trust its image:
-C-contiguous, ``uint8``, shape (H, W, 3), BGR channel order, at least 1x1 pixel.
+C-contiguous, ``uint8``, shape (H, W, 3), BGR channel order, at least 1x1 pixel, at most
+``max_pixels`` pixels. Limits are checked before any work that depends on them: a file must be a
+regular file of at most :data:`MAX_FILE_BYTES`; an encoded image's claimed size is read from its
+header (:mod:`emolens._header`) before it is decoded, so a small file claiming a huge image costs
+nothing; only JPEG, PNG, WebP, BMP, TIFF and GIF reach a decoder.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import cv2
 import numpy as np
 
-from .errors import InvalidImageError
+from ._header import FORMATS, sniff
+from .errors import ImageTooLargeError, InvalidImageError
 
-__all__ = ["ColorOrder", "ImageInput", "LoadedImage", "downscale", "load_image"]
+__all__ = ["DEFAULT_MAX_PIXELS", "MAX_FILE_BYTES", "ColorOrder", "ImageInput", "LoadedImage", "downscale", "load_image"]
 
 ColorOrder = Literal["bgr", "rgb"]
 ImageInput = Any  # str | os.PathLike[str] | bytes | np.ndarray | PIL.Image.Image (Pillow is optional)
 
-_MAX_PIXELS = 20_000 * 20_000
+#: Largest image analysed by default: 40 megapixels (120 MB as BGR); ``max_pixels`` raises or lowers it.
+DEFAULT_MAX_PIXELS = 40_000_000
+#: Largest encoded image file or byte string read (256 MiB).
+MAX_FILE_BYTES = 256 << 20
+_MAX_PATH_CHARS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,24 +49,27 @@ class LoadedImage:
         return int(self.bgr.shape[0])
 
 
-def load_image(image: ImageInput, *, color: ColorOrder = "bgr") -> LoadedImage:
+def load_image(image: ImageInput, *, color: ColorOrder = "bgr", max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """Load a path, encoded bytes, numpy array or PIL image as BGR uint8.
 
     ``color`` states the channel order of numpy arrays ("bgr", OpenCV's convention, or "rgb");
-    it is ignored for files, bytes and PIL images, whose order is known.
+    it is ignored for files, bytes and PIL images, whose order is known. Images of more than
+    ``max_pixels`` pixels are refused (:class:`ImageTooLargeError`) before they are decoded.
     Raises :class:`InvalidImageError` with a message that says what was wrong.
     """
     if color not in ("bgr", "rgb"):
         raise InvalidImageError(f"color must be 'bgr' or 'rgb', got {color!r}", source=color)
     if isinstance(image, (str, os.PathLike)):
-        return LoadedImage(_read_file(Path(image)), source=str(image))
+        path = _path_text(image)
+        return LoadedImage(_read_file(path, max_pixels), source=path)
     if isinstance(image, (bytes, bytearray, memoryview)):
-        return LoadedImage(_decode(bytes(image), what="the given bytes"))
+        if len(image) > MAX_FILE_BYTES:
+            raise ImageTooLargeError(f"the given bytes are over {MAX_FILE_BYTES >> 20} MiB", source="bytes")
+        return LoadedImage(_decode(bytes(image), "the given bytes", max_pixels))
     if isinstance(image, np.ndarray):
-        return LoadedImage(_from_array(image, color))
+        return LoadedImage(_from_array(image, color, max_pixels))
     if _is_pil_image(image):
-        rgb = np.asarray(image.convert("RGB"))
-        return LoadedImage(_from_array(rgb, "rgb"))
+        return LoadedImage(_from_pil(image, max_pixels))
     raise InvalidImageError(
         f"unsupported image type {type(image).__name__}; pass a file path, encoded bytes, "
         "a numpy array (H, W), (H, W, 3) or (H, W, 4), or a PIL image",
@@ -65,33 +77,90 @@ def load_image(image: ImageInput, *, color: ColorOrder = "bgr") -> LoadedImage:
     )
 
 
-def _read_file(path: Path) -> np.ndarray:
-    if not path.exists():
-        raise InvalidImageError(f"image file not found: {path}", source=str(path))
-    if path.is_dir():
-        raise InvalidImageError(f"{path} is a directory, not an image file", source=str(path))
+def _path_text(image: str | os.PathLike[Any]) -> str:
+    """The path as text (a PathLike may return bytes), refusing absurdly long ones before the OS sees them."""
     try:
-        data = path.read_bytes()
+        path = os.fsdecode(os.fspath(image))
+    except (TypeError, ValueError) as exc:
+        raise InvalidImageError(f"invalid image path: {exc}", source=repr(image)[:200]) from None
+    if len(path) > _MAX_PATH_CHARS or "\0" in path:
+        shown = path[:80] + "..." if len(path) > 80 else path
+        raise InvalidImageError(f"invalid image path {shown!r} ({len(path)} characters)", source=shown)
+    return path
+
+
+def _read_file(path: str, max_pixels: int) -> np.ndarray:
+    """The decoded image of a regular file (never a directory, FIFO or device, never more than MAX_FILE_BYTES)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise InvalidImageError(f"image file not found: {path}", source=path) from None
     except OSError as exc:
-        raise InvalidImageError(f"cannot read {path}: {exc.strerror}", source=str(path)) from None
-    return _decode(data, what=str(path))
+        raise InvalidImageError(f"cannot read {path}: {exc.strerror or exc}", source=path) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise InvalidImageError(f"{path} is a directory, not an image file", source=path)
+    if not stat.S_ISREG(info.st_mode):
+        raise InvalidImageError(f"{path} is not a regular file (a FIFO, device or socket): not read", source=path)
+    if info.st_size > MAX_FILE_BYTES:
+        raise ImageTooLargeError(
+            f"{path} is {info.st_size >> 20} MiB, over the {MAX_FILE_BYTES >> 20} MiB limit", source=path
+        )
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise InvalidImageError(f"cannot read {path}: {exc.strerror or exc}", source=path) from None
+    return _decode(data, path, max_pixels)
 
 
-def _decode(data: bytes, *, what: str) -> np.ndarray:
-    if not data:
-        raise InvalidImageError(f"{what} is empty (0 bytes); expected an encoded image", source=what)
-    buffer = np.frombuffer(data, dtype=np.uint8)
-    decoded = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
-    if decoded is None:
-        raise InvalidImageError(
-            f"cannot decode {what} as an image; it is corrupt or not in a format OpenCV reads "
-            "(JPEG, PNG, BMP, WebP, TIFF)",
+def _check_pixels(width: int, height: int, max_pixels: int, what: str) -> None:
+    if width <= 0 or height <= 0:
+        raise InvalidImageError(f"{what}: empty image ({width}x{height} pixels)", source=what)
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"{what}: {width}x{height} pixels ({width * height / 1e6:.0f} megapixels) is over the limit of "
+            f"{max_pixels / 1e6:g} megapixels; shrink it, or raise max_pixels if you trust the input",
             source=what,
         )
+
+
+def _decode(data: bytes, what: str, max_pixels: int) -> np.ndarray:
+    if not data:
+        raise InvalidImageError(f"{what} is empty (0 bytes); expected an encoded image", source=what)
+    header = sniff(data)
+    if header is None:
+        raise InvalidImageError(
+            f"cannot decode {what} as an image: it is not {', '.join(FORMATS[:-1])} or {FORMATS[-1]}, "
+            "or its header is corrupt",
+            source=what,
+        )
+    _, width, height = header
+    _check_pixels(width, height, max_pixels, what)
+    try:
+        decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        decoded = None
+    if decoded is None or decoded.size == 0:
+        raise InvalidImageError(f"cannot decode {what} as an image; the file is corrupt or truncated", source=what)
+    _check_pixels(decoded.shape[1], decoded.shape[0], max_pixels, what)  # a header that lied
     return np.ascontiguousarray(decoded)
 
 
-def _from_array(array: np.ndarray, color: ColorOrder) -> np.ndarray:
+def _from_pil(image: Any, max_pixels: int) -> np.ndarray:
+    """A PIL image (possibly lazily loaded, possibly truncated) as BGR, its size checked before loading."""
+    try:
+        width, height = image.size
+    except Exception:
+        raise InvalidImageError("this PIL image has no readable size", source="PIL") from None
+    _check_pixels(int(width), int(height), max_pixels, "PIL image")
+    try:
+        rgb = np.asarray(image.convert("RGB"))
+    except Exception as exc:  # Pillow's decoders raise many types for truncated or corrupt data
+        raise InvalidImageError(f"cannot load this PIL image: {type(exc).__name__}: {exc}", source="PIL") from None
+    return _from_array(rgb, "rgb", max_pixels)
+
+
+def _from_array(array: np.ndarray, color: ColorOrder, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     shape = array.shape
     if array.ndim == 3 and shape[2] == 1:
         array = array[:, :, 0]
@@ -102,8 +171,7 @@ def _from_array(array: np.ndarray, color: ColorOrder) -> np.ndarray:
         )
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise InvalidImageError(f"image array is empty (shape {shape})", source="array")
-    if array.shape[0] * array.shape[1] > _MAX_PIXELS:
-        raise InvalidImageError(f"image of {shape[1]}x{shape[0]} pixels is too large to analyse", source="array")
+    _check_pixels(int(array.shape[1]), int(array.shape[0]), max_pixels, "image array")
     array = _to_uint8(array)
     if array.ndim == 2:
         return cv2.cvtColor(array, cv2.COLOR_GRAY2BGR)
@@ -146,5 +214,5 @@ def downscale(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, floa
     if not max_side or max(height, width) <= max_side:
         return image, 1.0
     scale = max_side / max(height, width)
-    size = (round(width * scale), round(height * scale))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale

@@ -52,6 +52,8 @@ class DetectorSpec:
 
     ``builder`` is a class/function or an import string; it is called as
     ``builder(spec, device=..., **options)`` and must return a :class:`emolens.Detector`.
+    ``options`` are every option the detector accepts, with its default: a user's
+    ``detector_options`` may only name these, with values of the same type.
     """
 
     name: str

@@ -61,8 +61,13 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+_BUNDLED_IN = ("emolens.models", "emolens.detectors")  # each package's weights/ folder ships in the wheel
+
+
 def _bundled_path(weights: WeightsFile) -> Path:
-    return Path(str(resources.files("emolens.models").joinpath("weights", weights.name)))
+    """Where a bundled file lies inside the installed emolens package."""
+    candidates = [Path(str(resources.files(package).joinpath("weights", weights.name))) for package in _BUNDLED_IN]
+    return next((path for path in candidates if path.is_file()), candidates[0])
 
 
 def _local_path(weights: WeightsFile) -> Path:

@@ -5,7 +5,9 @@ builtin exception a Python user would expect, so ``except ValueError`` keeps wor
 
     EmolensError
     ├── InvalidImageError (ValueError)            .source
+    │   └── ImageTooLargeError                    over the pixel or byte limit
     ├── UnknownNameError (KeyError)               .kind, .name, .suggestions
+    ├── InvalidOptionError (ValueError)           .option: a bad argument (device, detector option, video setting)
     ├── MissingDependencyError (ImportError)      .package, .extra
     ├── InvalidVideoError (ValueError)            .source
     ├── DatasetError (ValueError)                 .path
@@ -26,7 +28,9 @@ __all__ = [
     "DatasetError",
     "EmolensError",
     "EmolensWarning",
+    "ImageTooLargeError",
     "InvalidImageError",
+    "InvalidOptionError",
     "InvalidVideoError",
     "MissingDependencyError",
     "UnknownNameError",
@@ -57,6 +61,10 @@ class InvalidImageError(EmolensError, ValueError):
         self.source = source
 
 
+class ImageTooLargeError(InvalidImageError):
+    """The image is larger than the pixel limit (checked from its header, before decoding) or the byte limit."""
+
+
 class UnknownNameError(EmolensError, KeyError):
     """No detector or model is registered under this name (or no optimizer, schedule ... has it).
 
@@ -72,6 +80,17 @@ class UnknownNameError(EmolensError, KeyError):
         self.suggestions = tuple(suggestions)
         hint = f" Did you mean {', '.join(repr(s) for s in self.suggestions)}?" if self.suggestions else ""
         super().__init__(f"unknown {kind} {name!r}.{hint} Known {kind}s: {', '.join(self.known)}.")
+
+
+class InvalidOptionError(EmolensError, ValueError):
+    """An argument has a wrong value or type: an unknown device or detector option, a video setting out of range.
+
+    The message names the valid values; ``option`` is the argument's name.
+    """
+
+    def __init__(self, message: str, *, option: str) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 class MissingDependencyError(EmolensError, ImportError):

@@ -17,7 +17,8 @@ YUNET_WEIGHTS = WeightsFile(
         "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/face_detection_yunet_2023mar.onnx",
     ),
     size=232589,
-    license="MIT (OpenCV Zoo, YuNet by Shiqi Yu et al.)",
+    bundled=True,  # 232 KB, MIT: inside the wheel, so the default detector works offline on the first run
+    license="MIT (OpenCV Zoo, YuNet by Shiqi Yu et al.; notice in emolens/detectors/weights/LICENSE-YuNet.txt)",
 )
 
 RETINAFACE_MOBILENET_WEIGHTS = WeightsFile(
@@ -44,14 +45,16 @@ BUILTIN_DETECTORS: tuple[DetectorSpec, ...] = (
         builder="emolens.detectors.haar:HaarDetector",
         description="OpenCV Haar cascade: always available, fast, misses turned faces, no scores.",
         license="BSD-3-Clause (OpenCV)",
+        options={"scale_factor": 1.1, "min_neighbors": 5, "min_size": 20},
     ),
     DetectorSpec(
         name="yunet",
         builder="emolens.detectors.yunet:YuNetDetector",
-        description="OpenCV YuNet (cv2.FaceDetectorYN): accurate, fast, 5 landmarks; 230 KB weights downloaded once.",
+        description="OpenCV YuNet (cv2.FaceDetectorYN): accurate, fast, 5 landmarks; 230 KB weights bundled.",
         weights=(YUNET_WEIGHTS,),
         landmarks=True,
         license=YUNET_WEIGHTS.license,
+        options={"score_threshold": 0.8, "nms_threshold": 0.3, "top_k": 5000, "max_side": 1280},
     ),
     DetectorSpec(
         name="retinaface-mobilenet",
@@ -60,6 +63,7 @@ BUILTIN_DETECTORS: tuple[DetectorSpec, ...] = (
         weights=(RETINAFACE_MOBILENET_WEIGHTS,),
         landmarks=True,
         license=RETINAFACE_MOBILENET_WEIGHTS.license,
+        options={"score_threshold": 0.8, "nms_threshold": 0.4, "max_side": 1280},
     ),
     DetectorSpec(
         name="dlib-hog",
@@ -68,6 +72,7 @@ BUILTIN_DETECTORS: tuple[DetectorSpec, ...] = (
         extra="dlib",
         requires=("dlib",),
         license="Boost Software License (dlib)",
+        options={"upsample": 1},
     ),
     DetectorSpec(
         name="dlib-cnn",
@@ -77,6 +82,7 @@ BUILTIN_DETECTORS: tuple[DetectorSpec, ...] = (
         extra="dlib",
         requires=("dlib",),
         license=DLIB_CNN_WEIGHTS.license,
+        options={"upsample": 1},
     ),
     DetectorSpec(
         name="retinaface",
@@ -86,6 +92,7 @@ BUILTIN_DETECTORS: tuple[DetectorSpec, ...] = (
         requires=("retinaface",),
         landmarks=True,
         license="MIT (retina-face package); weights: see the package",
+        options={"score_threshold": 0.9},
     ),
 )
 

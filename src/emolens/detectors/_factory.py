@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import difflib
+import math
 import threading
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
-from .._registry import resolve
-from ..errors import EmolensWarning, WeightsError
+from .._registry import DetectorSpec, resolve
+from ..errors import EmolensWarning, InvalidOptionError, WeightsError
 from . import DETECTORS
 from ._base import Detector
 
-__all__ = ["AUTO_PREFERENCE", "create_detector"]
+__all__ = ["AUTO_PREFERENCE", "create_detector", "validate_options"]
+
+_NULLABLE = {"max_side"}  # None: no downscaling
 
 #: ``detector="auto"`` uses the first of these that can be built (weights cached or downloadable).
 #: YuNet first: on emolens' detector benchmark it is as accurate as RetinaFace-MobileNet, with fewer false
@@ -25,18 +30,85 @@ _auto_lock = threading.Lock()
 def create_detector(detector: str | Detector | None, *, device: str = "cpu", **options: Any) -> Detector | None:
     """A detector instance for a registered name, ``"auto"``, ``None``/``"none"`` or an instance.
 
-    ``options`` go to the detector's builder (e.g. ``max_side=320`` for YuNet and RetinaFace);
-    built-in detectors ignore options they do not know, so one set of options can serve ``"auto"``.
+    ``options`` go to the detector's builder (e.g. ``max_side=320`` for YuNet and RetinaFace) and
+    must be options it declares (:class:`InvalidOptionError` otherwise, naming the valid ones). For
+    ``"auto"``, an option any candidate declares is accepted and given to those that declare it.
     """
     if detector is None or detector == "none":
+        if options:
+            raise InvalidOptionError("detector options given, but detection is off (detector=None)", option="detector")
         return None
     if not isinstance(detector, str):
+        if not callable(getattr(detector, "detect", None)):
+            raise InvalidOptionError(
+                f"detector must be a registered name, 'auto', None or an object with a detect(image) method; got "
+                f"{type(detector).__name__} {detector!r:.60}",
+                option="detector",
+            )
         return detector
     if detector == "auto":
+        for name in AUTO_PREFERENCE:
+            validate_options(DETECTORS.get(name), options, partial=True)
+        known = {key for name in AUTO_PREFERENCE for key in DETECTORS.get(name).options}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise _unknown_options(unknown, sorted(known), "auto")
         return _create_auto(device, options)
     spec = DETECTORS.get(detector)
-    built: Detector = resolve(spec.builder)(spec, device=device, **{**spec.options, **options})
+    validated = validate_options(spec, options)
+    built: Detector = resolve(spec.builder)(spec, device=device, **{**spec.options, **validated})
     return built
+
+
+def _unknown_options(unknown: list[str], known: list[str], name: str) -> InvalidOptionError:
+    close = [m for key in unknown for m in difflib.get_close_matches(key, known, n=1, cutoff=0.6)]
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return InvalidOptionError(
+        f"unknown detector option(s) {', '.join(map(repr, unknown))} for {name!r}.{hint} "
+        f"It accepts: {', '.join(known) or 'no options'}.",
+        option=unknown[0],
+    )
+
+
+def validate_options(spec: DetectorSpec, options: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
+    """``options`` checked against the options ``spec`` declares: known names, the default's type, sane values.
+
+    With ``partial=True`` (for ``"auto"``) options the spec does not declare are dropped instead of refused.
+    """
+    checked: dict[str, Any] = {}
+    unknown = [key for key in options if key not in spec.options]
+    if unknown and not partial:
+        raise _unknown_options(unknown, sorted(spec.options), spec.name)
+    for key, value in options.items():
+        if key not in spec.options:
+            continue
+        default = spec.options[key]
+        if value is None and key in _NULLABLE:
+            checked[key] = value
+            continue
+        expected = type(default)
+        ok = isinstance(value, expected) and not (isinstance(value, bool) and expected is not bool)
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            ok, value = True, float(value)
+        if not ok:
+            raise InvalidOptionError(
+                f"detector option {key!r} of {spec.name!r} must be {expected.__name__} (like its default "
+                f"{default!r}), got {type(value).__name__} {value!r:.40}",
+                option=key,
+            )
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            bad = not math.isfinite(value) or value < 0 or (key.endswith("threshold") and value > 1)
+            bad = (
+                bad
+                or (key == "scale_factor" and value <= 1)
+                or (key in ("max_side", "min_size", "top_k") and value < 1)
+            )
+            if bad:
+                raise InvalidOptionError(
+                    f"detector option {key!r} of {spec.name!r} is out of range: {value!r}", option=key
+                )
+        checked[key] = value
+    return checked
 
 
 def _create_auto(device: str, options: dict[str, Any]) -> Detector:
@@ -47,7 +119,8 @@ def _create_auto(device: str, options: dict[str, Any]) -> Detector:
             unavailable: list[str] = []
             for name in AUTO_PREFERENCE:
                 try:
-                    built = create_detector(name, device=device, **options)
+                    own = {k: v for k, v in options.items() if k in DETECTORS.get(name).options}
+                    built = create_detector(name, device=device, **own)
                 except WeightsError as exc:
                     unavailable.append(f"{name} ({type(exc).__name__}: {exc.filename})")
                     continue
@@ -62,7 +135,8 @@ def _create_auto(device: str, options: dict[str, Any]) -> Detector:
                 assert built is not None
                 return built
             raise AssertionError("the last detector in AUTO_PREFERENCE must need no weights")
-        chosen = create_detector(_auto_choice, device=device, **options)
+        own = {k: v for k, v in options.items() if k in DETECTORS.get(_auto_choice).options}
+        chosen = create_detector(_auto_choice, device=device, **own)
         assert chosen is not None
         return chosen
 

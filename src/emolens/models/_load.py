@@ -16,9 +16,10 @@ from typing import Any
 
 import torch
 
+from .._device import resolve_device
 from .._registry import ModelSpec
 from .._weights import fetch
-from ..errors import EmolensError, WeightsError
+from ..errors import EmolensError, InvalidOptionError, WeightsError
 from ._card import is_card_path, spec_from_card
 from ._classifier import EmotionModel, OnnxRuntime, Runtime, TorchRuntime
 from ._network import read_temperatures
@@ -95,22 +96,6 @@ def _runtime(spec: ModelSpec, weights: Path | None, device: torch.device) -> Run
     return TorchRuntime(spec, weights, device)
 
 
-def _device(device: str | torch.device) -> torch.device:
-    """A torch device that exists on this machine (typed error naming the available ones otherwise)."""
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise EmolensError(f"unknown device {device!r}; use 'cpu' or 'cuda' (or 'cuda:N')") from None
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise EmolensError(f"device {str(device)!r} asked for, but this machine has no CUDA GPU; use 'cpu'")
-        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise EmolensError(f"device {str(device)!r}: only {torch.cuda.device_count()} CUDA device(s) here")
-    elif resolved.type != "cpu":
-        raise EmolensError(f"device {str(device)!r} is not supported; use 'cpu' or 'cuda'")
-    return resolved
-
-
 def load_model(source: ModelSource, *, device: str | torch.device = "cpu", tta: bool | None = None) -> EmotionModel:
     """An EmotionModel from any model source: registered name, card or weights path, run folder or instance.
 
@@ -121,8 +106,12 @@ def load_model(source: ModelSource, *, device: str | torch.device = "cpu", tta: 
     if isinstance(source, EmotionModel):
         return source
     if not isinstance(source, (str, Path)):
-        raise TypeError(f"model must be a name, a path or an EmotionModel, not {type(source).__name__}")
-    torch_device = _device(device)
+        raise InvalidOptionError(
+            f"model must be a registered name, a card or weights path, a run folder or an EmotionModel, not "
+            f"{type(source).__name__} {source!r:.40}",
+            option="model",
+        )
+    torch_device = resolve_device(device)
     spec, weights = resolve_model(source)
     temperatures = None
     if weights is not None and spec.runtime == "torch" and not Path(str(source)).is_dir():

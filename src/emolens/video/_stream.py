@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from .._analyzer import Analyzer
 from .._api import get_analyzer
 from ..detectors import Detector
+from ..errors import InvalidOptionError
+from ..models._load import ModelSource
 from ..types import FrameResult
-from ._source import VideoSource, open_source
+from ._source import Frame, VideoSource, open_source
 from ._tracker import Tracker
 
 __all__ = ["analyze_video"]
@@ -19,7 +21,7 @@ def analyze_video(
     source: VideoSource,
     *,
     detector: str | Detector | None = "auto",
-    model: str = "default",
+    model: ModelSource = "default",
     every: int = 1,
     smoothing: float = 0.6,
     max_frames: int | None = None,
@@ -44,12 +46,27 @@ def analyze_video(
 
     Raises:
         InvalidVideoError: the source cannot be opened or read.
+        InvalidOptionError: ``every``, ``smoothing`` or ``max_frames`` is out of range (checked at the call).
     """
-    if every < 1:
-        raise ValueError(f"every must be >= 1, got {every}")
+    _check_count("every", every)
+    if max_frames is not None:
+        _check_count("max_frames", max_frames)
+    if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0.0 <= smoothing < 1.0:
+        raise InvalidOptionError(f"smoothing must be a number in [0, 1), got {smoothing!r}", option="smoothing")
+    # Checked and opened now, not at the first next(): a bad argument or source fails at the call.
     frames = open_source(source)
     analyzer = analyzer or get_analyzer(detector, model, device, detector_options)
-    tracker = Tracker(smoothing=smoothing)
+    return _stream(frames, analyzer, Tracker(smoothing=float(smoothing)), every, max_frames, fallback)
+
+
+def _check_count(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidOptionError(f"{name} must be a whole number >= 1, got {value!r}", option=name)
+
+
+def _stream(
+    frames: Iterable[Frame], analyzer: Analyzer, tracker: Tracker, every: int, max_frames: int | None, fallback: bool
+) -> Iterator[FrameResult]:
     processed = 0
     for frame in frames:
         if frame.index % every:
