@@ -46,7 +46,9 @@ def test_analyze_table_folder_glob_and_annotate(
     out = capsys.readouterr().out
     assert code == 0
     assert "multiface.jpg" in out and "6 faces" in out and "2008_002470.jpg" in out
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["2008_002470.jpg", "multiface.jpg"]
+    # annotated copies keep the folders below the inputs' common folder
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.jpg"))
+    assert written == ["dlib-faces/2008_002470.jpg", "group/multiface.jpg"]
 
 
 def test_bad_inputs_give_one_line_errors_and_nonzero_exit(tmp_path: Path) -> None:
@@ -85,15 +87,14 @@ def test_bad_numeric_options_are_usage_errors(tmp_path: Path) -> None:
 
 
 def test_offline_without_weights_is_one_line(tmp_path: Path, photos: Path) -> None:
-    proc = run(
-        "analyze",
-        str(photos / "dlib-faces" / "2008_002470.jpg"),
-        "--detector",
-        "yunet",
-        env={"EMOLENS_HOME": str(tmp_path), "EMOLENS_OFFLINE": "1"},
-    )
+    image = str(photos / "dlib-faces" / "2008_002470.jpg")
+    offline = {"EMOLENS_HOME": str(tmp_path), "EMOLENS_OFFLINE": "1"}
+    proc = run("analyze", image, "--detector", "retinaface-mobilenet", env=offline)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "emolens download" in proc.stderr
+    # YuNet ships in the wheel: the default detector needs no download, offline or not
+    proc = run("analyze", image, "--json", env=offline)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["detector"] == "yunet" and proc.stderr == ""
 
 
 def test_detector_none_for_face_crops(fer_val: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -111,8 +112,13 @@ def test_models_lists_weights_status(capsys: pytest.CaptureFixture[str]) -> None
 
 def test_download_through_a_mirror(empty_home: Path, shared: Path, monkeypatch, serve, capsys) -> None:
     monkeypatch.setenv("EMOLENS_MIRROR", serve(shared / "weights"))
-    assert main(["download", "yunet"]) == 0
-    assert (empty_home / "face_detection_yunet_2023mar.onnx").is_file()
+    assert main(["download", "retinaface-mobilenet"]) == 0
+    assert (empty_home / "detection_mobilenet0.25_Final.pth").is_file()
+    # --all tries every file and reports each; the ones the mirror lacks fail without stopping the others
+    assert main(["download", "--all"]) == 2
+    out = capsys.readouterr().out
+    assert "hsemotion-b0-va: FAILED" in out and "dlib-cnn: " in out and "yunet: " in out
+    assert (empty_home / "mmod_human_face_detector.dat").is_file()
 
 
 def test_evaluate_on_a_small_folder(fer_val: Path, tmp_path: Path, capsys) -> None:

@@ -38,7 +38,9 @@ def voted_tiny(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> Path:
 
 def test_recipe_in_miniature(voted_tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "recipe"
-    code = main(["recipe", str(voted_tiny / "train"), str(voted_tiny / "val"), "--out", str(out), "--device", "cpu", "--mini"])
+    code = main(
+        ["recipe", str(voted_tiny / "train"), str(voted_tiny / "val"), "--out", str(out), "--device", "cpu", "--mini"]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     for name in ("consensus-large", "consensus-default", "consensus-fast"):

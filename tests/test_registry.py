@@ -70,7 +70,7 @@ def test_register_a_custom_detector() -> None:
 def test_register_a_custom_model_reuses_the_pipeline() -> None:
     base = MODELS.get("default")
     spec = ModelSpec(
-        name="test-copy", builder=base.builder, description="copy", options=base.options, weights=base.weights
+        name="test-copy", architecture=base.architecture, description="copy", options=base.options, weights=base.weights
     )
     emolens.register_model(spec)
     try:

@@ -13,8 +13,10 @@ from emolens import (
     WeightsUnavailableError,
 )
 from emolens._weights import fetch, sha256_of
-from emolens.detectors import DETECTORS, YUNET_WEIGHTS
+from emolens.detectors import DETECTORS, RETINAFACE_MOBILENET_WEIGHTS
 from emolens.detectors._factory import reset_auto_choice
+
+DOWNLOADED = RETINAFACE_MOBILENET_WEIGHTS  # a file fetched on first use (YuNet's is bundled)
 
 
 def _mirror_of(folder: Path, monkeypatch: pytest.MonkeyPatch, serve: object) -> None:
@@ -23,29 +25,29 @@ def _mirror_of(folder: Path, monkeypatch: pytest.MonkeyPatch, serve: object) -> 
 
 def test_download_verifies_and_caches(empty_home: Path, shared: Path, monkeypatch, serve) -> None:
     _mirror_of(shared / "weights", monkeypatch, serve)
-    path = fetch(YUNET_WEIGHTS)
-    assert path == empty_home / YUNET_WEIGHTS.name
-    assert sha256_of(path) == YUNET_WEIGHTS.sha256
+    path = fetch(DOWNLOADED)
+    assert path == empty_home / DOWNLOADED.name
+    assert sha256_of(path) == DOWNLOADED.sha256
     # Second call is served from the cache, even with the server gone and offline mode on.
     monkeypatch.setenv("EMOLENS_OFFLINE", "1")
-    assert fetch(YUNET_WEIGHTS) == path
+    assert fetch(DOWNLOADED) == path
 
 
 def test_tampered_download_is_rejected_and_never_cached(empty_home: Path, tmp_path: Path, monkeypatch, serve) -> None:
     evil = tmp_path / "evil"
     evil.mkdir()
-    (evil / YUNET_WEIGHTS.name).write_bytes(b"not the real model" * 1000)
+    (evil / DOWNLOADED.name).write_bytes(b"not the real model" * 1000)
     _mirror_of(evil, monkeypatch, serve)
     with pytest.raises(WeightsIntegrityError, match="does not match") as info:
-        fetch(YUNET_WEIGHTS)
-    assert info.value.expected == YUNET_WEIGHTS.sha256
+        fetch(DOWNLOADED)
+    assert info.value.expected == DOWNLOADED.sha256
     assert list(empty_home.iterdir()) == []  # no partial or bad file left behind
 
 
 def test_server_down_is_a_download_error(empty_home: Path, monkeypatch) -> None:
     monkeypatch.setenv("EMOLENS_MIRROR", "http://127.0.0.1:9")
     with pytest.raises(WeightsDownloadError, match="could not download") as info:
-        fetch(YUNET_WEIGHTS)
+        fetch(DOWNLOADED)
     assert isinstance(info.value, ConnectionError)
     assert info.value.url.startswith("http://127.0.0.1:9/")
     assert list(empty_home.iterdir()) == []
@@ -54,38 +56,38 @@ def test_server_down_is_a_download_error(empty_home: Path, monkeypatch) -> None:
 def test_missing_file_on_server(empty_home: Path, tmp_path: Path, monkeypatch, serve) -> None:
     _mirror_of(tmp_path, monkeypatch, serve)  # serves an empty folder: HTTP 404
     with pytest.raises(WeightsDownloadError, match="HTTPError"):
-        fetch(YUNET_WEIGHTS)
+        fetch(DOWNLOADED)
 
 
 def test_offline_fails_fast_with_instructions(empty_home: Path, monkeypatch) -> None:
     monkeypatch.setenv("EMOLENS_OFFLINE", "1")
     with pytest.raises(WeightsUnavailableError, match="emolens download") as info:
-        fetch(YUNET_WEIGHTS)
-    assert info.value.filename == YUNET_WEIGHTS.name
+        fetch(DOWNLOADED)
+    assert info.value.filename == DOWNLOADED.name
 
 
 def test_corrupt_cache_is_replaced_online_and_refused_offline(
     empty_home: Path, shared: Path, monkeypatch, serve
 ) -> None:
-    cached = empty_home / YUNET_WEIGHTS.name
+    cached = empty_home / DOWNLOADED.name
     cached.write_bytes(b"truncated")
     monkeypatch.setenv("EMOLENS_OFFLINE", "1")
     with pytest.raises(WeightsIntegrityError, match="corrupt"):
-        fetch(YUNET_WEIGHTS)
+        fetch(DOWNLOADED)
     monkeypatch.delenv("EMOLENS_OFFLINE")
     _mirror_of(shared / "weights", monkeypatch, serve)
-    assert sha256_of(fetch(YUNET_WEIGHTS)) == YUNET_WEIGHTS.sha256
+    assert sha256_of(fetch(DOWNLOADED)) == DOWNLOADED.sha256
 
 
 def test_tampered_download_keeps_a_good_cached_file_intact(
     empty_home: Path, shared: Path, tmp_path: Path, monkeypatch, serve
 ) -> None:
-    shutil.copy(shared / "weights" / YUNET_WEIGHTS.name, empty_home)
+    shutil.copy(shared / "weights" / DOWNLOADED.name, empty_home)
     evil = tmp_path / "evil"
     evil.mkdir()
-    (evil / YUNET_WEIGHTS.name).write_bytes(b"x")
+    (evil / DOWNLOADED.name).write_bytes(b"x")
     _mirror_of(evil, monkeypatch, serve)
-    assert sha256_of(fetch(YUNET_WEIGHTS)) == YUNET_WEIGHTS.sha256  # cache hit: the mirror is never asked
+    assert sha256_of(fetch(DOWNLOADED)) == DOWNLOADED.sha256  # cache hit: the mirror is never asked
 
 
 def test_bundled_weights_are_verified(tmp_path: Path) -> None:
@@ -99,23 +101,45 @@ def test_bundled_weights_are_verified(tmp_path: Path) -> None:
 
 def test_download_all_through_a_mirror(empty_home: Path, shared: Path, monkeypatch, serve) -> None:
     _mirror_of(shared / "weights", monkeypatch, serve)
-    paths = emolens.download()
+    paths = emolens.download(emolens.list_detectors())
     third_party = [w.name.removesuffix(f".{w.unpack}") for spec in DETECTORS.specs() for w in spec.weights]
     assert {Path(p).name for p in paths} >= set(third_party)
     assert all(Path(p).is_file() for p in paths)
 
 
-def test_auto_detector_falls_back_to_haar_with_one_warning(empty_home: Path, monkeypatch) -> None:
+def test_auto_detector_is_yunet_offline_on_a_first_run(empty_home: Path, monkeypatch) -> None:
+    """YuNet ships in the wheel: no network, no cache, and still the accurate detector."""
     from emolens._analyzer import Analyzer
 
     monkeypatch.setenv("EMOLENS_OFFLINE", "1")
     reset_auto_choice()
     try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert Analyzer("auto").detector_name == "yunet"
+    finally:
+        reset_auto_choice()
+
+
+def test_auto_detector_falls_back_to_haar_with_one_warning(empty_home: Path, monkeypatch) -> None:
+    import dataclasses
+
+    from emolens._analyzer import Analyzer
+
+    yunet = DETECTORS.get("yunet")
+    unbundled = dataclasses.replace(yunet.weights[0], bundled=False)  # as if YuNet's file were not in the wheel
+    emolens.register_detector(dataclasses.replace(yunet, weights=(unbundled,)), overwrite=True)
+    monkeypatch.setenv("EMOLENS_OFFLINE", "1")
+    reset_auto_choice()
+    try:
         with pytest.warns(emolens.EmolensWarning, match="using the 'haar' detector") as record:
             analyzer = Analyzer("auto")
-        assert len(record) == 1
+        assert len(record) == 1 and "EMOLENS_OFFLINE" in str(record[0].message)
         assert analyzer.detector_name == "haar"
     finally:
+        emolens.register_detector(yunet, overwrite=True)
         reset_auto_choice()
 
 

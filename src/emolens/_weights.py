@@ -9,27 +9,61 @@ code). Environment variables:
 
 Downloads go to a temporary file that is verified before it is moved into the cache, so an
 interrupted or tampered download never leaves a bad file behind, and a bad cached file is never
-returned.
+returned. Each download has a connect timeout, a total time limit and a minimum transfer rate
+(:data:`DOWNLOAD_LIMITS`), so a stalled or dripping server fails in bounded time; a file that failed
+is not tried again for the rest of the process (:func:`forget_failures` allows it); and several
+processes fetching the same file at once download it once (a lock file in the cache, POSIX).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from ._registry import WeightsFile
-from .errors import WeightsDownloadError, WeightsIntegrityError, WeightsUnavailableError
+from .errors import WeightsDownloadError, WeightsError, WeightsIntegrityError, WeightsUnavailableError
 
-__all__ = ["cache_dir", "fetch", "git_blob_sha1", "is_available", "is_offline", "mirror_url", "sha256_of"]
+__all__ = [
+    "DOWNLOAD_LIMITS",
+    "DownloadLimits",
+    "cache_dir",
+    "fetch",
+    "forget_failures",
+    "git_blob_sha1",
+    "is_available",
+    "is_offline",
+    "mirror_url",
+    "sha256_of",
+]
 
 _TRUE = {"1", "true", "yes", "on"}
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
+_failures: dict[str, WeightsError] = {}  # file name -> the error of its failed download, for this process
 log = logging.getLogger("emolens")
+
+
+@dataclass(frozen=True)
+class DownloadLimits:
+    """Bounds on one download: a stalled, dripping or endless server fails within ``total_s`` seconds."""
+
+    connect_s: float = 10.0  # to connect, and to wait for any byte
+    total_s: float = 300.0  # for the whole file
+    min_rate: float = 20_000.0  # bytes/s on average, checked once ``grace_s`` have passed
+    grace_s: float = 10.0
+    max_bytes: int = 1 << 30  # when the spec gives no size
+
+
+DOWNLOAD_LIMITS = DownloadLimits()
 
 
 def cache_dir() -> Path:
@@ -48,9 +82,18 @@ def is_offline() -> bool:
 
 
 def mirror_url() -> str | None:
-    """The base URL from ``EMOLENS_MIRROR``, if set."""
-    mirror = os.environ.get("EMOLENS_MIRROR", "").strip()
-    return mirror.rstrip("/") or None
+    """The base URL from ``EMOLENS_MIRROR``, if set (WeightsDownloadError unless it is an http(s) URL)."""
+    mirror = os.environ.get("EMOLENS_MIRROR", "").strip().rstrip("/")
+    if not mirror:
+        return None
+    if not mirror.lower().startswith(("http://", "https://")) or len(mirror) <= len("https://"):
+        raise WeightsDownloadError(
+            f"EMOLENS_MIRROR={mirror!r} is not an http(s) URL; set it to a base URL such as "
+            "http://mirror.example:8080/emolens (files are fetched as <base URL>/<file name>)",
+            filename="",
+            url=mirror,
+        )
+    return mirror
 
 
 def sha256_of(path: Path) -> str:
@@ -91,6 +134,37 @@ def _lock_for(name: str) -> threading.Lock:
         return _locks.setdefault(name, threading.Lock())
 
 
+def forget_failures() -> None:
+    """Allow downloads that failed earlier in this process to be tried again."""
+    with _locks_guard:
+        _failures.clear()
+
+
+@contextlib.contextmanager
+def _process_lock(folder: Path, name: str) -> Iterator[None]:
+    """An exclusive lock on ``<folder>/<name>.lock`` shared by every process (POSIX; a no-op elsewhere)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: threads of one process are still serialised by _lock_for
+        yield
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = (folder / f"{name}.lock").open("a")
+    except OSError as exc:
+        raise WeightsUnavailableError(
+            f"cannot write to the weights cache {folder} ({exc.strerror or exc}); set EMOLENS_HOME to a writable "
+            "folder, or pre-fetch the weights there",
+            filename=name,
+        ) from None
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def fetch(weights: WeightsFile) -> Path:
     """Local path of a verified copy of ``weights``, downloading it first if needed.
 
@@ -100,12 +174,39 @@ def fetch(weights: WeightsFile) -> Path:
     if weights.bundled or weights.path:
         return _verified_in_place(weights)
     with _lock_for(weights.name):
-        if weights.unpack is None:
-            return _fetch_verified(weights)
+        cached = _cached(weights)
+        if cached is not None:  # the common case: no lock file, no network
+            return cached
+        with _locks_guard:
+            failed = _failures.get(weights.name)
+        if failed is not None:
+            raise failed
+        try:
+            with _process_lock(cache_dir(), weights.name):
+                return _fetch_locked(weights)
+        except (WeightsDownloadError, WeightsIntegrityError) as exc:
+            with _locks_guard:
+                _failures[weights.name] = exc
+            raise
+
+
+def _cached(weights: WeightsFile) -> Path | None:
+    """The verified cached file (unpacked, for archives), or None."""
+    if weights.unpack is not None:
         unpacked = cache_dir() / weights.name.removesuffix(f".{weights.unpack}")
-        if unpacked.is_file() and sha256_of(unpacked) == weights.unpacked_sha256:
-            return unpacked
-        return _unpack(_fetch_verified(weights), unpacked, weights)
+        return unpacked if unpacked.is_file() and sha256_of(unpacked) == weights.unpacked_sha256 else None
+    path = cache_dir() / weights.name
+    return path if path.is_file() and sha256_of(path) == weights.sha256 else None
+
+
+def _fetch_locked(weights: WeightsFile) -> Path:
+    """Under the process lock: another process may have finished the download meanwhile."""
+    if weights.unpack is None:
+        return _fetch_verified(weights)
+    unpacked = cache_dir() / weights.name.removesuffix(f".{weights.unpack}")
+    if unpacked.is_file() and sha256_of(unpacked) == weights.unpacked_sha256:
+        return unpacked
+    return _unpack(_fetch_verified(weights), unpacked, weights)
 
 
 def _verified_in_place(weights: WeightsFile) -> Path:
@@ -220,10 +321,43 @@ def _check_download(tmp: Path, weights: WeightsFile, url: str) -> None:
         )
 
 
+class _BoundedDownloader:
+    """A pooch downloader with a connect timeout, a total time limit, a minimum rate and a size cap."""
+
+    def __init__(self, limits: DownloadLimits, max_bytes: int) -> None:
+        self.limits = limits
+        self.max_bytes = max_bytes
+
+    def __call__(self, url: str, output_file: Any, pooch_instance: Any, check_only: bool = False) -> None:
+        import requests
+
+        limits = self.limits
+        start = time.monotonic()
+        received = 0
+        with requests.get(url, stream=True, timeout=(limits.connect_s, limits.connect_s), allow_redirects=True) as r:
+            r.raise_for_status()
+            # read1 returns whatever one system call gets, so a server dripping bytes is caught by the checks
+            # below (urllib3 1.x has no read1: fall back to iter_content, bounded by the socket timeout alone)
+            read1 = getattr(r.raw, "read1", None)
+            chunks = iter(lambda: read1(1 << 16, decode_content=True), b"") if read1 else r.iter_content(1 << 16)
+            with open(output_file, "wb") as sink:
+                for chunk in chunks:
+                    received += len(chunk)
+                    elapsed = time.monotonic() - start
+                    if received > self.max_bytes:
+                        raise OSError(f"more than {self.max_bytes:,} bytes")
+                    if elapsed > limits.total_s:
+                        raise TimeoutError(f"slower than {limits.total_s:.0f} s in all")
+                    if elapsed > limits.grace_s and received / elapsed < limits.min_rate:
+                        raise TimeoutError(f"under {limits.min_rate / 1000:.0f} KB/s")
+                    sink.write(chunk)
+
+
 def _download(weights: WeightsFile, path: Path) -> Path:
     """Download to a temporary name beside the cache entry, verify, then move it into place atomically."""
     import pooch
     import requests
+    import urllib3
 
     mirror = mirror_url()
     urls = [f"{mirror}/{weights.name}"] if mirror else list(weights.urls)
@@ -232,12 +366,16 @@ def _download(weights: WeightsFile, path: Path) -> Path:
     failures: list[str] = []
     temporary = f"{weights.name}.part-{os.getpid()}-{threading.get_ident()}"
     tmp = path.parent / temporary
+    max_bytes = int(weights.size * 1.01) + 1024 if weights.size else DOWNLOAD_LIMITS.max_bytes
+    downloader = _BoundedDownloader(DOWNLOAD_LIMITS, max_bytes)
     for url in urls:
         try:
-            pooch.retrieve(url, known_hash=None, fname=temporary, path=path.parent, progressbar=False)
-        except (requests.exceptions.RequestException, OSError, ValueError) as exc:
-            tmp.unlink(missing_ok=True)
-            failures.append(f"{url}: {type(exc).__name__}")
+            pooch.retrieve(
+                url, known_hash=None, fname=temporary, path=path.parent, progressbar=False, downloader=downloader
+            )
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            tmp.unlink(missing_ok=True)  # pooch removes its own temporary file
+            failures.append(f"{url}: {type(exc).__name__}: {str(exc)[:120]}")
             continue
         try:
             _check_download(tmp, weights, url)

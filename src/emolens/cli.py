@@ -51,12 +51,37 @@ def _detector_arg(value: str) -> str | None:
     return None if value.lower() == "none" else value
 
 
+def _output_folder(value: str | None) -> Path | None:
+    """An output folder, created and checked before any work starts (EmolensError otherwise)."""
+    if value is None:
+        return None
+    folder = Path(value)
+    if folder.exists() and not folder.is_dir():
+        raise EmolensError(f"--annotate {value}: exists and is not a folder; name a folder to write images into")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".emolens-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise EmolensError(f"--annotate {value}: cannot write there ({exc.strerror or exc})") from None
+    return folder
+
+
+def _error_record(source: str, exc: BaseException) -> str:
+    """The --json line for an input that failed: same top-level shape as a result, with an error object."""
+    return json.dumps(
+        {"source": source, "error": {"type": type(exc).__name__, "message": str(exc)}}, ensure_ascii=False
+    )
+
+
 def _cmd_analyze(args: argparse.Namespace) -> int:
     import cv2
 
     from ._analyzer import Analyzer
     from ._draw import annotate
 
+    out_dir = _output_folder(args.annotate)  # before the models load: a bad folder fails at once
     analyzer = Analyzer(
         _detector_arg(args.detector),
         args.model,
@@ -64,28 +89,33 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         fallback=not args.no_fallback,
         detector_options=args.detector_options,
     )
-    out_dir = Path(args.annotate) if args.annotate else None
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    inputs = list(_expand(args.paths))
+    files = [path for _, path in inputs if path is not None]
+    # Annotated copies keep the inputs' folder structure below their common folder: a/x.jpg, b/x.jpg stay apart.
+    common = Path(os.path.commonpath([str(p.resolve().parent) for p in files])) if files else Path()
     failures = 0
-    for arg, path in _expand(args.paths):
+    for arg, path in inputs:
         if path is None:
-            _err(f"no images match {arg!r}")
             failures += 1
+            message = f"no images match {arg!r}"
+            print(_error_record(arg, EmolensError(message)), flush=True) if args.json else _err(message)
             continue
         try:
             result = analyzer.analyze(path)
         except EmolensError as exc:
-            _err(str(exc))
             failures += 1
+            print(_error_record(str(path), exc), flush=True) if args.json else _err(str(exc))
             continue
         if args.json:
             print(result.to_json(), flush=True)
         else:
             _print_table(path, result)
         if out_dir is not None:
-            target = out_dir / path.name
-            cv2.imwrite(str(target), annotate(path, result))
+            target = out_dir / path.resolve().relative_to(common)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not cv2.imwrite(str(target), annotate(path, result)):
+                failures += 1
+                _err(f"could not write {target} (is its suffix an image format?)")
     return 1 if failures else 0
 
 
@@ -216,12 +246,30 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 def _cmd_download(args: argparse.Namespace) -> int:
     from . import download
+    from ._registry import DetectorSpec, ModelSpec
+    from ._weights import fetch
+    from .detectors import DETECTORS
+    from .models import MODELS
 
     if not args.names and not args.all:
         _err("name detectors/models to download, or pass --all")
         return 2
-    for path in download(None if args.all else list(args.names)):
-        print(path)
+    if not args.all:
+        for path in download(list(args.names)):
+            print(path)
+        return 0
+    failed = 0
+    specs: list[DetectorSpec | ModelSpec] = [*DETECTORS.specs(), *MODELS.specs()]
+    for spec in specs:  # every file is tried, and each result reported
+        for weights in spec.weights:
+            try:
+                print(f"{spec.name}: {fetch(weights)}")
+            except EmolensError as exc:
+                failed += 1
+                print(f"{spec.name}: FAILED: {exc}")
+    if failed:
+        _err(f"{failed} file(s) could not be fetched (see above); the others are ready")
+        return 2
     return 0
 
 
@@ -377,7 +425,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from .training._export import export_run
 
-    card = export_run(args.run, args.out, args.name, half=args.half, note=args.note, registered_as=args.register_as)
+    card = export_run(
+        args.run,
+        args.out,
+        args.name,
+        half=args.half,
+        note=args.note,
+        registered_as=args.register_as,
+        prior_shift=args.prior_shift,
+    )
     m = card["metrics"]
     print(
         f"wrote {card['weights_file']} ({card['weights_bytes']:,} bytes, sha256 {card['weights_sha256']}); "
@@ -600,6 +656,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODEL",
         help="model name the weights will be registered under (default: the model the run trained)",
     )
+    p.add_argument(
+        "--prior-shift",
+        type=_unit_interval,
+        default=0.0,
+        metavar="TAU",
+        help="add TAU * log(training class prior) to the output bias: for runs trained with --logit-adjustment "
+        "(0: class-balanced, 1: back to the classes' frequencies; default 0)",
+    )
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser(
@@ -695,20 +759,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     args.argv = argv  # recorded in model cards
-    warnings.filterwarnings("default")
-    warnings.formatwarning = lambda message, *_args, **_kw: f"{message}\n"  # one-line warnings
-    try:
-        code: int = args.func(args)
-    except EmolensError as exc:
-        _err(str(exc))
-        return 2
-    except KeyboardInterrupt:
-        _err("interrupted")
-        return 130
-    except BrokenPipeError:  # e.g. `emolens evaluate ... | head`: stop quietly, like other tools
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
+    with warnings.catch_warnings():  # one-line warnings, for this command only
+        warnings.simplefilter("default")
+        warnings.showwarning = _show_warning
+        try:
+            code: int = args.func(args)
+        except EmolensError as exc:
+            _err(str(exc))
+            return 2
+        except KeyboardInterrupt:
+            _err("interrupted")
+            return 130
+        except BrokenPipeError:  # e.g. `emolens evaluate ... | head`: stop quietly, like other tools
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
+        except OSError as exc:  # a file the command writes (CSV, plot, folder) could not be written
+            _err(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
+            return 2
+        except Exception as exc:  # never a traceback for a user; EMOLENS_DEBUG=1 shows it
+            if os.environ.get("EMOLENS_DEBUG"):
+                raise
+            hint = "a bug in emolens, please report it; EMOLENS_DEBUG=1 shows where"
+            _err(f"unexpected {type(exc).__name__}: {exc} ({hint})")
+            return 70
     return code
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *_args: object, **_kwargs: object) -> None:
+    print(f"{message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -126,9 +126,17 @@ def _create_auto(device: str, options: dict[str, Any]) -> Detector:
                     continue
                 _auto_choice = name
                 if unavailable:
+                    from .._weights import is_offline
+
+                    fix = (
+                        "EMOLENS_OFFLINE is set: copy the weights into the cache (`emolens download` on a machine "
+                        "with network access) or unset it"
+                        if is_offline()
+                        else f"Run `emolens download {AUTO_PREFERENCE[0]}` or set EMOLENS_MIRROR to fix"
+                    )
                     warnings.warn(
                         f"emolens: using the {name!r} detector; weights unavailable for {', '.join(unavailable)}. "
-                        f"Run `emolens download {AUTO_PREFERENCE[0]}` or set EMOLENS_MIRROR to fix.",
+                        f"{fix}.",
                         EmolensWarning,
                         stacklevel=5,
                     )

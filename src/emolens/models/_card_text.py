@@ -180,6 +180,15 @@ def render_card(card: dict[str, Any]) -> str:
         "",
         f"Training data fingerprint (sha256 of pixels + labels): `{card['train_data_fingerprint_sha256']}`.",
         *([card["note"]] if card.get("note") else []),
+        *(
+            [
+                f"Prior shift: {card['prior_shift']['tau']:g} x log(class prior of the training targets) was added to "
+                "the output layer's bias at export (`emolens export --prior-shift`), moving the class-balanced "
+                "scores of logit-adjusted training part of the way back towards the classes' frequencies."
+            ]
+            if card.get("prior_shift")
+            else []
+        ),
         f"Environment: torch {card['environment']['torch']}, Python {card['environment']['python']}.",
         "",
         "## License",

@@ -12,11 +12,14 @@ import platform
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .. import models
 from .._registry import ModelSpec
 from .._weights import sha256_of
+from ..errors import DatasetError
+from ..labels import LabelSet
 from ..models._card import ModelCard
 from ..models._network import build_network, load_state, prepare_for_inference, save_state
 from ._calibrate import apply_temperatures, choose_calibration
@@ -24,7 +27,7 @@ from ._data import FaceDataset, load_dataset
 from ._evaluate import Evaluation, evaluate_network, predict_dataset, score
 from ._loop import BEST_WEIGHTS, CHECKPOINT
 from ._spec import run_spec
-from ._targets import vote_distribution
+from ._targets import build_targets, vote_distribution
 
 __all__ = ["export_run", "recalibrate_card"]
 
@@ -37,7 +40,15 @@ _TRAINING = (
     "training_seconds",
     "train_data_fingerprint_sha256",
 )
-_PROVENANCE = ("name", "registry_model", "trained_from", "val_accuracy_fp32_weights", "note", *_TRAINING)
+_PROVENANCE = (
+    "name",
+    "registry_model",
+    "trained_from",
+    "val_accuracy_fp32_weights",
+    "note",
+    "prior_shift",
+    *_TRAINING,
+)
 
 
 def export_run(
@@ -48,12 +59,16 @@ def export_run(
     half: bool = False,
     note: str = "",
     registered_as: str | None = None,
+    prior_shift: float = 0.0,
 ) -> dict[str, Any]:
     """Write ``<out_dir>/<name>.safetensors``, ``<name>.json`` and ``<name>.md`` from ``run_dir``.
 
     ``half=True`` stores float16 weights (half the size); ``note`` is printed in the card (provenance);
     ``registered_as`` is the model name the weights will ship under when it is not the registered
     architecture the run was trained from (e.g. a wider variant trained with ``--model-options``).
+    ``prior_shift`` (tau) adds ``tau * log(class prior of the training targets)`` to the output layer's
+    bias: for a run trained with logit adjustment, which outputs class-balanced scores, it moves the
+    predictions part of the way back towards the classes' frequencies (1: all the way, 0: balanced).
     """
     run, out = Path(run_dir), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -65,6 +80,10 @@ def export_run(
     spec = run_spec(cfg)
     network = build_network(spec)
     load_state(network, run / BEST_WEIGHTS)
+    shift: list[float] = []
+    if prior_shift:
+        shift = [prior_shift * float(v) for v in np.log(np.clip(training_prior(cfg, spec), 1e-6, None))]
+        _output_layer(network, len(spec.labels)).bias.data += torch.tensor(shift)
     weights_path = out / f"{name}.safetensors"
     save_state(network, weights_path, half=half)  # _measure adds the metadata
     # The run's weights measured like the shipped ones, so the two differ only by storage precision.
@@ -81,10 +100,34 @@ def export_run(
         "training_config": _jsonable(cfg),
         "training_seconds": round(state["elapsed"], 1),
         "train_data_fingerprint_sha256": state["train_fingerprint"],
+        "prior_shift": {"tau": prior_shift, "bias_added": shift} if prior_shift else None,
     }
     card = _measure(weights_path, spec, provenance, val, half=half)
     _write_card(card, out / f"{name}.json")
     return card
+
+
+def training_prior(cfg: dict[str, Any], spec: ModelSpec) -> np.ndarray:
+    """The mean training target of a run: the class prior that logit adjustment trained against."""
+    votes = None if cfg.get("targets", "original") == "original" else cfg.get("ferplus_train") or "auto"
+    data = load_dataset(cfg["train_data"], "train", size=spec.input_size, ferplus=votes)
+    targets, keep = build_targets(
+        data,
+        cfg.get("targets", "original"),
+        LabelSet(spec.name, spec.labels),
+        original_weight=cfg.get("original_weight", 0.5),
+        min_emotion_share=cfg.get("min_emotion_share", 0.5),
+    )
+    prior: np.ndarray = targets[keep].mean(0)
+    return prior
+
+
+def _output_layer(network: torch.nn.Module, classes: int) -> torch.nn.Linear:
+    """The network's last Linear layer with one output per class (where a prior shift goes)."""
+    layers = [m for m in network.modules() if isinstance(m, torch.nn.Linear) and m.out_features == classes]
+    if not layers or layers[-1].bias is None:
+        raise DatasetError(f"cannot apply a prior shift: no output layer with {classes} outputs and a bias")
+    return layers[-1]
 
 
 def recalibrate_card(card_path: str | Path) -> dict[str, Any]:
@@ -100,7 +143,7 @@ def recalibrate_card(card_path: str | Path) -> dict[str, Any]:
     options = old["architecture"]["options"]
     spec = run_spec({**old["training_config"], "labels": old["labels"], "architecture_options": options})
     half = old["weights_storage"].startswith("float16")
-    provenance = {key: old[key] for key in _PROVENANCE}
+    provenance = {key: old.get(key) for key in _PROVENANCE}
     val = load_dataset(old["training_config"]["val_data"], "val", size=spec.input_size)
     card = _measure(card_path.with_name(old["weights_file"]), spec, provenance, val, half=half)
     _write_card(card, card_path)
@@ -160,6 +203,7 @@ def _measure(
         "val_accuracy_fp32_weights": provenance["val_accuracy_fp32_weights"],
         "calibration": calibration.to_dict(spec.labels),
         "note": provenance["note"],
+        "prior_shift": provenance.get("prior_shift"),
         "metrics": {k: v.to_dict() for k, v in metrics.items()},
         **{key: provenance[key] for key in _TRAINING},
         "train_images": len(train),
