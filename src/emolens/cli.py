@@ -51,6 +51,20 @@ def _detector_arg(value: str) -> str | None:
     return None if value.lower() == "none" else value
 
 
+def _output_file(option: str, value: str | None) -> None:
+    """An output file's folder must exist and be writable, and the path must not be a folder (checked up front)."""
+    if value is None:
+        return
+    path = Path(value)
+    if path.is_dir():
+        raise EmolensError(f"{option} {value}: is a folder; name a file")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise EmolensError(f"{option} {value}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise EmolensError(f"{option} {value}: folder {folder} is not writable")
+
+
 def _output_folder(value: str | None) -> Path | None:
     """An output folder, created and checked before any work starts (EmolensError otherwise)."""
     if value is None:
@@ -147,7 +161,13 @@ def _cmd_video(args: argparse.Namespace) -> int:
     from ._analyzer import Analyzer
     from .video import AnnotatedVideoWriter, VideoAnalysis, analyze_video, open_source
 
-    source: str | int = int(args.source) if args.source.isdigit() else args.source
+    source: str | int = int(args.source) if args.source.lstrip("-").isdigit() else args.source
+    for option, value in (("--csv", args.csv), ("--plot", args.plot), ("--out", args.out)):
+        _output_file(option, value)  # before any frame is analysed: a bad path must not cost the whole video
+    if args.plot:
+        from ._optional import require
+
+        require("matplotlib", extra="plot", feature="--plot")
     frames = open_source(source)  # fails early, with a clear error, for a missing file or camera
     total = frames.frame_count
     if total is not None:

@@ -3,13 +3,17 @@
 Optional extra: ``pip install 'emolens[retinaface]'``. The package downloads its own weights
 (``retinaface.pth``) with its own downloader; emolens points that downloader's home into the
 emolens cache (``$EMOLENS_HOME/retina-face``) unless ``DEEPFACE_HOME`` is already set, and never
-lets it choose TensorFlow. The package keeps one global model, so calls are serialised by a lock.
+lets it choose TensorFlow. The package reads those settings from environment variables: emolens sets
+them only while it imports the package and builds its model, then restores them, so the rest of the
+process never sees them. The package keeps one global model, so calls are serialised by a lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -35,12 +39,26 @@ def package_home() -> Path:
     return Path(os.environ.get(_HOME_VARIABLE) or cache_dir() / "retina-face")
 
 
-def _import_package() -> ModuleType:
+@contextlib.contextmanager
+def _package_environment() -> Iterator[None]:
+    """The package's environment variables, set for the duration of the block only (caller holds _lock)."""
     engine = os.environ.get(_ENGINE_VARIABLE, "pytorch").strip().lower()
     if engine != "pytorch":
         raise EmolensError(f"{_ENGINE_VARIABLE}={engine} is set; emolens runs retina-face on its pytorch engine only")
+    saved = {name: os.environ.get(name) for name in (_ENGINE_VARIABLE, _HOME_VARIABLE)}
     os.environ[_ENGINE_VARIABLE] = "pytorch"
     os.environ[_HOME_VARIABLE] = str(package_home())
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _import_package() -> ModuleType:
     return require(
         "retinaface.RetinaFace", extra="retinaface", feature="the 'retinaface' detector", package="retina-face"
     )
@@ -52,7 +70,7 @@ class RetinaFacePackageDetector:
     def __init__(self, spec: DetectorSpec, *, device: str = "cpu", score_threshold: float = 0.9, **_: Any) -> None:
         self.name = spec.name
         self._threshold = score_threshold
-        with _lock:
+        with _lock, _package_environment():
             self._module = _import_package()
             weights = package_home() / ".deepface" / "weights" / _WEIGHTS
             if is_offline() and not weights.is_file():

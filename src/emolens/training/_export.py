@@ -71,6 +71,10 @@ def export_run(
     predictions part of the way back towards the classes' frequencies (1: all the way, 0: balanced).
     """
     run, out = Path(run_dir), Path(out_dir)
+    if not (run / CHECKPOINT).is_file() or not (run / BEST_WEIGHTS).is_file():
+        raise DatasetError(
+            f"{run} is not a run folder of `emolens train` (it needs {CHECKPOINT} and {BEST_WEIGHTS})", path=run
+        )
     out.mkdir(parents=True, exist_ok=True)
     state = torch.load(run / CHECKPOINT, weights_only=True)
     cfg = state["config"]

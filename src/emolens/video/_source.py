@@ -16,6 +16,7 @@ from ..errors import InvalidVideoError
 __all__ = ["Frame", "VideoSource", "open_source"]
 
 VideoSource = Any  # str | os.PathLike | int (camera index) | Iterable[np.ndarray]
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +31,19 @@ class _Capture:
 
     def __init__(self, source: str | int) -> None:
         self.source = source
-        if isinstance(source, str) and not Path(source).is_file():
-            raise InvalidVideoError(f"video file not found: {source}", source=source)
+        if isinstance(source, int) and source < 0:
+            raise InvalidVideoError(f"camera index must be 0 or more, got {source}", source=source)
+        if isinstance(source, str):
+            path = Path(source)
+            if path.is_dir():
+                raise InvalidVideoError(f"{source} is a folder, not a video file", source=source)
+            if not path.is_file():
+                raise InvalidVideoError(f"video file not found: {source}", source=source)
+            if path.suffix.lower() in _IMAGE_SUFFIXES:
+                raise InvalidVideoError(
+                    f"{source} is an image, not a video: use `emolens analyze` (or emolens.analyze) for images",
+                    source=source,
+                )
         capture = cv2.VideoCapture(source)
         if not capture.isOpened():
             what = f"camera {source}" if isinstance(source, int) else f"video {source}"
