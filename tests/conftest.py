@@ -18,6 +18,10 @@ SHARED = Path(os.environ.get("EMOLENS_SHARED", REPO.parent / "shared")).resolve(
 YUNET = "face_detection_yunet_2023mar.onnx"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--fuzz-long", action="store_true", help="run >= 10,000 cases per fuzz test (tests/test_fuzz.py)")
+
+
 def shared_path(*parts: str) -> Path:
     path = SHARED.joinpath(*parts)
     if not path.exists():

@@ -81,7 +81,7 @@ def _path_text(image: str | os.PathLike[Any]) -> str:
     """The path as text (a PathLike may return bytes), refusing absurdly long ones before the OS sees them."""
     try:
         path = os.fsdecode(os.fspath(image))
-    except (TypeError, ValueError) as exc:
+    except Exception as exc:  # a path-like's own __fspath__ may raise anything
         raise InvalidImageError(f"invalid image path: {exc}", source=repr(image)[:200]) from None
     if len(path) > _MAX_PATH_CHARS or "\0" in path:
         shown = path[:80] + "..." if len(path) > 80 else path
