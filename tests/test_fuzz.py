@@ -51,7 +51,9 @@ def _png_header(width: int, height: int, depth: int = 8, color: int = 2) -> byte
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, depth, color, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 def _encoded(kind: str) -> bytes:
@@ -73,7 +75,9 @@ HEADER_BOMBS = [
     b"GIF89a" + struct.pack("<HH", 65535, 65535) + bytes(20),
     b"BM" + bytes(16) + struct.pack("<ii", 60_000, -60_000) + bytes(40),
     b"RIFF\x00\x00\x00\x00WEBPVP8X" + bytes(8) + b"\xff\xff\xff\xff\xff\xff",
-    b"II*\x00\x08\x00\x00\x00\x02\x00" + struct.pack("<HHII", 256, 4, 1, 200_000) + struct.pack("<HHII", 257, 4, 1, 200_000),
+    b"II*\x00\x08\x00\x00\x00\x02\x00"
+    + struct.pack("<HHII", 256, 4, 1, 200_000)
+    + struct.pack("<HHII", 257, 4, 1, 200_000),
     b"v/1\x01" + bytes(100),  # OpenEXR magic
     b"#?RADIANCE\n" + bytes(100),  # HDR
     b"P6\n99999 99999\n255\n" + bytes(10),  # PPM
@@ -121,7 +125,9 @@ def test_random_bytes(request: pytest.FixtureRequest) -> None:
 
 
 def test_arrays_of_any_dtype_shape_and_strides(request: pytest.FixtureRequest) -> None:
-    dtypes = st.sampled_from([np.uint8, np.int8, np.uint16, np.int32, np.int64, np.float16, np.float32, np.float64, bool, np.complex64])
+    dtypes = st.sampled_from(
+        [np.uint8, np.int8, np.uint16, np.int32, np.int64, np.float16, np.float32, np.float64, bool, np.complex64]
+    )
     shapes = hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=40)
 
     @settings(

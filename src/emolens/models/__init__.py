@@ -8,6 +8,8 @@ path, so reading a card can only ever build an architecture registered in this p
 
 from __future__ import annotations
 
+import dataclasses
+
 from .._registry import ArchitectureSpec, InputSpec, ModelSpec, Registry, WeightsFile
 from ..labels import HSEMOTION8
 from ._card import ModelCard, spec_from_card
@@ -47,21 +49,77 @@ ARCHITECTURES: Registry[ArchitectureSpec] = Registry(
 )
 
 _FER2013_LICENSE = "weights: MIT (emolens); trained on FER2013 (research use under the challenge's terms)"
+_FERPLUS_LICENSE = (
+    "weights: MIT (emolens); trained on FER2013 images (research use under the challenge's terms) with the "
+    "FER+ crowd votes (MIT, Microsoft)"
+)
+# The architectures of the bundled models: each is trained once per label source.
+_DEFAULT_OPTIONS = {"widths": (32, 64, 128, 256, 512), "convs_per_stage": (1, 2, 2, 2, 1), "hidden": 512}
+_LARGE_OPTIONS = {"widths": (64, 128, 256, 512), "convs_per_stage": (2, 2, 2, 2), "hidden": 256}
+_FAST_OPTIONS = {"widths": (16, 32, 64, 128, 256), "convs_per_stage": (1, 1, 2, 2, 1), "dropout": 0.25}
+_DEFAULT_TEXT = "VGG-style CNN (a full-resolution stem conv, then 4 stages of 64-512 channels; 2.6M params)"
+_LARGE_TEXT = "Wide VGG-style CNN (4 stages of 64-512 channels, 2 convs each; 5.9M params)"
+_FAST_TEXT = "Small VGG-style CNN (5 stages, 16-256 channels, 0.65M params)"
 
 
-def _bundled(name: str, sha256: str) -> tuple[WeightsFile, ...]:
+def _bundled(name: str, sha256: str, license: str = _FER2013_LICENSE) -> tuple[WeightsFile, ...]:
     """Weights that emolens trained and ships inside the wheel."""
-    return (WeightsFile(name=name, sha256=sha256, bundled=True, license=_FER2013_LICENSE),)
+    return (WeightsFile(name=name, sha256=sha256, bundled=True, license=license),)
 
+
+_FER2013_LARGE = ModelSpec(
+    name="fer2013-large",
+    description=f"{_LARGE_TEXT} trained by emolens on FER2013's original labels; about 4x slower than default.",
+    options=_LARGE_OPTIONS,
+    weights=_bundled(
+        "emolens-vgg-large-v1.safetensors", "01bb7a104dd3f6ca7fa122b4d96d07a8682bc9f53d094559f2757c1b6b5a09a5"
+    ),
+    license=_FER2013_LICENSE,
+    tta=True,
+)
 
 BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="default",
         description=(
-            "VGG-style CNN (a full-resolution stem conv, then 4 stages of 64-512 channels; 2.6M params) "
-            "distilled by emolens on FER2013 from the large model."
+            f"{_DEFAULT_TEXT} trained by emolens on the FER+ crowd votes (ten people per image): its answers "
+            "agree with what people name."
         ),
-        options={"widths": (32, 64, 128, 256, 512), "convs_per_stage": (1, 2, 2, 2, 1), "hidden": 512},
+        options=_DEFAULT_OPTIONS,
+        weights=_bundled(
+            "emolens-consensus-default-v1.safetensors",
+            "0fb151982bcded6fb344196c62d4fb3a808dbb778de7933e9259dbf75e8547df",
+            _FERPLUS_LICENSE,
+        ),
+        license=_FERPLUS_LICENSE,
+        tta=True,
+    ),
+    ModelSpec(
+        name="fast",
+        description=(
+            f"{_FAST_TEXT} distilled from larger emolens models on FER2013's original labels, for video and edge use."
+        ),
+        options=_FAST_OPTIONS,
+        weights=_bundled(
+            "emolens-vgg-fast-v2.safetensors", "95c60bfd5bbc12aaf43911d8f9fc5acc5c1a8682ea61cbecdad31446a3983d24"
+        ),
+        license=_FER2013_LICENSE,
+    ),
+    dataclasses.replace(
+        _FER2013_LARGE,
+        name="large",
+        description=(
+            f"{_LARGE_TEXT} trained on FER2013's original labels (the same weights as fer2013-large; a consensus "
+            "large model has not been trained yet)."
+        ),
+    ),
+    ModelSpec(
+        name="fer2013-default",
+        description=(
+            f"{_DEFAULT_TEXT} distilled by emolens on FER2013's original labels from the large model: the previous "
+            "default, for comparison with papers and FER2013 leaderboards."
+        ),
+        options=_DEFAULT_OPTIONS,
         weights=_bundled(
             "emolens-vgg-wide-v3.safetensors", "947f5518f524b05f60c64361ea5d803f0d90292f5e0fda7affecb924864cb827"
         ),
@@ -69,30 +127,15 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         tta=True,
     ),
     ModelSpec(
-        name="large",
-        description=(
-            "Wide VGG-style CNN (4 stages of 64-512 channels, 2 convs each; 5.9M params) trained by emolens on "
-            "FER2013: the most accurate built-in model, about 4x slower than default."
-        ),
-        options={"widths": (64, 128, 256, 512), "convs_per_stage": (2, 2, 2, 2), "hidden": 256},
-        weights=_bundled(
-            "emolens-vgg-large-v1.safetensors", "01bb7a104dd3f6ca7fa122b4d96d07a8682bc9f53d094559f2757c1b6b5a09a5"
-        ),
-        license=_FER2013_LICENSE,
-        tta=True,
-    ),
-    ModelSpec(
-        name="fast",
-        description=(
-            "Small VGG-style CNN (5 stages, 16-256 channels, 0.65M params) distilled from larger emolens models, "
-            "for video and edge use."
-        ),
-        options={"widths": (16, 32, 64, 128, 256), "convs_per_stage": (1, 1, 2, 2, 1), "dropout": 0.25},
+        name="fer2013-fast",
+        description=f"{_FAST_TEXT} distilled by emolens on FER2013's original labels: the previous fast model.",
+        options=_FAST_OPTIONS,
         weights=_bundled(
             "emolens-vgg-fast-v2.safetensors", "95c60bfd5bbc12aaf43911d8f9fc5acc5c1a8682ea61cbecdad31446a3983d24"
         ),
         license=_FER2013_LICENSE,
     ),
+    _FER2013_LARGE,
 )
 
 # HSEmotion (A. Savchenko): EfficientNet/MobileFaceNet models trained on AffectNet, as ONNX graphs pinned to

@@ -1,0 +1,170 @@
+"""Reliability figures: hostile inputs by outcome, the slowest case, threads, and memory over a soak.
+
+python benchmarks/reliability.py [--cases 10000] [--soak 3000] [--out benchmarks/results]
+
+The inputs are generated with a fixed seed: mutated and truncated JPEG/PNG/TIFF/WebP/BMP files of a real
+photo, random bytes behind real magic numbers, header bombs, arrays of every dtype and odd shapes and
+strides, and hostile paths. Each is analysed with YuNet and the fast model; the outcome is the result
+or the type of the exception. Anything outside the emolens tree is a failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import concurrent.futures
+import os
+import struct
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from _common import machine, shared_path, write_results
+
+import emolens
+from emolens import EmolensError
+
+
+def _png_header(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(64))) + chunk(b"IEND", b"")
+
+
+def inputs(count: int, seed: int, tmp: Path) -> list[tuple[str, Any]]:
+    """(kind, input) pairs: a deterministic mix of hostile inputs."""
+    rng = np.random.default_rng(seed)
+    photo = cv2.resize(cv2.imread(str(shared_path("images", "dlib-faces", "2008_002470.jpg"))), (160, 120))
+    encoded = {kind: bytes(cv2.imencode(f".{kind}", photo)[1]) for kind in ("jpg", "png", "tiff", "webp", "bmp")}
+    fifo = tmp / "fifo"
+    if not fifo.exists():
+        os.mkfifo(fifo)
+    paths: list[Any] = ["/dev/zero", str(fifo), str(tmp), "x" * 5000, "", "\x00", "/proc/self/mem", "missing.jpg"]
+    bombs = [_png_header(w, h) for w, h in ((100_000, 100_000), (32_000, 32_000), (0, 5))] + [
+        b"v/1\x01" + bytes(100),
+        b"\xff\xd8\xff\xc0\x00\x11\x08\xff\xff\xff\xff\x03" + bytes(20),
+        b"GIF89a\xff\xff\xff\xff" + bytes(20),
+    ]
+    dtypes = [np.uint8, np.int8, np.uint16, np.int32, np.float16, np.float32, np.float64, bool, np.complex64]
+    out: list[tuple[str, Any]] = []
+    for index in range(count):
+        kind = ["mutated", "truncated", "random", "bomb", "array", "path"][index % 6]
+        if kind in ("mutated", "truncated"):
+            data = bytearray(encoded[sorted(encoded)[rng.integers(len(encoded))]])
+            if kind == "mutated":
+                for _ in range(rng.integers(1, 9)):
+                    data[rng.integers(len(data))] = rng.integers(256)
+            else:
+                data = data[: rng.integers(1, len(data))]
+            out.append((kind, bytes(data)))
+        elif kind == "random":
+            magic = [b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"RIFF\x00\x00\x00\x00WEBP", b"II*\x00", b"BM"]
+            out.append((kind, magic[rng.integers(len(magic))] + rng.bytes(int(rng.integers(0, 600)))))
+        elif kind == "bomb":
+            out.append((kind, bombs[index // 6 % len(bombs)]))
+        elif kind == "array":
+            ndim = int(rng.integers(0, 5))
+            shape = tuple(int(v) for v in rng.integers(0, 50, size=ndim))
+            array = (rng.random(shape) * 300 - 20).astype(dtypes[rng.integers(len(dtypes))])
+            out.append((kind, array[::2] if ndim else array))
+        else:
+            out.append((kind, paths[index // 6 % len(paths)]))
+    return out
+
+
+def fuzz(count: int, seed: int, tmp: Path) -> dict[str, Any]:
+    analyzer = emolens.Analyzer("yunet", "fast")
+    outcomes: collections.Counter[str] = collections.Counter()
+    escaped: list[str] = []
+    slowest = 0.0
+    for kind, value in inputs(count, seed, tmp):
+        start = time.perf_counter()
+        try:
+            analyzer.analyze(value)
+            outcomes["ok"] += 1
+        except EmolensError as exc:
+            outcomes[type(exc).__name__] += 1
+        except Exception as exc:  # the figure that must stay 0
+            escaped.append(f"{kind}: {type(exc).__name__}: {exc}")
+        slowest = max(slowest, time.perf_counter() - start)
+    return {"cases": count, "outcomes": dict(outcomes.most_common()), "escaped": escaped, "slowest_s": slowest}
+
+
+def threads(workers: int = 8, rounds: int = 40) -> dict[str, Any]:
+    """The same photos analysed from ``workers`` threads at once give bit-identical results."""
+    analyzer = emolens.Analyzer("yunet", "default")
+    photos = sorted(shared_path("images", "dlib-faces").glob("*.jpg"))
+    reference = {p: analyzer.analyze(p).faces for p in photos}
+    jobs = [photos[i % len(photos)] for i in range(rounds * workers)]
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(lambda p: (p, analyzer.analyze(p).faces), jobs))
+    differing = sum(1 for p, faces in results if faces != reference[p])
+    return {"threads": workers, "calls": len(jobs), "differing_results": differing}
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def soak(calls: int) -> dict[str, Any]:
+    """Resident memory over ``calls`` analyses of varied inputs (after a warm-up of 100)."""
+    photos = [cv2.imread(str(p)) for p in sorted(shared_path("images", "dlib-faces").glob("*.jpg"))]
+    for i in range(100):
+        emolens.analyze(photos[i % len(photos)])
+    start = _rss_mb()
+    samples = []
+    for i in range(calls):
+        emolens.analyze(photos[i % len(photos)], model=("default", "fast")[i % 2])
+        if i % max(1, calls // 10) == 0:
+            samples.append(_rss_mb())
+    return {"calls": calls, "rss_start_mb": start, "rss_end_mb": _rss_mb(), "rss_samples_mb": samples}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=10_000)
+    parser.add_argument("--soak", type=int, default=3_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fuzzed = fuzz(args.cases, args.seed, Path(tmp))
+    threaded = threads()
+    soaked = soak(args.soak)
+    command = f"python benchmarks/reliability.py --cases {args.cases} --soak {args.soak} --seed {args.seed}"
+    lines = [
+        f"Reliability (`{command}`)",
+        "",
+        f"Hostile inputs: {fuzzed['cases']:,} cases, {len(fuzzed['escaped'])} exceptions outside the emolens tree, "
+        f"slowest case {fuzzed['slowest_s'] * 1e3:.0f} ms.",
+        "",
+        "| outcome | cases |",
+        "|---|---|",
+        *(f"| {name} | {n:,} |" for name, n in fuzzed["outcomes"].items()),
+        "",
+        f"Threads: {threaded['calls']} analyses from {threaded['threads']} threads sharing one Analyzer, "
+        f"{threaded['differing_results']} results differing from the single-thread ones.",
+        "",
+        f"Soak: {soaked['calls']:,} `analyze()` calls alternating two models: resident memory "
+        f"{soaked['rss_start_mb']:.0f} MB after warm-up, {soaked['rss_end_mb']:.0f} MB at the end.",
+    ]
+    write_results(
+        "reliability",
+        {"machine": machine(), "fuzz": fuzzed, "threads": threaded, "soak": soaked, "command": command},
+        "\n".join(lines) + "\n",
+        args.out,
+    )
+
+
+if __name__ == "__main__":
+    main()
