@@ -149,13 +149,15 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeat", type=int, default=50)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--models", help="comma-separated model names (default: every model whose weights are here)")
     parser.add_argument("--row", nargs=2, metavar=("KIND", "MODEL"), help=argparse.SUPPRESS)
     parser.add_argument("--max-side", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.row:
         print(json.dumps(_row(args.row[0], args.row[1], args.device, args.repeat, args.max_side)))
         return
-    names = [n for n in MODELS.names() if all(is_available(w) for w in MODELS.get(n).weights)]
+    names = args.models.split(",") if args.models else MODELS.names()
+    names = [n for n in names if all(is_available(w) for w in MODELS.get(n).weights)]
     models = [row for name in names for row in _fresh("model", name, args.device, args.repeat)]
     e2e = [row for name in names for row in _fresh("e2e", name, args.device, args.repeat)]
     e2e += [row for name in names for row in _fresh("e2e", name, args.device, args.repeat, max_side=320)]

@@ -97,13 +97,16 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="fast",
         description=(
-            f"{_FAST_TEXT} distilled from larger emolens models on FER2013's original labels, for video and edge use."
+            f"{_FAST_TEXT} trained by emolens on the FER+ crowd votes, distilled from the consensus default: "
+            "for video and edge use."
         ),
         options=_FAST_OPTIONS,
         weights=_bundled(
-            "emolens-vgg-fast-v2.safetensors", "95c60bfd5bbc12aaf43911d8f9fc5acc5c1a8682ea61cbecdad31446a3983d24"
+            "emolens-consensus-fast-v1.safetensors",
+            "27d7736513d2edfb4cdd058a6ea7cd42fcf15fce2cc0bcf3526470e3b6482cb0",
+            _FERPLUS_LICENSE,
         ),
-        license=_FER2013_LICENSE,
+        license=_FERPLUS_LICENSE,
     ),
     dataclasses.replace(
         _FER2013_LARGE,
