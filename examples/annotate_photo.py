@@ -16,6 +16,6 @@ out = sys.argv[2] if len(sys.argv) > 2 else "annotated.jpg"
 
 result = emolens.analyze(photo)
 for i, face in enumerate(result.faces, 1):
-    print(f"face {i}: {face.emotion.label()} ({face.confidence:.0%}) at {face.box.xyxy}")
+    print(f"face {i}: {face.label} ({face.confidence:.0%}) at {face.box.xyxy}")
 cv2.imwrite(out, emolens.annotate(photo, result))
 print(f"{len(result.faces)} faces, detector {result.detector}; wrote {out}")

@@ -44,4 +44,4 @@ REPO = Path(__file__).resolve().parents[1]
 photo = sys.argv[1] if len(sys.argv) > 1 else str(REPO.parent / "shared" / "images" / "group" / "multiface.jpg")
 print("registered detectors:", ", ".join(emolens.list_detectors()))
 result = emolens.analyze(photo, detector="haar-profile", fallback=False)
-print(f"{result.detector}: {len(result.faces)} faces:", [f.emotion.value for f in result.faces])
+print(f"{result.detector}: {len(result.faces)} faces:", [f.label for f in result.faces])

@@ -17,10 +17,10 @@ files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpe
 analyzer = emolens.Analyzer()
 with out.open("w", newline="") as handle:
     writer = csv.writer(handle)
-    writer.writerow(["file", "face", "x", "y", "width", "height", "emotion", *(e.value for e in emolens.Emotion)])
+    writer.writerow(["file", "face", "x", "y", "width", "height", "label", *analyzer.model.labels])
     for start in range(0, len(files), 8):
         batch = files[start : start + 8]
         for path, result in zip(batch, analyzer.analyze_batch(batch), strict=True):
             for i, face in enumerate(result.faces, 1):
-                writer.writerow([path.name, i, *face.box.to_dict().values(), face.emotion.value, *face.probabilities])
+                writer.writerow([path.name, i, *face.box.to_dict().values(), face.label, *face.probabilities])
 print(f"wrote {out} for {len(files)} images")

@@ -72,7 +72,7 @@ _FER2013_LARGE = ModelSpec(
     description=f"{_LARGE_TEXT} trained by emolens on FER2013's original labels; about 4x slower than default.",
     options=_LARGE_OPTIONS,
     weights=_bundled(
-        "emolens-vgg-large-v1.safetensors", "01bb7a104dd3f6ca7fa122b4d96d07a8682bc9f53d094559f2757c1b6b5a09a5"
+        "emolens-vgg-large-v1.safetensors", "0d0b14e4fcb7cc14dc994eb0e19953b28dcc3ac93da1b2c062937e0781c5ff6e"
     ),
     license=_FER2013_LICENSE,
     tta=True,
@@ -124,7 +124,7 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         ),
         options=_DEFAULT_OPTIONS,
         weights=_bundled(
-            "emolens-vgg-wide-v3.safetensors", "947f5518f524b05f60c64361ea5d803f0d90292f5e0fda7affecb924864cb827"
+            "emolens-vgg-wide-v3.safetensors", "778a398bf52002a976a7f8b4dcd083a19199815aa93757156453505e740ac074"
         ),
         license=_FER2013_LICENSE,
         tta=True,
