@@ -2,8 +2,7 @@
 
 >>> import emolens
 >>> result = emolens.analyze("photo.jpg")          # doctest: +SKIP
->>> [face.emotion for face in result.faces]         # doctest: +SKIP
-[<Emotion.HAPPY: 'happy'>]
+>>> [(face.label, round(face.confidence, 2)) for face in result.faces]  # doctest: +SKIP
 
 Importing emolens is cheap: torch, OpenCV and the detector backends load on first use.
 """

@@ -365,14 +365,15 @@ def _write_predictions(path: Path, data: object, probabilities: object) -> None:
 
     import numpy as np
 
-    from .training._data import CLASS_NAMES, FaceDataset
+    from .training._data import FaceDataset
 
     assert isinstance(data, FaceDataset) and isinstance(probabilities, np.ndarray)
-    with path.open("w", newline="") as handle:
+    names = data.classes
+    with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["file", "true", "predicted", *CLASS_NAMES])
+        writer.writerow(["file", "true", "predicted", *names])
         for source, label, row in zip(data.sources, data.labels, probabilities, strict=True):
-            writer.writerow([source, CLASS_NAMES[label], CLASS_NAMES[int(row.argmax())], *(f"{p:.6f}" for p in row)])
+            writer.writerow([source, names[label], names[int(row.argmax())], *(f"{p:.6f}" for p in row)])
 
 
 def _without_session_flags(argv: Sequence[str]) -> list[str]:
@@ -568,7 +569,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tta", dest="tta", action="store_true", default=None, help="average with mirrored faces")
     p.add_argument("--no-tta", dest="tta", action="store_false", help="disable the model's default TTA")
-    p.add_argument("--predictions", metavar="CSV", help="write file, true, predicted and 7 probabilities per image")
+    p.add_argument(
+        "--predictions", metavar="CSV", help="write file, true, predicted and a probability per label for each image"
+    )
     p.add_argument("--confusion-png", metavar="PNG", help="save the confusion matrix as an image (emolens[plot])")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument(

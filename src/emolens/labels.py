@@ -15,16 +15,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from enum import Enum
 
 __all__ = [
     "AFFECTNET8",
     "CANONICAL",
+    "COLORS",
     "DISPLAY_NAMES",
     "FER2013",
     "FERPLUS",
     "FERPLUS_VOTE_COLUMNS",
     "HSEMOTION8",
     "LABEL_SETS",
+    "Emotion",
     "LabelSet",
     "display_label",
     "display_names",
@@ -109,6 +112,53 @@ AFFECTNET8 = LabelSet("affectnet8", ("neutral", "happy", "sad", "surprise", "fea
 HSEMOTION8 = LabelSet("hsemotion8", ("angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise"))
 
 LABEL_SETS: dict[str, LabelSet] = {s.name: s for s in (FER2013, FERPLUS, AFFECTNET8, HSEMOTION8)}
+
+
+class Emotion(str, Enum):
+    """The canonical emotion labels: the 7 FER2013 classes in the dataset's label order, then contempt.
+
+    Models with other label orders or with custom labels are fine: results carry the model's labels,
+    and ``Face.emotion`` is the member for a canonical top label (``None`` for a custom one).
+    """
+
+    ANGRY = "angry"
+    DISGUST = "disgust"
+    FEAR = "fear"
+    HAPPY = "happy"
+    SAD = "sad"
+    SURPRISE = "surprise"
+    NEUTRAL = "neutral"
+    CONTEMPT = "contempt"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def label_index(self) -> int:
+        """Position of this label in :data:`emolens.labels.CANONICAL` (FER2013 order for the first 7)."""
+        return CANONICAL.index(self.value)
+
+    def label(self, language: str = "en") -> str:
+        """Display name in ``language`` ("en", "vi", "ko" or "ru")."""
+        return display_names(language)[self.label_index]
+
+    @classmethod
+    def languages(cls) -> tuple[str, ...]:
+        """Language codes accepted by :meth:`label`."""
+        return tuple(sorted(DISPLAY_NAMES))
+
+
+#: A colour per canonical label for plots (matplotlib names); custom labels get the next free colours.
+COLORS: dict[str, str] = {
+    "angry": "#d62728",
+    "disgust": "#8c564b",
+    "fear": "#9467bd",
+    "happy": "#2ca02c",
+    "sad": "#1f77b4",
+    "surprise": "#ff7f0e",
+    "neutral": "#7f7f7f",
+    "contempt": "#bcbd22",
+}
 
 #: The 10 vote columns of FER+ (``fer2013new.csv`` and ``ferplus/*.csv``), mapped to canonical labels;
 #: ``unknown`` and ``not_face`` are votes for no emotion.

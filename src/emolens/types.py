@@ -10,46 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
-from .labels import CANONICAL, DISPLAY_NAMES, FER2013, display_names
+from .labels import CANONICAL, FER2013, Emotion
 
 __all__ = ["AnalysisResult", "Box", "Detection", "Emotion", "Face", "FrameResult", "Landmarks", "Point", "TrackedFace"]
-
-
-class Emotion(str, Enum):
-    """The canonical emotion labels: the 7 FER2013 classes in the dataset's label order, then contempt.
-
-    Models with other label orders or with custom labels are fine: results carry the model's labels,
-    and ``Face.emotion`` is the member for a canonical top label (``None`` for a custom one).
-    """
-
-    ANGRY = "angry"
-    DISGUST = "disgust"
-    FEAR = "fear"
-    HAPPY = "happy"
-    SAD = "sad"
-    SURPRISE = "surprise"
-    NEUTRAL = "neutral"
-    CONTEMPT = "contempt"
-
-    def __str__(self) -> str:
-        return self.value
-
-    @property
-    def label_index(self) -> int:
-        """Position of this label in :data:`emolens.labels.CANONICAL` (FER2013 order for the first 7)."""
-        return CANONICAL.index(self.value)
-
-    def label(self, language: str = "en") -> str:
-        """Display name in ``language`` ("en", "vi", "ko" or "ru")."""
-        return display_names(language)[self.label_index]
-
-    @classmethod
-    def languages(cls) -> tuple[str, ...]:
-        """Language codes accepted by :meth:`label`."""
-        return tuple(sorted(DISPLAY_NAMES))
 
 
 def _emotion(label: str) -> Emotion | None:

@@ -5,7 +5,7 @@ class is predicted (a row's logits are divided by one positive number):
 
 - ``"temperature"``: one temperature for every prediction (temperature scaling);
 - ``"per-class"``: one temperature per *predicted* class, because a model can be under-confident
-  when it says "happy" and over-confident when it says "angry". Each row's likelihood depends only
+  when it predicts one class and over-confident when it predicts another. Each row's likelihood depends only
   on its own temperature, so each class's temperature is fitted on the rows predicting it alone.
 
 Calibrations are written as one temperature per class, indexed by the predicted class.

@@ -208,7 +208,7 @@ def load_image_folder(
     """Read ``<root>/<label>/<image>``; unreadable images are skipped and counted (or raise with
     ``skip_unreadable=False``).
 
-    Class folders named after the FER2013 emotions give FER2013's 7 classes; any other names are
+    Class folders named after the FER2013 emotions give FER2013's classes; any other names are
     your own labels (sorted, or in the order of ``labels_file``, default ``<root>/labels.txt``,
     which may also map folders to label names). ``ferplus`` is a FER+ vote table for these images
     (``AUTO``: ``<root>/../ferplus/<root name>.csv`` when it exists; ``None``: no votes).

@@ -147,7 +147,7 @@ def predict_dataset(
     batch_size: int = 256,
     temperatures: tuple[float, ...] | None = None,
 ) -> np.ndarray:
-    """Probabilities (N, 7) for every image of ``data``, calibrated with ``temperatures`` when given."""
+    """Probabilities (N, K) for every image of ``data``, calibrated with ``temperatures`` when given."""
     network.eval()
     out = []
     for start in range(0, len(data), batch_size):

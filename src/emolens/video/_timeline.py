@@ -12,7 +12,7 @@ import numpy as np
 
 from .._optional import require
 from ..errors import EmolensError
-from ..labels import FER2013, display_label
+from ..labels import COLORS, FER2013, display_label
 from ..types import FrameResult
 
 __all__ = ["TrackSummary", "VideoAnalysis"]
@@ -171,10 +171,8 @@ class VideoAnalysis:
 
         tracks = self.track_ids or [0]
         fig, axes = plt.subplots(len(tracks), 1, figsize=(10, 2.2 * len(tracks) + 0.6), sharex=True, squeeze=False)
-        palette = {"angry": "#d62728", "disgust": "#8c564b", "fear": "#9467bd", "happy": "#2ca02c", "sad": "#1f77b4"}
-        palette |= {"surprise": "#ff7f0e", "neutral": "#7f7f7f", "contempt": "#bcbd22"}
         others = iter(plt.get_cmap("tab20")(np.linspace(0, 1, 20)))
-        colors = [palette[label] if label in palette else next(others) for label in self.labels]
+        colors = [COLORS[label] if label in COLORS else next(others) for label in self.labels]
         for ax, track_id in zip(axes[:, 0], tracks, strict=True):
             rows = [r for r in self._rows if r.track_id == track_id]
             if rows:
