@@ -19,7 +19,9 @@ from hypothesis.extra import numpy as hnp
 import emolens
 from emolens import Analyzer, EmolensError
 
-SHARED_PHOTO = Path(__file__).resolve().parents[2] / "shared" / "images" / "dlib-faces" / "2008_002470.jpg"
+from .conftest import SHARED
+
+SHARED_PHOTO = SHARED / "images" / "dlib-faces" / "2008_002470.jpg"
 ANALYZERS = {"yunet": None, "none": None}
 
 

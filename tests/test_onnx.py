@@ -86,8 +86,10 @@ def test_hsemotion_models_are_registered_with_their_licenses() -> None:
     assert MODELS.get("hsemotion-b2").input.size == 260 and MODELS.get("hsemotion-mbf-va").input.mean == (0.5,) * 3
 
 
-def test_cli_json_has_8_labels_and_valence_arousal(mirrored_b0: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    photo = Path(__file__).resolve().parents[2] / "shared" / "images" / "group" / "multiface.jpg"
+def test_cli_json_has_8_labels_and_valence_arousal(
+    mirrored_b0: Path, photos: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo = photos / "group" / "multiface.jpg"
     assert main(["analyze", str(photo), "--model", "hsemotion-b0-va", "--detector", "yunet", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.splitlines()[0])
     assert result["model"] == "hsemotion-b0-va" and len(result["faces"]) == 6
