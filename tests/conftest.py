@@ -70,6 +70,16 @@ def _isolated_env(seeded_home: Path) -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True)
+def _forget_download_failures() -> Iterator[None]:
+    """Downloads that failed are remembered for the process: each test starts with a clean slate."""
+    from emolens._weights import forget_failures
+
+    forget_failures()
+    yield
+    forget_failures()
+
+
 @pytest.fixture
 def empty_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty weights cache."""

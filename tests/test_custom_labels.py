@@ -92,23 +92,26 @@ def korean_dataset(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> Pa
     return root
 
 
+def _korean_config(dataset: Path, run: Path, **options: object) -> TrainConfig:
+    # a few dozen steps: with the default EMA decay the averaged weights would still be the initial ones
+    return TrainConfig(
+        train_data=str(dataset / "train"),
+        val_data=str(dataset / "val"),
+        out_dir=str(run),
+        model="fast",
+        batch_size=30,
+        threads=1,
+        ema_decay=0.5,
+        **options,  # type: ignore[arg-type]
+    )
+
+
 def test_custom_label_model_trains_exports_and_analyzes(korean_dataset: Path, tmp_path: Path, photos: Path) -> None:
     data = load_dataset(korean_dataset / "val")
     assert data.classes == ("기쁨", "당황", "중립")  # not FER2013 names: custom labels, sorted
     run = tmp_path / "run"
-    cfg = TrainConfig(
-        train_data=str(korean_dataset / "train"),
-        val_data=str(korean_dataset / "val"),
-        out_dir=str(run),
-        model="fast",
-        init="fast",  # fine-tuned from the 7-class model: its last layer starts fresh
-        epochs=3,
-        batch_size=30,
-        threads=1,
-        lr=0.01,
-        ema_decay=0.5,  # a few dozen steps: the default EMA would still be the initial weights
-    )
-    result = train(cfg)
+    # fine-tuned from the 7-class model: its last layer starts fresh
+    result = train(_korean_config(korean_dataset, run, init="fast", epochs=3, lr=0.01))
     assert result.best_val_accuracy > 0.4  # chance is 1/3
     card = export_run(run, tmp_path / "export", "korean-3")
     assert card["labels"] == ["기쁨", "당황", "중립"]
@@ -123,17 +126,7 @@ def test_custom_labels_flow_through_cli_and_video(
     korean_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = tmp_path / "run"
-    cfg = TrainConfig(
-        train_data=str(korean_dataset / "train"),
-        val_data=str(korean_dataset / "val"),
-        out_dir=str(run),
-        model="fast",
-        epochs=1,
-        batch_size=30,
-        threads=1,
-        ema_decay=0.5,
-    )
-    train(cfg)
+    train(_korean_config(korean_dataset, run, epochs=1))
     image = next((korean_dataset / "val" / "기쁨").glob("*.jpg"))
     assert main(["analyze", str(image), "--model", str(run), "--detector", "none", "--json"]) == 0
     record = json.loads(capsys.readouterr().out.splitlines()[0])

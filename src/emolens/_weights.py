@@ -185,8 +185,9 @@ def fetch(weights: WeightsFile) -> Path:
             with _process_lock(cache_dir(), weights.name):
                 return _fetch_locked(weights)
         except (WeightsDownloadError, WeightsIntegrityError) as exc:
-            with _locks_guard:
-                _failures[weights.name] = exc
+            if not is_offline():  # a download failed (offline, nothing was tried: nothing to remember)
+                with _locks_guard:
+                    _failures[weights.name] = exc
             raise
 
 
@@ -289,36 +290,32 @@ def git_blob_sha1(path: Path) -> str:
 
 def _check_download(tmp: Path, weights: WeightsFile, url: str) -> None:
     """Raise WeightsIntegrityError unless the downloaded file has the recorded hashes."""
-    actual = sha256_of(tmp)
-    if weights.git_sha1:
-        blob = git_blob_sha1(tmp)
-        if blob != weights.git_sha1:
-            raise WeightsIntegrityError(
-                f"{url} served a file that is not the upstream one (git blob SHA-1 {blob[:12]}..., expected "
-                f"{weights.git_sha1[:12]}...); it was discarded and the cache is unchanged. Check EMOLENS_MIRROR "
-                "or try again later",
-                filename=weights.name,
-                expected=weights.git_sha1,
-                actual=blob,
-            )
-        if actual != weights.sha256:
-            raise WeightsIntegrityError(
-                f"{url} served a file whose git blob SHA-1 matches the upstream tree, but whose sha256 "
-                f"({actual[:12]}...) differs from the recorded one ({weights.sha256[:12]}..., published by third "
-                "parties): only the sha256 disagrees. The file was not used; report it to the emolens developers",
-                filename=weights.name,
-                expected=weights.sha256,
-                actual=actual,
-            )
-    elif actual != weights.sha256:
-        raise WeightsIntegrityError(
-            f"{url} served a file whose sha256 ({actual[:12]}...) does not match the expected "
-            f"{weights.sha256[:12]}...; it was discarded and the cache is unchanged. Check EMOLENS_MIRROR or "
-            "try again later",
+
+    def refused(problem: str, expected: str, actual: str) -> WeightsIntegrityError:
+        return WeightsIntegrityError(
+            f"{url} served {problem}; it was discarded and the cache is unchanged",
             filename=weights.name,
-            expected=weights.sha256,
+            expected=expected,
             actual=actual,
         )
+
+    actual = sha256_of(tmp)
+    blob = git_blob_sha1(tmp) if weights.git_sha1 else ""
+    if blob and blob != weights.git_sha1:
+        problem = (
+            f"a file that is not the upstream one (git blob SHA-1 {blob[:12]}..., expected {weights.git_sha1[:12]}...)"
+        )
+        raise refused(problem + ". Check EMOLENS_MIRROR or try again later", weights.git_sha1, blob)
+    if actual != weights.sha256 and blob:
+        problem = (
+            f"a file whose git blob SHA-1 matches the upstream tree, but whose sha256 ({actual[:12]}...) differs "
+            f"from the recorded one ({weights.sha256[:12]}..., published by third parties): only the sha256 "
+            "disagrees. Report it to the emolens developers"
+        )
+        raise refused(problem, weights.sha256, actual)
+    if actual != weights.sha256:
+        problem = f"a file whose sha256 ({actual[:12]}...) does not match the expected {weights.sha256[:12]}..."
+        raise refused(problem + ". Check EMOLENS_MIRROR or try again later", weights.sha256, actual)
 
 
 class _BoundedDownloader:

@@ -13,9 +13,10 @@ from Microsoft's ``fer2013new.csv`` matched row by row (found beside it).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,6 +101,18 @@ def _vote_columns(fieldnames: Sequence[str] | None, path: Path, key: str) -> lis
     return [names[column] for column in VOTE_COLUMNS]
 
 
+@contextlib.contextmanager
+def _vote_rows(path: Path, key: str) -> Iterator[tuple[Iterator[tuple[int, dict[str, str]]], list[str]]]:
+    """The (line number, row) pairs of a FER+ vote CSV and its vote column names, the file open meanwhile."""
+    try:
+        handle = path.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise DatasetError(f"cannot open FER+ votes {path}: {exc.strerror}", path=path) from None
+    with handle:
+        reader = csv.DictReader(handle)
+        yield enumerate(reader, start=2), _vote_columns(reader.fieldnames, path, key)
+
+
 def _parse_votes(row: dict[str, str], columns: list[str]) -> np.ndarray | None:
     """The 10 vote counts of a row, or None when one is not a non-negative integer."""
     try:
@@ -118,14 +131,8 @@ def read_ferplus_table(path: str | Path, *, skip_unreadable: bool = True) -> tup
     path = Path(path)
     table: dict[str, np.ndarray] = {}
     skipped = 0
-    try:
-        handle = path.open(newline="", encoding="utf-8")
-    except OSError as exc:
-        raise DatasetError(f"cannot open FER+ vote table {path}: {exc.strerror}", path=path) from None
-    with handle:
-        reader = csv.DictReader(handle)
-        columns = _vote_columns(reader.fieldnames, path, "file")
-        for line, row in enumerate(reader, start=2):
+    with _vote_rows(path, "file") as (rows, columns):
+        for line, row in rows:
             name = (row.get("file") or "").strip().replace("\\", "/")
             votes = _parse_votes(row, columns)
             if votes is None or not name or name in table:
@@ -255,20 +262,14 @@ def load_image_folder(
 
 def _read_fer2013new(path: Path, skip_unreadable: bool) -> list[np.ndarray | None]:
     """Microsoft's ``fer2013new.csv``: one entry per row (None for a row FER+ dropped or could not parse)."""
-    rows: list[np.ndarray | None] = []
-    try:
-        handle = path.open(newline="", encoding="utf-8")
-    except OSError as exc:
-        raise DatasetError(f"cannot open FER+ file {path}: {exc.strerror}", path=path) from None
-    with handle:
-        reader = csv.DictReader(handle)
-        columns = _vote_columns(reader.fieldnames, path, "Image name")
-        for line, row in enumerate(reader, start=2):
+    entries: list[np.ndarray | None] = []
+    with _vote_rows(path, "Image name") as (rows, columns):
+        for line, row in rows:
             votes = _parse_votes(row, columns)
             if votes is None and not skip_unreadable:
                 raise DatasetError(f"{path}:{line}: malformed FER+ row (10 non-negative counts expected)", path=path)
-            rows.append(votes if (row.get("Image name") or "").strip() else None)
-    return rows
+            entries.append(votes if (row.get("Image name") or "").strip() else None)
+    return entries
 
 
 def load_fer2013_csv(
