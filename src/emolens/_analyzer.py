@@ -11,7 +11,7 @@ import numpy as np
 
 from ._crop import eye_angle, face_crop
 from ._device import resolve_device
-from ._image import ColorOrder, ImageInput, LoadedImage, load_image
+from ._image import DEFAULT_MAX_PIXELS, ColorOrder, ImageInput, LoadedImage, load_image
 from .detectors import Detector
 from .detectors._factory import create_detector
 from .errors import EmolensError
@@ -47,6 +47,8 @@ class Analyzer:
         min_face_size: drop detected faces whose shorter side is smaller (pixels).
         align: rotate each crop so the eyes are level, when the detector gives landmarks.
         margin: enlarge each square crop by this fraction of its side (default: the model's input spec).
+        max_pixels: refuse images larger than this many pixels (read from a file's header before it is
+            decoded; ``ImageTooLargeError``). Default 40 megapixels.
         detector_options: passed to the detector's builder when ``detector`` is a name, e.g.
             ``{"max_side": 320}`` to run YuNet or RetinaFace on a downscaled copy of large images
             (faster; faces much smaller than 1/30 of the image side may be missed).
@@ -62,6 +64,7 @@ class Analyzer:
         min_face_size: int = DEFAULT_MIN_FACE_SIZE,
         align: bool = True,
         margin: float | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
         detector_options: Mapping[str, Any] | None = None,
     ) -> None:
         resolve_device(device)  # a bad device fails here, before anything is loaded
@@ -72,6 +75,7 @@ class Analyzer:
         self.min_face_size = min_face_size
         self.align = align
         self.margin = self.model.spec.input.margin if margin is None else margin
+        self.max_pixels = max_pixels
 
     @property
     def detector_name(self) -> str:
@@ -113,7 +117,7 @@ class Analyzer:
         timings: list[dict[str, float]] = []
         for image in images:
             t0 = time.perf_counter()
-            img = load_image(image, color=color)
+            img = load_image(image, color=color, max_pixels=self.max_pixels)
             t1 = time.perf_counter()
             found = self._candidates(img, fallback, min_size)
             t2 = time.perf_counter()

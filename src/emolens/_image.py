@@ -118,7 +118,7 @@ def _check_pixels(width: int, height: int, max_pixels: int, what: str) -> None:
         raise InvalidImageError(f"{what}: empty image ({width}x{height} pixels)", source=what)
     if width * height > max_pixels:
         raise ImageTooLargeError(
-            f"{what}: {width}x{height} pixels ({width * height / 1e6:.0f} megapixels) is over the limit of "
+            f"{what}: {width}x{height} pixels ({width * height / 1e6:.3g} megapixels) is over the limit of "
             f"{max_pixels / 1e6:g} megapixels; shrink it, or raise max_pixels if you trust the input",
             source=what,
         )
