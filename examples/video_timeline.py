@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 
 import emolens
+from emolens.labels import display_label
 from emolens.video import AnnotatedVideoWriter, VideoAnalysis, analyze_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,5 +42,5 @@ if writer is not None:
     writer.close()
 analysis.to_csv(out_dir / "timeline.csv")
 for summary in analysis.summary().values():
-    print(f"person {summary.track_id}: mostly {summary.dominant.label()} over {summary.frames} frames")
+    print(f"person {summary.track_id}: mostly {display_label(summary.dominant)} over {summary.frames} frames")
 print(f"wrote {out_dir / 'annotated.mp4'} and {out_dir / 'timeline.csv'} ({emolens.__version__})")

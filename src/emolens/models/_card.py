@@ -147,6 +147,8 @@ class ModelCard:
                 )
             else:  # cards before input specs: the size alone, grayscale standardised
                 input_spec = InputSpec(size=int(card.get("input_size", 48)))
+            if card.get("input_size", input_spec.size) != input_spec.size:
+                raise ValueError(f"input_size {card['input_size']!r} disagrees with the input's size {input_spec.size}")
         except (TypeError, ValueError) as exc:
             raise _bad(source, f"its input spec is invalid: {exc}") from None
         try:

@@ -107,8 +107,7 @@ def export_run(
         "prior_shift": {"tau": prior_shift, "bias_added": shift} if prior_shift else None,
     }
     card = _measure(weights_path, spec, provenance, val, half=half)
-    _write_card(card, out / f"{name}.json")
-    return card
+    return _write_card(card, out / f"{name}.json")
 
 
 def training_prior(cfg: dict[str, Any], spec: ModelSpec) -> np.ndarray:
@@ -150,8 +149,7 @@ def recalibrate_card(card_path: str | Path) -> dict[str, Any]:
     provenance = {key: old.get(key) for key in _PROVENANCE}
     val = load_dataset(old["training_config"]["val_data"], "val", size=spec.input_size)
     card = _measure(card_path.with_name(old["weights_file"]), spec, provenance, val, half=half)
-    _write_card(card, card_path)
-    return card
+    return _write_card(card, card_path)
 
 
 def _measure(
@@ -226,8 +224,11 @@ def _data_license(train_data: str) -> str:
     return "the training data's own terms (not known to emolens: state them when you share the model)"
 
 
-def _write_card(card: dict[str, Any], json_path: Path) -> None:
-    ModelCard.from_dict(card, json_path).write(json_path)
+def _write_card(card: dict[str, Any], json_path: Path) -> dict[str, Any]:
+    """Write the card (JSON and Markdown) through the ModelCard schema; returns the JSON object written."""
+    model_card = ModelCard.from_dict(card, json_path)
+    model_card.write(json_path)
+    return model_card.to_dict()
 
 
 def _jsonable(value: Any) -> Any:
