@@ -239,7 +239,7 @@ def test_an_exported_model_is_used_by_the_path_of_its_card(
     with pytest.raises(emolens.WeightsUnavailableError, match=r"beside its \.json card"):
         emolens.Analyzer(model=str(tampered / "my-model.json"))
     (tmp_path / "other.json").write_text('{"name": "x"}')
-    with pytest.raises(emolens.WeightsError, match="is it a card written by .emolens export."):
+    with pytest.raises(emolens.WeightsError, match=r"is it a card written by `emolens export`\?"):
         spec_from_card(tmp_path / "other.json")
 
 
