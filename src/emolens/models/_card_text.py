@@ -85,17 +85,28 @@ def _consensus_lines(card: dict[str, Any], mode: str) -> list[str]:
         row("val" + ("" if card.get("default_tta", True) else ", the default"), m["val"]),
         row("val, flip TTA" + (" (the default)" if card.get("default_tta", True) else ""), m["val_tta"]),
         "",
-        f"Consensus per-class recall on val ({mode}): "
-        + ", ".join(f"{k} {v:.3f}" for k, v in consensus["per_class_recall"].items()),
-        "",
-        f"Consensus confusion matrix on val ({mode}; rows = FER+ majority, columns = predicted):",
-        "",
-        "| majority \\ predicted | " + " | ".join(card["labels"]) + " |",
-        "|---|" + "---|" * len(card["labels"]),
+        *_recall_and_confusion(consensus, card["labels"], f"Consensus per-class recall on val ({mode})", "majority"),
     ]
-    for label, values in zip(card["labels"], consensus["confusion"], strict=True):
-        lines.append(f"| {label} | " + " | ".join(str(v) for v in values) + " |")
     return [*lines, ""]
+
+
+def _recall_and_confusion(metrics: dict[str, Any], labels: list[str], title: str, truth: str) -> list[str]:
+    """Per-class recall and the confusion matrix as Markdown (``truth`` names the rows' label source)."""
+    what = "FER+ majority" if truth == "majority" else "true class"
+    confusion = title.replace("per-class recall", "confusion matrix").replace("Per-class recall", "Confusion matrix")
+    lines = [
+        f"{title}: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics["per_class_recall"].items()),
+        "",
+        f"{confusion.removesuffix(')')}; rows = {what}, columns = predicted):",
+        "",
+        f"| {truth} \\ predicted | " + " | ".join(labels) + " |",
+        "|---|" + "---|" * len(labels),
+    ]
+    lines += [
+        f"| {label} | " + " | ".join(str(v) for v in row) + " |"
+        for label, row in zip(labels, metrics["confusion"], strict=True)
+    ]
+    return lines
 
 
 def _unmeasured_card(card: dict[str, Any], input_text: str) -> str:
@@ -157,16 +168,8 @@ def render_card(card: dict[str, Any]) -> str:
         "slightly optimistic; the PrivateTest split is held out for independent checking. "
         f"Val accuracy of the training run's float32 weights: {card['val_accuracy_fp32_weights']:.4f}.",
         "",
-        f"Per-class recall on val ({mode}): "
-        + ", ".join(f"{k} {v:.3f}" for k, v in default["per_class_recall"].items()),
-        "",
-        f"Confusion matrix on val ({mode}; rows = true class, columns = predicted):",
-        "",
-        "| true \\ predicted | " + " | ".join(card["labels"]) + " |",
-        "|---|" + "---|" * len(card["labels"]),
+        *_recall_and_confusion(default, card["labels"], f"Per-class recall on val ({mode})", "true"),
     ]
-    for label, row in zip(card["labels"], default["confusion"], strict=True):
-        lines.append(f"| {label} | " + " | ".join(str(v) for v in row) + " |")
     lines += [
         "",
         *_consensus_lines(card, mode),
