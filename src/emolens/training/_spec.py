@@ -19,19 +19,24 @@ from ..models._network import build_network, load_state, prepare_for_inference
 __all__ = ["load_trained", "run_spec", "run_weights", "source_weights"]
 
 
-def source_weights(source: str | Path) -> Path:
-    """The verified weights file of a model source (registered name, card, weights file or run folder)."""
+def _torch_source(source: str | Path) -> tuple[ModelSpec, Path]:
+    """The spec and verified weights of a model source, resolved (and hash-checked) once."""
     spec, weights = resolve_model(source)
     if weights is None or spec.runtime != "torch":
         raise DatasetError(f"model {str(source)!r} has no emolens (torch) weights to train from")
-    return weights
+    return spec, weights
+
+
+def source_weights(source: str | Path) -> Path:
+    """The verified weights file of a model source (registered name, card, weights file or run folder)."""
+    return _torch_source(source)[1]
 
 
 def load_trained(source: str | Path, device: str | torch.device = "cpu") -> tuple[ModelSpec, nn.Module]:
     """The spec and a frozen inference network of a model source, uncalibrated (for teachers)."""
-    spec, _ = resolve_model(source)
+    spec, weights = _torch_source(source)
     network = build_network(spec)
-    load_state(network, source_weights(source))
+    load_state(network, weights)
     prepared = prepare_for_inference(network, device)
     prepared.requires_grad_(False)
     return spec, prepared
