@@ -18,6 +18,8 @@ SUBCOMMANDS = [
     "models",
     "download",
     "evaluate",
+    "batch",
+    "serve",
     "train",
     "export",
     "recipe",

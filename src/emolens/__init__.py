@@ -33,7 +33,9 @@ from .types import AnalysisResult, Box, Detection, Emotion, Face, FrameResult, L
 if TYPE_CHECKING:
     from ._analyzer import Analyzer
     from ._api import analyze, analyze_batch
+    from ._batch import BatchReport, batch
     from ._draw import annotate
+    from ._rows import to_dataframe
     from .detectors import Detector
     from .models._classifier import EmotionModel, ModelOutput
     from .models._load import load_model
@@ -45,6 +47,7 @@ __all__ = [
     "AnalysisResult",
     "Analyzer",
     "ArchitectureSpec",
+    "BatchReport",
     "Box",
     "DatasetError",
     "Detection",
@@ -80,6 +83,7 @@ __all__ = [
     "analyze_batch",
     "analyze_video",
     "annotate",
+    "batch",
     "download",
     "list_detectors",
     "list_models",
@@ -87,6 +91,7 @@ __all__ = [
     "register_architecture",
     "register_detector",
     "register_model",
+    "to_dataframe",
 ]
 
 # Names whose modules import torch / OpenCV: resolved on first attribute access (PEP 562).
@@ -101,6 +106,9 @@ _LAZY = {
     "load_model": "emolens.models._load",
     "VideoAnalysis": "emolens.video",
     "analyze_video": "emolens.video",
+    "batch": "emolens._batch",
+    "BatchReport": "emolens._batch",
+    "to_dataframe": "emolens._rows",
 }
 
 

@@ -11,7 +11,8 @@ import numpy as np
 
 from ._crop import eye_angle, face_crop
 from ._device import resolve_device
-from ._image import DEFAULT_MAX_PIXELS, ColorOrder, ImageInput, LoadedImage, load_image
+from ._image import ColorOrder, ImageInput, LoadedImage, load_image
+from ._limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_FACE_SIZE
 from .detectors import Detector
 from .detectors._factory import create_detector
 from .errors import EmolensError
@@ -20,9 +21,6 @@ from .models._load import ModelSource, load_model
 from .types import AnalysisResult, Box, Detection, Face
 
 __all__ = ["DEFAULT_MIN_FACE_SIZE", "Analyzer"]
-
-#: Faces whose shorter box side is below this many pixels are dropped.
-DEFAULT_MIN_FACE_SIZE = 20
 
 
 @dataclass(frozen=True, slots=True)

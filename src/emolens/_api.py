@@ -8,8 +8,9 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._analyzer import DEFAULT_MIN_FACE_SIZE, Analyzer
+from ._analyzer import Analyzer
 from ._image import ColorOrder, ImageInput
+from ._limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_FACE_SIZE
 from .detectors import Detector
 from .models._load import ModelSource
 from .types import AnalysisResult
@@ -28,6 +29,8 @@ def get_analyzer(
     model: ModelSource = "default",
     device: str = "cpu",
     detector_options: Mapping[str, Any] | None = None,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Analyzer:
     """The shared Analyzer for this configuration, built on first use (thread-safe, bounded LRU).
 
@@ -38,14 +41,14 @@ def get_analyzer(
     detector_key = detector if detector is None or isinstance(detector, str) else ("object", id(detector))
     model_key = str(model) if isinstance(model, (str, os.PathLike)) else ("object", id(model))
     # Options are plain values (numbers, strings, tuples); their sorted repr identifies them.
-    key = (detector_key, model_key, str(device), repr(sorted(options.items())))
+    key = (detector_key, model_key, str(device), repr(sorted(options.items())), max_pixels)
     with _lock:
         analyzer = _analyzers.get(key)
         if analyzer is not None:
             _analyzers.move_to_end(key)
             return analyzer
     # Built outside the lock: loading a model must not block every other thread's analyze().
-    built = Analyzer(detector, model, device=device, detector_options=options)
+    built = Analyzer(detector, model, device=device, detector_options=options, max_pixels=max_pixels)
     with _lock:
         analyzer = _analyzers.setdefault(key, built)
         _analyzers.move_to_end(key)

@@ -9,9 +9,29 @@ from __future__ import annotations
 
 import struct
 
-__all__ = ["FORMATS", "sniff"]
+__all__ = ["FORMATS", "signature", "sniff"]
 
 FORMATS = ("JPEG", "PNG", "WebP", "BMP", "TIFF", "GIF")
+
+
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"RIFF", "WebP"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+)
+
+
+def signature(data: bytes) -> str | None:
+    """The format named by the first bytes alone (so a truncated header still says what it was meant to be)."""
+    for magic, name in _SIGNATURES:
+        if data.startswith(magic) and (name != "WebP" or data[8:12] == b"WEBP"):
+            return name
+    return None
 
 
 def sniff(data: bytes) -> tuple[str, int, int] | None:

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from ._header import FORMATS, sniff
+from ._limits import DEFAULT_MAX_PIXELS, MAX_FILE_BYTES
 from .errors import ImageTooLargeError, InvalidImageError
 
 __all__ = ["DEFAULT_MAX_PIXELS", "MAX_FILE_BYTES", "ColorOrder", "ImageInput", "LoadedImage", "downscale", "load_image"]
@@ -26,10 +27,6 @@ __all__ = ["DEFAULT_MAX_PIXELS", "MAX_FILE_BYTES", "ColorOrder", "ImageInput", "
 ColorOrder = Literal["bgr", "rgb"]
 ImageInput = Any  # str | os.PathLike[str] | bytes | np.ndarray | PIL.Image.Image (Pillow is optional)
 
-#: Largest image analysed by default: 40 megapixels (120 MB as BGR); ``max_pixels`` raises or lowers it.
-DEFAULT_MAX_PIXELS = 40_000_000
-#: Largest encoded image file or byte string read (256 MiB).
-MAX_FILE_BYTES = 256 << 20
 _MAX_PATH_CHARS = 4096
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import EmolensError
+from .serve._config import ServeConfig
 
 __all__ = ["build_parser", "main"]
 
@@ -508,6 +509,7 @@ def _add_detector_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+_SERVE = ServeConfig()  # the server's defaults, shown in --help
 _MODEL_HELP = "emotion model: a registered name, or the .json card of a model written by `emolens export`"
 _STRICT_DATA_HELP = "stop at the first unreadable image or malformed CSV row (default: skip and count them)"
 
@@ -703,6 +705,90 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue interrupted stages")
     p.set_defaults(func=_cmd_recipe)
 
+    p = sub.add_parser(
+        "batch",
+        help="analyse collections of images and videos into one Parquet/CSV/JSONL table (resumable)",
+        description="One row per face (one per analysed frame of a video), one row per input with no face or "
+        "an error. Re-running with the same --out skips what is done. --engine ray runs on a Ray cluster.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders, globs, or .txt/.csv/.parquet lists")
+    p.add_argument("--out", required=True, help="output file: .parquet, .csv or .jsonl (the suffix picks the format)")
+    p.add_argument("--format", choices=("table", "submission"), default="table", help="submission: file,label (.csv)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local")
+    p.add_argument("--workers", type=_positive_int, help="worker processes, or Ray actors (default: CPU cores)")
+    p.add_argument("--threads", type=_positive_int, help="threads per worker (default: 1 with several workers)")
+    p.add_argument("--batch-size", type=_positive_int, default=16, help="inputs per task (one forward pass)")
+    p.add_argument(
+        "--part-size", type=_positive_int, default=256, help="inputs per saved part: the most a killed run loses"
+    )
+    p.add_argument("--every", type=_positive_int, default=1, metavar="N", help="analyse every N-th video frame")
+    p.add_argument("--detector", default="auto", help="detector name, 'auto' (default) or 'none' for face crops")
+    p.add_argument("--model", default="default", help=_MODEL_HELP)
+    p.add_argument("--device", default="cpu", help="torch device for the emotion model")
+    p.add_argument("--no-fallback", action="store_true", help="an image without a face is a row without a face")
+    p.add_argument("--overwrite", action="store_true", help="start again instead of resuming")
+    p.add_argument("--address", help="Ray cluster to join: auto, or ray://host:10001 (default: start a local one)")
+    p.add_argument("--num-cpus", type=float, default=1.0, help="CPUs per Ray actor")
+    p.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per Ray actor")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_batch)
+
+    p = sub.add_parser(
+        "serve",
+        help="serve the REST API and the web app (needs emolens[serve])",
+        description="Answer POST /v1/analyze and /v1/analyze/batch, GET /v1/models, /healthz and /readyz, "
+        "with the web app at / and the OpenAPI docs at /docs. Binds to 127.0.0.1 unless --host says otherwise.",
+    )
+    p.add_argument(
+        "--host", default=_SERVE.host, help=f"address to listen on (default {_SERVE.host}: this machine only)"
+    )
+    p.add_argument("--port", type=_positive_int, default=_SERVE.port, help=f"default {_SERVE.port}")
+    p.add_argument("--detector", default=_SERVE.detector, help="detector for requests that name none")
+    p.add_argument("--model", default=_SERVE.model, help="model for requests that name none; " + _MODEL_HELP)
+    p.add_argument(
+        "--models",
+        type=lambda text: tuple(name for name in text.split(",") if name),
+        metavar="NAME,...",
+        help="the registered models clients may choose (default: all)",
+    )
+    p.add_argument(
+        "--workers", type=_positive_int, default=_SERVE.workers, help="worker processes, each with its models"
+    )
+    p.add_argument("--threads", type=_positive_int, default=_SERVE.threads, help="analysis threads per process")
+    p.add_argument(
+        "--max-in-flight",
+        type=_positive_int,
+        default=_SERVE.max_in_flight,
+        help=f"requests per process at once; more get 503 + Retry-After (default {_SERVE.max_in_flight})",
+    )
+    p.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=_SERVE.max_upload_bytes / 2**20,
+        help=f"largest request body in MiB (default {_SERVE.max_upload_bytes / 2**20:g})",
+    )
+    p.add_argument(
+        "--max-megapixels",
+        type=float,
+        default=_SERVE.max_pixels / 1e6,
+        help=f"largest decoded image (default {_SERVE.max_pixels / 1e6:g})",
+    )
+    p.add_argument("--max-files", type=_positive_int, default=_SERVE.max_files, help="most files per batch request")
+    p.add_argument(
+        "--request-timeout",
+        type=float,
+        default=_SERVE.request_timeout_s,
+        help=f"seconds before a slow analysis is answered with 503 (default {_SERVE.request_timeout_s:g})",
+    )
+    p.add_argument(
+        "--read-timeout",
+        type=float,
+        default=_SERVE.read_timeout_s,
+        help=f"seconds to receive a request body before answering 408 (default {_SERVE.read_timeout_s:g})",
+    )
+    p.add_argument("--no-warmup", action="store_true", help="be ready without a warm-up run")
+    p.set_defaults(func=_cmd_serve)
+
     p = sub.add_parser("dataset", help="build training datasets")
     dataset = p.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
     p = dataset.add_parser(
@@ -725,6 +811,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retries", type=_positive_int, default=3, help="tries per image URL")
     p.set_defaults(func=_cmd_dataset_crop)
     return parser
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from ._batch import batch
+
+    report = batch(
+        args.inputs,
+        args.out,
+        detector=_detector_arg(args.detector),
+        model=args.model,
+        engine=args.engine,
+        workers=args.workers,
+        threads=args.threads,
+        batch_size=args.batch_size,
+        part_size=args.part_size,
+        every=args.every,
+        fallback=not args.no_fallback,
+        device=args.device,
+        overwrite=args.overwrite,
+        format=args.format,
+        progress=False if args.quiet else None,
+        address=args.address,
+        num_cpus=args.num_cpus,
+        num_gpus=args.num_gpus,
+    )
+    resumed = f" ({report.skipped} already done)" if report.skipped else ""
+    print(
+        f"{report.analysed} inputs analysed{resumed}: {report.faces} faces, {report.errors} errors "
+        f"in {report.seconds:.1f} s; {len(report.rows)} rows in {report.out}"
+    )
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    config = ServeConfig(
+        host=args.host,
+        port=args.port,
+        detector=args.detector,
+        model=args.model,
+        models=args.models,
+        workers=args.workers,
+        threads=args.threads,
+        max_in_flight=args.max_in_flight,
+        max_upload_bytes=max(1, int(args.max_upload_mb * 2**20)),
+        max_pixels=max(1, int(args.max_megapixels * 1e6)),
+        max_files=args.max_files,
+        request_timeout_s=args.request_timeout,
+        read_timeout_s=args.read_timeout,
+        warmup=not args.no_warmup,
+    )
+    serve(config)
+    return 0
 
 
 def _cmd_recipe(args: argparse.Namespace) -> int:

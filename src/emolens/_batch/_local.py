@@ -1,0 +1,72 @@
+"""The ``local`` engine: a process pool with one Analyzer per worker and a bounded queue of chunks."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+
+from .._rows import Row
+from ..errors import EmolensError
+from ._inputs import Input
+from ._work import Job, Worker
+
+__all__ = ["run_local"]
+
+_worker: Worker | None = None  # one per worker process, built by _start
+
+
+def _start(job: Job, threads: int | None) -> None:
+    global _worker
+    _worker = Worker(job, threads=threads)
+
+
+def _analyze(chunk: Sequence[Input]) -> list[Row]:
+    assert _worker is not None, "worker process was not initialised"
+    return _worker.rows(chunk)
+
+
+def run_local(
+    chunks: Iterator[list[Input]],
+    job: Job,
+    *,
+    workers: int,
+    threads: int | None,
+    on_done: Callable[[list[Input], list[Row]], None],
+) -> None:
+    """Analyse every chunk; ``on_done(chunk, rows)`` runs in this process as each one finishes.
+
+    At most two chunks per worker are queued at any time, so memory does not grow with the number
+    of inputs. One worker runs in this process (no pool to start).
+    """
+    if workers == 1:
+        worker = Worker(job, threads=threads)
+        for chunk in chunks:
+            on_done(chunk, worker.rows(chunk))
+        return
+    context = multiprocessing.get_context("spawn")  # torch and OpenCV threads do not survive fork
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start, initargs=(job, threads)) as pool:
+        running: dict[Future[list[Row]], list[Input]] = {}
+        for chunk in chunks:
+            running[pool.submit(_analyze, chunk)] = chunk
+            if len(running) >= 2 * workers:
+                _collect(running, on_done, block=True)
+        while running:
+            _collect(running, on_done, block=True)
+
+
+def _collect(
+    running: dict[Future[list[Row]], list[Input]], on_done: Callable[[list[Input], list[Row]], None], *, block: bool
+) -> None:
+    finished, _ = wait(running, return_when=FIRST_COMPLETED, timeout=None if block else 0)
+    for future in finished:
+        chunk = running.pop(future)
+        try:
+            rows = future.result()
+        except BrokenProcessPool:
+            raise EmolensError(
+                "a worker process died (out of memory, or killed); the finished parts are saved: "
+                "run the same command again to resume, perhaps with fewer --workers or a smaller --batch-size"
+            ) from None
+        on_done(chunk, rows)

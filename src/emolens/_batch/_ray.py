@@ -1,0 +1,82 @@
+"""The ``ray`` engine: Ray Data with one Analyzer per actor, written by Ray's Parquet writer.
+
+The driver turns the inputs into a Ray Dataset, ``map_batches`` runs :class:`RayAnalyzer` actors
+(each holds one :class:`~emolens._batch._work.Worker`, so the rows are the local engine's), and
+``write_parquet`` writes the parts that :class:`~emolens._batch._store.Store` then merges.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from .._optional import require
+from .._rows import column_types
+from ._inputs import Input
+from ._store import Store, arrow_schema
+from ._work import Job, Worker
+
+__all__ = ["RayAnalyzer", "run_ray"]
+
+
+class RayAnalyzer:
+    """A Ray Data actor: chunks of inputs in (JSON, the local engine's chunks), a pyarrow table of rows out."""
+
+    def __init__(self, job: Job, threads: int | None) -> None:
+        self.worker = Worker(job, threads=threads)
+        self.schema = arrow_schema(column_types(self.worker.labels))
+
+    def __call__(self, batch: dict[str, Any]) -> Any:
+        import pyarrow
+
+        rows = []
+        for chunk in batch["chunk"]:
+            rows.extend(self.worker.rows([Input(path, video) for path, video in json.loads(str(chunk))]))
+        return pyarrow.Table.from_pylist(rows, schema=self.schema)
+
+
+def run_ray(
+    chunks: Sequence[list[Input]],
+    job: Job,
+    store: Store,
+    *,
+    address: str | None,
+    actors: int,
+    num_cpus: float,
+    num_gpus: float,
+    threads: int | None,
+    progress: bool,
+) -> None:
+    """Analyse ``chunks`` on a Ray cluster (``address``) or a local one started for this run.
+
+    Each chunk is one row of the Ray Dataset and one ``map_batches`` call, so every forward pass
+    holds the same faces as in the local engine, and the rows come out the same.
+    """
+    ray = require("ray", extra="ray", feature="the ray engine")
+    require("ray.data", extra="ray", feature="the ray engine", package="ray[data]")
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=max(1, round(actors * num_cpus)), num_gpus=num_gpus * actors or None, log_to_driver=False)
+    try:
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = progress
+        items = [{"chunk": json.dumps([(item.path, item.video) for item in chunk])} for chunk in chunks]
+        dataset = ray.data.from_items(items, override_num_blocks=len(items))
+        rows = dataset.map_batches(
+            RayAnalyzer,
+            fn_constructor_args=(job, threads),
+            batch_size=1,
+            concurrency=actors,
+            num_cpus=num_cpus,
+            num_gpus=num_gpus,
+            batch_format="numpy",
+        )
+        store.parts.mkdir(exist_ok=True)
+        rows.write_parquet(str(store.parts.resolve()))
+    finally:
+        if started_here:
+            ray.shutdown()

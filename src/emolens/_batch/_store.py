@@ -1,0 +1,232 @@
+"""Where a batch run's rows go: parts written atomically while it runs, one output file at the end.
+
+``--out faces.parquet`` keeps its parts in ``faces.parquet.parts/`` (JSON lines from the local
+engine, Parquet from Ray's writer). Each part appears by an atomic rename, so a killed run loses at
+most the parts in flight; the next run with the same ``--out`` reads which files are done from the
+output and the parts and skips them. At the end the rows are sorted (file, frame, face) and written
+to the output by an atomic rename, then the parts are removed. Identical inputs therefore give an
+identical file whichever engine, worker count or number of resumptions produced it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .._optional import require
+from .._rows import Row, column_types, columns
+from ..errors import InvalidOptionError
+
+__all__ = ["FORMATS", "Store"]
+
+#: Output formats by suffix; ``submission`` (``file,label``) is chosen with ``format="submission"``.
+FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
+
+
+class Store:
+    """The output of one batch run (see the module docstring)."""
+
+    def __init__(
+        self, out: str | os.PathLike[str], labels: Sequence[str], *, model: str, format: str = "table"
+    ) -> None:
+        self.out = Path(out)
+        suffix = self.out.suffix.lower()
+        if format not in ("table", "submission"):
+            raise InvalidOptionError(f"format must be 'table' or 'submission', got {format!r}", option="format")
+        if format == "table" and suffix not in FORMATS:
+            raise InvalidOptionError(
+                f"--out {out}: name a .parquet, .csv or .jsonl file (the suffix picks the format)", option="out"
+            )
+        if format == "submission" and suffix != ".csv":
+            raise InvalidOptionError(f"--out {out}: a submission is a .csv file", option="out")
+        if self.out.is_dir():
+            raise InvalidOptionError(f"--out {out} is a folder; name a file", option="out")
+        if not self.out.parent.is_dir():
+            raise InvalidOptionError(f"--out {out}: folder {self.out.parent} does not exist", option="out")
+        self.format = format
+        self.kind = FORMATS.get(suffix, "csv")
+        self.labels = tuple(labels)
+        self.model = model
+        self.columns = columns(self.labels)
+        self.parts = self.out.with_name(self.out.name + ".parts")
+
+    # --- state ------------------------------------------------------------------------------------
+    def clear(self) -> None:
+        """Forget earlier runs (``--overwrite``)."""
+        shutil.rmtree(self.parts, ignore_errors=True)
+        self.out.unlink(missing_ok=True)
+
+    def done(self) -> set[str]:
+        """Files already in the output or in a finished part."""
+        return {row["file"] for row in self._earlier_rows()}
+
+    def _earlier_rows(self) -> list[Row]:
+        rows = self._read_output() if self.format == "table" and self.out.exists() else []
+        for part in self._part_files():
+            rows.extend(self._read_part(part))
+        for row in rows:
+            if row.get("model") not in (None, self.model):
+                raise InvalidOptionError(
+                    f"{self.out} holds results of model {row['model']!r}, not {self.model!r}: "
+                    "pass --overwrite to replace them, or choose another --out",
+                    option="out",
+                )
+        return rows
+
+    def part_rows(self) -> list[Row]:
+        """Rows in finished parts (not yet merged into the output)."""
+        return [row for part in self._part_files() for row in self._read_part(part)]
+
+    def _part_files(self) -> list[Path]:
+        if not self.parts.is_dir():
+            return []
+        return sorted(p for p in self.parts.iterdir() if p.suffix in (".jsonl", ".parquet") and p.is_file())
+
+    # --- writing ----------------------------------------------------------------------------------
+    def write_part(self, rows: Sequence[Row]) -> None:
+        """Add rows as one new part (atomic: a reader sees all of it or nothing)."""
+        if not rows:
+            return
+        self.parts.mkdir(exist_ok=True)
+        name = f"part-{uuid.uuid4().hex}.jsonl"
+        temporary = self.parts / f".{name}.tmp"
+        with temporary.open("w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.parts / name)
+
+    def finish(self) -> list[Row]:
+        """Write every row, sorted, to the output (atomically) and remove the parts; returns the rows."""
+        rows = sorted(self._earlier_rows(), key=_order)
+        temporary = self.out.with_name(f".{self.out.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            if self.format == "submission":
+                _write_submission(temporary, rows)
+            else:
+                _WRITERS[self.kind](temporary, rows, column_types(self.labels))
+            os.replace(temporary, self.out)
+        finally:
+            temporary.unlink(missing_ok=True)
+        if self.format == "table":  # a submission keeps its full rows in the parts, for the next run
+            shutil.rmtree(self.parts, ignore_errors=True)
+        return rows
+
+    # --- reading ----------------------------------------------------------------------------------
+    def _read_output(self) -> list[Row]:
+        rows = _READERS[self.kind](self.out, column_types(self.labels))
+        if rows and set(rows[0]) != set(self.columns):
+            raise InvalidOptionError(
+                f"{self.out} has other columns than this model's ({', '.join(self.labels)}): "
+                "pass --overwrite to replace it, or choose another --out",
+                option="out",
+            )
+        return rows
+
+    def _read_part(self, part: Path) -> list[Row]:
+        try:
+            if part.suffix == ".jsonl":
+                return _read_jsonl(part, column_types(self.labels))
+            return _read_parquet(part, column_types(self.labels))
+        except Exception:  # a part cut short by a killed run (Ray writes in place): its inputs are redone
+            part.unlink(missing_ok=True)
+            return []
+
+
+def _order(row: Row) -> tuple[str, int, int]:
+    frame = -1 if row.get("frame") is None else int(row["frame"])
+    face = -1 if row.get("face") is None else int(row["face"])
+    return (str(row["file"]), frame, face)
+
+
+def _coerce(value: Any, kind: str) -> Any:
+    if value is None:
+        return None
+    if kind == "str":
+        return str(value)
+    if value == "":
+        return None
+    if kind == "int":
+        return int(value)
+    if kind == "float":
+        return float(value)
+    if kind == "bool":
+        return value if isinstance(value, bool) else str(value).lower() == "true"
+    return value
+
+
+def _read_jsonl(path: Path, types: Sequence[tuple[str, str]]) -> list[Row]:
+    with path.open(encoding="utf-8") as handle:
+        return [{name: _coerce(row.get(name), kind) for name, kind in types} for row in map(json.loads, handle)]
+
+
+def _write_jsonl(path: Path, rows: Iterable[Row], types: Sequence[tuple[str, str]]) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps({name: row.get(name) for name, _ in types}, ensure_ascii=False) + "\n")
+
+
+def _read_csv(path: Path, types: Sequence[tuple[str, str]]) -> list[Row]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        out = []
+        for row in reader:
+            values = {name: _coerce(row.get(name), kind) for name, kind in types}
+            for name, kind in types:  # CSV cannot tell an empty string from a missing value
+                if kind == "str" and values[name] == "":
+                    values[name] = None
+            out.append(values)
+        return out
+
+
+def _write_csv(path: Path, rows: Iterable[Row], types: Sequence[tuple[str, str]]) -> None:
+    names = [name for name, _ in types]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=names, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def arrow_schema(types: Sequence[tuple[str, str]]) -> Any:
+    """The pyarrow schema of the rows (the same for every part and engine)."""
+    pyarrow = require("pyarrow", extra="batch", feature="Parquet output")
+    arrow = {"str": pyarrow.string(), "int": pyarrow.int64(), "float": pyarrow.float64(), "bool": pyarrow.bool_()}
+    return pyarrow.schema([(name, arrow[kind]) for name, kind in types])
+
+
+def _read_parquet(path: Path, types: Sequence[tuple[str, str]]) -> list[Row]:
+    parquet = require("pyarrow.parquet", extra="batch", feature="Parquet output", package="pyarrow")
+    rows: list[Row] = parquet.read_table(path).to_pylist()
+    return [{name: _coerce(row.get(name), kind) for name, kind in types} for row in rows]
+
+
+def _write_parquet(path: Path, rows: Sequence[Row], types: Sequence[tuple[str, str]]) -> None:
+    pyarrow = require("pyarrow", extra="batch", feature="Parquet output")
+    parquet = require("pyarrow.parquet", extra="batch", feature="Parquet output", package="pyarrow")
+    names = [name for name, _ in types]
+    table = pyarrow.Table.from_pylist([{n: row.get(n) for n in names} for row in rows], schema=arrow_schema(types))
+    parquet.write_table(table, path)
+
+
+def _write_submission(path: Path, rows: Sequence[Row]) -> None:
+    """``file,label``: one line per input, the label of its largest face (empty for no face or an error)."""
+    labels: dict[str, str] = {}
+    for row in rows:  # sorted by (file, frame, face): the first face 0 is the largest face of the first frame
+        labels.setdefault(row["file"], "")
+        if row.get("face") == 0 and not labels[row["file"]]:
+            labels[row["file"]] = row.get("label") or ""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "label"])
+        writer.writerows(sorted(labels.items()))
+
+
+_READERS = {"parquet": _read_parquet, "csv": _read_csv, "jsonl": _read_jsonl}
+_WRITERS = {"parquet": _write_parquet, "csv": _write_csv, "jsonl": _write_jsonl}

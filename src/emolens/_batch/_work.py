@@ -1,0 +1,111 @@
+"""The work both engines do: a chunk of inputs in, table rows out (so their rows are the same)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .._analyzer import Analyzer
+from .._image import load_image
+from .._limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_FACE_SIZE
+from .._rows import Row, error_row, result_rows
+from ._inputs import Input
+
+__all__ = ["FRAMES_PER_PASS", "Job", "Worker"]
+
+#: Video frames classified in one forward pass.
+FRAMES_PER_PASS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """What to run on every input: plain values, so it travels to worker processes and Ray actors."""
+
+    detector: str | None = "auto"
+    model: str = "default"
+    device: str = "cpu"
+    fallback: bool = True
+    min_face_size: int = DEFAULT_MIN_FACE_SIZE
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    every: int = 1
+
+
+class Worker:
+    """One Analyzer and the loop that turns inputs into rows; one per process or actor."""
+
+    def __init__(self, job: Job, *, threads: int | None = None) -> None:
+        if threads is not None:
+            import cv2
+            import torch
+
+            torch.set_num_threads(threads)
+            cv2.setNumThreads(threads)
+        self.job = job
+        self.analyzer = Analyzer(
+            job.detector, job.model, device=job.device, fallback=job.fallback, max_pixels=job.max_pixels
+        )
+        self.labels = self.analyzer.model.labels
+
+    def rows(self, inputs: Sequence[Input]) -> list[Row]:
+        """Rows of every input, grouped by input in the given order; a failed input is an error row."""
+        images = [item for item in inputs if not item.video]
+        by_path = self._image_rows(images)
+        rows: list[Row] = []
+        for item in inputs:
+            rows.extend(self._video_rows(item) if item.video else by_path[item.path])
+        return rows
+
+    def _error(self, path: str, exc: BaseException) -> Row:
+        return error_row(path, exc, self.labels, detector=self.analyzer.detector_name, model=self.analyzer.model.name)
+
+    def _image_rows(self, images: Sequence[Input]) -> dict[str, list[Row]]:
+        """All readable images' faces are classified in one forward pass."""
+        out: dict[str, list[Row]] = {}
+        loaded: list[tuple[str, Any]] = []
+        for item in images:
+            try:
+                loaded.append((item.path, load_image(item.path, max_pixels=self.job.max_pixels).bgr))
+            except Exception as exc:  # an unreadable file is a row, whatever failed
+                out[item.path] = [self._error(item.path, exc)]
+        analyze = self.analyzer.analyze_batch
+        try:
+            results = analyze([image for _, image in loaded], min_face_size=self.job.min_face_size)
+        except Exception:  # one image broke the batch: one by one, to find which
+            for path, image in loaded:
+                try:
+                    (result,) = analyze([image], min_face_size=self.job.min_face_size)
+                    out[path] = result_rows(result, self.labels, file=path)
+                except Exception as exc:
+                    out[path] = [self._error(path, exc)]
+            return out
+        for (path, _), result in zip(loaded, results, strict=True):
+            out[path] = result_rows(result, self.labels, file=path)
+        return out
+
+    def _video_rows(self, item: Input) -> list[Row]:
+        """One row per face per analysed frame (every ``job.every``-th); frames read before a failure are kept."""
+        from ..video import open_source
+
+        rows: list[Row] = []
+        pending: list[Any] = []
+
+        def flush() -> None:
+            results = self.analyzer.analyze_batch(
+                [frame.image for frame in pending], min_face_size=self.job.min_face_size
+            )
+            for frame, result in zip(pending, results, strict=True):
+                rows.extend(result_rows(result, self.labels, file=item.path, frame=frame.index, time_s=frame.time))
+            pending.clear()
+
+        try:
+            for frame in open_source(item.path):
+                if frame.index % self.job.every == 0:
+                    pending.append(frame)
+                    if len(pending) == FRAMES_PER_PASS:
+                        flush()
+            if pending:
+                flush()
+        except Exception as exc:
+            rows.append(self._error(item.path, exc))
+        return rows

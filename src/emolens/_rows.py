@@ -1,0 +1,135 @@
+"""Results as table rows: one row per face, or one row for an input with no face or an error.
+
+This is the one home of the tabular schema used by :meth:`AnalysisResult.to_dataframe`,
+:func:`emolens.to_dataframe`, ``emolens batch`` (Parquet, CSV, JSON lines) and both batch engines.
+The columns are fixed for a given label set, whatever the input: ``prob_<label>`` columns follow the
+model's labels in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .types import AnalysisResult
+
+__all__ = ["Row", "columns", "error_row", "probability_column", "result_rows", "to_dataframe"]
+
+Row = dict[str, Any]
+
+#: (name, type) of the columns before and after the probabilities; types: str, int, float, bool.
+LEADING: tuple[tuple[str, str], ...] = (
+    ("file", "str"),
+    ("frame", "int"),
+    ("time_s", "float"),
+    ("face", "int"),
+    ("x", "int"),
+    ("y", "int"),
+    ("width", "int"),
+    ("height", "int"),
+    ("score", "float"),
+    ("fallback", "bool"),
+    ("label", "str"),
+)
+TRAILING: tuple[tuple[str, str], ...] = (
+    ("valence", "float"),
+    ("arousal", "float"),
+    ("detector", "str"),
+    ("model", "str"),
+    ("error_type", "str"),
+    ("error_message", "str"),
+)
+
+
+def probability_column(label: str) -> str:
+    return f"prob_{label}"
+
+
+def column_types(labels: Sequence[str]) -> list[tuple[str, str]]:
+    """Every column with its type, in order, for a model with ``labels``."""
+    return [*LEADING, *((probability_column(label), "float") for label in labels), *TRAILING]
+
+
+def columns(labels: Sequence[str]) -> list[str]:
+    """The column names, in order, for a model with ``labels``."""
+    return [name for name, _ in column_types(labels)]
+
+
+def _empty(labels: Sequence[str]) -> Row:
+    return dict.fromkeys(columns(labels))
+
+
+def result_rows(
+    result: AnalysisResult,
+    labels: Sequence[str],
+    *,
+    file: str | None = None,
+    frame: int | None = None,
+    time_s: float | None = None,
+) -> list[Row]:
+    """One row per face of ``result``; one row with no face columns when it has no face."""
+    base = _empty(labels)
+    base.update(
+        file=result.source if file is None else file,
+        frame=frame,
+        time_s=time_s,
+        detector=result.detector,
+        model=result.model,
+    )
+    if not result.faces:
+        return [base]
+    rows = []
+    for index, face in enumerate(result.faces):
+        row = dict(base)
+        row.update(
+            face=index,
+            x=face.box.x,
+            y=face.box.y,
+            width=face.box.width,
+            height=face.box.height,
+            score=float(face.score),
+            fallback=face.fallback,
+            label=face.label,
+            valence=face.valence,
+            arousal=face.arousal,
+        )
+        for label, probability in zip(face.labels, face.probabilities, strict=True):
+            row[probability_column(label)] = float(probability)
+        rows.append(row)
+    return rows
+
+
+def error_row(
+    file: str, error: BaseException, labels: Sequence[str], *, detector: str | None = None, model: str | None = None
+) -> Row:
+    """The row of an input that failed: its file, the error's type and message, and nothing else."""
+    row = _empty(labels)
+    row.update(
+        file=file, detector=detector, model=model, error_type=type(error).__name__, error_message=str(error)[:2000]
+    )
+    return row
+
+
+def to_dataframe(results: AnalysisResult | Iterable[AnalysisResult]) -> Any:
+    """A pandas DataFrame with one row per face (see the module docstring for the columns).
+
+    Accepts one :class:`AnalysisResult` or several (``analyze_batch``'s list); needs pandas.
+    """
+    from ._optional import require
+    from .types import AnalysisResult
+
+    pandas = require("pandas", extra="batch", feature="to_dataframe()")
+    items = [results] if isinstance(results, AnalysisResult) else list(results)
+    labels: tuple[str, ...] = ()
+    for item in items:
+        for face in item.faces:
+            if labels and face.labels != labels:
+                raise ValueError("these results come from models with different labels; make one table per model")
+            labels = face.labels
+    if not labels:
+        from .labels import FER2013
+
+        labels = FER2013.labels
+    rows = [row for item in items for row in result_rows(item, labels)]
+    return pandas.DataFrame(rows, columns=columns(labels))

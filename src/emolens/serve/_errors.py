@@ -1,0 +1,55 @@
+"""How emolens errors become HTTP answers: one table, one JSON shape, never a traceback."""
+
+from __future__ import annotations
+
+from ..errors import (
+    EmolensError,
+    ImageTooLargeError,
+    InvalidImageError,
+    InvalidOptionError,
+    InvalidVideoError,
+    MissingDependencyError,
+    UnknownNameError,
+    WeightsError,
+)
+
+__all__ = ["STATUS_FOR_ERROR", "RequestError", "error_body", "status_for"]
+
+#: First match wins (subclasses before their bases). Anything else an emolens error says about the input: 422.
+STATUS_FOR_ERROR: tuple[tuple[type[EmolensError], int], ...] = (
+    (ImageTooLargeError, 413),
+    (InvalidImageError, 400),
+    (UnknownNameError, 404),
+    (InvalidOptionError, 400),
+    (InvalidVideoError, 400),
+    (MissingDependencyError, 501),
+    (WeightsError, 503),
+)
+
+
+class RequestError(Exception):
+    """An HTTP error the server answers on purpose: a status, an error type and a message for the client."""
+
+    def __init__(self, status: int, kind: str, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+        self.message = message
+        self.retry_after = retry_after
+
+    @classmethod
+    def from_emolens(cls, exc: EmolensError) -> RequestError:
+        return cls(status_for(exc), type(exc).__name__, str(exc))
+
+
+def status_for(exc: EmolensError) -> int:
+    """The HTTP status for an emolens error."""
+    for kind, status in STATUS_FOR_ERROR:
+        if isinstance(exc, kind):
+            return status
+    return 422
+
+
+def error_body(kind: str, message: str) -> dict[str, dict[str, str]]:
+    """The JSON body of every error answer: ``{"error": {"type": ..., "message": ...}}``."""
+    return {"error": {"type": kind, "message": message}}

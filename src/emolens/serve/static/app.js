@@ -1,0 +1,392 @@
+// emolens web app: no build step, no dependencies. Talks only to this server's /v1 API.
+"use strict";
+
+const state = { colors: {}, names: {}, labels: [] };
+const $ = (id) => document.getElementById(id);
+
+// ---------------------------------------------------------------- API
+
+function query() {
+  const params = new URLSearchParams();
+  if ($("model").value) params.set("model", $("model").value);
+  if ($("detector").value) params.set("detector", $("detector").value);
+  return params.toString();
+}
+
+async function analyze(blob, filename) {
+  const form = new FormData();
+  form.append("file", blob, filename || "image.jpg");
+  let response;
+  try {
+    response = await fetch(`/v1/analyze?${query()}`, { method: "POST", body: form });
+  } catch (err) {
+    throw new Error("The server cannot be reached. Is `emolens serve` still running?");
+  }
+  let body = null;
+  try { body = await response.json(); } catch (err) { /* not JSON: handled below */ }
+  if (!response.ok) {
+    const message = body && body.error ? body.error.message : `the server answered ${response.status}`;
+    const error = new Error(message);
+    error.status = response.status;
+    throw error;
+  }
+  return body;
+}
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message ? `Could not analyse this: ${message}` : "";
+  box.hidden = !message;
+}
+
+// ---------------------------------------------------------------- drawing
+
+function colorOf(label) { return state.colors[label] || "#4b5bdc"; }
+function nameOf(label) { return state.names[label] || label; }
+
+function drawFaces(ctx, faces, scale, lineWidth) {
+  ctx.lineWidth = lineWidth;
+  ctx.font = `600 ${Math.max(12, Math.round(lineWidth * 5))}px system-ui, sans-serif`;
+  faces.forEach((face, i) => {
+    const { x, y, width, height } = face.box;
+    const color = colorOf(face.label);
+    ctx.strokeStyle = color;
+    ctx.strokeRect(x * scale, y * scale, width * scale, height * scale);
+    const text = `${i + 1} ${nameOf(face.label)} ${Math.round(face.confidence * 100)}%`;
+    const pad = 4;
+    const tw = ctx.measureText(text).width + 2 * pad;
+    const th = parseInt(ctx.font.match(/(\d+)px/)[1], 10) + 2 * pad;
+    const ty = y * scale - th >= 0 ? y * scale - th : y * scale;
+    ctx.fillStyle = color;
+    ctx.fillRect(x * scale - lineWidth / 2, ty, tw, th);
+    ctx.fillStyle = "#fff";
+    ctx.fillText(text, x * scale + pad - lineWidth / 2, ty + th - pad - 2);
+  });
+}
+
+function faceCard(face, index) {
+  const li = document.createElement("li");
+  li.className = "face-card";
+  li.dataset.label = face.label;
+  const header = document.createElement("header");
+  const badge = document.createElement("span");
+  badge.className = "badge";
+  badge.style.background = colorOf(face.label);
+  badge.textContent = String(index + 1);
+  const label = document.createElement("span");
+  label.className = "label";
+  label.textContent = nameOf(face.label) + (face.fallback ? " (whole image)" : "");
+  const conf = document.createElement("span");
+  conf.className = "conf";
+  conf.textContent = `${Math.round(face.confidence * 100)}%`;
+  header.append(badge, label, conf);
+  li.append(header);
+  Object.entries(face.probabilities)
+    .sort((a, b) => b[1] - a[1])
+    .forEach(([name, p]) => {
+      const row = document.createElement("div");
+      row.className = "bar";
+      const n = document.createElement("span");
+      n.className = "name";
+      n.textContent = nameOf(name);
+      const track = document.createElement("span");
+      track.className = "track";
+      const fill = document.createElement("span");
+      fill.className = "fill";
+      fill.style.display = "block";
+      fill.style.width = `${(p * 100).toFixed(1)}%`;
+      fill.style.background = colorOf(name);
+      track.append(fill);
+      const pct = document.createElement("span");
+      pct.className = "pct";
+      pct.textContent = `${(p * 100).toFixed(1)}%`;
+      row.append(n, track, pct);
+      li.append(row);
+    });
+  if (face.valence !== null && face.arousal !== null) {
+    const va = document.createElement("div");
+    va.className = "va";
+    va.textContent = `valence ${face.valence.toFixed(2)} · arousal ${face.arousal.toFixed(2)}`;
+    li.append(va);
+  }
+  return li;
+}
+
+// ---------------------------------------------------------------- image panel
+
+async function analyzeImageFile(file) {
+  showError("");
+  $("image-summary").textContent = "Analysing…";
+  $("image-result").hidden = false;
+  $("faces").replaceChildren();
+  let result;
+  try {
+    result = await analyze(file, file.name);
+  } catch (err) {
+    $("image-result").hidden = true;
+    showError(err.message);
+    return;
+  }
+  const bitmap = await createImageBitmap(file).catch(() => null);
+  const canvas = $("image-canvas");
+  const ctx = canvas.getContext("2d");
+  const scale = bitmap ? Math.min(1, 1400 / Math.max(bitmap.width, bitmap.height)) : 1;
+  canvas.width = Math.round(result.image.width * scale);
+  canvas.height = Math.round(result.image.height * scale);
+  if (bitmap) ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  drawFaces(ctx, result.faces, scale, Math.max(2, canvas.width / 300));
+  const count = result.faces.length;
+  $("image-summary").textContent =
+    `${count} face${count === 1 ? "" : "s"} · ${result.image.width}×${result.image.height} · ` +
+    `${result.model} + ${result.detector} · ${Math.round(result.timings_ms.total)} ms`;
+  $("image-result").dataset.faceCount = String(count);
+  $("faces").replaceChildren(...result.faces.map(faceCard));
+}
+
+function setUpImagePanel() {
+  const drop = $("drop");
+  $("image-input").addEventListener("change", (e) => {
+    if (e.target.files.length) analyzeImageFile(e.target.files[0]);
+  });
+  ["dragenter", "dragover"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.add("over"); }));
+  ["dragleave", "drop"].forEach((t) => drop.addEventListener(t, () => drop.classList.remove("over")));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    if (e.dataTransfer.files.length) analyzeImageFile(e.dataTransfer.files[0]);
+  });
+}
+
+// ---------------------------------------------------------------- timeline
+
+function drawTimeline(canvas, points, span) {
+  const ratio = window.devicePixelRatio || 1;
+  const width = canvas.clientWidth || 600;
+  const height = canvas.clientHeight || 160;
+  canvas.width = width * ratio;
+  canvas.height = height * ratio;
+  const ctx = canvas.getContext("2d");
+  ctx.scale(ratio, ratio);
+  ctx.clearRect(0, 0, width, height);
+  const left = 34, right = 8, top = 8, bottom = 40;
+  const plotW = width - left - right, plotH = height - top - bottom;
+  ctx.strokeStyle = "#e2e5ee";
+  ctx.fillStyle = "#677089";
+  ctx.font = "11px system-ui, sans-serif";
+  [0, 0.5, 1].forEach((v) => {
+    const y = top + plotH * (1 - v);
+    ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(left + plotW, y); ctx.stroke();
+    ctx.fillText(`${v * 100}%`, 2, y + 4);
+  });
+  if (!points.length) return;
+  const t1 = points[points.length - 1].t;
+  const t0 = span ? Math.max(0, t1 - span) : points[0].t;
+  const dt = Math.max(1e-6, t1 - t0);
+  const labels = Object.keys(points[points.length - 1].p);
+  labels.forEach((label) => {
+    ctx.strokeStyle = colorOf(label);
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    let started = false;
+    points.forEach((pt) => {
+      if (pt.t < t0 || !(label in pt.p)) return;
+      const x = left + plotW * ((pt.t - t0) / dt);
+      const y = top + plotH * (1 - pt.p[label]);
+      if (started) ctx.lineTo(x, y); else { ctx.moveTo(x, y); started = true; }
+    });
+    ctx.stroke();
+  });
+  ctx.fillStyle = "#677089";
+  ctx.fillText(`${t0.toFixed(1)} s`, left, top + plotH + 14);
+  const end = `${t1.toFixed(1)} s`;
+  ctx.fillText(end, left + plotW - ctx.measureText(end).width, top + plotH + 14);
+  let lx = left;
+  labels.forEach((label) => {
+    ctx.fillStyle = colorOf(label);
+    ctx.fillRect(lx, height - 14, 10, 10);
+    ctx.fillStyle = "#1d2330";
+    const text = nameOf(label);
+    ctx.fillText(text, lx + 13, height - 5);
+    lx += ctx.measureText(text).width + 24;
+  });
+}
+
+// ---------------------------------------------------------------- frames
+
+function frameBlob(source, width, height, maxSide) {
+  const scale = Math.min(1, maxSide / Math.max(width, height));
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.round(width * scale);
+  canvas.height = Math.round(height * scale);
+  canvas.getContext("2d").drawImage(source, 0, 0, canvas.width, canvas.height);
+  return new Promise((resolve) => canvas.toBlob((blob) => resolve({ blob, scale }), "image/jpeg", 0.85));
+}
+
+function drawOverlay(canvas, video, faces, scale) {
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  const ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  drawFaces(ctx, faces, 1 / scale, Math.max(2, canvas.width / 250));
+  canvas.dataset.faces = String(faces.length);
+}
+
+// ---------------------------------------------------------------- webcam panel
+
+const webcam = { stream: null, timer: null, busy: false, points: [], start: 0 };
+
+async function startWebcam() {
+  showError("");
+  const video = $("webcam-video");
+  try {
+    webcam.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+  } catch (err) {
+    showError(`the camera is not available (${err.name}); allow camera access for this page`);
+    return;
+  }
+  video.srcObject = webcam.stream;
+  video.classList.add("on");
+  await video.play();
+  webcam.points = [];
+  webcam.start = performance.now();
+  $("webcam-start").hidden = true;
+  $("webcam-stop").hidden = false;
+  $("webcam-status").textContent = "Live: about 4 frames a second are analysed";
+  webcam.timer = setInterval(webcamTick, 250);
+}
+
+async function webcamTick() {
+  const video = $("webcam-video");
+  if (webcam.busy || !video.videoWidth) return;
+  webcam.busy = true;
+  try {
+    const { blob, scale } = await frameBlob(video, video.videoWidth, video.videoHeight, 640);
+    const result = await analyze(blob, "frame.jpg");
+    if (!webcam.stream) return;
+    drawOverlay($("webcam-overlay"), video, result.faces, scale);
+    if (result.faces.length) {
+      webcam.points.push({ t: (performance.now() - webcam.start) / 1000, p: result.faces[0].probabilities });
+      if (webcam.points.length > 600) webcam.points.shift();
+    }
+    drawTimeline($("webcam-timeline"), webcam.points, 60);
+  } catch (err) {
+    if (err.status !== 503) showError(err.message);  // 503: the server is busy; the next frame will try again
+  } finally {
+    webcam.busy = false;
+  }
+}
+
+function stopWebcam() {
+  clearInterval(webcam.timer);
+  if (webcam.stream) webcam.stream.getTracks().forEach((t) => t.stop());
+  webcam.stream = null;
+  $("webcam-video").classList.remove("on");
+  $("webcam-start").hidden = false;
+  $("webcam-stop").hidden = true;
+  $("webcam-status").textContent = "";
+}
+
+// ---------------------------------------------------------------- video panel
+
+const clip = { samples: [], run: 0 };
+
+function seek(video, t) {
+  return new Promise((resolve) => {
+    video.addEventListener("seeked", resolve, { once: true });
+    video.currentTime = t;
+  });
+}
+
+async function analyzeVideoFile(file) {
+  showError("");
+  const run = ++clip.run;
+  const video = $("video-player");
+  video.src = URL.createObjectURL(file);
+  try {
+    await new Promise((resolve, reject) => {
+      video.addEventListener("loadeddata", resolve, { once: true });
+      video.addEventListener("error", () => reject(new Error("this browser cannot decode the video")), { once: true });
+    });
+  } catch (err) {
+    showError(err.message);
+    return;
+  }
+  const step = Math.max(0.1, parseFloat($("video-step").value) || 0.5);
+  const times = [];
+  for (let t = 0; t < video.duration && times.length < 600; t += step) times.push(t);
+  clip.samples = [];
+  const progress = $("video-progress");
+  progress.hidden = false;
+  progress.max = times.length;
+  for (const [i, t] of times.entries()) {
+    if (run !== clip.run) return;  // another video was chosen
+    await seek(video, t);
+    const { blob, scale } = await frameBlob(video, video.videoWidth, video.videoHeight, 640);
+    try {
+      const result = await analyze(blob, `frame-${i}.jpg`);
+      clip.samples.push({ t, faces: result.faces, scale });
+      drawOverlay($("video-overlay"), video, result.faces, scale);
+    } catch (err) {
+      showError(err.message);
+      return;
+    }
+    progress.value = i + 1;
+    $("video-status").textContent = `${i + 1} of ${times.length} frames analysed`;
+    drawTimeline($("video-timeline"), videoPoints(), 0);
+  }
+  progress.hidden = true;
+  const faces = clip.samples.reduce((n, s) => n + s.faces.length, 0);
+  $("video-status").textContent = `Done: ${clip.samples.length} frames, ${faces} faces. Press play to see them.`;
+  $("video-status").dataset.done = "true";
+  await seek(video, 0);
+}
+
+function videoPoints() {
+  return clip.samples.filter((s) => s.faces.length).map((s) => ({ t: s.t, p: s.faces[0].probabilities }));
+}
+
+function showNearestSample() {
+  const video = $("video-player");
+  if (!clip.samples.length) return;
+  let best = clip.samples[0];
+  for (const s of clip.samples) if (Math.abs(s.t - video.currentTime) < Math.abs(best.t - video.currentTime)) best = s;
+  drawOverlay($("video-overlay"), video, best.faces, best.scale);
+}
+
+// ---------------------------------------------------------------- set-up
+
+function selectTab(name) {
+  ["image", "webcam", "video"].forEach((tab) => {
+    $(`tab-${tab}`).setAttribute("aria-selected", String(tab === name));
+    $(`panel-${tab}`).hidden = tab !== name;
+  });
+  if (name !== "webcam") stopWebcam();
+}
+
+async function loadModels() {
+  let info;
+  try {
+    info = await (await fetch("/v1/models")).json();
+  } catch (err) {
+    showError("the server did not list its models; reload the page");
+    return;
+  }
+  state.colors = info.label_colors;
+  state.names = info.display_names;
+  const model = $("model");
+  info.models.forEach((m) => model.add(new Option(m.name, m.name, false, m.name === info.default_model)));
+  const detector = $("detector");
+  ["auto", ...info.detectors.filter((d) => d.available).map((d) => d.name), "none"].forEach((name) =>
+    detector.add(new Option(name, name, false, name === info.default_detector)));
+  document.body.dataset.ready = "true";
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  ["image", "webcam", "video"].forEach((tab) => $(`tab-${tab}`).addEventListener("click", () => selectTab(tab)));
+  setUpImagePanel();
+  $("webcam-start").addEventListener("click", startWebcam);
+  $("webcam-stop").addEventListener("click", stopWebcam);
+  $("video-input").addEventListener("change", (e) => { if (e.target.files.length) analyzeVideoFile(e.target.files[0]); });
+  $("video-player").addEventListener("timeupdate", showNearestSample);
+  $("video-player").addEventListener("seeked", showNearestSample);
+  loadModels();
+});

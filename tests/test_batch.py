@@ -1,0 +1,336 @@
+"""``emolens batch`` / ``emolens.batch()``: inputs, rows, formats, resume, and the local and Ray engines."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+import emolens
+from emolens import Analyzer, InvalidOptionError
+from emolens._batch._inputs import expand_inputs  # the expansion rules, tested directly
+
+from .serve_helpers import free_port
+
+pyarrow = pytest.importorskip("pyarrow", reason="needs emolens[batch]")
+
+FLOAT_COLUMNS = ("time_s", "score", "valence", "arousal")
+
+
+@pytest.fixture(scope="module")
+def collection(photos: Path, fer_val: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Photos, 210 FER2013 val crops, a short video and four broken files, in one folder tree."""
+    root = tmp_path_factory.mktemp("collection")
+    shutil.copytree(photos / "dlib-faces", root / "photos", ignore=shutil.ignore_patterns("*.xml"))
+    shutil.copy(photos / "group" / "multiface.jpg", root / "photos" / "multiface.jpg")
+    for folder in sorted(p for p in fer_val.iterdir() if p.is_dir()):
+        target = root / "crops" / folder.name
+        target.mkdir(parents=True)
+        for file in sorted(folder.glob("*.jpg"))[:30]:
+            shutil.copy(file, target / file.name)
+    broken = root / "broken"
+    broken.mkdir()
+    (broken / "text.jpg").write_text("not an image")
+    (broken / "empty.png").write_bytes(b"")
+    (broken / "truncated.jpg").write_bytes((photos / "group" / "multiface.jpg").read_bytes()[:3000])
+    (broken / "video.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 but nothing else")
+    _write_video(photos / "dlib-faces" / "Tom_Cruise_avp_2014_4.jpg", root / "clip.avi", frames=12)
+    return root
+
+
+def _write_video(photo: Path, target: Path, *, frames: int) -> None:
+    image = cv2.resize(cv2.imread(str(photo)), (320, 452))
+    writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 452))
+    assert writer.isOpened()
+    for _ in range(frames):
+        writer.write(image)
+    writer.release()
+
+
+def _inputs(collection: Path) -> int:
+    return len(expand_inputs([collection]))
+
+
+def _read(path: Path) -> list[dict[str, Any]]:
+    import pyarrow.parquet as parquet
+
+    rows: list[dict[str, Any]] = parquet.read_table(path).to_pylist()
+    return rows
+
+
+def _same_rows(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> None:
+    assert len(a) == len(b)
+    for left, right in zip(a, b, strict=True):
+        assert left.keys() == right.keys()
+        for key, value in left.items():
+            if isinstance(value, float) and not key.startswith("prob_") and key not in FLOAT_COLUMNS:
+                raise AssertionError(f"unexpected float column {key}")
+            if isinstance(value, float):
+                assert right[key] == pytest.approx(value, abs=1e-6), (left["file"], key)
+            else:
+                assert right[key] == value, (left["file"], key)
+
+
+@pytest.fixture(scope="module")
+def local_run(collection: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, emolens._batch.BatchReport]:
+    out = tmp_path_factory.mktemp("local") / "faces.parquet"
+    report = emolens.batch(collection, out, workers=2, every=3, progress=False)
+    return out, report
+
+
+# --- rows --------------------------------------------------------------------------------------------
+
+
+def test_every_input_has_rows_and_bad_files_are_error_rows(collection: Path, local_run: Any) -> None:
+    out, report = local_run
+    rows = _read(out)
+    files = {row["file"] for row in rows}
+    assert files == {item.path for item in expand_inputs([collection])}  # nothing lost
+    assert report.inputs == report.analysed == len(files) == _inputs(collection)
+    errors = {Path(row["file"]).name: row for row in rows if row["error_type"] is not None}
+    assert set(errors) == {"text.jpg", "empty.png", "truncated.jpg", "video.mp4"}
+    assert errors["text.jpg"]["error_type"] == "InvalidImageError"
+    assert errors["video.mp4"]["error_type"] == "InvalidVideoError"
+    assert all(row["error_message"] for row in errors.values())
+    assert report.errors == 4
+    # Error rows carry no face columns; face rows carry no error.
+    for row in rows:
+        if row["error_type"] is not None:
+            assert row["face"] is None and row["label"] is None
+        else:
+            assert row["label"] in emolens.labels.FER2013.labels
+
+
+def test_rows_match_in_process_analysis(collection: Path, local_run: Any) -> None:
+    out, _ = local_run
+    rows = _read(out)
+    analyzer = Analyzer()
+    photo = collection / "photos" / "multiface.jpg"
+    expected = analyzer.analyze(photo)
+    mine = [row for row in rows if row["file"] == str(photo)]
+    assert [row["face"] for row in mine] == list(range(6))
+    assert [row["label"] for row in mine] == [face.label for face in expected.faces]
+    assert [(row["x"], row["y"], row["width"], row["height"]) for row in mine] == [
+        (f.box.x, f.box.y, f.box.width, f.box.height) for f in expected.faces
+    ]
+    for row, face in zip(mine, expected.faces, strict=True):
+        for label, probability in face.scores.items():
+            assert row[f"prob_{label}"] == pytest.approx(probability, abs=1e-5)
+    # A FER2013 crop: the whole 48x48 image is one face (YuNet finds it or the fallback classifies it).
+    crop = next(row for row in rows if "/crops/happy/" in row["file"])
+    assert crop["face"] == 0 and crop["label"] is not None
+
+
+def test_video_rows_every_third_frame(local_run: Any) -> None:
+    out, _ = local_run
+    frames = [row for row in _read(out) if row["file"].endswith("clip.avi")]
+    assert [row["frame"] for row in frames] == [0, 3, 6, 9]
+    assert [row["time_s"] for row in frames] == pytest.approx([0.0, 0.3, 0.6, 0.9])
+    assert all(row["face"] == 0 and row["label"] for row in frames)
+
+
+def test_columns_follow_the_model_labels(local_run: Any) -> None:
+    out, report = local_run
+    import pyarrow.parquet as parquet
+
+    names = parquet.read_schema(out).names
+    assert names == list(report.columns)
+    assert [n for n in names if n.startswith("prob_")] == [f"prob_{label}" for label in emolens.labels.FER2013.labels]
+    assert names[:4] == ["file", "frame", "time_s", "face"] and names[-2:] == ["error_type", "error_message"]
+
+
+def test_to_dataframe_for_results_and_reports(photos: Path, local_run: Any) -> None:
+    pandas = pytest.importorskip("pandas")
+    result = emolens.analyze(photos / "group" / "multiface.jpg")
+    frame = result.to_dataframe()
+    assert len(frame) == 6 and frame["label"].tolist() == [face.label for face in result.faces]
+    several = emolens.to_dataframe(emolens.analyze_batch([photos / "group" / "multiface.jpg"] * 2))
+    assert len(several) == 12
+    out, report = local_run
+    assert report.to_dataframe().shape == pandas.read_parquet(out).shape
+    assert list(frame.columns) == list(report.columns)
+
+
+# --- formats, inputs and options ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_csv_and_json_lines_hold_the_same_rows(collection: Path, local_run: Any, tmp_path: Path, suffix: str) -> None:
+    out, _ = local_run
+    photos = collection / "photos"
+    other = tmp_path / f"faces{suffix}"
+    report = emolens.batch([photos, collection / "broken"], other, workers=1, progress=False)
+    expected = [row for row in _read(out) if "/photos/" in row["file"] or "/broken/" in row["file"]]
+    _same_rows(expected, list(report.rows))
+    if suffix == ".jsonl":
+        lines = [json.loads(line) for line in other.read_text().splitlines()]
+    else:
+        import csv
+
+        lines = list(csv.DictReader(other.open()))
+    assert len(lines) == len(expected)
+
+
+def test_lists_and_globs(collection: Path, tmp_path: Path) -> None:
+    photos = sorted((collection / "photos").glob("*.jpg"))
+    listing = tmp_path / "list.txt"
+    listing.write_text("# photos\n" + "\n".join(str(p) for p in photos[:2]) + "\nmissing.jpg\n")
+    table = tmp_path / "list.csv"
+    table.write_text("id,path\n1," + str(photos[2]) + "\n")
+    found = expand_inputs([listing, table, str(collection / "photos" / "2008_00*.jpg")])
+    paths = [item.path for item in found]
+    assert paths[:2] == [str(p) for p in photos[:2]]
+    assert paths[2] == str(tmp_path / "missing.jpg")  # kept: it becomes an error row, never a silent gap
+    assert str(photos[2]) in paths and len(paths) == len(set(paths))
+    report = emolens.batch([listing], tmp_path / "out.csv", workers=1, progress=False)
+    missing = [row for row in report.rows if row["file"].endswith("missing.jpg")]
+    assert missing and missing[0]["error_type"] == "InvalidImageError"
+    with pytest.raises(InvalidOptionError, match="no files match"):
+        expand_inputs([str(tmp_path / "nothing-*.jpg")])
+    bad_table = tmp_path / "bad.csv"
+    bad_table.write_text("a,b\n1,2\n")
+    with pytest.raises(InvalidOptionError, match="no column named path"):
+        expand_inputs([bad_table])
+
+
+def test_submission_format(collection: Path, tmp_path: Path) -> None:
+    out = tmp_path / "submission.csv"
+    emolens.batch([collection / "photos", collection / "broken"], out, format="submission", workers=1, progress=False)
+    lines = out.read_text().splitlines()
+    assert lines[0] == "file,label"
+    entries = dict(line.rsplit(",", 1) for line in lines[1:])
+    assert len(entries) == len(expand_inputs([collection / "photos", collection / "broken"]))
+    assert entries[str(collection / "photos" / "multiface.jpg")] in emolens.labels.FER2013.labels
+    assert entries[str(collection / "broken" / "text.jpg")] == ""
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"engine": "spark"}, "engine"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"every": 0}, "every"),
+        ({"format": "submission"}, "needs an out file"),
+    ],
+)
+def test_bad_options(collection: Path, kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(InvalidOptionError, match=match):
+        emolens.batch(collection / "broken", **kwargs)
+
+
+def test_bad_out_paths(collection: Path, tmp_path: Path) -> None:
+    with pytest.raises(InvalidOptionError, match="suffix"):
+        emolens.batch(collection / "broken", tmp_path / "faces.xlsx")
+    with pytest.raises(InvalidOptionError, match="does not exist"):
+        emolens.batch(collection / "broken", tmp_path / "no" / "faces.csv")
+
+
+# --- resume ------------------------------------------------------------------------------------------
+
+
+def test_resume_skips_what_is_done_and_refuses_another_model(collection: Path, tmp_path: Path) -> None:
+    out = tmp_path / "faces.csv"
+    first = emolens.batch(collection / "photos", out, workers=1, progress=False)
+    again = emolens.batch([collection / "photos", collection / "broken"], out, workers=1, progress=False)
+    assert (again.skipped, again.analysed) == (first.analysed, 4)
+    assert len(again.rows) == len(first.rows) + 4
+    with pytest.raises(InvalidOptionError, match="--overwrite"):
+        emolens.batch(collection / "photos", out, model="fast", progress=False)
+    fresh = emolens.batch(collection / "photos", out, model="fast", overwrite=True, workers=1, progress=False)
+    assert fresh.skipped == 0 and {row["model"] for row in fresh.rows} == {"fast"}
+
+
+def test_a_killed_run_resumes_to_the_same_rows(collection: Path, local_run: Any, tmp_path: Path) -> None:
+    out = tmp_path / "faces.parquet"
+    command = [sys.executable, "-m", "emolens", "batch", str(collection), "--out", str(out), "--every", "3"]
+    command += ["--workers", "2", "--batch-size", "4", "--part-size", "8", "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    parts = out.with_name(out.name + ".parts")
+    deadline = time.monotonic() + 120
+    while not (parts.is_dir() and len(list(parts.glob("part-*.jsonl"))) >= 3):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no parts written within 2 minutes"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)  # no chance to clean up: only the atomically renamed parts survive
+    process.wait()
+    assert not out.exists()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "already done" in done.stdout
+    assert not parts.exists()
+    _same_rows(_read(local_run[0]), _read(out))
+
+
+# --- the Ray engine ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ray_module() -> Iterator[Any]:
+    ray = pytest.importorskip("ray", reason="needs emolens[ray]")
+    yield ray
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def test_ray_engine_gives_the_same_rows(ray_module: Any, collection: Path, local_run: Any, tmp_path: Path) -> None:
+    ray_module.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        out = tmp_path / "faces.parquet"
+        report = emolens.batch(collection, out, engine="ray", workers=2, every=3, progress=False)
+    finally:
+        ray_module.shutdown()
+    assert report.errors == 4 and report.analysed == _inputs(collection)
+    _same_rows(_read(local_run[0]), _read(out))
+
+
+def test_ray_cli_joins_a_cluster_started_with_ray_start(
+    ray_module: Any, collection: Path, local_run: Any, tmp_path: Path
+) -> None:
+    ray_bin = Path(sys.executable).with_name("ray")
+    port = free_port()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    start = [str(ray_bin), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port)]
+    subprocess.run(
+        [*start, "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats"],
+        check=True,
+        capture_output=True,
+        timeout=180,
+        env=env,
+    )
+    try:
+        out = tmp_path / "faces.parquet"
+        command = [sys.executable, "-m", "emolens", "batch", str(collection / "photos"), str(collection / "broken")]
+        command += ["--out", str(out), "--engine", "ray", "--address", f"127.0.0.1:{port}", "--workers", "2", "--quiet"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "Traceback" not in done.stderr
+    finally:
+        subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, timeout=120, env=env)
+    expected = [row for row in _read(local_run[0]) if "/photos/" in row["file"] or "/broken/" in row["file"]]
+    expected = [row for row in expected if not row["file"].endswith("clip.avi")]
+    _same_rows(expected, _read(out))
+
+
+def test_nothing_is_lost_with_numpy_inputs_in_a_list_file(tmp_path: Path) -> None:
+    """A Parquet list of paths works as input too (what a Ray user often has)."""
+    import pyarrow.parquet as parquet
+
+    image = tmp_path / "grey.png"
+    cv2.imwrite(str(image), np.full((64, 64), 128, np.uint8))
+    listing = tmp_path / "inputs.parquet"
+    parquet.write_table(pyarrow.table({"path": ["grey.png", "absent.png"]}), listing)
+    report = emolens.batch(listing, workers=1, fallback=False, progress=False)
+    by_file = {Path(row["file"]).name: row for row in report.rows}
+    assert by_file["grey.png"]["face"] is None and by_file["grey.png"]["error_type"] is None  # no face: one row
+    assert by_file["absent.png"]["error_type"] == "InvalidImageError"
