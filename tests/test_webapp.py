@@ -1,13 +1,14 @@
 """The web app of ``emolens serve`` in a real browser: headless Chromium (Debian's) driven by Selenium.
 
-Screenshots go to ``$EMOLENS_ARTIFACTS`` (default ``build/test-artifacts``); with ``UPDATE_DOCS=1`` they
-are also copied to ``docs/images/`` for the "Serve and web app" page.
+Screenshots go to ``$EMOLENS_ARTIFACTS`` (default ``build/test-artifacts``). The docs' screenshots are
+taken by ``test_docs_screenshots`` with ``UPDATE_DOCS=1``, from public-domain portraits only
+(``tools/demo_photo.py``): nothing from ../shared is committed, not even as a picture.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,14 @@ def camera_video(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 @pytest.fixture(scope="module")
 def browser(camera_video: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    driver = _chromium(camera_video, tmp_path_factory.mktemp("chromium-profile"))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _chromium(camera_video: Path, profile: Path) -> Any:
     from selenium.webdriver.chrome.service import Service
 
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
@@ -105,16 +114,13 @@ def browser(camera_video: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-video-capture={camera_video}",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+        f"--user-data-dir={profile}",
         "--window-size=1280,1000",
     ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
+    return driver
 
 
 @pytest.fixture
@@ -124,9 +130,6 @@ def screenshot(browser: Any, request: pytest.FixtureRequest) -> Callable[[str], 
     def take(name: str) -> Path:
         path = ARTIFACTS / f"webapp-{name}.png"
         browser.save_screenshot(str(path))
-        if os.environ.get("UPDATE_DOCS"):
-            DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, DOCS_IMAGES / path.name)
         return path
 
     return take
@@ -243,3 +246,41 @@ def test_video_mode_analyses_frames_and_plots_a_timeline(
     assert faces >= frames
     assert int(browser.find_element(By.ID, "video-overlay").get_attribute("data-faces")) >= 1
     screenshot("video")
+
+
+@pytest.mark.skipif(not os.environ.get("UPDATE_DOCS"), reason="writes docs/images: run with UPDATE_DOCS=1")
+def test_docs_screenshots(app_url: str, tmp_path: Path) -> None:
+    """The screenshots of docs/serve.md, from public-domain portraits (tools/demo_photo.py)."""
+    pytest.importorskip("skimage", reason="the demo photo needs scikit-image (emolens[docs])")
+    from tools.demo_photo import demo_photo
+
+    photo = tmp_path / "demo.jpg"
+    demo_photo(photo)
+    clip = write_webm(photo, tmp_path / "demo.webm")
+    driver = _chromium(write_y4m(photo, tmp_path / "demo.y4m"), tmp_path / "profile")
+    DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+    try:
+        _open(driver, app_url)
+        driver.find_element(By.ID, "image-input").send_keys(str(photo))
+        WebDriverWait(driver, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#faces .face-card")) == 2)
+        driver.save_screenshot(str(DOCS_IMAGES / "webapp-upload.png"))
+        _open(driver, app_url, width=390, height=844)
+        driver.find_element(By.ID, "image-input").send_keys(str(photo))
+        WebDriverWait(driver, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#faces .face-card")) == 2)
+        driver.save_screenshot(str(DOCS_IMAGES / "webapp-phone.png"))
+        _open(driver, app_url, height=1250)
+        driver.find_element(By.ID, "tab-webcam").click()
+        driver.find_element(By.ID, "webcam-start").click()
+        WebDriverWait(driver, 30).until(
+            lambda d: int(d.find_element(By.ID, "webcam-overlay").get_attribute("data-faces") or 0) >= 2
+        )
+        time.sleep(4)  # a few seconds of timeline
+        driver.save_screenshot(str(DOCS_IMAGES / "webapp-webcam.png"))
+        _open(driver, app_url, height=1250)
+        driver.find_element(By.ID, "tab-video").click()
+        driver.find_element(By.ID, "video-input").send_keys(str(clip))
+        status = driver.find_element(By.ID, "video-status")
+        WebDriverWait(driver, 90).until(lambda d: status.get_attribute("data-done") == "true")
+        driver.save_screenshot(str(DOCS_IMAGES / "webapp-video.png"))
+    finally:
+        driver.quit()
