@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from _common import shared_path, write_results
 
-from emolens._analyzer import Analyzer
+from emolens import Analyzer
 from emolens.types import Emotion
 
 CANVAS, FACE = 400, 144

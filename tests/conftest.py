@@ -20,15 +20,34 @@ YUNET = "face_detection_yunet_2023mar.onnx"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--fuzz-long", action="store_true", help="run >= 10,000 cases per fuzz test (tests/test_fuzz.py)")
+    parser.addoption(
+        "--require-shared",
+        action="store_true",
+        help="fail, instead of skip, the tests that need ../shared when it is missing (EMOLENS_REQUIRE_SHARED=1, "
+        "which .ci/run sets, does the same)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _REQUIRE_SHARED
+    _REQUIRE_SHARED = bool(config.getoption("--require-shared") or os.environ.get("EMOLENS_REQUIRE_SHARED"))
+
+
+_REQUIRE_SHARED = False
+_MISSING = "put the shared data folder beside the repository (../shared) or point EMOLENS_SHARED at it"
+
+
+def shared_available() -> bool:
+    return SHARED.is_dir()
 
 
 def shared_path(*parts: str) -> Path:
+    """A path inside ../shared; a test that needs a missing one is skipped (failed with --require-shared)."""
     path = SHARED.joinpath(*parts)
     if not path.exists():
-        pytest.fail(
-            f"test data {path} is missing: put the shared data folder beside the repository "
-            f"(../shared) or point EMOLENS_SHARED at it"
-        )
+        if _REQUIRE_SHARED:
+            pytest.fail(f"test data {path} is missing: {_MISSING}", pytrace=False)
+        pytest.skip(f"needs ../shared ({path} is missing): {_MISSING}")
     return path
 
 
@@ -51,7 +70,12 @@ def fer_val() -> Path:
 def seeded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A weights cache pre-seeded with the third-party files from ../shared/weights."""
     home = tmp_path_factory.mktemp("emolens-home")
-    for file in shared_path("weights").iterdir():
+    weights = SHARED / "weights"
+    if not weights.is_dir():
+        if _REQUIRE_SHARED:
+            pytest.fail(f"{weights} is missing: {_MISSING}", pytrace=False)
+        return home  # tests that need these weights skip through shared_path()
+    for file in weights.iterdir():
         shutil.copy(file, home / file.name)
     return home
 

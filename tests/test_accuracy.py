@@ -9,6 +9,8 @@ from emolens.models import MODELS
 from emolens.training import evaluate_model, vote_distribution
 from emolens.training._calibrate import choose_calibration
 
+pytestmark = pytest.mark.slow  # full-val accuracy of every model: `pytest -m 'not slow'` skips it
+
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "emolens" / "models" / "weights"
 BUNDLED = [spec.name for spec in MODELS.specs() if spec.weights and spec.weights[0].bundled]
 # Each consensus model and the FER2013-trained model of the same architecture it replaced as `name`.

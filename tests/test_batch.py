@@ -262,14 +262,33 @@ def test_a_killed_run_resumes_to_the_same_rows(collection: Path, local_run: Any,
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "no parts written within 2 minutes"
         time.sleep(0.05)
+    workers = _children(process.pid)
+    assert workers, "the pool's worker processes should be running"
     process.send_signal(signal.SIGKILL)  # no chance to clean up: only the atomically renamed parts survive
     process.wait()
     assert not out.exists()
+    deadline = time.monotonic() + 10  # the orphaned workers notice and end themselves
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "worker processes outlived a killed run"
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "already done" in done.stdout
     assert not parts.exists()
     _same_rows(_read(local_run[0]), _read(out))
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
 
 
 # --- the Ray engine ----------------------------------------------------------------------------------

@@ -6,9 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from emolens import Box, Detection
+from emolens import Box, Detection, create_detector
 from emolens.detectors import DETECTORS
-from emolens.detectors._factory import create_detector
 
 from .conftest import labelled_faces
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import shared_path
+
 REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
@@ -39,6 +41,8 @@ def _snippets() -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("where", "code"), _snippets(), ids=[w for w, _ in _snippets()])
 def test_python_snippet_runs(where: str, code: str) -> None:
     """Each snippet runs in a fresh interpreter from the repository root (where ../shared is)."""
+    if "../shared" in code:
+        shared_path()  # skipped without ../shared (failed with --require-shared)
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"{where} failed:\n{proc.stderr[-2000:]}"
 

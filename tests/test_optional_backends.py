@@ -7,9 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from emolens import Detection, MissingDependencyError, WeightsUnavailableError
+from emolens import Detection, MissingDependencyError, WeightsUnavailableError, create_detector
 from emolens.detectors import DETECTORS
-from emolens.detectors._factory import create_detector
 
 PHOTO = Path("group") / "multiface.jpg"
 

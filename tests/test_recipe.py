@@ -11,6 +11,8 @@ import pytest
 import emolens
 from emolens.cli import main
 
+pytestmark = pytest.mark.slow  # trains three models in miniature: `pytest -m 'not slow'` skips it
+
 
 @pytest.fixture(scope="module")
 def voted_tiny(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> Path:

@@ -20,8 +20,12 @@ pytest.importorskip("fastapi", reason="needs emolens[serve]")
 httpx = pytest.importorskip("httpx")
 
 from emolens import Analyzer  # noqa: E402
-from emolens.serve._errors import STATUS_FOR_ERROR  # noqa: E402
-from emolens.serve._schema import AnalysisResultModel, BatchResponseModel, ErrorResponseModel  # noqa: E402
+from emolens.serve import (  # noqa: E402
+    STATUS_FOR_ERROR,
+    AnalysisResultModel,
+    BatchResponseModel,
+    ErrorResponseModel,
+)
 
 from .serve_helpers import running_server  # noqa: E402
 

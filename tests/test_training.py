@@ -13,6 +13,8 @@ from emolens import DatasetError, WeightsError
 from emolens.models import MODELS
 from emolens.training import TrainConfig, load_dataset, load_fer2013_csv, train
 
+pytestmark = pytest.mark.slow  # trains models, including a 2-process DDP run: `pytest -m 'not slow'` skips it
+
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> Path:

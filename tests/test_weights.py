@@ -109,7 +109,7 @@ def test_download_all_through_a_mirror(empty_home: Path, shared: Path, monkeypat
 
 def test_auto_detector_is_yunet_offline_on_a_first_run(empty_home: Path, monkeypatch) -> None:
     """YuNet ships in the wheel: no network, no cache, and still the accurate detector."""
-    from emolens._analyzer import Analyzer
+    from emolens import Analyzer
 
     monkeypatch.setenv("EMOLENS_OFFLINE", "1")
     reset_auto_choice()
@@ -126,7 +126,7 @@ def test_auto_detector_is_yunet_offline_on_a_first_run(empty_home: Path, monkeyp
 def test_auto_detector_falls_back_to_haar_with_one_warning(empty_home: Path, monkeypatch) -> None:
     import dataclasses
 
-    from emolens._analyzer import Analyzer
+    from emolens import Analyzer
 
     yunet = DETECTORS.get("yunet")
     unbundled = dataclasses.replace(yunet.weights[0], bundled=False)  # as if YuNet's file were not in the wheel
@@ -144,7 +144,7 @@ def test_auto_detector_falls_back_to_haar_with_one_warning(empty_home: Path, mon
 
 
 def test_auto_detector_prefers_yunet_when_cached() -> None:
-    from emolens._analyzer import Analyzer
+    from emolens import Analyzer
 
     reset_auto_choice()
     assert Analyzer("auto").detector_name == "yunet"

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ._draw import annotate
     from ._rows import to_dataframe
     from .detectors import Detector
+    from .detectors._factory import create_detector
     from .models._classifier import EmotionModel, ModelOutput
     from .models._load import load_model
     from .video import VideoAnalysis, analyze_video
@@ -84,6 +85,7 @@ __all__ = [
     "analyze_video",
     "annotate",
     "batch",
+    "create_detector",
     "download",
     "list_detectors",
     "list_models",
@@ -107,6 +109,7 @@ _LAZY = {
     "VideoAnalysis": "emolens.video",
     "analyze_video": "emolens.video",
     "batch": "emolens._batch",
+    "create_detector": "emolens.detectors._factory",
     "BatchReport": "emolens._batch",
     "to_dataframe": "emolens._rows",
 }

@@ -91,7 +91,8 @@ def analyze(
             detect on a downscaled copy (faster on large images; very small faces may be missed).
 
     Returns:
-        An :class:`AnalysisResult`; ``faces`` is empty only when ``fallback=False`` and no face was found.
+        AnalysisResult: the faces found, largest first; ``faces`` is empty only when ``fallback=False``
+        and no face was found.
 
     Raises:
         InvalidImageError: the input is not a readable image.

@@ -14,8 +14,8 @@ from .._limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_FACE_SIZE
 from .._rows import Row, columns
 from ..errors import InvalidOptionError
 from ._inputs import Input, expand_inputs
+from ._job import Job
 from ._store import Store
-from ._work import Job
 
 __all__ = ["ENGINES", "BatchReport", "batch"]
 
@@ -93,7 +93,8 @@ def batch(
         format: ``"table"`` (every column) or ``"submission"`` (``file,label``; ``out`` must be .csv).
         progress: show a progress bar (default: when stderr is a terminal).
         address: Ray cluster to join (``"auto"``, ``"ray://host:10001"``); default: start a local one.
-        num_cpus, num_gpus: resources per Ray actor.
+        num_cpus: CPUs per Ray actor.
+        num_gpus: GPUs per Ray actor (with ``device="cuda"``).
 
     A broken file is an error row (``error_type``, ``error_message``), never a crash and never missing.
     """
@@ -111,7 +112,7 @@ def batch(
     items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     todo = expand_inputs(items)
 
-    from ..models._load import model_spec
+    from ..models._source import model_spec
 
     spec = model_spec(model)
     store = None

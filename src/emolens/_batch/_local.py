@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from typing import TYPE_CHECKING
 
 from .._rows import Row
 from ..errors import EmolensError
 from ._inputs import Input
-from ._work import Job, Worker
+from ._job import Job
+
+if TYPE_CHECKING:
+    from ._work import Worker
 
 __all__ = ["run_local"]
 
@@ -19,7 +26,22 @@ _worker: Worker | None = None  # one per worker process, built by _start
 
 def _start(job: Job, threads: int | None) -> None:
     global _worker
+    _exit_with_parent()
+    from ._work import Worker
+
     _worker = Worker(job, threads=threads)
+
+
+def _exit_with_parent() -> None:
+    """End this worker when the process that started it is gone (e.g. ``kill -9``), instead of lingering."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="emolens-parent-watch", daemon=True).start()
 
 
 def _analyze(chunk: Sequence[Input]) -> list[Row]:
@@ -38,9 +60,12 @@ def run_local(
     """Analyse every chunk; ``on_done(chunk, rows)`` runs in this process as each one finishes.
 
     At most two chunks per worker are queued at any time, so memory does not grow with the number
-    of inputs. One worker runs in this process (no pool to start).
+    of inputs. One worker runs in this process (no pool to start). This process imports neither torch
+    nor OpenCV for the pool: the workers start while it reads the inputs.
     """
     if workers == 1:
+        from ._work import Worker
+
         worker = Worker(job, threads=threads)
         for chunk in chunks:
             on_done(chunk, worker.rows(chunk))

@@ -14,16 +14,25 @@ from typing import Any
 from .._optional import require
 from .._rows import column_types
 from ._inputs import Input
+from ._job import Job
 from ._store import Store, arrow_schema
-from ._work import Job, Worker
 
-__all__ = ["RayAnalyzer", "run_ray"]
+__all__ = ["CHUNKS_PER_CALL", "QUIET_LOCAL_CLUSTER", "RayAnalyzer", "run_ray"]
+
+#: A local cluster started for one run does not prestart idle Python workers: on a small machine they
+#: take the CPU the actors need (measured: 2 actors on 2 cores, 25.6 s -> 21.4 s for 2,100 crops).
+QUIET_LOCAL_CLUSTER = {"prestart_worker_first_driver": False}
+
+#: Chunks given to an actor per call (fewer when there are too few to keep every actor busy).
+CHUNKS_PER_CALL = 8
 
 
 class RayAnalyzer:
     """A Ray Data actor: chunks of inputs in (JSON, the local engine's chunks), a pyarrow table of rows out."""
 
     def __init__(self, job: Job, threads: int | None) -> None:
+        from ._work import Worker
+
         self.worker = Worker(job, threads=threads)
         self.schema = arrow_schema(column_types(self.worker.labels))
 
@@ -60,23 +69,33 @@ def run_ray(
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(num_cpus=max(1, round(actors * num_cpus)), num_gpus=num_gpus * actors or None, log_to_driver=False)
+            ray.init(
+                num_cpus=max(1, round(actors * num_cpus)),
+                num_gpus=num_gpus * actors or None,
+                log_to_driver=False,
+                include_dashboard=False,
+                _system_config=QUIET_LOCAL_CLUSTER,
+            )
     try:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = progress
         items = [{"chunk": json.dumps([(item.path, item.video) for item in chunk])} for chunk in chunks]
-        dataset = ray.data.from_items(items, override_num_blocks=len(items))
+        # Several chunks per call (each still one forward pass): Ray's per-task cost is paid per block.
+        per_call = max(1, min(CHUNKS_PER_CALL, -(-len(items) // (2 * actors))))
+        dataset = ray.data.from_items(items, override_num_blocks=-(-len(items) // per_call))
         rows = dataset.map_batches(
             RayAnalyzer,
             fn_constructor_args=(job, threads),
-            batch_size=1,
+            batch_size=per_call,
             concurrency=actors,
             num_cpus=num_cpus,
             num_gpus=num_gpus,
             batch_format="numpy",
         )
         store.parts.mkdir(exist_ok=True)
-        rows.write_parquet(str(store.parts.resolve()))
+        # The writer gets no CPU of its own: the actors hold the cluster's CPUs, and a writer waiting for one
+        # would stall them (Ray Data backs up behind a write it cannot schedule).
+        rows.write_parquet(str(store.parts.resolve()), ray_remote_args={"num_cpus": 0})
     finally:
         if started_here:
             ray.shutdown()

@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from .._analyzer import Analyzer
 from .._image import load_image
-from .._limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_FACE_SIZE
 from .._rows import Row, error_row, result_rows
 from ._inputs import Input
+from ._job import Job
 
-__all__ = ["FRAMES_PER_PASS", "Job", "Worker"]
+__all__ = ["FRAMES_PER_PASS", "Worker"]
 
 #: Video frames classified in one forward pass.
 FRAMES_PER_PASS = 16
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """What to run on every input: plain values, so it travels to worker processes and Ray actors."""
-
-    detector: str | None = "auto"
-    model: str = "default"
-    device: str = "cpu"
-    fallback: bool = True
-    min_face_size: int = DEFAULT_MIN_FACE_SIZE
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    every: int = 1
 
 
 class Worker:

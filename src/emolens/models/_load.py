@@ -8,71 +8,30 @@ their SHA-256 checked before anything is built; cards name only registered archi
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from .._device import resolve_device
 from .._registry import ModelSpec
 from .._weights import fetch
-from ..errors import EmolensError, InvalidOptionError, WeightsError
-from ._card import is_card_path, spec_from_card
+from ..errors import EmolensError, InvalidOptionError
 from ._classifier import EmotionModel, OnnxRuntime, Runtime, TorchRuntime
 from ._network import read_temperatures
+from ._source import RUN_BEST, RUN_CONFIG, model_spec, run_spec, run_weights
 
-__all__ = ["ModelSource", "load_model", "model_spec", "resolve_model", "run_spec", "run_weights"]
+__all__ = [
+    "RUN_BEST",
+    "RUN_CONFIG",
+    "ModelSource",
+    "load_model",
+    "model_spec",
+    "resolve_model",
+    "run_spec",
+    "run_weights",
+]
 
 ModelSource = str | Path | EmotionModel
-RUN_CONFIG = "config.json"
-RUN_BEST = "best.safetensors"
-
-
-def run_spec(config: Mapping[str, Any]) -> ModelSpec:
-    """The spec a training run trains: ``config["model"]``'s spec with the run's architecture options and labels.
-
-    ``config`` is a run's configuration (``dataclasses.asdict(TrainConfig)`` or a run folder's
-    ``config.json``). A run folder pins the options it was trained with (``architecture_options``)
-    and its labels, so it keeps its architecture when the registered model later changes.
-    """
-    from . import MODELS
-
-    spec = MODELS.get(config["model"]) if not is_card_path(str(config["model"])) else spec_from_card(config["model"])
-    labels = tuple(config.get("labels") or spec.labels)
-    if "architecture_options" in config:  # pinned when the run was trained: the registry may have moved on
-        return dataclasses.replace(spec, options=dict(config["architecture_options"]), weights=(), labels=labels)
-    overrides = config.get("model_options") or {}
-    return dataclasses.replace(spec, options={**spec.options, **overrides}, weights=(), labels=labels)
-
-
-def run_weights(run_dir: str | Path) -> tuple[ModelSpec, Path]:
-    """The spec and best-epoch weights of a finished ``emolens train`` run folder."""
-    run = Path(run_dir)
-    config, weights = run / RUN_CONFIG, run / RUN_BEST
-    if not config.is_file() or not weights.is_file():
-        raise WeightsError(
-            f"{str(run_dir)!r} is not a finished `emolens train` run folder (it needs {RUN_CONFIG} and {RUN_BEST})",
-            filename=run.name,
-        )
-    try:
-        settings = json.loads(config.read_text())
-        spec = run_spec(settings)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise WeightsError(f"{config} is not a valid run configuration ({exc})", filename=config.name) from None
-    return dataclasses.replace(spec, name=run.name), weights
-
-
-def model_spec(model: str | Path) -> ModelSpec:
-    """The spec of a registered name, an exported model's card or weights file, or a run folder."""
-    from . import MODELS
-
-    text = str(model)
-    if Path(text).is_dir():
-        return run_weights(text)[0]
-    return spec_from_card(text) if is_card_path(text) else MODELS.get(text)
 
 
 def resolve_model(source: str | Path) -> tuple[ModelSpec, Path | None]:

@@ -1,0 +1,22 @@
+"""``Job``: the settings of a batch run, in a module that imports nothing heavy (the driver stays light)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .._limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_FACE_SIZE
+
+__all__ = ["Job"]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """What to run on every input: plain values, so it travels to worker processes and Ray actors."""
+
+    detector: str | None = "auto"
+    model: str = "default"
+    device: str = "cpu"
+    fallback: bool = True
+    min_face_size: int = DEFAULT_MIN_FACE_SIZE
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    every: int = 1
