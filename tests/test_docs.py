@@ -1,33 +1,18 @@
-"""The docs stay true: every Python snippet runs, and the CLI reference matches the parser."""
+"""The docs stay true: every Python snippet runs, and the generated pages (tools/docs_pages.py) are current."""
 
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from tools.docs_pages import PAGES as GENERATED
 
 from .conftest import shared_path
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
-CLI_PAGE = REPO / "docs" / "cli.md"
-SUBCOMMANDS = [
-    "analyze",
-    "video",
-    "models",
-    "download",
-    "evaluate",
-    "batch",
-    "serve",
-    "train",
-    "export",
-    "recipe",
-    "dataset",
-    "dataset crop",
-]
 
 
 def _snippets() -> list[tuple[str, str]]:
@@ -47,26 +32,9 @@ def test_python_snippet_runs(where: str, code: str) -> None:
     assert proc.returncode == 0, f"{where} failed:\n{proc.stderr[-2000:]}"
 
 
-def render_cli_reference() -> str:
-    env = {**os.environ, "COLUMNS": "100"}
-    parts = [
-        "# CLI reference\n",
-        "Generated from the argument parser (`UPDATE_DOCS=1 pytest tests/test_docs.py` rewrites this page; "
-        "a test fails when it is out of date). `python -m emolens` is the same command, for environments "
-        "whose scripts folder is not on `PATH`.\n",
-    ]
-    for command in [None, *SUBCOMMANDS]:
-        args = [sys.executable, "-m", "emolens.cli", *(command.split() if command else []), "--help"]
-        text = subprocess.run(args, capture_output=True, text=True, env=env, check=True).stdout
-        parts.append(f"## `emolens{' ' + command if command else ''}`\n\n```text\n{text.rstrip()}\n```\n")
-    return "\n".join(parts)
-
-
-def test_cli_reference_matches_the_parser() -> None:
-    expected = render_cli_reference()
-    if os.environ.get("UPDATE_DOCS"):
-        CLI_PAGE.write_text(expected)
-    assert CLI_PAGE.read_text() == expected, "docs/cli.md is stale: run UPDATE_DOCS=1 pytest tests/test_docs.py"
+@pytest.mark.parametrize("page", sorted(GENERATED, key=str), ids=lambda p: p.name)
+def test_generated_page_is_current(page: Path) -> None:
+    assert page.read_text() == GENERATED[page](), f"{page.relative_to(REPO)} is stale: run python -m tools.docs_pages"
 
 
 def test_every_public_name_is_in_the_api_reference() -> None:
@@ -80,109 +48,3 @@ def test_every_public_name_is_in_the_api_reference() -> None:
 def test_every_docs_page_is_in_the_nav() -> None:
     nav = (REPO / "mkdocs.yml").read_text()
     assert [p.name for p in (REPO / "docs").glob("*.md") if p.name not in nav] == []
-
-
-MODELS_PAGE = REPO / "docs" / "models.md"
-# The consensus issue's goals per bundled model: (val consensus accuracy, faces/s at batch 64 with its TTA);
-# every consensus model also has guards, checked by tests/test_accuracy.py against its FER2013 predecessor.
-MODEL_TARGETS = {"default": (0.86, 500), "fast": (0.84, 5_000)}
-GOAL_ECE = 0.03
-
-
-def _verdict(ok: bool) -> str:
-    return "met" if ok else "**not met**"
-
-
-def render_models_page() -> str:
-    """The model zoo tables plus every bundled model's card (from src/emolens/models/weights/)."""
-    import json
-
-    from emolens.models import MODELS
-
-    head = [
-        "# Emotion models\n",
-        "emolens trains its own emotion models (the code is in `emolens.training`, see "
-        "[Training and evaluation](training.md)) and ships them inside the wheel, so the default works offline. "
-        "Each model has a model card written by `emolens export` from measurements on the exported weights; the "
-        "cards live beside the weights in `src/emolens/models/weights/` and are reproduced here "
-        "(`UPDATE_DOCS=1 pytest tests/test_docs.py` regenerates this page; a test fails when it is stale).\n",
-        "Two kinds of model ship. `default` and `fast` learned from the **FER+ crowd votes** (ten people per "
-        "image): they are the ones to use, because their answers agree with what people name. The "
-        "`fer2013-*` models learned FER2013's original single labels: use them to compare with papers and "
-        "FER2013 leaderboards, which report accuracy against those labels. `large` is the FER2013-trained "
-        "large model (a consensus large model has not been trained yet). Why the two accuracies pull apart: "
-        "[Agreeing with people](training.md#agreeing-with-people-fer-consensus).\n",
-        "Accuracies on FER2013 val (PublicTest) with each model's default TTA setting: *consensus* is against "
-        "the FER+ majority (3,249 of the 3,589 images have one), *original* against the FER2013 label. Speed "
-        "is faces per second at batch 64 on the reference 2-core CPU, from `benchmarks/results/speed-cpu.json` "
-        "(`python benchmarks/speed.py`).\n",
-        "| name | learned from | parameters | weights file | consensus accuracy | mean recall (consensus) "
-        "| original accuracy | ECE (see each card) | faces/s, batch 64 |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    speed_file = REPO / "benchmarks" / "results" / "speed-cpu.json"
-    speed = json.loads(speed_file.read_text())["models"] if speed_file.exists() else []
-    cards = []
-    targets = [
-        "\n## Targets\n",
-        "The project's goals for the bundled models (val consensus accuracy with the model's default TTA setting, "
-        "ECE cross-fitted against what the model was calibrated on, speed at batch 64 on the reference CPU), "
-        "checked against the numbers above:\n",
-        "| model | consensus accuracy | faces/s, batch 64 | ECE |",
-        "|---|---|---|---|",
-    ]
-    weights_dir = REPO / "src" / "emolens" / "models" / "weights"
-    specs = MODELS.specs()
-    bundled = [spec for spec in specs if spec.weights and spec.weights[0].bundled]
-    shown: set[str] = set()
-    for spec in bundled:
-        stem = spec.weights[0].name.removesuffix(".safetensors")
-        card = json.loads((weights_dir / f"{stem}.json").read_text())
-        m = card["metrics"]["val_tta" if spec.tta else "val"]
-        rate = [r["faces_per_s"] for r in speed if (r["model"], r["tta"], r["batch"]) == (spec.name, spec.tta, 64)]
-        learned = "FER2013 labels" if card.get("targets", "original") == "original" else "FER+ votes"
-        consensus = m.get("consensus")
-        head.append(
-            f"| `{spec.name}` | {learned} | {card['parameters'] / 1e6:.2f}M "
-            f"| {card['weights_bytes'] / 2**20:.1f} MiB ({card['weights_storage'].split()[0]}) "
-            f"| {consensus['accuracy']:.4f} | {consensus['mean_recall']:.4f} | {m['accuracy']:.4f} "
-            f"| {card['calibration']['ece']:.4f} | {f'{rate[0]:,.0f}' if rate else 'not measured'} |"
-            if consensus
-            else f"| `{spec.name}` | {learned} | {card['parameters'] / 1e6:.2f}M | | not measured | | "
-            f"{m['accuracy']:.4f} | {card['calibration']['ece']:.4f} | |"
-        )
-        if spec.name in MODEL_TARGETS and consensus:
-            goal_accuracy, goal_rate = MODEL_TARGETS[spec.name]
-            accuracy, ece = consensus["accuracy"], card["calibration"]["ece"]
-            targets.append(
-                f"| `{spec.name}` | >= {goal_accuracy:.2f}: {accuracy:.4f}, {_verdict(accuracy >= goal_accuracy)} "
-                f"| >= {goal_rate:,}: {f'{rate[0]:,.0f}' if rate else 'not measured'}, "
-                f"{_verdict(bool(rate) and rate[0] >= goal_rate)} "
-                f"| <= {GOAL_ECE:.2f}: {ece:.4f}, {_verdict(ece <= GOAL_ECE)} |"
-            )
-        if stem in shown:
-            continue  # one card per weights file: two names may share one (large and fer2013-large)
-        shown.add(stem)
-        body = (weights_dir / f"{stem}.md").read_text().replace("# Model card:", "## Model card:", 1)
-        cards.append(body.replace("\n## ", "\n### ").replace("\n### Model card:", "\n## Model card:"))
-    spec_table = [
-        "\n## Labels, inputs, outputs and licenses\n",
-        "Every registered model, bundled or downloaded on first use ([label sets](labels.md)):\n",
-        "| name | labels | outputs | input | runtime | weights | license |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for spec in specs:
-        where = "bundled" if spec.weights and spec.weights[0].bundled else "downloaded on first use, verified"
-        outputs = f"{len(spec.labels)} probabilities" + (", valence, arousal" if spec.valence_arousal else "")
-        spec_table.append(
-            f"| `{spec.name}` | {spec.label_set.name}: {', '.join(spec.labels)} | {outputs} "
-            f"| {spec.input.describe()} | {spec.runtime} | {where} | {spec.license} |"
-        )
-    return "\n".join(head) + "\n" + "\n".join(targets) + "\n" + "\n".join(spec_table) + "\n\n" + "\n".join(cards)
-
-
-def test_models_page_matches_the_model_cards() -> None:
-    expected = render_models_page()
-    if os.environ.get("UPDATE_DOCS"):
-        MODELS_PAGE.write_text(expected)
-    assert MODELS_PAGE.read_text() == expected, "docs/models.md is stale: run UPDATE_DOCS=1 pytest tests/test_docs.py"
