@@ -126,7 +126,11 @@ def render_models_page() -> str:
             continue  # one card per weights file: two names may share one (large and fer2013-large)
         shown.add(stem)
         body = (weights_dir / f"{stem}.md").read_text().replace("# Model card:", "## Model card:", 1)
-        cards.append(body.replace("\n## ", "\n### ").replace("\n### Model card:", "\n## Model card:"))
+        body = body.replace("\n## ", "\n### ").replace("\n### Model card:", "\n## Model card:")
+        figure = f"images/confusion-{spec.name}.png"  # python -m tools.figures, from this card's numbers
+        if (REPO / "docs" / figure).exists():
+            body = body.rstrip() + f"\n\n![Confusion matrices of {spec.name} on FER2013 val]({figure})\n"
+        cards.append(body)
     spec_table = [
         "\n## Labels, inputs, outputs and licenses\n",
         "Every registered model, bundled or downloaded on first use ([label sets](labels.md)):\n",
