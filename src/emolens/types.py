@@ -222,6 +222,12 @@ class AnalysisResult:
         """JSON text of :meth:`to_dict`; keyword arguments go to :func:`json.dumps`."""
         return json.dumps(self.to_dict(), ensure_ascii=False, **kwargs)
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows the annotated image (for results of a file) and each face's probabilities."""
+        from ._display import result_html
+
+        return result_html(self)
+
     def to_dataframe(self) -> Any:
         """A pandas DataFrame with one row per face (the columns of ``emolens batch``); needs pandas."""
         from ._rows import to_dataframe
