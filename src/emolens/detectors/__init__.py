@@ -58,7 +58,7 @@ BUILTIN_DETECTORS: tuple[DetectorSpec, ...] = (
     ),
     DetectorSpec(
         name="retinaface-mobilenet",
-        builder="emolens.detectors.retinaface:RetinaFaceDetector",
+        builder="emolens.detectors.retinaface_mobilenet:RetinaFaceDetector",
         description="RetinaFace MobileNet-0.25 in torch (CPU or CUDA): accurate, 5 landmarks; 1.8 MB weights.",
         weights=(RETINAFACE_MOBILENET_WEIGHTS,),
         landmarks=True,
@@ -86,7 +86,7 @@ BUILTIN_DETECTORS: tuple[DetectorSpec, ...] = (
     ),
     DetectorSpec(
         name="retinaface",
-        builder="emolens.detectors.retinaface_package:RetinaFacePackageDetector",
+        builder="emolens.detectors.retinaface:RetinaFacePackageDetector",
         description="retina-face package (ResNet-50 RetinaFace) on its PyTorch engine; weights via its own downloader.",
         extra="retinaface",
         requires=("retinaface",),
