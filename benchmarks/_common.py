@@ -6,13 +6,15 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("EMOLENS_SHARED", REPO.parent / "shared")).resolve()
+sys.path.insert(0, str(REPO))  # the benchmarks share tools/testdata.py with the tests
+from tools.testdata import SHARED  # noqa: E402
 
 
 def shared_path(*parts: str) -> Path:

@@ -11,37 +11,27 @@ from __future__ import annotations
 
 import argparse
 import re
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import cv2
 from _common import machine, shared_path, time_ms, write_results
+from tools.testdata import labelled_faces, match_faces
 
-from emolens import Box, EmolensError, create_detector
+from emolens import EmolensError, create_detector
 from emolens.detectors import DETECTORS
-
-
-def labelled() -> dict[str, list[Box]]:
-    boxes: dict[str, list[Box]] = {}
-    for xml in ("testing.xml", "training.xml"):
-        for image in ET.parse(shared_path("images", "dlib-faces", xml)).getroot().iter("image"):
-            boxes[image.get("file", "")] = [
-                Box(int(b.get("left", 0)), int(b.get("top", 0)), int(b.get("width", 0)), int(b.get("height", 0)))
-                for b in image.iter("box")
-            ]
-    return boxes
 
 
 def bench(name: str, device: str, repeat: int) -> dict[str, Any]:
     detector = create_detector(name, device=device)
     assert detector is not None
-    truth = labelled()
+    truth = labelled_faces(shared_path("images"))
     found = false_pos = total = 0
     for file, boxes in truth.items():
         detections = detector.detect(cv2.imread(str(shared_path("images", "dlib-faces", file))))
-        found += sum(any(d.box.iou(t) >= 0.3 for d in detections) for t in boxes)
-        false_pos += sum(all(d.box.iou(t) < 0.3 for t in boxes) for d in detections)
+        matched, false = match_faces((d.box for d in detections), boxes)
+        found += matched
+        false_pos += false
         total += len(boxes)
     group = cv2.imread(str(shared_path("images", "group", "multiface.jpg")))
     bald = cv2.imread(str(shared_path("images", "dlib-faces", "bald_guys.jpg")))

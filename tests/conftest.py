@@ -7,14 +7,13 @@ import http.server
 import os
 import shutil
 import threading
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tools.testdata import SHARED
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("EMOLENS_SHARED", REPO.parent / "shared")).resolve()
 YUNET = "face_detection_yunet_2023mar.onnx"
 
 
@@ -134,19 +133,6 @@ def serve() -> Iterator[object]:
     for server in servers:
         server.shutdown()
         server.server_close()
-
-
-def labelled_faces(photos: Path) -> dict[str, list[tuple[int, int, int, int]]]:
-    """Hand-labelled boxes (x, y, w, h) of the dlib-faces photos, from testing.xml + training.xml."""
-    boxes: dict[str, list[tuple[int, int, int, int]]] = {}
-    for name in ("testing.xml", "training.xml"):
-        root = ET.parse(photos / "dlib-faces" / name).getroot()
-        for image in root.iter("image"):
-            boxes[image.get("file", "")] = [
-                (int(b.get("left", 0)), int(b.get("top", 0)), int(b.get("width", 0)), int(b.get("height", 0)))
-                for b in image.iter("box")
-            ]
-    return boxes
 
 
 def fer_samples(fer_val: Path, per_class: int) -> tuple[list[Path], list[str]]:

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tools.testdata import labelled_faces
 
 import emolens
 from emolens import DatasetError
 from emolens.cli import main
 from emolens.training import TrainConfig, export_run, load_dataset, train
 from emolens.training._crop_dataset import build_crop_dataset, majority_vote
-
-from .conftest import labelled_faces
 
 KOREAN = {"happy": "기쁨", "surprise": "당황", "neutral": "중립"}
 

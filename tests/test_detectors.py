@@ -5,11 +5,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from tools.testdata import labelled_faces, match_faces
 
-from emolens import Box, Detection, create_detector
+from emolens import Detection, create_detector
 from emolens.detectors import DETECTORS
-
-from .conftest import labelled_faces
 
 # Minimum faces found (IoU >= 0.3) of the 25 in testing.xml, and maximum false positives there.
 # YuNet's and dlib-cnn's bars (>= 90 %) come from the issues; the others from their measured behaviour on
@@ -20,10 +19,7 @@ DEFAULT_BAR = (20, 3)
 
 def _match(found: list[Detection], truth: list[tuple[int, int, int, int]]) -> tuple[int, int]:
     """(true faces matched at IoU >= 0.3, detections matching no true face)."""
-    boxes = [Box(*t) for t in truth]
-    matched = {i for i, t in enumerate(boxes) if any(d.box.iou(t) >= 0.3 for d in found)}
-    false = sum(1 for d in found if all(d.box.iou(t) < 0.3 for t in boxes))
-    return len(matched), false
+    return match_faces((d.box for d in found), truth)
 
 
 # The retina-face package's real weights cannot be downloaded here (see test_optional_backends.py).
