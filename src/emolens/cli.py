@@ -15,10 +15,13 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
+from ._argtypes import json_object as _json_object
+from ._argtypes import positive_int as _positive_int
+from ._argtypes import unit_interval as _unit_interval
 from .errors import EmolensError
 from .serve._config import ServeConfig
+from .training._config import add_train_arguments, train_config_from_args
 
 __all__ = ["build_parser", "main"]
 
@@ -393,47 +396,10 @@ def _without_session_flags(argv: Sequence[str]) -> list[str]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .training import TrainConfig, train
+    from .training import train
 
     command = "emolens " + " ".join(shlex.quote(a) for a in _without_session_flags(args.argv))
-    cfg = TrainConfig(
-        train_data=args.train,
-        val_data=args.val,
-        out_dir=args.out,
-        model=args.model,
-        model_options=args.model_options,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        schedule=args.schedule,
-        lr=args.lr,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        label_smoothing=args.label_smoothing,
-        augment_strength=args.augment,
-        erase_p=args.erase,
-        mixup=args.mixup,
-        ema_decay=args.ema,
-        balanced=args.balanced,
-        teachers=tuple(args.teacher),
-        distill_weight=args.distill_weight,
-        distill_temperature=args.distill_temperature,
-        targets=args.targets,
-        original_weight=args.original_weight,
-        min_emotion_share=args.min_emotion_share,
-        ferplus_train=args.ferplus_train,
-        ferplus_val=args.ferplus_val,
-        logit_adjustment=args.logit_adjustment,
-        select=args.select,
-        init=args.init,
-        limit=args.limit,
-        skip_unreadable=not args.strict_data,
-        seed=args.seed,
-        amp=not args.no_amp,
-        device=args.device,
-        threads=args.threads,
-        command=command,
-    )
+    cfg = train_config_from_args(args, command=command)
     result = train(cfg, resume=args.resume, stop_after=args.stop_after)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, process 0 reports
         return 0
@@ -464,39 +430,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
     )
     print(f"use it: emolens analyze IMAGE --model {shlex.quote(str(Path(args.out) / (args.name + '.json')))}")
     return 0
-
-
-def _positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (a usage error, not a traceback, otherwise)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _unit_interval(text: str) -> float:
-    """argparse type: a number in [0, 1)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
-    return value
-
-
-def _json_object(text: str) -> dict[str, Any]:
-    """argparse type: a JSON object."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({exc.msg}): {text!r}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"widths\": [16, 32]}}', got {text!r}")
-    return value
 
 
 def _add_detector_options(p: argparse.ArgumentParser) -> None:
@@ -586,84 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("train", help="train an emotion model", description="Train a registered model architecture.")
-    p.add_argument("train", help="training data: image folder (<emotion>/*.jpg) or FER2013 CSV")
-    p.add_argument("val", help="validation data used to select the best epoch")
-    p.add_argument("--out", required=True, help="run folder: checkpoint, logs, best weights")
-    p.add_argument("--model", default="default", help="registered model whose architecture to train")
-    p.add_argument(
-        "--model-options",
-        type=_json_object,
-        default={},
-        metavar="JSON",
-        help="override architecture options, e.g. '{\"widths\": [32, 64, 128, 256, 512]}'",
-    )
-    p.add_argument("--epochs", type=_positive_int, default=40)
-    p.add_argument("--batch-size", type=_positive_int, default=64)
-    # names and defaults as in emolens.training._optim (not imported here: it imports torch)
-    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd", help="Nesterov SGD or AdamW (default: sgd)")
-    p.add_argument(
-        "--schedule",
-        choices=("onecycle", "cosine"),
-        default="onecycle",
-        help="per-step learning-rate schedule: OneCycle, or cosine after a linear warm-up (default: onecycle)",
-    )
-    p.add_argument("--lr", type=float, help="peak learning rate (default: 0.05 for sgd, 0.002 for adamw)")
-    p.add_argument("--momentum", type=_unit_interval, default=0.9, help="SGD momentum, AdamW's first beta")
-    p.add_argument("--weight-decay", type=float, help="default: 0.0005 for sgd, 0.05 for adamw (decoupled)")
-    p.add_argument("--label-smoothing", type=_unit_interval, default=0.1)
-    p.add_argument("--augment", type=float, default=1.0, help="augmentation strength (0 disables)")
-    p.add_argument("--erase", type=_unit_interval, default=0.5, help="random-erasing probability")
-    p.add_argument("--mixup", type=float, default=0.0, help="mixup Beta(a, a) parameter (0 disables)")
-    p.add_argument("--ema", type=_unit_interval, default=0.999, help="weight EMA decay")
-    p.add_argument("--balanced", action="store_true", help="class-balanced sampling")
-    p.add_argument(
-        "--teacher",
-        action="append",
-        default=[],
-        metavar="MODEL_OR_RUN",
-        help="distil from a registered model, an exported model card (.json) or a run folder (repeat for an ensemble)",
-    )
-    p.add_argument("--distill-weight", type=_unit_interval, default=0.5, help="weight of the distillation loss")
-    p.add_argument("--distill-temperature", type=float, default=2.0, help="softening temperature for distillation")
-    p.add_argument(
-        "--targets",
-        choices=("original", "majority", "distribution", "mixed"),
-        default="original",
-        help="learn the FER2013 label, the FER+ majority, the FER+ vote distribution, or a mix (default: original)",
-    )
-    p.add_argument(
-        "--original-weight", type=_unit_interval, default=0.5, help="share of the original label in --targets mixed"
-    )
-    p.add_argument(
-        "--min-emotion-share",
-        type=_unit_interval,
-        default=0.5,
-        help="FER+ targets: leave out images with a smaller share of votes naming an emotion (default: 0.5)",
-    )
-    p.add_argument(
-        "--ferplus-train", metavar="CSV", help="FER+ vote table of the training data (default: found beside it)"
-    )
-    p.add_argument("--ferplus-val", metavar="CSV", help="FER+ vote table of the validation data")
-    p.add_argument(
-        "--logit-adjustment",
-        type=float,
-        default=0.0,
-        metavar="TAU",
-        help="train on logits + TAU * log(class prior): counters the lean towards frequent classes (default: 0)",
-    )
-    p.add_argument(
-        "--select",
-        choices=("auto", "original", "consensus"),
-        default="auto",
-        help="val accuracy that picks the best epoch (auto: consensus for FER+ targets)",
-    )
-    p.add_argument("--init", metavar="MODEL_OR_RUN", help="start from these weights: a model, card or run folder")
-    p.add_argument("--limit", type=_positive_int, help="train on a random subset of this many images")
-    p.add_argument("--strict-data", action="store_true", help=_STRICT_DATA_HELP)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (bf16 autocast on both unless --no-amp)")
-    p.add_argument("--no-amp", action="store_true", help="train in float32 instead of bf16 autocast")
+    add_train_arguments(p)  # every option of TrainConfig, generated from its fields
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     p.add_argument(
         "--stop-after", type=_positive_int, metavar="N", help="stop this invocation after N epochs (resume later)"

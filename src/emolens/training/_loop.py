@@ -20,7 +20,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,79 +33,23 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .._registry import ModelSpec
-from ..errors import DatasetError, UnknownNameError
+from ..errors import DatasetError
 from ..labels import LabelSet
 from ..models._network import autocast_for, build_network, load_state, save_state
 from ..models._preprocess import standardize
 from ._augment import augment, random_erase
+from ._config import TrainConfig
 from ._data import AUTO, FaceDataset, load_dataset
 from ._distill import Teachers, distillation_loss
 from ._evaluate import evaluate_network
-from ._optim import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, OPTIMIZERS, SCHEDULES, build_optimizer, build_schedule
+from ._optim import build_optimizer, build_schedule
 from ._spec import run_spec, source_weights
-from ._targets import TARGET_MODES, build_targets
+from ._targets import build_targets
 
 __all__ = ["TrainConfig", "TrainResult", "train"]
 
 CHECKPOINT = "checkpoint.pt"
 BEST_WEIGHTS = "best.safetensors"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a training run (stored in the checkpoint and the model card)."""
-
-    train_data: str
-    val_data: str
-    out_dir: str
-    model: str = "default"
-    model_options: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 40
-    batch_size: int = 64
-    optimizer: str = "sgd"
-    schedule: str = "onecycle"
-    lr: float | None = None  # peak learning rate; None: DEFAULT_LR[optimizer]
-    momentum: float = 0.9  # SGD momentum, AdamW's first beta
-    weight_decay: float | None = None  # None: DEFAULT_WEIGHT_DECAY[optimizer]
-    label_smoothing: float = 0.1
-    augment_strength: float = 1.0
-    erase_p: float = 0.5
-    mixup: float = 0.0
-    ema_decay: float = 0.999
-    balanced: bool = False
-    teachers: tuple[str, ...] = ()
-    distill_weight: float = 0.5
-    distill_temperature: float = 2.0
-    targets: str = "original"  # original | majority | distribution | mixed (see emolens.training._targets)
-    original_weight: float = 0.5  # share of the original one-hot label in "mixed" targets
-    min_emotion_share: float = 0.5  # FER+ targets: leave out images whose votes mostly say unknown/not a face
-    ferplus_train: str | None = None  # FER+ vote table of the training data; None: found beside it
-    ferplus_val: str | None = None
-    logit_adjustment: float = 0.0  # tau: train on logits + tau * log(class prior)
-    select: str = "auto"  # best epoch by "original" or "consensus" val accuracy; auto: consensus for FER+ targets
-    init: str | None = None  # start from these weights (registered model, card or run folder)
-    limit: int | None = None
-    skip_unreadable: bool = True  # False: stop at the first unreadable image or malformed CSV row
-    seed: int = 0
-    amp: bool = True
-    device: str = "cpu"
-    threads: int | None = None
-    command: str = field(default="", compare=False)
-
-    def __post_init__(self) -> None:
-        """Reject unknown optimizer and schedule names early; fill in the defaults that suit the optimizer."""
-        if self.optimizer not in OPTIMIZERS:
-            raise UnknownNameError("optimizer", self.optimizer, OPTIMIZERS)
-        if self.schedule not in SCHEDULES:
-            raise UnknownNameError("schedule", self.schedule, SCHEDULES)
-        if self.targets not in TARGET_MODES:
-            raise UnknownNameError("target mode", self.targets, TARGET_MODES)
-        if self.select not in ("auto", "original", "consensus"):
-            raise UnknownNameError("selection metric", self.select, ("auto", "consensus", "original"))
-        if self.lr is None:
-            object.__setattr__(self, "lr", DEFAULT_LR[self.optimizer])
-        if self.weight_decay is None:
-            object.__setattr__(self, "weight_decay", DEFAULT_WEIGHT_DECAY[self.optimizer])
 
 
 @dataclass(frozen=True)

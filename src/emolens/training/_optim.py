@@ -14,15 +14,10 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
 
 from ..errors import UnknownNameError
+from ._config import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, OPTIMIZERS, SCHEDULES
 
 __all__ = ["DEFAULT_LR", "DEFAULT_WEIGHT_DECAY", "OPTIMIZERS", "SCHEDULES", "build_optimizer", "build_schedule"]
 
-OPTIMIZERS = ("sgd", "adamw")
-SCHEDULES = ("onecycle", "cosine")
-# Peak learning rate and weight decay that suit each optimizer (AdamW's decay is decoupled from the
-# gradient, so it is two orders of magnitude larger than SGD's L2 penalty).
-DEFAULT_LR = {"sgd": 0.05, "adamw": 2e-3}
-DEFAULT_WEIGHT_DECAY = {"sgd": 5e-4, "adamw": 0.05}
 ONECYCLE_WARMUP = 0.2  # fraction of steps rising to the peak learning rate
 COSINE_WARMUP = 0.05
 

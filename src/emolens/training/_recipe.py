@@ -14,7 +14,6 @@ command recorded in the exported card.
 from __future__ import annotations
 
 import dataclasses
-import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -22,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._config import TrainConfig, train_command
 from ._export import export_run
-from ._loop import TrainConfig, train
+from ._loop import train
 
 __all__ = ["RECIPE_STAGES", "RecipeStage", "run_recipe"]
 
@@ -100,22 +100,4 @@ def run_recipe(
 
 def _command(cfg: TrainConfig) -> str:
     """The `emolens train` command that trains this stage on its own."""
-    defaults = TrainConfig(cfg.train_data, cfg.val_data, cfg.out_dir)
-    parts = ["emolens", "train", cfg.train_data, cfg.val_data, "--out", cfg.out_dir]
-    for field in dataclasses.fields(TrainConfig):
-        if field.name in ("train_data", "val_data", "out_dir", "command"):
-            continue
-        value, default = getattr(cfg, field.name), getattr(defaults, field.name)
-        if value == default:
-            continue
-        flag = "--" + field.name.replace("_", "-")
-        flag = {"--teachers": "--teacher", "--augment-strength": "--augment", "--erase-p": "--erase"}.get(flag, flag)
-        flag = {"--ema-decay": "--ema", "--amp": "--no-amp", "--skip-unreadable": "--strict-data"}.get(flag, flag)
-        if isinstance(value, bool):
-            parts.append(flag)
-        elif isinstance(value, tuple):
-            for item in value:
-                parts += [flag, str(item)]
-        else:
-            parts += [flag, str(value)]
-    return " ".join(shlex.quote(part) for part in parts)
+    return train_command(cfg)

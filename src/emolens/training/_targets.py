@@ -21,11 +21,11 @@ import numpy as np
 
 from ..errors import DatasetError
 from ..labels import FER2013, FERPLUS_VOTE_COLUMNS, LabelSet
+from ._config import TARGET_MODES
 from ._data import FaceDataset
 
 __all__ = ["TARGET_MODES", "build_targets", "majority_labels", "vote_distribution"]
 
-TARGET_MODES: tuple[str, ...] = ("original", "majority", "distribution", "mixed")
 _VOTE_LABELS: tuple[str, ...] = tuple(label for _, label in FERPLUS_VOTE_COLUMNS)
 _NO_EMOTION = ("unknown", "not_face")
 
