@@ -1,0 +1,97 @@
+"""Helpers every command shares: error lines, input expansion, output checks, common options."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from .._argtypes import json_object
+from ..errors import EmolensError
+
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def err(message: str) -> None:
+    print(f"emolens: error: {message}", file=sys.stderr)
+
+
+def expand_paths(paths: Sequence[str]) -> Iterator[tuple[str, Path | None]]:
+    """Each argument as files: a file, the images of a folder (recursively) or a glob's matches.
+
+    Yields (argument, path) pairs; path is None for an argument that matched nothing.
+    """
+    for arg in paths:
+        path = Path(arg)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file())
+        elif any(ch in arg for ch in "*?[") and not path.exists():
+            files = sorted(Path(p) for p in glob.glob(arg, recursive=True) if Path(p).is_file())
+        else:
+            files = [path]
+        if not files:
+            yield arg, None
+        for file in files:
+            yield arg, file
+
+
+def detector_arg(value: str) -> str | None:
+    return None if value.lower() == "none" else value
+
+
+def output_file(option: str, value: str | None) -> None:
+    """An output file's folder must exist and be writable, and the path must not be a folder (checked up front)."""
+    if value is None:
+        return
+    path = Path(value)
+    if path.is_dir():
+        raise EmolensError(f"{option} {value}: is a folder; name a file")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise EmolensError(f"{option} {value}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise EmolensError(f"{option} {value}: folder {folder} is not writable")
+
+
+def output_folder(value: str | None) -> Path | None:
+    """An output folder, created and checked before any work starts (EmolensError otherwise)."""
+    if value is None:
+        return None
+    folder = Path(value)
+    if folder.exists() and not folder.is_dir():
+        raise EmolensError(f"--annotate {value}: exists and is not a folder; name a folder to write images into")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".emolens-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise EmolensError(f"--annotate {value}: cannot write there ({exc.strerror or exc})") from None
+    return folder
+
+
+def error_record(source: str, exc: BaseException) -> str:
+    """The --json line for an input that failed: same top-level shape as a result, with an error object."""
+    return json.dumps(
+        {"source": source, "error": {"type": type(exc).__name__, "message": str(exc)}}, ensure_ascii=False
+    )
+
+
+def add_detector_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--detector-options",
+        type=json_object,
+        default={},
+        metavar="JSON",
+        help="detector settings, e.g. '{\"max_side\": 320}' to detect on a downscaled copy (faster)",
+    )
+
+
+MODEL_HELP = "emotion model: a registered name, or the .json card of a model written by `emolens export`"
+
+
+STRICT_DATA_HELP = "stop at the first unreadable image or malformed CSV row (default: skip and count them)"

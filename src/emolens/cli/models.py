@@ -1,0 +1,47 @@
+"""``emolens models``: list detectors and emotion models."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    """Add ``emolens models`` to the subcommands."""
+    p = sub.add_parser("models", help="list detectors and emotion models, and whether their weights are present")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .._weights import cache_dir, is_available
+    from ..detectors import DETECTORS
+    from ..models import MODELS
+
+    def status(weights: Sequence[object]) -> str:
+        from .._registry import WeightsFile
+
+        files = [w for w in weights if isinstance(w, WeightsFile)]
+        if not files:
+            return "no weights needed"
+        if all(w.bundled for w in files):
+            return "bundled" if all(is_available(w) for w in files) else "bundled file missing"
+        return "cached" if all(is_available(w) for w in files) else "not downloaded"
+
+    print("Detectors (also: auto, none)")
+    for d in DETECTORS.specs():
+        extra = f" [extra: {d.extra}]" if d.extra else ""
+        print(f"  {d.name:<22} {status(d.weights):<18} {d.description}{extra}")
+    print("Emotion models")
+    for m in MODELS.specs():
+        print(f"  {m.name:<22} {status(m.weights):<18} {m.description}")
+        outputs = f"{m.label_set.name} labels ({', '.join(m.labels)})" + (
+            ", valence, arousal" if m.valence_arousal else ""
+        )
+        print(f"  {'':<22} {'':<18} outputs: {outputs}; input: {m.input.describe()}; runtime: {m.runtime}")
+        if m.runtime == "onnx":
+            print(f"  {'':<22} {'':<18} needs: pip install 'emolens[onnx]'")
+        if m.license:
+            print(f"  {'':<22} {'':<18} license: {m.license}")
+    print(f"Weights cache: {cache_dir()}")
+    return 0
