@@ -20,7 +20,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -137,8 +137,39 @@ def _init_distributed() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
+@dataclass
+class _Data:
+    """What one run trains and selects on."""
+
+    spec: ModelSpec
+    train: FaceDataset
+    targets: np.ndarray  # (N, K) soft targets, rows in train's order
+    val: FaceDataset
+    select: str  # "original" or "consensus": which val accuracy picks the best epoch
+    log_prior: torch.Tensor  # log of the mean training target (logit adjustment)
+    steps_per_epoch: int
+
+
+@dataclass
+class _Run:
+    """The network, its EMA, the optimizer and schedule, the teachers, and the run's record so far."""
+
+    network: nn.Module
+    model: nn.Module  # the network, or its DistributedDataParallel wrapper
+    ema: AveragedModel
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    teachers: Teachers | None
+    device: torch.device
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_acc: float = -1.0
+    best_epoch: int = 0
+    first_epoch: int = 0
+    elapsed_before: float = 0.0
+
+
 def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = None) -> TrainResult:
-    """Train ``cfg.model``'s architecture on ``cfg.train_data``, selecting epochs on ``cfg.val_data``.
+    r"""Train ``cfg.model``'s architecture on ``cfg.train_data``, selecting epochs on ``cfg.val_data``.
 
     ``resume`` continues from the run folder's checkpoint; ``stop_after`` ends this invocation after
     that many epochs (to fit a time budget), leaving a checkpoint to resume from.
@@ -147,12 +178,42 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     ``cfg.batch_size`` images per step (gradients are averaged by DistributedDataParallel); process 0
     evaluates, logs and writes the checkpoints. All randomness of an epoch is derived from
     (seed, epoch, process), so a resumed run repeats exactly without storing generator states.
+
+    The steps, in order: :func:`_setup` (data and targets), :func:`_build` (network, EMA, optimizer,
+    schedule), :func:`_resume`, then per epoch :func:`_train_epoch` (of :func:`_train_step`\ s),
+    :func:`_evaluate` and :func:`_checkpoint`.
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     rank, world = _init_distributed()
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    data = _setup(cfg, out, rank, world)
+    run = _build(cfg, data, rank, world)
+    fingerprint = data.train.fingerprint()
+    if resume and (out / CHECKPOINT).exists():
+        _resume(run, cfg, out / CHECKPOINT, world, fingerprint, rank)
+
+    session_start = time.perf_counter()
+    for epoch in range(run.first_epoch, cfg.epochs):
+        epoch_start = time.perf_counter()
+        loss, accuracy = _train_epoch(run, cfg, data, epoch, rank, world)
+        if rank == 0:
+            _evaluate(run, data, out, epoch, loss, accuracy, time.perf_counter() - epoch_start)
+            elapsed = run.elapsed_before + time.perf_counter() - session_start
+            _checkpoint(run, cfg, out / CHECKPOINT, world, epoch, elapsed, fingerprint)
+        if world > 1:
+            dist.barrier()
+        if stop_after is not None and epoch + 1 - run.first_epoch >= stop_after:
+            break
+    if world > 1:
+        dist.destroy_process_group()
+    elapsed = run.elapsed_before + time.perf_counter() - session_start
+    return TrainResult(run.best_epoch, run.best_acc, out / BEST_WEIGHTS, run.history, elapsed, data.select)
+
+
+def _setup(cfg: TrainConfig, out: Path, rank: int, world: int) -> _Data:
+    """Read the data, turn labels or votes into targets, and write the run's config (process 0)."""
     spec = run_spec(asdict(cfg))
     # Votes are read for training only when the targets use them, so a model trained on the original
     # labels keeps the data fingerprint it always had.
@@ -192,12 +253,16 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     steps_per_epoch = len(train_data) // (cfg.batch_size * world)
     if steps_per_epoch == 0:
         raise DatasetError(f"{len(train_data)} training images is fewer than one batch of {cfg.batch_size}")
+    return _Data(spec, train_data, train_targets, val_data, select, log_prior, steps_per_epoch)
 
+
+def _build(cfg: TrainConfig, data: _Data, rank: int, world: int) -> _Run:
+    """The network (from ``--init`` when given), its EMA, the optimizer, the schedule and the teachers."""
     device = torch.device(cfg.device)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     torch.manual_seed(cfg.seed)
-    network = build_network(spec)
+    network = build_network(data.spec)
     if cfg.init:
         skipped = load_state(network, source_weights(cfg.init), strict=False)
         if rank == 0 and skipped:
@@ -209,129 +274,138 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     optimizer = build_optimizer(
         cfg.optimizer, network.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
     )
-    scheduler = build_schedule(cfg.schedule, optimizer, lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
+    scheduler = build_schedule(cfg.schedule, optimizer, lr=cfg.lr, total_steps=cfg.epochs * data.steps_per_epoch)
     teachers = Teachers(cfg.teachers, device, amp=cfg.amp) if cfg.teachers else None
-    history: list[dict[str, float]] = []
-    best_acc, best_epoch, first_epoch = -1.0, 0, 0
-    elapsed_before = 0.0
-
-    fingerprint = train_data.fingerprint()
-    checkpoint_path = out / CHECKPOINT
-    if resume and checkpoint_path.exists():
-        state = torch.load(checkpoint_path, weights_only=True, map_location=device)
-        _check_resumable(state, cfg, world, fingerprint, checkpoint_path)
-        network.load_state_dict(state["network"])
-        ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history, best_acc, best_epoch = state["history"], state["best_acc"], state["best_epoch"]
-        first_epoch, elapsed_before = state["epoch"], state["elapsed"]
-        if rank == 0:
-            _log(f"resumed from {checkpoint_path} after epoch {first_epoch}")
     model: nn.Module = network
     if world > 1:
         model = DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None)
+    return _Run(network, model, ema, optimizer, scheduler, teachers, device)
 
-    session_start = time.perf_counter()
+
+def _resume(run: _Run, cfg: TrainConfig, path: Path, world: int, fingerprint: str, rank: int) -> None:
+    """Continue from the checkpoint: weights, EMA, optimizer, schedule and the record so far."""
+    state = torch.load(path, weights_only=True, map_location=run.device)
+    _check_resumable(state, cfg, world, fingerprint, path)
+    run.network.load_state_dict(state["network"])
+    run.ema.load_state_dict(state["ema"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.history, run.best_acc, run.best_epoch = state["history"], state["best_acc"], state["best_epoch"]
+    run.first_epoch, run.elapsed_before = state["epoch"], state["elapsed"]
+    if rank == 0:
+        _log(f"resumed from {path} after epoch {run.first_epoch}")
+
+
+def _train_epoch(run: _Run, cfg: TrainConfig, data: _Data, epoch: int, rank: int, world: int) -> tuple[float, float]:
+    """One pass over this process's share of the data; returns its mean loss and accuracy."""
+    epoch_start = time.perf_counter()
+    run.model.train()
+    order = _epoch_order(data.targets, cfg, torch.Generator().manual_seed(_seed(cfg.seed, epoch)))[rank::world]
+    gen = torch.Generator().manual_seed(_seed(cfg.seed, epoch, rank))
+    torch.manual_seed(_seed(cfg.seed, epoch, rank, 1))  # dropout, mixup
+    total_loss = torch.zeros((), device=run.device)
+    correct = torch.zeros((), dtype=torch.long, device=run.device)
+    seen = 0
     progress_every = 5 if sys.stderr.isatty() else 100  # steps between progress lines
-    for epoch in range(first_epoch, cfg.epochs):
-        epoch_start = time.perf_counter()
-        model.train()
-        order = _epoch_order(train_targets, cfg, torch.Generator().manual_seed(_seed(cfg.seed, epoch)))[rank::world]
-        gen = torch.Generator().manual_seed(_seed(cfg.seed, epoch, rank))
-        torch.manual_seed(_seed(cfg.seed, epoch, rank, 1))  # dropout, mixup
-        total_loss = torch.zeros((), device=device)
-        correct = torch.zeros((), dtype=torch.long, device=device)
-        seen = 0
-        for step in range(steps_per_epoch):
-            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size].numpy()
-            batch = _train_batch(train_data.images[idx], cfg, gen).to(device)
-            targets = torch.from_numpy(train_targets[idx]).to(device)
-            if cfg.mixup > 0:
-                mix_lambda = float(torch.distributions.Beta(cfg.mixup, cfg.mixup).sample())
-                perm = torch.randperm(len(batch), generator=gen).to(device)
-                batch = mix_lambda * batch + (1 - mix_lambda) * batch[perm]
-                targets = mix_lambda * targets + (1 - mix_lambda) * targets[perm]
-            with autocast_for(device, cfg.amp):
-                logits = model(batch)
-            logits = logits.float()
-            adjusted = logits + cfg.logit_adjustment * log_prior.to(device) if cfg.logit_adjustment else logits
-            loss = soft_cross_entropy(adjusted, targets, cfg.label_smoothing)
-            if teachers is not None:
-                soft = teachers.probabilities(batch, cfg.distill_temperature)
-                distill = distillation_loss(logits, soft, cfg.distill_temperature)
-                loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * distill
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            optimizer.step()
-            scheduler.step()
-            ema.update_parameters(network)
-            total_loss += loss.detach() * len(targets)
-            correct += (logits.argmax(1) == targets.argmax(1)).sum()
-            seen += len(targets)
-            last = step + 1 == steps_per_epoch
-            if rank == 0 and (last or (step + 1) % progress_every == 0):
-                rate = (step + 1) / (time.perf_counter() - epoch_start)
-                eta = (steps_per_epoch - step - 1) / rate + (cfg.epochs - epoch - 1) * steps_per_epoch / rate
-                _progress(
-                    f"epoch {epoch + 1}/{cfg.epochs} step {step + 1}/{steps_per_epoch} "
-                    f"loss {float(total_loss) / seen:.4f} acc {int(correct) / seen:.4f} "
-                    f"lr {scheduler.get_last_lr()[0]:.4g} eta {eta / 60:.1f} min",
-                    last=last,
-                )
-        if rank == 0:
-            val = evaluate_network(ema.module, val_data)
-            row = {
-                "epoch": epoch + 1,
-                "train_loss": float(total_loss) / seen,
-                "train_acc": int(correct) / seen,
-                "val_acc": val.accuracy,
-                "val_nll": val.nll,
-                "lr": float(scheduler.get_last_lr()[0]),
-                "seconds": time.perf_counter() - epoch_start,
-            }
-            if val.consensus is not None and val.votes is not None:
-                row |= {
-                    "val_consensus_acc": val.consensus.accuracy,
-                    "val_consensus_mean_recall": val.consensus.mean_recall,
-                    "val_vote_kl": val.votes.kl,
-                }
-            history.append(row)
-            metric = val.consensus.accuracy if select == "consensus" and val.consensus else val.accuracy
-            if metric > best_acc:
-                best_acc, best_epoch = metric, epoch + 1
-                save_state(ema.module, out / BEST_WEIGHTS)
-            consensus = f" consensus {row['val_consensus_acc']:.4f}" if "val_consensus_acc" in row else ""
-            _log(
-                f"epoch {epoch + 1}: train acc {row['train_acc']:.4f} val acc {val.accuracy:.4f}{consensus} "
-                f"(best {select} {best_acc:.4f} @ {best_epoch}) {row['seconds']:.0f}s"
+    for step in range(data.steps_per_epoch):
+        idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size].numpy()
+        batch = _train_batch(data.train.images[idx], cfg, gen).to(run.device)
+        targets = torch.from_numpy(data.targets[idx]).to(run.device)
+        loss, logits = _train_step(run, cfg, data, batch, targets, gen)
+        total_loss += loss.detach() * len(targets)
+        correct += (logits.argmax(1) == targets.argmax(1)).sum()
+        seen += len(targets)
+        last = step + 1 == data.steps_per_epoch
+        if rank == 0 and (last or (step + 1) % progress_every == 0):
+            rate = (step + 1) / (time.perf_counter() - epoch_start)
+            remaining = (data.steps_per_epoch - step - 1) + (cfg.epochs - epoch - 1) * data.steps_per_epoch
+            _progress(
+                f"epoch {epoch + 1}/{cfg.epochs} step {step + 1}/{data.steps_per_epoch} "
+                f"loss {float(total_loss) / seen:.4f} acc {int(correct) / seen:.4f} "
+                f"lr {run.scheduler.get_last_lr()[0]:.4g} eta {remaining / rate / 60:.1f} min",
+                last=last,
             )
-            _write_logs(out, history)
-            _atomic_save(
-                {
-                    "config": asdict(cfg),
-                    "world": world,
-                    "network": network.state_dict(),
-                    "ema": ema.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "history": history,
-                    "best_acc": best_acc,
-                    "best_epoch": best_epoch,
-                    "epoch": epoch + 1,
-                    "elapsed": elapsed_before + time.perf_counter() - session_start,
-                    "train_fingerprint": fingerprint,
-                },
-                checkpoint_path,
-            )
-        if world > 1:
-            dist.barrier()
-        if stop_after is not None and epoch + 1 - first_epoch >= stop_after:
-            break
-    if world > 1:
-        dist.destroy_process_group()
-    elapsed = elapsed_before + time.perf_counter() - session_start
-    return TrainResult(best_epoch, best_acc, out / BEST_WEIGHTS, history, elapsed, select)
+    return float(total_loss) / seen, int(correct) / seen
+
+
+def _train_step(
+    run: _Run, cfg: TrainConfig, data: _Data, batch: torch.Tensor, targets: torch.Tensor, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step: mixup, forward, (logit-adjusted) loss plus distillation, backward, EMA."""
+    if cfg.mixup > 0:
+        mix_lambda = float(torch.distributions.Beta(cfg.mixup, cfg.mixup).sample())
+        perm = torch.randperm(len(batch), generator=gen).to(run.device)
+        batch = mix_lambda * batch + (1 - mix_lambda) * batch[perm]
+        targets = mix_lambda * targets + (1 - mix_lambda) * targets[perm]
+    with autocast_for(run.device, cfg.amp):
+        logits = run.model(batch)
+    logits = logits.float()
+    adjusted = logits + cfg.logit_adjustment * data.log_prior.to(run.device) if cfg.logit_adjustment else logits
+    loss = soft_cross_entropy(adjusted, targets, cfg.label_smoothing)
+    if run.teachers is not None:
+        soft = run.teachers.probabilities(batch, cfg.distill_temperature)
+        distill = distillation_loss(logits, soft, cfg.distill_temperature)
+        loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * distill
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()  # type: ignore[no-untyped-call]
+    run.optimizer.step()
+    run.scheduler.step()
+    run.ema.update_parameters(run.network)
+    return loss, logits
+
+
+def _evaluate(run: _Run, data: _Data, out: Path, epoch: int, loss: float, accuracy: float, seconds: float) -> None:
+    """Measure the EMA weights on val, keep them when they are the best so far, and log the epoch."""
+    val = evaluate_network(run.ema.module, data.val)
+    row = {
+        "epoch": epoch + 1,
+        "train_loss": loss,
+        "train_acc": accuracy,
+        "val_acc": val.accuracy,
+        "val_nll": val.nll,
+        "lr": float(run.scheduler.get_last_lr()[0]),
+        "seconds": seconds,
+    }
+    if val.consensus is not None and val.votes is not None:
+        row |= {
+            "val_consensus_acc": val.consensus.accuracy,
+            "val_consensus_mean_recall": val.consensus.mean_recall,
+            "val_vote_kl": val.votes.kl,
+        }
+    run.history.append(row)
+    metric = val.consensus.accuracy if data.select == "consensus" and val.consensus else val.accuracy
+    if metric > run.best_acc:
+        run.best_acc, run.best_epoch = metric, epoch + 1
+        save_state(run.ema.module, out / BEST_WEIGHTS)
+    consensus = f" consensus {row['val_consensus_acc']:.4f}" if "val_consensus_acc" in row else ""
+    _log(
+        f"epoch {epoch + 1}: train acc {row['train_acc']:.4f} val acc {val.accuracy:.4f}{consensus} "
+        f"(best {data.select} {run.best_acc:.4f} @ {run.best_epoch}) {row['seconds']:.0f}s"
+    )
+    _write_logs(out, run.history)
+
+
+def _checkpoint(
+    run: _Run, cfg: TrainConfig, path: Path, world: int, epoch: int, elapsed: float, fingerprint: str
+) -> None:
+    """Everything needed to resume after this epoch, written atomically."""
+    _atomic_save(
+        {
+            "config": asdict(cfg),
+            "world": world,
+            "network": run.network.state_dict(),
+            "ema": run.ema.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(),
+            "history": run.history,
+            "best_acc": run.best_acc,
+            "best_epoch": run.best_epoch,
+            "epoch": epoch + 1,
+            "elapsed": elapsed,
+            "train_fingerprint": fingerprint,
+        },
+        path,
+    )
 
 
 def write_run_config(out: Path, cfg: TrainConfig, spec: ModelSpec) -> None:
