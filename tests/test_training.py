@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from emolens import DatasetError, WeightsError
+from emolens import DatasetError, InvalidOptionError, WeightsError
 from emolens.models import MODELS
 from emolens.training import TrainConfig, load_dataset, load_fer2013_csv, train
 
@@ -67,9 +67,9 @@ def test_resume_continues_bit_for_bit(tiny: Path, tmp_path: Path, optimizer: str
     b = load_file(str(resumed / "best.safetensors"))
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     assert (straight / "log.csv").read_text().count("\n") == (resumed / "log.csv").read_text().count("\n") == 3
-    with pytest.raises(DatasetError, match=r"different configuration: epochs 2 \(now 3\)"):
+    with pytest.raises(InvalidOptionError, match=r"different configuration: epochs 2 \(now 3\)"):
         train(_config(tiny, resumed, epochs=3, **options), resume=True)  # a changed schedule must not mix
-    with pytest.raises(DatasetError, match="different configuration"):
+    with pytest.raises(InvalidOptionError, match="different configuration"):
         other = "sgd" if optimizer == "adamw" else "adamw"
         train(_config(tiny, resumed, epochs=2, optimizer=other, schedule=schedule), resume=True)
 

@@ -33,7 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .._registry import ModelSpec
-from ..errors import DatasetError
+from ..errors import DatasetError, InvalidOptionError
 from ..labels import LabelSet
 from ..models._network import autocast_for, build_network, load_state, save_state
 from ..models._preprocess import standardize
@@ -422,10 +422,10 @@ def _check_resumable(state: dict[str, Any], cfg: TrainConfig, world: int, finger
     current = {**_comparable(asdict(cfg)), "processes": world}
     changed = [f"{key} {saved.get(key)!r} (now {value!r})" for key, value in current.items() if saved.get(key) != value]
     if changed:
-        raise DatasetError(
+        raise InvalidOptionError(
             f"{path} was made with a different configuration: {'; '.join(changed)}. Resume with the same "
             "options, or start a new run in another --out folder",
-            path=path,
+            option="resume",
         )
     if state.get("train_fingerprint", fingerprint) != fingerprint:
         raise DatasetError(

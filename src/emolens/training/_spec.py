@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .._registry import ModelSpec
-from ..errors import DatasetError
+from ..errors import WeightsError
 from ..models._load import resolve_model, run_spec, run_weights
 from ..models._network import build_network, load_state, prepare_for_inference
 
@@ -23,7 +23,11 @@ def _torch_source(source: str | Path) -> tuple[ModelSpec, Path]:
     """The spec and verified weights of a model source, resolved (and hash-checked) once."""
     spec, weights = resolve_model(source)
     if weights is None or spec.runtime != "torch":
-        raise DatasetError(f"model {str(source)!r} has no emolens (torch) weights to train from")
+        raise WeightsError(
+            f"model {str(source)!r} has no emolens (torch) weights to train from; use an emolens model, an "
+            "exported card or a run folder",
+            filename=str(source),
+        )
     return spec, weights
 
 
