@@ -10,6 +10,8 @@ from tools.testdata import labelled_faces, match_faces
 from emolens import Detection, create_detector
 from emolens.detectors import DETECTORS
 
+from .conftest import shared_path
+
 # Minimum faces found (IoU >= 0.3) of the 25 in testing.xml, and maximum false positives there.
 # YuNet's and dlib-cnn's bars (>= 90 %) come from the issues; the others from their measured behaviour on
 # all 43 labelled faces (`python benchmarks/detectors.py`), with a face of slack.
@@ -31,6 +33,8 @@ def detector(request: pytest.FixtureRequest) -> object:
     spec = DETECTORS.get(request.param)
     for module in spec.requires:
         pytest.importorskip(module, reason=f"pip install 'emolens[{spec.extra}]' to test {spec.name}")
+    if spec.weights and not spec.weights[0].bundled:
+        shared_path("weights")  # the session's weights cache is seeded from ../shared/weights
     return create_detector(request.param)
 
 
