@@ -48,3 +48,17 @@ def test_every_public_name_is_in_the_api_reference() -> None:
 def test_every_docs_page_is_in_the_nav() -> None:
     nav = (REPO / "mkdocs.yml").read_text()
     assert [p.name for p in (REPO / "docs").glob("*.md") if p.name not in nav] == []
+
+
+IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def test_every_image_shown_exists() -> None:
+    """Zensical's strict mode checks page links, not images: a missing figure fails here."""
+    missing = [
+        f"{page.relative_to(REPO)}: {target}"
+        for page in PAGES
+        for target in IMAGE.findall(page.read_text())
+        if not target.startswith(("http://", "https://", "data:")) and not (page.parent / target).is_file()
+    ]
+    assert not missing
