@@ -8,6 +8,7 @@ The driver turns the inputs into a Ray Dataset, ``map_batches`` runs :class:`Ray
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -76,9 +77,13 @@ def run_ray(
                 include_dashboard=False,
                 _system_config=QUIET_LOCAL_CLUSTER,
             )
+    ray_logger = logging.getLogger("ray.data")
+    level = ray_logger.level
     try:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = progress
+        if not progress:  # quiet means quiet: Ray Data logs each finished write at INFO (restored below)
+            ray_logger.setLevel(logging.WARNING)
         items = [{"chunk": json.dumps([(item.path, item.video) for item in chunk])} for chunk in chunks]
         # Several chunks per call (each still one forward pass): Ray's per-task cost is paid per block.
         per_call = max(1, min(CHUNKS_PER_CALL, -(-len(items) // (2 * actors))))
@@ -93,9 +98,9 @@ def run_ray(
             batch_format="numpy",
         )
         store.parts.mkdir(exist_ok=True)
-        # The writer gets no CPU of its own: the actors hold the cluster's CPUs, and a writer waiting for one
-        # would stall them (Ray Data backs up behind a write it cannot schedule).
+        # The writer asks for no CPU of its own, so its tasks never wait behind the actors, which hold the CPUs.
         rows.write_parquet(str(store.parts.resolve()), ray_remote_args={"num_cpus": 0})
     finally:
+        ray_logger.setLevel(level)
         if started_here:
             ray.shutdown()
