@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,11 +61,12 @@ def run_ray(
 ) -> None:
     """Analyse ``chunks`` on a Ray cluster (``address``) or a local one started for this run.
 
-    Each chunk is one row of the Ray Dataset and one ``map_batches`` call, so every forward pass
-    holds the same faces as in the local engine, and the rows come out the same.
+    Each chunk is one forward pass in :class:`RayAnalyzer`, exactly as in the local engine, so the
+    rows come out the same.
     """
     ray = require("ray", extra="ray", feature="the ray engine")
     require("ray.data", extra="ray", feature="the ray engine", package="ray[data]")
+    actors = max(1, min(actors, len(chunks)))  # more actors than chunks would only start idle processes
     started_here = not ray.is_initialized()
     if started_here:
         if address:
@@ -77,30 +79,32 @@ def run_ray(
                 include_dashboard=False,
                 _system_config=QUIET_LOCAL_CLUSTER,
             )
-    ray_logger = logging.getLogger("ray.data")
-    level = ray_logger.level
+    logger = logging.getLogger("ray.data")
+    level = logger.level
     try:
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = progress
-        if not progress:  # quiet means quiet: Ray Data logs each finished write at INFO (restored below)
-            ray_logger.setLevel(logging.WARNING)
-        items = [{"chunk": json.dumps([(item.path, item.video) for item in chunk])} for chunk in chunks]
-        # Several chunks per call (each still one forward pass): Ray's per-task cost is paid per block.
-        per_call = max(1, min(CHUNKS_PER_CALL, -(-len(items) // (2 * actors))))
-        dataset = ray.data.from_items(items, override_num_blocks=-(-len(items) // per_call))
-        rows = dataset.map_batches(
-            RayAnalyzer,
-            fn_constructor_args=(job, threads),
-            batch_size=per_call,
-            concurrency=actors,
-            num_cpus=num_cpus,
-            num_gpus=num_gpus,
-            batch_format="numpy",
-        )
-        store.parts.mkdir(exist_ok=True)
-        # The writer asks for no CPU of its own, so its tasks never wait behind the actors, which hold the CPUs.
-        rows.write_parquet(str(store.parts.resolve()), ray_remote_args={"num_cpus": 0})
+        with warnings.catch_warnings():  # Ray's own deprecation notices are not the user's to act on
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray(\.|$)")
+            if not progress:  # quiet means quiet: Ray Data logs its progress and each write
+                logger.setLevel(logging.ERROR)
+            context = ray.data.DataContext.get_current()
+            context.enable_progress_bars = progress
+            items = [{"chunk": json.dumps([(item.path, item.video) for item in chunk])} for chunk in chunks]
+            # Several chunks per call (each still one forward pass): Ray's per-task cost is paid per block.
+            per_call = max(1, min(CHUNKS_PER_CALL, -(-len(items) // (2 * actors))))
+            dataset = ray.data.from_items(items, override_num_blocks=-(-len(items) // per_call))
+            rows = dataset.map_batches(
+                RayAnalyzer,
+                fn_constructor_args=(job, threads),
+                batch_size=per_call,
+                concurrency=actors,
+                num_cpus=num_cpus,
+                num_gpus=num_gpus,
+                batch_format="numpy",
+            )
+            store.parts.mkdir(exist_ok=True)
+            # The writer asks for no CPU of its own, so its tasks never wait behind the actors, which hold the CPUs.
+            rows.write_parquet(str(store.parts.resolve()), ray_remote_args={"num_cpus": 0})
     finally:
-        ray_logger.setLevel(level)
+        logger.setLevel(level)
         if started_here:
             ray.shutdown()
