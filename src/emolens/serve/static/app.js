@@ -44,23 +44,31 @@ function showError(message) {
 function colorOf(label) { return state.colors[label] || "#4b5bdc"; }
 function nameOf(label) { return state.names[label] || label; }
 
-function drawFaces(ctx, faces, scale, lineWidth) {
+// Sizes in screen pixels: a canvas shown smaller than its resolution (a phone) gets thicker lines and larger text.
+function screenScale(canvas) {
+  const shown = canvas.getBoundingClientRect().width;
+  return shown > 0 ? canvas.width / shown : 1;
+}
+
+function drawFaces(ctx, faces, scale, pixel) {
+  const lineWidth = 2 * pixel;
   ctx.lineWidth = lineWidth;
-  ctx.font = `600 ${Math.max(12, Math.round(lineWidth * 5))}px system-ui, sans-serif`;
+  ctx.font = `600 ${Math.round(13 * pixel)}px system-ui, sans-serif`;
   faces.forEach((face, i) => {
     const { x, y, width, height } = face.box;
     const color = colorOf(face.label);
     ctx.strokeStyle = color;
     ctx.strokeRect(x * scale, y * scale, width * scale, height * scale);
     const text = `${i + 1} ${nameOf(face.label)} ${Math.round(face.confidence * 100)}%`;
-    const pad = 4;
+    const pad = Math.round(4 * pixel);
     const tw = ctx.measureText(text).width + 2 * pad;
     const th = parseInt(ctx.font.match(/(\d+)px/)[1], 10) + 2 * pad;
     const ty = y * scale - th >= 0 ? y * scale - th : y * scale;
+    const tx = Math.max(0, Math.min(x * scale - lineWidth / 2, ctx.canvas.width - tw));  // stays on the image
     ctx.fillStyle = color;
-    ctx.fillRect(x * scale - lineWidth / 2, ty, tw, th);
+    ctx.fillRect(tx, ty, tw, th);
     ctx.fillStyle = "#fff";
-    ctx.fillText(text, x * scale + pad - lineWidth / 2, ty + th - pad - 2);
+    ctx.fillText(text, tx + pad, ty + th - pad - 2);
   });
 }
 
@@ -134,7 +142,7 @@ async function analyzeImageFile(file) {
   canvas.width = Math.round(result.image.width * scale);
   canvas.height = Math.round(result.image.height * scale);
   if (bitmap) ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
-  drawFaces(ctx, result.faces, scale, Math.max(2, canvas.width / 300));
+  drawFaces(ctx, result.faces, scale, screenScale(canvas));
   const count = result.faces.length;
   $("image-summary").textContent =
     `${count} face${count === 1 ? "" : "s"} · ${result.image.width}×${result.image.height} · ` +
@@ -226,7 +234,7 @@ function drawOverlay(canvas, video, faces, scale) {
   canvas.height = video.videoHeight;
   const ctx = canvas.getContext("2d");
   ctx.clearRect(0, 0, canvas.width, canvas.height);
-  drawFaces(ctx, faces, 1 / scale, Math.max(2, canvas.width / 250));
+  drawFaces(ctx, faces, 1 / scale, screenScale(canvas));
   canvas.dataset.faces = String(faces.length);
 }
 
