@@ -207,6 +207,13 @@ def test_unreadable_images(server: str, body: bytes, content_type: str, status: 
     assert "Traceback" not in message
 
 
+def test_image_bytes_under_curls_default_content_type(server: str, group_jpeg: bytes) -> None:
+    """`curl --data-binary @photo.jpg` says application/x-www-form-urlencoded: the bytes are an image, so it works."""
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    answer = httpx.post(f"{server}/v1/analyze", content=group_jpeg, headers=headers)
+    assert answer.status_code == 200 and len(answer.json()["faces"]) == 6
+
+
 def test_truncated_jpeg_is_400(server: str, group_jpeg: bytes) -> None:
     _error(httpx.post(f"{server}/v1/analyze", content=group_jpeg[: len(group_jpeg) // 50]), 400, "InvalidImageError")
 

@@ -280,7 +280,9 @@ async def _uploads(request: Request, config: ServeConfig, *, field: str, many: b
             raise RequestError(
                 415, "UnsupportedMediaType", "send the images as a multipart/form-data form with 'files' fields"
             )
-        if content_type.lower().startswith(("text/", "application/json", "application/x-www-form-urlencoded")):
+        # curl --data-binary sends form-urlencoded unless told otherwise: the bytes decide when they are an image.
+        textual = ("text/", "application/json", "application/x-www-form-urlencoded")
+        if content_type.lower().startswith(textual) and signature(body) is None:
             raise RequestError(
                 415, "UnsupportedMediaType", f"expected an image or a multipart form, got Content-Type {content_type!r}"
             )
