@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow  # full-val accuracy of every model: `pytest -m 'n
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "emolens" / "models" / "weights"
 BUNDLED = [spec.name for spec in MODELS.specs() if spec.weights and spec.weights[0].bundled]
 # Each consensus model and the FER2013-trained model of the same architecture it replaced as `name`.
-CONSENSUS = {"default": "fer2013-default", "fast": "fer2013-fast"}
+CONSENSUS = {"default": "fer2013-default", "fast": "fer2013-fast", "large": "fer2013-large"}
 
 
 @pytest.mark.parametrize("name", BUNDLED)

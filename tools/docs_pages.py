@@ -68,11 +68,10 @@ def render_models_page() -> str:
         "Each model has a model card written by `emolens export` from measurements on the exported weights; the "
         "cards live beside the weights in `src/emolens/models/weights/` and are reproduced here "
         "(`python -m tools.docs_pages` regenerates this page; a test fails when it is stale).\n",
-        "Two kinds of model ship. `default` and `fast` learned from the **FER+ crowd votes** (ten people per "
+        "Two kinds of model ship. `default`, `fast` and `large` learned from the **FER+ crowd votes** (ten people per "
         "image): they are the ones to use, because their answers agree with what people name. The "
         "`fer2013-*` models learned FER2013's original single labels: use them to compare with papers and "
-        "FER2013 leaderboards, which report accuracy against those labels. `large` is the FER2013-trained "
-        "large model (a consensus large model has not been trained yet). Why the two accuracies pull apart: "
+        "FER2013 leaderboards, which report accuracy against those labels. Why the two accuracies pull apart: "
         "[Agreeing with people](training.md#agreeing-with-people-fer-consensus).\n",
         "Accuracies on FER2013 val (PublicTest) with each model's default TTA setting: *consensus* is against "
         "the FER+ majority (3,249 of the 3,589 images have one), *original* against the FER2013 label. Speed "
