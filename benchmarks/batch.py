@@ -34,8 +34,8 @@ ray_start = 0.0
 if config["engine"] == "ray":
     import ray
     t0 = time.perf_counter()
-    from emolens._batch._ray import QUIET_LOCAL_CLUSTER
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _system_config=QUIET_LOCAL_CLUSTER)
+    quiet = {"prestart_worker_first_driver": False}  # as emolens starts a local cluster (see _batch/_ray.py)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _system_config=quiet)
     ray_start = time.perf_counter() - t0
 import emolens
 t0 = time.perf_counter()

@@ -29,7 +29,7 @@ _CHILD = """
 import json, statistics, sys, time
 import cv2, numpy as np, torch
 import emolens
-from emolens._crop import face_crop
+from emolens import face_crop
 
 photo_path, model, repeat, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 if threads:

@@ -23,8 +23,8 @@ from _common import machine, shared_path, time_ms, write_results
 
 import emolens
 from emolens import EmotionModel
-from emolens._weights import is_available
 from emolens.models import MODELS
+from emolens.weights import is_available
 
 # Peak memory comes from /proc/self/status (VmHWM), not getrusage: on Linux a child's ru_maxrss starts at
 # its parent's peak (it is kept across exec), which would report this benchmark's own memory.

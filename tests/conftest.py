@@ -96,11 +96,23 @@ def _isolated_env(seeded_home: Path) -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _forget_download_failures() -> Iterator[None]:
     """Downloads that failed are remembered for the process: each test starts with a clean slate."""
-    from emolens._weights import forget_failures
+    from emolens.weights import forget_failures
 
     forget_failures()
     yield
     forget_failures()
+
+
+@pytest.fixture
+def registries() -> Iterator[None]:
+    """Models, detectors and architectures registered by the test are undone when it ends."""
+    import emolens
+    from emolens.detectors import DETECTORS
+    from emolens.models import ARCHITECTURES, MODELS
+
+    with MODELS.temporary_changes(), DETECTORS.temporary_changes(), ARCHITECTURES.temporary_changes():
+        yield
+    emolens.clear_cache()  # shared Analyzers built from a test's specs go too
 
 
 @pytest.fixture

@@ -6,8 +6,7 @@ from pathlib import Path
 import pytest
 
 from emolens.models import MODELS
-from emolens.training import evaluate_model, vote_distribution
-from emolens.training._calibrate import choose_calibration
+from emolens.training import choose_calibration, evaluate_model, vote_distribution
 
 pytestmark = pytest.mark.slow  # full-val accuracy of every model: `pytest -m 'not slow'` skips it
 

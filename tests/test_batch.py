@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 
 import emolens
-from emolens import Analyzer, InvalidOptionError
-from emolens._batch._inputs import expand_inputs  # the expansion rules, tested directly
+from emolens import Analyzer, InvalidOptionError, expand_inputs
 
 from .serve_helpers import free_port
 
@@ -83,7 +82,7 @@ def _same_rows(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> None:
 
 
 @pytest.fixture(scope="module")
-def local_run(collection: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, emolens._batch.BatchReport]:
+def local_run(collection: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, emolens.BatchReport]:
     out = tmp_path_factory.mktemp("local") / "faces.parquet"
     report = emolens.batch(collection, out, workers=2, every=3, progress=False)
     return out, report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -82,17 +83,26 @@ def test_oversized_or_malformed_card_file(card_folder: Path, monkeypatch: pytest
     _refused(deep, "cannot read model card", monkeypatch)
 
 
-def test_weights_hash_is_checked_before_anything_is_built(card_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import emolens.models._network as network
+@pytest.mark.usefixtures("registries")
+def test_weights_hash_is_checked_before_anything_is_built(card_folder: Path) -> None:
+    from emolens.models import ARCHITECTURES
 
     weights = card_folder / "emolens-vgg-fast-v2.safetensors"
     weights.write_bytes(weights.read_bytes()[:-8] + b"tampered")
-    built: list[object] = []
-    original = network.build_network
-    monkeypatch.setattr(network, "build_network", lambda spec: built.append(spec) or original(spec))
+
+    class Built(Exception):
+        pass
+
+    def refusing_builder(**options: object) -> object:
+        raise Built
+
+    emolens.register_architecture(
+        dataclasses.replace(ARCHITECTURES.get("vgg"), builder=refusing_builder), overwrite=True
+    )
+    with pytest.raises(Built):
+        emolens.load_model("fast")  # sound weights do reach the builder
     with pytest.raises(WeightsIntegrityError, match="refusing to load"):
-        emolens.load_model(card_folder / "fast.json")
-    assert built == []
+        emolens.load_model(card_folder / "fast.json")  # tampered ones never do
 
 
 def test_cards_from_before_architecture_names_still_load() -> None:

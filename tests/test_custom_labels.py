@@ -14,8 +14,7 @@ from tools.testdata import labelled_faces
 import emolens
 from emolens import DatasetError
 from emolens.cli import main
-from emolens.training import TrainConfig, export_run, load_dataset, train
-from emolens.training._crop_dataset import build_crop_dataset, majority_vote
+from emolens.training import TrainConfig, build_crop_dataset, export_run, load_dataset, majority_vote, train
 
 KOREAN = {"happy": "기쁨", "surprise": "당황", "neutral": "중립"}
 
@@ -131,8 +130,7 @@ def test_custom_labels_flow_through_cli_and_video(
     record = json.loads(capsys.readouterr().out.splitlines()[0])
     assert list(record["faces"][0]["probabilities"]) == ["기쁨", "당황", "중립"]
     # a timeline of a custom-label model has one column per label
-    from emolens.video import VideoAnalysis
-    from emolens.video._tracker import Tracker
+    from emolens.video import Tracker, VideoAnalysis
 
     face = emolens.analyze(image, model=str(run), detector=None).faces[0]
     analysis = VideoAnalysis()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-import emolens._weights as store
+import emolens.weights as store
 from emolens import WeightsDownloadError, WeightsError, WeightsFile, WeightsIntegrityError, WeightsUnavailableError
 
 PAYLOAD = hashlib.sha256(b"seed").digest() * 4096  # 128 KiB
@@ -160,7 +160,7 @@ def test_unwritable_cache_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.M
 
 _FETCH = """
 import resource, signal, sys
-import emolens._weights as store
+import emolens.weights as store
 from emolens import WeightsError, WeightsFile
 if len(sys.argv) > 3:  # a disk that fills up after a few KB
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

@@ -11,9 +11,14 @@ import pytest
 
 from emolens import DatasetError
 from emolens.labels import FER2013, FERPLUS, LabelSet
-from emolens.training import load_dataset
-from emolens.training._evaluate import expected_calibration_error, score
-from emolens.training._targets import build_targets, majority_labels, vote_distribution
+from emolens.training import (
+    build_targets,
+    expected_calibration_error,
+    load_dataset,
+    majority_labels,
+    score,
+    vote_distribution,
+)
 
 HEADER = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "not_face"]
 
@@ -46,7 +51,7 @@ def test_distribution_folds_away_labels_outside_the_set() -> None:
 
 
 def _dataset_with(votes: np.ndarray, labels: list[int]) -> object:
-    from emolens.training._data import FaceDataset
+    from emolens.training import FaceDataset
 
     n = len(labels)
     return FaceDataset(np.zeros((n, 4, 4), np.uint8), np.array(labels), tuple(map(str, range(n))), votes=votes)

@@ -90,7 +90,7 @@ HEADER_BOMBS = [
 @pytest.mark.parametrize("data", HEADER_BOMBS, ids=[f"bomb{i}" for i in range(len(HEADER_BOMBS))])
 def test_header_bombs_are_refused_before_decoding(data: bytes) -> None:
     with pytest.raises(EmolensError):
-        emolens._image.load_image(data)
+        emolens.load_image(data)
 
 
 def test_mutated_real_images(request: pytest.FixtureRequest) -> None:
@@ -201,4 +201,4 @@ def test_pil_images_lazily_loaded_and_truncated(tmp_path: Path) -> None:
         _check(image)
     _check(pil.new("I;16", (50, 40)))
     with pytest.raises(emolens.ImageTooLargeError):  # 400 megapixels, refused before conversion
-        emolens._image.load_image(pil.new("1", (20_000, 20_000)))
+        emolens.load_image(pil.new("1", (20_000, 20_000)))

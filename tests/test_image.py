@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 import emolens
-from emolens import InvalidImageError
-from emolens._image import load_image
+from emolens import InvalidImageError, load_image
 
 PHOTO = Path("dlib-faces") / "2008_002470.jpg"
 

@@ -60,12 +60,12 @@ def test_saved_weights_are_byte_for_byte_reproducible(tmp_path: Path) -> None:
 
     import torch
 
-    from emolens.models._network import build_network, load_state, read_temperatures, save_state
+    from emolens.models import build_network, load_state, read_temperatures, save_state
 
     script = (
         "import sys, torch\n"
         "from emolens.models import MODELS\n"
-        "from emolens.models._network import build_network, save_state\n"
+        "from emolens.models import build_network, save_state\n"
         "torch.manual_seed(0)\n"
         "save_state(build_network(MODELS.get('fast')), sys.argv[1],"
         " metadata={'model': 'fast', 'name': 'x', 'temperatures': '[1.25, 1, 1, 0.8, 1, 1, 1]'})\n"

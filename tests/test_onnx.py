@@ -7,19 +7,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import emolens
-from emolens import WeightsIntegrityError
-from emolens._api import clear_cache
-from emolens._weights import cache_dir, fetch, git_blob_sha1, sha256_of
+from emolens import WeightsIntegrityError, clear_cache
 from emolens.cli import main
 from emolens.labels import HSEMOTION8
 from emolens.models import MODELS
+from emolens.weights import cache_dir, fetch, git_blob_sha1, sha256_of
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -55,7 +53,7 @@ def make_standin(path: Path, size: int) -> Path:
 
 
 @pytest.fixture
-def mirrored_b0(tmp_path: Path, serve: object, monkeypatch: pytest.MonkeyPatch, shared: Path) -> Iterator[Path]:
+def mirrored_b0(tmp_path: Path, serve: object, monkeypatch: pytest.MonkeyPatch, shared: Path, registries: None) -> Path:
     """hsemotion-b0-va re-registered with a stand-in's hashes, served by a loopback mirror, empty cache."""
     folder = tmp_path / "mirror"
     folder.mkdir()
@@ -69,9 +67,7 @@ def mirrored_b0(tmp_path: Path, serve: object, monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setenv("EMOLENS_MIRROR", serve(folder))  # type: ignore[operator]
     emolens.register_model(dataclasses.replace(real, weights=(weights,)), overwrite=True)
     clear_cache()
-    yield standin
-    emolens.register_model(real, overwrite=True)
-    clear_cache()
+    return standin
 
 
 def test_hsemotion_models_are_registered_with_their_licenses() -> None:

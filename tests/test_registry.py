@@ -1,3 +1,4 @@
+import dataclasses
 import subprocess
 import sys
 
@@ -67,22 +68,30 @@ def test_register_a_custom_detector() -> None:
     assert "test-center" not in emolens.list_detectors()
 
 
+@pytest.mark.usefixtures("registries")
 def test_register_a_custom_model_reuses_the_pipeline() -> None:
     base = MODELS.get("default")
     spec = ModelSpec(
         name="test-copy", architecture=base.architecture, description="copy", options=base.options, weights=base.weights
     )
     emolens.register_model(spec)
-    try:
-        result = emolens.analyze(np.full((48, 48), 128, np.uint8), detector=None, model="test-copy")
-        assert result.model == "test-copy"
-    finally:
-        MODELS.unregister("test-copy")
+    result = emolens.analyze(np.full((48, 48), 128, np.uint8), detector=None, model="test-copy")
+    assert result.model == "test-copy"
+
+
+def test_temporary_changes_are_undone() -> None:
+    fast = MODELS.get("fast")
+    with MODELS.temporary_changes():
+        emolens.register_model(dataclasses.replace(fast, name="test-temporary"))
+        emolens.register_model(dataclasses.replace(fast, description="changed"), overwrite=True)
+        MODELS.unregister("default")
+        assert "test-temporary" in MODELS and "default" not in MODELS
+    assert "test-temporary" not in MODELS and "default" in MODELS and MODELS.get("fast") == fast
 
 
 def test_entry_point_plugins_are_loaded_and_broken_ones_skipped(tmp_path, monkeypatch) -> None:
     """A package advertising a spec through the emolens.detectors entry-point group."""
-    from emolens._registry import Registry
+    from emolens import Registry
 
     plugin = tmp_path / "emolens_test_plugin.py"
     plugin.write_text(

@@ -88,7 +88,7 @@ def test_resume_refuses_changed_training_data(tiny: Path, tmp_path: Path) -> Non
 def test_schedules_warm_up_peak_and_decay() -> None:
     import torch
 
-    from emolens.training._optim import build_optimizer, build_schedule
+    from emolens.training import build_optimizer, build_schedule
 
     for name, peak_step in (("onecycle", 200), ("cosine", 50)):
         optimizer = build_optimizer("sgd", [torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9, weight_decay=0)
@@ -106,7 +106,7 @@ def test_schedules_warm_up_peak_and_decay() -> None:
 def test_optimizer_defaults_and_names(capsys: pytest.CaptureFixture[str]) -> None:
     from emolens import UnknownNameError
     from emolens.cli import main
-    from emolens.training._optim import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, OPTIMIZERS, SCHEDULES
+    from emolens.training import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, OPTIMIZERS, SCHEDULES
 
     adamw = TrainConfig("train", "val", "out", optimizer="adamw")
     assert (adamw.lr, adamw.weight_decay) == (DEFAULT_LR["adamw"], DEFAULT_WEIGHT_DECAY["adamw"])
@@ -131,7 +131,7 @@ def test_distillation_from_a_model_and_a_run_folder(tiny: Path, tmp_path: Path) 
 
     import torch
 
-    from emolens.training._distill import Teachers, distillation_loss
+    from emolens.training import Teachers, distillation_loss
 
     teacher_run = tmp_path / "teacher"
     train(_config(tiny, teacher_run, epochs=1))
@@ -203,7 +203,7 @@ def test_an_exported_model_is_used_by_the_path_of_its_card(
     import emolens
     from emolens.cli import main
     from emolens.models import spec_from_card
-    from emolens.training._export import export_run, recalibrate_card
+    from emolens.training import export_run, recalibrate_card
 
     run, out = tmp_path / "run", tmp_path / "out"
     train(dataclasses.replace(_config(tiny, run, epochs=1), model="fast"))
@@ -215,11 +215,9 @@ def test_an_exported_model_is_used_by_the_path_of_its_card(
     photo = shared / "images" / "group" / "multiface.jpg"
     by_path = emolens.analyze(photo, model=str(out / "my-model.json"))
     assert by_path.model == "my-model" and len(by_path.faces) >= 5
-    emolens.register_model(spec_from_card(out / "my-model.safetensors"), overwrite=True)  # same card, by its weights
-    try:
+    with MODELS.temporary_changes():
+        emolens.register_model(spec_from_card(out / "my-model.safetensors"))  # same card, by its weights
         by_name = emolens.analyze(photo, model="my-model")
-    finally:
-        MODELS.unregister("my-model")
     assert [f.probabilities for f in by_name.faces] == [f.probabilities for f in by_path.faces]
     # the command line takes the card too, and scores it exactly as the card says
     capsys.readouterr()
@@ -251,21 +249,17 @@ def test_a_finished_run_keeps_its_architecture_when_the_registry_changes(tiny: P
 
     import torch
 
-    from emolens.training._distill import Teachers
-    from emolens.training._export import export_run
+    from emolens.training import Teachers, export_run
 
     run = tmp_path / "run"
     train(dataclasses.replace(_config(tiny, run, epochs=1), model="fast"))
     pinned = json.loads((run / "config.json").read_text())["architecture_options"]
     assert pinned["widths"] == list(MODELS.get("fast").options["widths"])
-    original = MODELS.get("fast")
-    MODELS.register(dataclasses.replace(original, options={"widths": (8, 16, 32, 64)}), overwrite=True)
-    try:  # a later release changed what "fast" means: the run still loads and exports as trained
+    with MODELS.temporary_changes():  # a later release changed what "fast" means: the run still loads as trained
+        MODELS.register(dataclasses.replace(MODELS.get("fast"), options={"widths": (8, 16, 32, 64)}), overwrite=True)
         assert Teachers([str(run)], torch.device("cpu")).probabilities(torch.randn(2, 1, 48, 48), 1.0).shape == (2, 7)
         card = export_run(run, tmp_path / "out", "old-fast")
         assert card["architecture"]["options"]["widths"] == pinned["widths"]
-    finally:
-        MODELS.register(original, overwrite=True)
 
 
 def test_bad_model_options_are_usage_errors(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -344,8 +338,7 @@ def _calibrated_predictions(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_temperature_scaling_fixes_overconfidence() -> None:
-    from emolens.training._calibrate import apply_temperature, cross_fitted_ece, fit_temperature
-    from emolens.training._evaluate import expected_calibration_error
+    from emolens.training import apply_temperature, cross_fitted_ece, expected_calibration_error, fit_temperature
 
     labels, calibrated = _calibrated_predictions(4000, seed=0)
     overconfident = apply_temperature(calibrated, 1 / 3)  # logits x3
@@ -357,7 +350,7 @@ def test_temperature_scaling_fixes_overconfidence() -> None:
 
 def test_per_class_temperatures_fix_opposite_miscalibration() -> None:
     """Over-confident on some predicted classes and under-confident on others: one temperature cannot fix both."""
-    from emolens.training._calibrate import apply_temperatures, choose_calibration, cross_fitted_ece, fit_calibrations
+    from emolens.training import apply_temperatures, choose_calibration, cross_fitted_ece, fit_calibrations
 
     labels, calibrated = _calibrated_predictions(6000, seed=1)
     true_temperatures = (1 / 3, 1 / 3, 1 / 3, 2.0, 2.0, 2.0, 2.0)  # rows predicting 0-2 sharpened, 3-6 flattened

@@ -12,9 +12,8 @@ from emolens import (
     WeightsIntegrityError,
     WeightsUnavailableError,
 )
-from emolens._weights import fetch, sha256_of
 from emolens.detectors import DETECTORS, RETINAFACE_MOBILENET_WEIGHTS
-from emolens.detectors._factory import reset_auto_choice
+from emolens.weights import fetch, sha256_of
 
 DOWNLOADED = RETINAFACE_MOBILENET_WEIGHTS  # a file fetched on first use (YuNet's is bundled)
 
@@ -112,7 +111,7 @@ def test_auto_detector_is_yunet_offline_on_a_first_run(empty_home: Path, monkeyp
     from emolens import Analyzer
 
     monkeypatch.setenv("EMOLENS_OFFLINE", "1")
-    reset_auto_choice()
+    emolens.clear_cache()
     try:
         import warnings
 
@@ -120,9 +119,10 @@ def test_auto_detector_is_yunet_offline_on_a_first_run(empty_home: Path, monkeyp
             warnings.simplefilter("error")
             assert Analyzer("auto").detector_name == "yunet"
     finally:
-        reset_auto_choice()
+        emolens.clear_cache()
 
 
+@pytest.mark.usefixtures("registries")
 def test_auto_detector_falls_back_to_haar_with_one_warning(empty_home: Path, monkeypatch) -> None:
     import dataclasses
 
@@ -132,19 +132,15 @@ def test_auto_detector_falls_back_to_haar_with_one_warning(empty_home: Path, mon
     unbundled = dataclasses.replace(yunet.weights[0], bundled=False)  # as if YuNet's file were not in the wheel
     emolens.register_detector(dataclasses.replace(yunet, weights=(unbundled,)), overwrite=True)
     monkeypatch.setenv("EMOLENS_OFFLINE", "1")
-    reset_auto_choice()
-    try:
-        with pytest.warns(emolens.EmolensWarning, match="using the 'haar' detector") as record:
-            analyzer = Analyzer("auto")
-        assert len(record) == 1 and "EMOLENS_OFFLINE" in str(record[0].message)
-        assert analyzer.detector_name == "haar"
-    finally:
-        emolens.register_detector(yunet, overwrite=True)
-        reset_auto_choice()
+    emolens.clear_cache()
+    with pytest.warns(emolens.EmolensWarning, match="using the 'haar' detector") as record:
+        analyzer = Analyzer("auto")
+    assert len(record) == 1 and "EMOLENS_OFFLINE" in str(record[0].message)
+    assert analyzer.detector_name == "haar"
 
 
 def test_auto_detector_prefers_yunet_when_cached() -> None:
     from emolens import Analyzer
 
-    reset_auto_choice()
+    emolens.clear_cache()
     assert Analyzer("auto").detector_name == "yunet"

@@ -129,6 +129,9 @@ def render_models_page() -> str:
         figure = f"images/confusion-{spec.name}.png"  # python -m tools.figures, from this card's numbers
         if (REPO / "docs" / figure).exists():
             body = body.rstrip() + f"\n\n![Confusion matrices of {spec.name} on FER2013 val]({figure})\n"
+        figure = f"images/reliability-{spec.name}.png"  # python -m tools.figures, a fresh val evaluation
+        if (REPO / "docs" / figure).exists():
+            body = body.rstrip() + f"\n\n![Reliability diagrams of {spec.name} on FER2013 val]({figure})\n"
         cards.append(body)
     spec_table = [
         "\n## Labels, inputs, outputs and licenses\n",

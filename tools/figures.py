@@ -6,6 +6,9 @@
   photo (``tools/demo_photo.py``) and the table ``emolens analyze`` prints for it;
 - ``confusion-<model>.png``: each bundled model's confusion matrices (FER+ majority and original
   labels, FER2013 val) from its model card, i.e. from the measurements ``emolens export`` made;
+- ``reliability-<model>.png``: each bundled model's reliability diagrams on FER2013 val (needs
+  ../shared), evaluated afresh as ``emolens evaluate`` does: confidence against the share of the ten
+  annotators who named the predicted class, and against the FER+ majority;
 - ``speed-cpu.png``: faces per second per model from ``benchmarks/results/speed-cpu.json``;
 - ``video-timeline.png``: ``emolens.analyze_video`` on a clip made from the demo photo.
 
@@ -106,6 +109,69 @@ def confusion_matrices() -> list[str]:
     return written
 
 
+def _bundled_specs() -> list[Any]:
+    """One registered spec per bundled weights file (``large`` and ``fer2013-large`` may share one)."""
+    from emolens.models import MODELS
+
+    specs, seen = [], set()
+    for spec in MODELS.specs():
+        if spec.weights and spec.weights[0].bundled and spec.weights[0].name not in seen:
+            seen.add(spec.weights[0].name)
+            specs.append(spec)
+    return specs
+
+
+def reliability_diagrams(val: Path, bins: int = 10) -> list[str]:
+    """Confidence against agreement, binned, for each bundled model's calibrated val predictions."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from emolens.training import evaluate_model, expected_calibration_error, majority_labels, vote_distribution
+
+    written = []
+    for spec in _bundled_specs():
+        _, probabilities, data = evaluate_model(spec.name, str(val))
+        voted = data.votes.sum(1) > 0
+        soft = vote_distribution(data.votes[voted])
+        majority = majority_labels(data.votes[voted])
+        kept = majority >= 0
+        panels = [
+            ("share of annotators who named it", probabilities[voted], soft),
+            ("agrees with the FER+ majority", probabilities[voted][kept], majority[kept]),
+        ]
+        figure, axes = plt.subplots(1, 2, figsize=(9.6, 4.2))
+        edges = np.linspace(0, 1, bins + 1)
+        for axis, (title, probs, labels) in zip(axes, panels, strict=True):
+            confidence, predicted = probs.max(1), probs.argmax(1)
+            if labels.ndim == 2:
+                correct = labels[np.arange(len(labels)), predicted]
+            else:
+                correct = (predicted == labels).astype(float)
+            which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+            counts = np.bincount(which, minlength=bins)
+            observed = np.bincount(which, weights=correct, minlength=bins) / np.maximum(counts, 1)
+            centres = (edges[:-1] + edges[1:]) / 2
+            shown = counts > 0
+            axis.bar(centres[shown], observed[shown], width=1 / bins, color="#4b5bdc", edgecolor="white", label=title)
+            axis.plot([0, 1], [0, 1], color="#d04a4a", linestyle="--", linewidth=1, label="perfect calibration")
+            for x, y, n in zip(centres[shown], observed[shown], counts[shown], strict=True):
+                axis.text(x, y + 0.01, f"{n}", ha="center", va="bottom", fontsize=6, color="#555")
+            ece = expected_calibration_error(probs, labels)
+            axis.set(xlim=(0, 1), ylim=(0, 1.05), xlabel="confidence (calibrated top probability)")
+            axis.set_ylabel(title)
+            axis.set_title(f"{title}: ECE {ece:.1%} ({len(probs)} faces)", fontsize=9)
+            axis.legend(loc="upper left", fontsize=7)
+        figure.suptitle(f"{spec.name}, FER2013 val (numbers: faces per bin)", fontsize=10)
+        figure.tight_layout()
+        target = IMAGES / f"reliability-{spec.name}.png"
+        figure.savefig(target, dpi=110)
+        plt.close(figure)
+        written.append(target.name)
+    return written
+
+
 def speed_chart() -> None:
     import matplotlib
 
@@ -149,15 +215,31 @@ def video_timeline() -> None:
         analysis.plot_timeline(IMAGES / "video-timeline.png")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Write every figure, or only those named (``python -m tools.figures reliability speed``)."""
+    import sys
+
+    from .testdata import SHARED
+
+    wanted = set(sys.argv[1:] if argv is None else argv) or {"demo", "confusion", "reliability", "speed", "video"}
     IMAGES.mkdir(parents=True, exist_ok=True)
-    annotated_demo()
-    print("wrote annotated-demo.png, annotated-demo.txt")
-    print("wrote", ", ".join(confusion_matrices()))
-    speed_chart()
-    print("wrote speed-cpu.png")
-    video_timeline()
-    print("wrote video-timeline.png")
+    if "demo" in wanted:
+        annotated_demo()
+        print("wrote annotated-demo.png, annotated-demo.txt")
+    if "confusion" in wanted:
+        print("wrote", ", ".join(confusion_matrices()))
+    if "reliability" in wanted:
+        val = SHARED / "datasets" / "fer2013" / "val"
+        if val.is_dir():
+            print("wrote", ", ".join(reliability_diagrams(val)))
+        else:
+            print(f"skipped the reliability diagrams: {val} is missing")
+    if "speed" in wanted:
+        speed_chart()
+        print("wrote speed-cpu.png")
+    if "video" in wanted:
+        video_timeline()
+        print("wrote video-timeline.png")
 
 
 if __name__ == "__main__":

@@ -9,9 +9,10 @@ Importing emolens is cheap: torch, OpenCV and the detector backends load on firs
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ._registry import ArchitectureSpec, DetectorSpec, InputSpec, ModelSpec, WeightsFile
+from ._lazy import lazy_attributes
+from ._registry import ArchitectureSpec, DetectorSpec, InputSpec, ModelSpec, Registry, WeightsFile
 from .errors import (
     DatasetError,
     EmolensError,
@@ -32,9 +33,12 @@ from .types import AnalysisResult, Box, Detection, Emotion, Face, FrameResult, L
 
 if TYPE_CHECKING:
     from ._analyzer import Analyzer
-    from ._api import analyze, analyze_batch
+    from ._api import analyze, analyze_batch, clear_cache
     from ._batch import BatchReport, batch
+    from ._batch._inputs import BatchInput, expand_inputs
+    from ._crop import face_crop
     from ._draw import annotate
+    from ._image import LoadedImage, load_image
     from ._rows import to_dataframe
     from .detectors import Detector
     from .detectors._factory import create_detector
@@ -48,6 +52,7 @@ __all__ = [
     "AnalysisResult",
     "Analyzer",
     "ArchitectureSpec",
+    "BatchInput",
     "BatchReport",
     "Box",
     "DatasetError",
@@ -67,10 +72,12 @@ __all__ = [
     "InvalidVideoError",
     "LabelSet",
     "Landmarks",
+    "LoadedImage",
     "MissingDependencyError",
     "ModelOutput",
     "ModelSpec",
     "Point",
+    "Registry",
     "TrackedFace",
     "UnknownNameError",
     "VideoAnalysis",
@@ -85,10 +92,14 @@ __all__ = [
     "analyze_video",
     "annotate",
     "batch",
+    "clear_cache",
     "create_detector",
     "download",
+    "expand_inputs",
+    "face_crop",
     "list_detectors",
     "list_models",
+    "load_image",
     "load_model",
     "register_architecture",
     "register_detector",
@@ -97,37 +108,25 @@ __all__ = [
 ]
 
 # Names whose modules import torch / OpenCV: resolved on first attribute access (PEP 562).
-_LAZY = {
-    "Analyzer": "emolens._analyzer",
-    "analyze": "emolens._api",
-    "analyze_batch": "emolens._api",
-    "annotate": "emolens._draw",
-    "Detector": "emolens.detectors",
-    "EmotionModel": "emolens.models._classifier",
-    "ModelOutput": "emolens.models._classifier",
-    "load_model": "emolens.models._load",
-    "VideoAnalysis": "emolens.video",
-    "analyze_video": "emolens.video",
-    "batch": "emolens._batch",
-    "create_detector": "emolens.detectors._factory",
-    "BatchReport": "emolens._batch",
-    "to_dataframe": "emolens._rows",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'emolens' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    """The public names, the lazily imported ones included (for tab completion)."""
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    {
+        "._analyzer": ["Analyzer"],
+        "._api": ["analyze", "analyze_batch", "clear_cache"],
+        "._batch": ["BatchReport", "batch"],
+        "._batch._inputs": ["BatchInput", "expand_inputs"],
+        "._crop": ["face_crop"],
+        "._draw": ["annotate"],
+        "._image": ["LoadedImage", "load_image"],
+        "._rows": ["to_dataframe"],
+        ".detectors": ["Detector"],
+        ".detectors._factory": ["create_detector"],
+        ".models._classifier": ["EmotionModel", "ModelOutput"],
+        ".models._load": ["load_model"],
+        ".video": ["VideoAnalysis", "analyze_video"],
+    },
+    __all__,
+)
 
 
 def list_detectors() -> list[str]:
@@ -170,9 +169,9 @@ def download(names: list[str] | None = None) -> list[str]:
 
     Returns the local paths. Raises :class:`WeightsError` if a file cannot be fetched.
     """
-    from ._weights import fetch
     from .detectors import DETECTORS
     from .models import MODELS
+    from .weights import fetch
 
     specs: list[DetectorSpec | ModelSpec] = [*DETECTORS.specs(), *MODELS.specs()]
     if names is not None:

@@ -58,9 +58,15 @@ def get_analyzer(
 
 
 def clear_cache() -> None:
-    """Drop the shared Analyzers (frees their models)."""
+    """Forget what this process cached: the shared Analyzers (frees their models), the ``auto``
+    detector choice and remembered download failures (call it after downloading weights)."""
+    from .detectors._factory import reset_auto_choice
+    from .weights import forget_failures
+
     with _lock:
         _analyzers.clear()
+    reset_auto_choice()
+    forget_failures()
 
 
 def analyze(

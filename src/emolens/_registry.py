@@ -7,6 +7,7 @@ Third-party packages add specs with ``register_*`` or through an entry-point gro
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import threading
 import warnings
@@ -221,6 +222,18 @@ class Registry(Generic[SpecT]):
         with self._lock:
             self.get(name)
             del self._specs[name]
+
+    @contextlib.contextmanager
+    def temporary_changes(self) -> Iterator[Registry[SpecT]]:
+        """Undo every registration made inside the ``with`` block when it ends (for tests and experiments)."""
+        with self._lock:
+            self._load_entry_points()
+            saved = dict(self._specs)
+        try:
+            yield self
+        finally:
+            with self._lock:
+                self._specs = saved
 
     def get(self, name: str) -> SpecT:
         """The spec registered as ``name``, or :class:`UnknownNameError` with suggestions."""

@@ -13,7 +13,7 @@ from typing import Any
 from .._limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_FACE_SIZE
 from .._rows import Row, columns
 from ..errors import InvalidOptionError
-from ._inputs import Input, expand_inputs
+from ._inputs import BatchInput, expand_inputs
 from ._job import Job
 from ._store import Store
 
@@ -138,7 +138,7 @@ def batch(
         pending: list[Row] = []
         pending_inputs = 0
 
-        def on_done(chunk: list[Input], rows: list[Row]) -> None:
+        def on_done(chunk: list[BatchInput], rows: list[Row]) -> None:
             nonlocal pending_inputs
             tally.update(chunk, rows)
             if store is None:
@@ -202,9 +202,9 @@ def _order_key(row: Row) -> tuple[str, int, int]:
     return _order(row)
 
 
-def _chunks(items: Sequence[Input], size: int) -> Iterator[list[Input]]:
+def _chunks(items: Sequence[BatchInput], size: int) -> Iterator[list[BatchInput]]:
     """Images in chunks of ``size``; each video alone (it has many frames of its own)."""
-    chunk: list[Input] = []
+    chunk: list[BatchInput] = []
     for item in items:
         if item.video:
             yield [item]
@@ -232,7 +232,7 @@ class _Tally:
             tqdm = require("tqdm", extra="batch", feature="the progress bar").tqdm
             self.bar = tqdm(total=total, unit="file", dynamic_ncols=True, file=sys.stderr)
 
-    def update(self, chunk: Sequence[Input], rows: Sequence[Row]) -> None:
+    def update(self, chunk: Sequence[BatchInput], rows: Sequence[Row]) -> None:
         self.files += len(chunk)
         self.faces += sum(row["face"] is not None for row in rows)
         self.errors += len({row["file"] for row in rows if row["error_type"] is not None})

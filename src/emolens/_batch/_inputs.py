@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import InvalidOptionError
 
-__all__ = ["IMAGE_SUFFIXES", "LIST_SUFFIXES", "VIDEO_SUFFIXES", "Input", "expand_inputs"]
+__all__ = ["IMAGE_SUFFIXES", "LIST_SUFFIXES", "VIDEO_SUFFIXES", "BatchInput", "expand_inputs"]
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
@@ -21,7 +21,7 @@ _PATH_COLUMNS = ("path", "file", "filename", "image")
 
 
 @dataclass(frozen=True, slots=True)
-class Input:
+class BatchInput:
     """One thing to analyse: an image (one result) or a video (one result per analysed frame).
 
     ``path`` is exactly as it will appear in the output's ``file`` column.
@@ -31,7 +31,7 @@ class Input:
     video: bool = False
 
 
-def expand_inputs(items: Iterable[str | os.PathLike[str]]) -> list[Input]:
+def expand_inputs(items: Iterable[str | os.PathLike[str]]) -> list[BatchInput]:
     """Every input, in a stable order, without duplicates.
 
     A folder gives its images and videos (recursively, sorted); a glob its matches; a ``.txt``
@@ -40,12 +40,12 @@ def expand_inputs(items: Iterable[str | os.PathLike[str]]) -> list[Input]:
     becomes an error row, never a silent omission. A folder or glob that matches nothing is an error.
     """
     seen: set[str] = set()
-    found: list[Input] = []
+    found: list[BatchInput] = []
     for item in items:
         for path in _expand_one(str(item)):
             if path not in seen:
                 seen.add(path)
-                found.append(Input(path, Path(path).suffix.lower() in VIDEO_SUFFIXES))
+                found.append(BatchInput(path, Path(path).suffix.lower() in VIDEO_SUFFIXES))
     return found
 
 

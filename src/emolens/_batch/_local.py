@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from .._rows import Row
 from ..errors import EmolensError
-from ._inputs import Input
+from ._inputs import BatchInput
 from ._job import Job
 
 if TYPE_CHECKING:
@@ -44,18 +44,18 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="emolens-parent-watch", daemon=True).start()
 
 
-def _analyze(chunk: Sequence[Input]) -> list[Row]:
+def _analyze(chunk: Sequence[BatchInput]) -> list[Row]:
     assert _worker is not None, "worker process was not initialised"
     return _worker.rows(chunk)
 
 
 def run_local(
-    chunks: Iterator[list[Input]],
+    chunks: Iterator[list[BatchInput]],
     job: Job,
     *,
     workers: int,
     threads: int | None,
-    on_done: Callable[[list[Input], list[Row]], None],
+    on_done: Callable[[list[BatchInput], list[Row]], None],
 ) -> None:
     """Analyse every chunk; ``on_done(chunk, rows)`` runs in this process as each one finishes.
 
@@ -72,7 +72,7 @@ def run_local(
         return
     context = multiprocessing.get_context("spawn")  # torch and OpenCV threads do not survive fork
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start, initargs=(job, threads)) as pool:
-        running: dict[Future[list[Row]], list[Input]] = {}
+        running: dict[Future[list[Row]], list[BatchInput]] = {}
         for chunk in chunks:
             running[pool.submit(_analyze, chunk)] = chunk
             if len(running) >= 2 * workers:
@@ -82,7 +82,10 @@ def run_local(
 
 
 def _collect(
-    running: dict[Future[list[Row]], list[Input]], on_done: Callable[[list[Input], list[Row]], None], *, block: bool
+    running: dict[Future[list[Row]], list[BatchInput]],
+    on_done: Callable[[list[BatchInput], list[Row]], None],
+    *,
+    block: bool,
 ) -> None:
     finished, _ = wait(running, return_when=FIRST_COMPLETED, timeout=None if block else 0)
     for future in finished:

@@ -15,7 +15,7 @@ from typing import Any
 
 from .._optional import require
 from .._rows import column_types
-from ._inputs import Input
+from ._inputs import BatchInput
 from ._job import Job
 from ._store import Store, arrow_schema
 
@@ -43,12 +43,12 @@ class RayAnalyzer:
 
         rows = []
         for chunk in batch["chunk"]:
-            rows.extend(self.worker.rows([Input(path, video) for path, video in json.loads(str(chunk))]))
+            rows.extend(self.worker.rows([BatchInput(path, video) for path, video in json.loads(str(chunk))]))
         return pyarrow.Table.from_pylist(rows, schema=self.schema)
 
 
 def run_ray(
-    chunks: Sequence[list[Input]],
+    chunks: Sequence[list[BatchInput]],
     job: Job,
     store: Store,
     *,

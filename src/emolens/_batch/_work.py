@@ -8,7 +8,7 @@ from typing import Any
 from .._analyzer import Analyzer
 from .._image import load_image
 from .._rows import Row, error_row, result_rows
-from ._inputs import Input
+from ._inputs import BatchInput
 from ._job import Job
 
 __all__ = ["FRAMES_PER_PASS", "Worker"]
@@ -33,7 +33,7 @@ class Worker:
         )
         self.labels = self.analyzer.model.labels
 
-    def rows(self, inputs: Sequence[Input]) -> list[Row]:
+    def rows(self, inputs: Sequence[BatchInput]) -> list[Row]:
         """Rows of every input, grouped by input in the given order; a failed input is an error row."""
         images = [item for item in inputs if not item.video]
         by_path = self._image_rows(images)
@@ -45,7 +45,7 @@ class Worker:
     def _error(self, path: str, exc: BaseException) -> Row:
         return error_row(path, exc, self.labels, detector=self.analyzer.detector_name, model=self.analyzer.model.name)
 
-    def _image_rows(self, images: Sequence[Input]) -> dict[str, list[Row]]:
+    def _image_rows(self, images: Sequence[BatchInput]) -> dict[str, list[Row]]:
         """All readable images' faces are classified in one forward pass."""
         out: dict[str, list[Row]] = {}
         loaded: list[tuple[str, Any]] = []
@@ -69,7 +69,7 @@ class Worker:
             out[path] = result_rows(result, self.labels, file=path)
         return out
 
-    def _video_rows(self, item: Input) -> list[Row]:
+    def _video_rows(self, item: BatchInput) -> list[Row]:
         """One row per face per analysed frame (every ``job.every``-th); frames read before a failure are kept."""
         from ..video import open_source
 

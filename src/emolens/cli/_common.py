@@ -81,6 +81,15 @@ def error_record(source: str, exc: BaseException) -> str:
     )
 
 
+def add_pipeline_options(p: argparse.ArgumentParser, *, detector_options: bool = True) -> None:
+    """``--detector`` (with ``--detector-options``), ``--model`` and ``--device``: how a command analyses images."""
+    p.add_argument("--detector", default="auto", help="detector name, 'auto' (default) or 'none' for face crops")
+    if detector_options:
+        add_detector_options(p)
+    p.add_argument("--model", default="default", help=MODEL_HELP)
+    p.add_argument("--device", default="cpu", help="torch device for the emotion model")
+
+
 def add_detector_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--detector-options",

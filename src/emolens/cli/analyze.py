@@ -9,8 +9,7 @@ from typing import Any
 
 from ..errors import EmolensError
 from ._common import (
-    MODEL_HELP,
-    add_detector_options,
+    add_pipeline_options,
     detector_arg,
     err,
     error_record,
@@ -23,10 +22,7 @@ def register(sub: Any) -> None:
     """Add ``emolens analyze`` to the subcommands."""
     p = sub.add_parser("analyze", help="detect faces and classify emotions in images")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or glob patterns")
-    p.add_argument("--detector", default="auto", help="detector name, 'auto' (default) or 'none' for face crops")
-    add_detector_options(p)
-    p.add_argument("--model", default="default", help=MODEL_HELP)
-    p.add_argument("--device", default="cpu", help="torch device for the emotion model")
+    add_pipeline_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object per image")
     p.add_argument("--annotate", metavar="OUT_DIR", help="write copies with boxes and labels drawn into OUT_DIR")
     p.add_argument("--no-fallback", action="store_true", help="report no face instead of classifying the whole image")

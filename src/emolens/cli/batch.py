@@ -7,7 +7,7 @@ from typing import Any
 
 from .._argtypes import positive_int
 from ._common import (
-    MODEL_HELP,
+    add_pipeline_options,
     detector_arg,
 )
 
@@ -31,9 +31,7 @@ def register(sub: Any) -> None:
         "--part-size", type=positive_int, default=256, help="inputs per saved part: the most a killed run loses"
     )
     p.add_argument("--every", type=positive_int, default=1, metavar="N", help="analyse every N-th video frame")
-    p.add_argument("--detector", default="auto", help="detector name, 'auto' (default) or 'none' for face crops")
-    p.add_argument("--model", default="default", help=MODEL_HELP)
-    p.add_argument("--device", default="cpu", help="torch device for the emotion model")
+    add_pipeline_options(p, detector_options=False)
     p.add_argument("--no-fallback", action="store_true", help="an image without a face is a row without a face")
     p.add_argument("--overwrite", action="store_true", help="start again instead of resuming")
     p.add_argument("--address", help="Ray cluster to join: auto, or ray://host:10001 (default: start a local one)")

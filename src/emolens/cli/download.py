@@ -22,9 +22,9 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from .. import download
     from .._registry import DetectorSpec, ModelSpec
-    from .._weights import fetch
     from ..detectors import DETECTORS
     from ..models import MODELS
+    from ..weights import fetch
 
     if not args.names and not args.all:
         err("name detectors/models to download, or pass --all")

@@ -14,9 +14,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._weights import cache_dir, is_available
     from ..detectors import DETECTORS
     from ..models import MODELS
+    from ..weights import cache_dir, is_available
 
     def status(weights: Sequence[object]) -> str:
         from .._registry import WeightsFile

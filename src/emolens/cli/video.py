@@ -8,8 +8,7 @@ from typing import Any
 
 from .._argtypes import positive_int, unit_interval
 from ._common import (
-    MODEL_HELP,
-    add_detector_options,
+    add_pipeline_options,
     detector_arg,
     err,
     output_file,
@@ -26,10 +25,7 @@ def register(sub: Any) -> None:
     p.add_argument("--every", type=positive_int, default=1, metavar="N", help="process every N-th frame")
     p.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N processed frames")
     p.add_argument("--smoothing", type=unit_interval, default=0.6, help="EMA weight of past probabilities (0 = off)")
-    p.add_argument("--detector", default="auto")
-    add_detector_options(p)
-    p.add_argument("--model", default="default", help=MODEL_HELP)
-    p.add_argument("--device", default="cpu")
+    add_pipeline_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=run)
 

@@ -126,7 +126,7 @@ def _create_auto(device: str, options: dict[str, Any]) -> Detector:
                     continue
                 _auto_choice = name
                 if unavailable:
-                    from .._weights import is_offline
+                    from ..weights import is_offline
 
                     fix = (
                         "EMOLENS_OFFLINE is set: copy the weights into the cache (`emolens download` on a machine "

@@ -15,8 +15,8 @@ import numpy as np
 
 from .._optional import require
 from .._registry import DetectorSpec
-from .._weights import fetch
 from ..types import Box, Detection
+from ..weights import fetch
 
 __all__ = ["DlibCNNDetector", "DlibHOGDetector"]
 

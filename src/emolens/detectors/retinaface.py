@@ -22,9 +22,9 @@ import numpy as np
 
 from .._optional import require
 from .._registry import DetectorSpec
-from .._weights import cache_dir, is_offline
 from ..errors import EmolensError, WeightsDownloadError, WeightsUnavailableError
 from ..types import Box, Detection, Landmarks
+from ..weights import cache_dir, is_offline
 
 __all__ = ["RetinaFacePackageDetector", "package_home"]
 

@@ -21,8 +21,8 @@ from torch import nn
 
 from .._image import downscale
 from .._registry import DetectorSpec
-from .._weights import fetch
 from ..types import Box, Detection, Landmarks
+from ..weights import fetch
 
 __all__ = ["RetinaFaceDetector", "RetinaFaceMobileNet"]
 

@@ -14,8 +14,8 @@ import numpy as np
 
 from .._image import downscale
 from .._registry import DetectorSpec
-from .._weights import fetch
 from ..types import Box, Detection, Landmarks
+from ..weights import fetch
 
 __all__ = ["YuNetDetector"]
 

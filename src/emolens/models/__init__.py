@@ -8,9 +8,17 @@ path, so reading a card can only ever build an architecture registered in this p
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_attributes
 from .._registry import ArchitectureSpec, InputSpec, ModelSpec, Registry, WeightsFile
 from ..labels import HSEMOTION8
 from ._card import ModelCard, spec_from_card
+
+if TYPE_CHECKING:
+    from ._load import load_model, resolve_model
+    from ._network import build_network, load_state, read_temperatures, save_state
+    from ._source import model_spec
 
 __all__ = [
     "ARCHITECTURES",
@@ -19,19 +27,27 @@ __all__ = [
     "HSEMOTION_MODELS",
     "MODELS",
     "ModelCard",
+    "build_network",
     "load_model",
+    "load_state",
     "model_spec",
+    "read_temperatures",
+    "resolve_model",
+    "save_state",
     "spec_from_card",
 ]
 
 
-def __getattr__(name: str) -> object:
-    """``load_model`` and ``model_spec`` import torch: resolved on first use."""
-    if name in ("load_model", "model_spec", "resolve_model"):
-        from . import _load
-
-        return getattr(_load, name)
-    raise AttributeError(f"module 'emolens.models' has no attribute {name!r}")
+# Building, loading and saving networks imports torch: resolved on first use (PEP 562).
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    {
+        "._load": ["load_model", "resolve_model"],
+        "._network": ["build_network", "load_state", "read_temperatures", "save_state"],
+        "._source": ["model_spec"],
+    },
+    __all__,
+)
 
 
 BUILTIN_ARCHITECTURES: tuple[ArchitectureSpec, ...] = (

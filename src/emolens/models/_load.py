@@ -14,8 +14,8 @@ import torch
 
 from .._device import resolve_device
 from .._registry import ModelSpec
-from .._weights import fetch
 from ..errors import EmolensError, InvalidOptionError
+from ..weights import fetch
 from ._classifier import EmotionModel, OnnxRuntime, Runtime, TorchRuntime
 from ._network import read_temperatures
 from ._source import RUN_BEST, RUN_CONFIG, model_spec, run_spec, run_weights

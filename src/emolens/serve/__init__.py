@@ -9,11 +9,22 @@ emolens' exception tree to HTTP statuses. Importing them needs FastAPI, so they 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_attributes
 from ._config import ServeConfig
 from ._run import serve
+
+if TYPE_CHECKING:
+    from ._app import create_app
+    from ._errors import STATUS_FOR_ERROR
+    from ._schema import (
+        AnalysisResultModel,
+        BatchResponseModel,
+        ErrorResponseModel,
+        ModelsResponseModel,
+        analysis_result_json_schema,
+    )
 
 __all__ = [
     "STATUS_FOR_ERROR",
@@ -27,24 +38,18 @@ __all__ = [
     "serve",
 ]
 
-_LAZY = {
-    "create_app": "._app",
-    "STATUS_FOR_ERROR": "._errors",
-    "AnalysisResultModel": "._schema",
-    "BatchResponseModel": "._schema",
-    "ErrorResponseModel": "._schema",
-    "ModelsResponseModel": "._schema",
-    "analysis_result_json_schema": "._schema",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'emolens.serve' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    {
+        "._app": ["create_app"],
+        "._errors": ["STATUS_FOR_ERROR"],
+        "._schema": [
+            "AnalysisResultModel",
+            "BatchResponseModel",
+            "ErrorResponseModel",
+            "ModelsResponseModel",
+            "analysis_result_json_schema",
+        ],
+    },
+    __all__,
+)

@@ -150,6 +150,16 @@ class _Lease:
             self._slots.give_back()
 
 
+@dataclass(frozen=True)
+class _Options:
+    """What one analysis request asks for, with the server's defaults filled in and names checked."""
+
+    detector: str | None
+    model: str
+    fallback: bool
+    min_face_size: int
+
+
 class _Service:
     """One server process's state: its configuration, inference pool, in-flight slots and readiness."""
 
@@ -184,6 +194,11 @@ class _Service:
         if name not in known:
             raise UnknownNameError("detector", name, [*known, "none"])
         return name
+
+    def options(self, detector: str | None, model: str | None, fallback: bool, min_face_size: int | None) -> _Options:
+        """A request's query parameters resolved: unknown names are refused before any upload is read."""
+        min_size = self.config.min_face_size if min_face_size is None else min_face_size
+        return _Options(self.detector_name(detector), self.model_source(model), fallback, min_size)
 
     # --- work in the pool ---------------------------------------------------------------------
     def analyzer(self, detector: str | None, model: str) -> Analyzer:
@@ -473,16 +488,15 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         fallback: FallbackQuery = True,
         min_face_size: MinFaceQuery = None,
     ) -> JSONResponse:
-        detector_name, model_name = service.detector_name(detector), service.model_source(model)
-        min_size = config.min_face_size if min_face_size is None else min_face_size
+        options = service.options(detector, model, fallback, min_face_size)
 
         async def handle(lease: _Lease) -> JSONResponse:
             (upload,) = await _uploads(request, config, field="file", many=False)
 
             def work() -> dict[str, Any]:
                 image = _load(upload, config)
-                analyzer = service.analyzer(detector_name, model_name)
-                return analyzer.analyze(image, fallback=fallback, min_face_size=min_size).to_dict()
+                analyzer = service.analyzer(options.detector, options.model)
+                return analyzer.analyze(image, fallback=options.fallback, min_face_size=options.min_face_size).to_dict()
 
             return JSONResponse(await service.run(work, lease))
 
@@ -503,8 +517,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         fallback: FallbackQuery = True,
         min_face_size: MinFaceQuery = None,
     ) -> JSONResponse:
-        detector_name, model_name = service.detector_name(detector), service.model_source(model)
-        min_size = config.min_face_size if min_face_size is None else min_face_size
+        options = service.options(detector, model, fallback, min_face_size)
 
         async def handle(lease: _Lease) -> JSONResponse:
             uploads = await _uploads(request, config, field="files", many=True)
@@ -512,8 +525,8 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                 raise RequestError(413, "TooManyFiles", f"send at most {config.max_files} files per request")
 
             def work() -> list[dict[str, Any]]:
-                analyzer = service.analyzer(detector_name, model_name)
-                return _analyze_each(analyzer, uploads, config, fallback=fallback, min_face_size=min_size)
+                analyzer = service.analyzer(options.detector, options.model)
+                return _analyze_each(analyzer, uploads, config, options)
 
             return JSONResponse({"results": await service.run(work, lease)})
 
@@ -530,7 +543,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
 
 
 def _analyze_each(
-    analyzer: Analyzer, uploads: Sequence[_Upload], config: ServeConfig, *, fallback: bool, min_face_size: int
+    analyzer: Analyzer, uploads: Sequence[_Upload], config: ServeConfig, options: _Options
 ) -> list[dict[str, Any]]:
     """One entry per upload, in order: the readable images are classified in one batch, the others are errors."""
     entries: list[dict[str, Any]] = [{"filename": u.filename, "result": None, "error": None} for u in uploads]
@@ -542,13 +555,13 @@ def _analyze_each(
             entries[index]["error"] = {"type": exc.kind, "message": exc.message}
     try:
         results: list[AnalysisResult] = analyzer.analyze_batch(
-            [image for _, image in images], fallback=fallback, min_face_size=min_face_size
+            [image for _, image in images], fallback=options.fallback, min_face_size=options.min_face_size
         )
     except EmolensError:  # one image broke the batch: analyse them one by one to find which
         results = []
         for index, image in images:
             try:
-                results.append(analyzer.analyze(image, fallback=fallback, min_face_size=min_face_size))
+                results.append(analyzer.analyze(image, fallback=options.fallback, min_face_size=options.min_face_size))
             except EmolensError as exc:
                 entries[index]["error"] = {"type": type(exc).__name__, "message": str(exc)}
         images = [(index, image) for index, image in images if entries[index]["error"] is None]

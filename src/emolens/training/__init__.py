@@ -1,18 +1,30 @@
 """Training and evaluation of emolens emotion models.
 
-``TrainConfig`` and the target modes import nothing heavy; everything else imports torch on first
-use (PEP 562), so the command line can build ``emolens train``'s options cheaply.
+``TrainConfig``, the target modes and the optimizer defaults import nothing heavy; everything else
+imports torch on first use (PEP 562), so the command line can build ``emolens train``'s options cheaply.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ._config import TARGET_MODES, TrainConfig
+from .._lazy import lazy_attributes
+from ._config import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, OPTIMIZERS, SCHEDULES, TARGET_MODES, TrainConfig
 
 if TYPE_CHECKING:
+    from ._calibrate import (
+        CALIBRATORS,
+        Calibration,
+        apply_temperature,
+        apply_temperatures,
+        choose_calibration,
+        cross_fitted_ece,
+        fit_calibrations,
+        fit_temperature,
+    )
+    from ._crop_dataset import CropSummary, build_crop_dataset, majority_vote
     from ._data import FaceDataset, load_dataset, load_fer2013_csv, load_image_folder, read_ferplus_table
+    from ._distill import Teachers, distillation_loss
     from ._evaluate import (
         Evaluation,
         VoteAgreement,
@@ -21,41 +33,78 @@ if TYPE_CHECKING:
         evaluate_network,
         expected_calibration_error,
         predict_dataset,
+        score,
     )
     from ._export import export_run, recalibrate_card
     from ._loop import TrainResult, train
+    from ._optim import build_optimizer, build_schedule
+    from ._recipe import RECIPE_STAGES, RecipeStage, run_recipe
     from ._targets import build_targets, majority_labels, vote_distribution
 
 __all__ = [
+    "CALIBRATORS",
+    "DEFAULT_LR",
+    "DEFAULT_WEIGHT_DECAY",
+    "OPTIMIZERS",
+    "RECIPE_STAGES",
+    "SCHEDULES",
     "TARGET_MODES",
+    "Calibration",
+    "CropSummary",
     "Evaluation",
     "FaceDataset",
+    "RecipeStage",
+    "Teachers",
     "TrainConfig",
     "TrainResult",
     "VoteAgreement",
+    "apply_temperature",
+    "apply_temperatures",
+    "build_crop_dataset",
+    "build_optimizer",
+    "build_schedule",
     "build_targets",
+    "choose_calibration",
+    "cross_fitted_ece",
+    "distillation_loss",
     "evaluate_ensemble",
     "evaluate_model",
     "evaluate_network",
     "expected_calibration_error",
     "export_run",
+    "fit_calibrations",
+    "fit_temperature",
     "load_dataset",
     "load_fer2013_csv",
     "load_image_folder",
     "majority_labels",
+    "majority_vote",
     "predict_dataset",
     "read_ferplus_table",
     "recalibrate_card",
+    "run_recipe",
+    "score",
     "train",
     "vote_distribution",
 ]
 
-_LAZY = {
-    **dict.fromkeys(
-        ["FaceDataset", "load_dataset", "load_fer2013_csv", "load_image_folder", "read_ferplus_table"], "._data"
-    ),
-    **dict.fromkeys(
-        [
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    {
+        "._calibrate": [
+            "CALIBRATORS",
+            "Calibration",
+            "apply_temperature",
+            "apply_temperatures",
+            "choose_calibration",
+            "cross_fitted_ece",
+            "fit_calibrations",
+            "fit_temperature",
+        ],
+        "._crop_dataset": ["CropSummary", "build_crop_dataset", "majority_vote"],
+        "._data": ["FaceDataset", "load_dataset", "load_fer2013_csv", "load_image_folder", "read_ferplus_table"],
+        "._distill": ["Teachers", "distillation_loss"],
+        "._evaluate": [
             "Evaluation",
             "VoteAgreement",
             "evaluate_ensemble",
@@ -63,22 +112,13 @@ _LAZY = {
             "evaluate_network",
             "expected_calibration_error",
             "predict_dataset",
+            "score",
         ],
-        "._evaluate",
-    ),
-    **dict.fromkeys(["export_run", "recalibrate_card"], "._export"),
-    **dict.fromkeys(["TrainResult", "train"], "._loop"),
-    **dict.fromkeys(["build_targets", "majority_labels", "vote_distribution"], "._targets"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'emolens.training' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+        "._export": ["export_run", "recalibrate_card"],
+        "._loop": ["TrainResult", "train"],
+        "._optim": ["build_optimizer", "build_schedule"],
+        "._recipe": ["RECIPE_STAGES", "RecipeStage", "run_recipe"],
+        "._targets": ["build_targets", "majority_labels", "vote_distribution"],
+    },
+    __all__,
+)

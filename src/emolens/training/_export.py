@@ -17,11 +17,11 @@ import torch
 
 from .. import models
 from .._registry import ModelSpec
-from .._weights import sha256_of
 from ..errors import DatasetError
 from ..labels import LabelSet
 from ..models._card import ModelCard
 from ..models._network import build_network, load_state, prepare_for_inference, save_state
+from ..weights import sha256_of
 from ._calibrate import apply_temperatures, choose_calibration
 from ._data import FaceDataset, load_dataset
 from ._evaluate import Evaluation, evaluate_network, predict_dataset, score
