@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -23,11 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from _common import REPO, machine, shared_path, write_results
+from tools.server import running_server
 
 from emolens import Analyzer
-
-sys.path.insert(0, str(REPO / "tests"))
-from serve_helpers import running_server
 
 
 def in_process(image: bytes, model: str, seconds: float) -> float:

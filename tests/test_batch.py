@@ -16,11 +16,10 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from tools.server import free_port
 
 import emolens
 from emolens import Analyzer, InvalidOptionError, expand_inputs
-
-from .serve_helpers import free_port
 
 pyarrow = pytest.importorskip("pyarrow", reason="needs emolens[batch]")
 

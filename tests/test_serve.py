@@ -19,6 +19,8 @@ import pytest
 pytest.importorskip("fastapi", reason="needs emolens[serve]")
 httpx = pytest.importorskip("httpx")
 
+from tools.server import running_server  # noqa: E402
+
 from emolens import Analyzer  # noqa: E402
 from emolens.serve import (  # noqa: E402
     STATUS_FOR_ERROR,
@@ -26,8 +28,6 @@ from emolens.serve import (  # noqa: E402
     BatchResponseModel,
     ErrorResponseModel,
 )
-
-from .serve_helpers import running_server  # noqa: E402
 
 
 @pytest.fixture(scope="module")

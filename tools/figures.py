@@ -10,6 +10,8 @@
   ../shared), evaluated afresh as ``emolens evaluate`` does: confidence against the share of the ten
   annotators who named the predicted class, and against the FER+ majority;
 - ``speed-cpu.png``: faces per second per model from ``benchmarks/results/speed-cpu.json``;
+- ``peers.png``: latency and accuracy of each bundled model against the ``fer`` package, from
+  ``benchmarks/results/peers.json`` (``python benchmarks/peers.py``);
 - ``video-timeline.png``: ``emolens.analyze_video`` on a clip made from the demo photo.
 
 Nothing from ../shared appears in a figure: the photos are public-domain portraits that ship inside
@@ -195,6 +197,44 @@ def speed_chart() -> None:
     plt.close(figure)
 
 
+def peers_chart() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = json.loads((REPO / "benchmarks" / "results" / "peers.json").read_text())
+    rows = list(data["emolens"]) + ([data["fer"]] if isinstance(data["fer"], dict) else [])
+    names = [r["name"].removesuffix(", yunet)").replace("emolens (", "emolens ").replace(" model", "") for r in rows]
+    names = [n.split(" (")[0] for n in names]
+    colours = ["#4b5bdc" if n.startswith("emolens") else "#d08a2a" for n in names]
+    figure, (speed, quality) = plt.subplots(1, 2, figsize=(11, 0.42 * len(rows) + 1.6), sharey=True)
+    y = np.arange(len(rows))
+    speed.barh(y, [r["median_ms"] for r in rows], color=colours)
+    for i, r in enumerate(rows):
+        speed.text(r["median_ms"], i, f" {r['median_ms']:.0f} ms", va="center", fontsize=8)
+    speed.set_yticks(y, names, fontsize=8)
+    speed.invert_yaxis()
+    speed.set_xlabel("median ms per call: 640x480 photo, 6 faces (lower is better)")
+    height = 0.38
+    quality.barh(y - height / 2, [r["consensus_accuracy"] for r in rows], height, color=colours, label="FER+ majority")
+    quality.barh(y + height / 2, [r["accuracy"] for r in rows], height, color=colours, alpha=0.45, label="original")
+    for i, r in enumerate(rows):
+        quality.text(
+            r["consensus_accuracy"], i - height / 2, f" {r['consensus_accuracy']:.1%}", va="center", fontsize=7
+        )
+        quality.text(r["accuracy"], i + height / 2, f" {r['accuracy']:.1%}", va="center", fontsize=7, color="#555")
+    quality.set_xlim(0, 1)
+    quality.set_xlabel("FER2013 val accuracy: FER+ majority (dark) and original label (light)")
+    figure.suptitle(
+        f"emolens and the fer package on the reference 2-core CPU (benchmarks/peers.py, {data['crops']:,} crops)",
+        fontsize=9,
+    )
+    figure.tight_layout()
+    figure.savefig(IMAGES / "peers.png", dpi=110)
+    plt.close(figure)
+
+
 def video_timeline() -> None:
     import emolens
 
@@ -221,7 +261,14 @@ def main(argv: list[str] | None = None) -> None:
 
     from .testdata import SHARED
 
-    wanted = set(sys.argv[1:] if argv is None else argv) or {"demo", "confusion", "reliability", "speed", "video"}
+    wanted = set(sys.argv[1:] if argv is None else argv) or {
+        "demo",
+        "confusion",
+        "reliability",
+        "speed",
+        "peers",
+        "video",
+    }
     IMAGES.mkdir(parents=True, exist_ok=True)
     if "demo" in wanted:
         annotated_demo()
@@ -237,6 +284,9 @@ def main(argv: list[str] | None = None) -> None:
     if "speed" in wanted:
         speed_chart()
         print("wrote speed-cpu.png")
+    if "peers" in wanted:
+        peers_chart()
+        print("wrote peers.png")
     if "video" in wanted:
         video_timeline()
         print("wrote video-timeline.png")

@@ -1,4 +1,5 @@
-"""Start a real ``emolens serve`` process on 127.0.0.1 for the API and browser tests."""
+"""Start a real ``emolens serve`` process on 127.0.0.1: for the API and browser tests, the serve
+benchmark and the docs' screenshots."""
 
 from __future__ import annotations
 
@@ -13,14 +14,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+__all__ = ["Server", "free_port", "running_server"]
+
 
 @dataclass(frozen=True)
 class Server:
+    """A running server: its base URL and process id."""
+
     url: str
     pid: int
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
