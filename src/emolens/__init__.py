@@ -126,6 +126,7 @@ __getattr__, __dir__ = lazy_attributes(
         ".video": ["VideoAnalysis", "analyze_video"],
     },
     __all__,
+    submodules=["cli", "detectors", "models", "serve", "training", "video", "weights"],
 )
 
 

@@ -17,14 +17,18 @@ __all__ = ["lazy_attributes"]
 
 
 def lazy_attributes(
-    package: str, modules: Mapping[str, Iterable[str]], public: Iterable[str]
+    package: str, modules: Mapping[str, Iterable[str]], public: Iterable[str], *, submodules: Iterable[str] = ()
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``__getattr__`` and ``__dir__`` for ``package``, whose names in ``modules[module]`` load lazily."""
+    """``__getattr__`` and ``__dir__`` for ``package``, whose names in ``modules[module]`` load lazily,
+    as do its public ``submodules`` (``emolens.training`` works after a plain ``import emolens``)."""
     namespace = sys.modules[package].__dict__
     where = {name: module for module, names in modules.items() for name in names}
-    listed = sorted({*public, *where})
+    packages = frozenset(submodules)
+    listed = sorted({*public, *where, *packages})
 
     def __getattr__(name: str) -> Any:
+        if name in packages:
+            return importlib.import_module(f".{name}", package)  # importing sets the attribute too
         if name not in where:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(where[name], package), name)
