@@ -12,6 +12,7 @@
 - ``speed-cpu.png``: faces per second per model from ``benchmarks/results/speed-cpu.json``;
 - ``peers.png``: latency and accuracy of each bundled model against the ``fer`` package, from
   ``benchmarks/results/peers.json`` (``python benchmarks/peers.py``);
+- ``data-flow.png``: the pipeline and the model-loading path of ``docs/architecture.md``, drawn;
 - ``video-timeline.png``: ``emolens.analyze_video`` on a clip made from the demo photo.
 
 Nothing from ../shared appears in a figure: the photos are public-domain portraits that ship inside
@@ -235,6 +236,81 @@ def peers_chart() -> None:
     plt.close(figure)
 
 
+def data_flow() -> None:
+    """The architecture page's picture: front ends -> Analyzer pipeline -> results; weights beside it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    figure, axis = plt.subplots(figsize=(11, 5.6))
+    axis.set(xlim=(0, 11), ylim=(0, 5.6))
+    axis.axis("off")
+
+    def box(x: float, y: float, w: float, title: str, text: str, colour: str) -> tuple[float, float, float]:
+        axis.add_patch(FancyBboxPatch((x, y), w, 0.82, boxstyle="round,pad=0.04", fc=colour, ec="#1d2330", lw=0.8))
+        axis.text(x + w / 2, y + 0.56, title, ha="center", va="center", fontsize=9, weight="bold", family="monospace")
+        axis.text(x + w / 2, y + 0.24, text, ha="center", va="center", fontsize=7.2, color="#333")
+        return x, y, w
+
+    def arrow(start: tuple[float, float], end: tuple[float, float]) -> None:
+        axis.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=11, color="#1d2330", lw=0.9))
+
+    front = "#e8ecff"
+    stage = "#fff4d6"
+    store = "#e3f4e6"
+    out = "#fde6e6"
+    fronts = [
+        ("analyze()", "Python, cached Analyzers"),
+        ("emolens CLI", "analyze, video, evaluate"),
+        ("emolens serve", "REST + web app"),
+        ("emolens batch", "local pool or Ray"),
+        ("analyze_video", "frames, tracks"),
+    ]
+    for i, (title, text) in enumerate(fronts):
+        box(0.2 + i * 2.15, 4.6, 1.95, title, text, front)
+        arrow((1.175 + i * 2.15, 4.56), (1.175 + i * 2.15, 4.22))
+    pipeline = [
+        ("load_image", "checked BGR array\nsize from header"),
+        ("Detector.detect", "boxes, landmarks\n(registry: yunet ...)"),
+        ("face_crop", "square, eyes level"),
+        ("EmotionModel", "preprocess, forward,\ncalibrated softmax"),
+        ("AnalysisResult", "frozen Faces, to_dict,\nto_dataframe"),
+    ]
+    for i, (title, text) in enumerate(pipeline):
+        colour = out if i == len(pipeline) - 1 else stage
+        box(0.2 + i * 2.15, 2.9, 1.95, title, text, colour)
+        if i:
+            arrow((0.2 + i * 2.15 - 0.2, 3.31), (0.2 + i * 2.15, 3.31))
+    axis.add_patch(FancyBboxPatch((0.2, 3.86), 10.55, 0.32, boxstyle="round,pad=0.02", fc="#f1f1f1", ec="#888", lw=0.6))
+    axis.text(
+        5.475,
+        4.02,
+        "Analyzer: one detector + one model, shared by every front end",
+        ha="center",
+        va="center",
+        fontsize=8.5,
+    )
+    arrow((1.175, 3.84), (1.175, 3.76))
+    loading = [
+        ("resolve_model", "name, card .json,\nweights, run folder"),
+        ("weights.fetch", "bundled / cached /\ndownloaded, SHA-256"),
+        ("build_network", "registered\narchitecture only"),
+        ("load_model", "EmotionModel +\ncalibration"),
+    ]
+    for i, (title, text) in enumerate(loading):
+        box(0.2 + i * 2.15, 0.9, 1.95, title, text, store)
+        if i:
+            arrow((0.2 + i * 2.15 - 0.2, 1.31), (0.2 + i * 2.15, 1.31))
+    arrow((7.425, 1.74), (7.1, 2.88))
+    axis.text(0.2, 0.45, "model loading (models/_load.py): nothing read from disk or network runs code", fontsize=8)
+    axis.text(0.2, 2.6, "the pipeline (_analyzer.py): one direction, no back and forth", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(IMAGES / "data-flow.png", dpi=110)
+    plt.close(figure)
+
+
 def video_timeline() -> None:
     import emolens
 
@@ -284,6 +360,9 @@ def main(argv: list[str] | None = None) -> None:
     if "speed" in wanted:
         speed_chart()
         print("wrote speed-cpu.png")
+    if "dataflow" in wanted:
+        data_flow()
+        print("wrote data-flow.png")
     if "peers" in wanted:
         peers_chart()
         print("wrote peers.png")
