@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -149,7 +151,29 @@ def render_models_page() -> str:
     return "\n".join(head) + "\n" + "\n".join(targets) + "\n" + "\n".join(spec_table) + "\n\n" + "\n".join(cards)
 
 
-PAGES = {CLI_PAGE: render_cli_reference, MODELS_PAGE: render_models_page}
+_RESULTS = re.compile(
+    r"(<!-- benchmarks/results/(?P<name>[\w.-]+\.md) [^>]*-->\n).*?(\n<!-- end of benchmarks/results/(?P=name) -->)",
+    re.DOTALL,
+)
+
+
+def with_current_results(page: Path) -> Callable[[], str]:
+    """A page whose marked sections are copies of benchmark result tables, refreshed from the files."""
+
+    def render() -> str:
+        results = REPO / "benchmarks" / "results"
+        return _RESULTS.sub(
+            lambda m: m.group(1) + (results / m.group("name")).read_text().strip() + m.group(3), page.read_text()
+        )
+
+    return render
+
+
+PAGES: dict[Path, Callable[[], str]] = {
+    CLI_PAGE: render_cli_reference,
+    MODELS_PAGE: render_models_page,
+    **{page: with_current_results(page) for page in (REPO / "docs" / "benchmarks.md", REPO / "docs" / "detectors.md")},
+}
 
 
 def main() -> None:
