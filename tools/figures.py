@@ -12,6 +12,8 @@
 - ``speed-cpu.png``: faces per second per model from ``benchmarks/results/speed-cpu.json``;
 - ``peers.png``: latency and accuracy of each bundled model against the ``fer`` package, from
   ``benchmarks/results/peers.json`` (``python benchmarks/peers.py``);
+- ``tradeoff.png``: the trade-off curve table of ``docs/training.md`` (consensus accuracy against
+  CK+ accuracy, one line per recipe through its prior shifts), drawn from the table itself;
 - ``data-flow.png``: the pipeline and the model-loading path of ``docs/architecture.md``, drawn;
 - ``video-timeline.png``: ``emolens.analyze_video`` on a clip made from the demo photo.
 
@@ -236,6 +238,106 @@ def peers_chart() -> None:
     plt.close(figure)
 
 
+def _curve_rows() -> list[dict[str, Any]]:
+    """The rows of docs/training.md's trade-off table, each tied to the recipe it shifts."""
+    text = (REPO / "docs" / "training.md").read_text()
+    section = text.split("### Measured: the trade-off curve", 1)[1].split("What this shows:", 1)[0]
+    rows: list[dict[str, Any]] = []
+    recipe = ""
+    for line in section.splitlines():
+        cells = [c.strip().strip("*").strip("`") for c in line.strip().strip("|").split("|")]
+        if len(cells) != 6 or not cells[2].endswith("%"):
+            continue
+        model, text_recipe = cells[0], cells[1]
+        shifted = text_recipe.startswith("the same, prior shift")
+        if not shifted:
+            recipe = f"{model}: {text_recipe}"
+        rows.append(
+            {
+                "model": model,
+                "recipe": recipe,
+                "consensus": float(cells[2].rstrip(" %")),
+                "ckplus": float(cells[5].rstrip(" %")),
+                "ships": "ships" in model,
+                "before": "(before)" in text_recipe,
+            }
+        )
+    return rows
+
+
+def tradeoff_chart() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = _curve_rows()
+    colours = {"fast": "#d08a2a", "default": "#4b5bdc", "large": "#2a9d5b"}
+    figure, axis = plt.subplots(figsize=(8.6, 5.4))
+    recipes = list(dict.fromkeys(r["recipe"] for r in rows))
+    for recipe in recipes:
+        points = [r for r in rows if r["recipe"] == recipe]
+        family = next((k for k in colours if k in points[0]["model"].split()[0]), "default")
+        if points[0]["before"]:
+            axis.scatter(points[0]["ckplus"], points[0]["consensus"], marker="s", color=colours[family], s=36, zorder=3)
+            axis.annotate(
+                points[0]["model"],
+                (points[0]["ckplus"], points[0]["consensus"]),
+                fontsize=7,
+                xytext=(4, -10),
+                textcoords="offset points",
+            )
+            continue
+        points.sort(key=lambda r: r["ckplus"])
+        distilled = "distilled from the `large`" in recipe
+        axis.plot(
+            [p["ckplus"] for p in points],
+            [p["consensus"] for p in points],
+            marker="o",
+            markersize=3,
+            linewidth=1.6 if distilled else 0.9,
+            linestyle="-" if "logit adjustment" in recipe else ":",
+            color=colours[family],
+            alpha=1.0 if distilled or family == "large" else 0.55,
+        )
+        for p in points:
+            if p["ships"]:
+                axis.scatter(
+                    p["ckplus"],
+                    p["consensus"],
+                    marker="*",
+                    s=170,
+                    color=colours[family],
+                    zorder=4,
+                    edgecolor="black",
+                    linewidth=0.6,
+                )
+                axis.annotate(
+                    p["model"],
+                    (p["ckplus"], p["consensus"]),
+                    fontsize=7.5,
+                    weight="bold",
+                    xytext=(6, 4),
+                    textcoords="offset points",
+                )
+    for family, colour in colours.items():
+        axis.plot([], [], color=colour, label=family)
+    axis.plot([], [], marker="s", linestyle="", color="#777", label="FER2013-trained predecessor")
+    axis.plot([], [], marker="*", linestyle="", color="#777", markersize=11, label="shipped")
+    axis.set_xlabel("CK+ accuracy, % (posed faces with FACS labels: the guard)")
+    axis.set_ylabel("FER2013 val consensus accuracy, % (FER+ majority)")
+    axis.set_title(
+        "Consensus accuracy against CK+ accuracy: one line per recipe through its prior shifts\n"
+        "(docs/training.md; thick: distilled from large; dotted: without logit adjustment)",
+        fontsize=9,
+    )
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8, loc="lower left")
+    figure.tight_layout()
+    figure.savefig(IMAGES / "tradeoff.png", dpi=110)
+    plt.close(figure)
+
+
 def data_flow() -> None:
     """The architecture page's picture: front ends -> Analyzer pipeline -> results; weights beside it."""
     import matplotlib
@@ -360,6 +462,9 @@ def main(argv: list[str] | None = None) -> None:
     if "speed" in wanted:
         speed_chart()
         print("wrote speed-cpu.png")
+    if "tradeoff" in wanted:
+        tradeoff_chart()
+        print("wrote tradeoff.png")
     if "dataflow" in wanted:
         data_flow()
         print("wrote data-flow.png")

@@ -101,8 +101,8 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         ),
         options=_DEFAULT_OPTIONS,
         weights=_bundled(
-            "emolens-consensus-default-v1.safetensors",
-            "0fb151982bcded6fb344196c62d4fb3a808dbb778de7933e9259dbf75e8547df",
+            "emolens-consensus-default-v2.safetensors",
+            "238c8bc93ff3f69a4cb2c31b7b0ad02a260d70017223ca2f9a887fc0a7f2f4ea",
             _FERPLUS_LICENSE,
         ),
         license=_FERPLUS_LICENSE,
@@ -111,13 +111,13 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="fast",
         description=(
-            f"{_FAST_TEXT} trained by emolens on the FER+ crowd votes, distilled from the consensus default: "
+            f"{_FAST_TEXT} trained by emolens on the FER+ crowd votes, distilled from the consensus large: "
             "for video and edge use."
         ),
         options=_FAST_OPTIONS,
         weights=_bundled(
-            "emolens-consensus-fast-v1.safetensors",
-            "27d7736513d2edfb4cdd058a6ea7cd42fcf15fce2cc0bcf3526470e3b6482cb0",
+            "emolens-consensus-fast-v2.safetensors",
+            "80e9eeaece97092c3a6576637474420c4bfe1c57ee6afef773c74d7bb1736f33",
             _FERPLUS_LICENSE,
         ),
         license=_FERPLUS_LICENSE,

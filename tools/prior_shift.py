@@ -1,0 +1,65 @@
+"""Sweep the export's prior shift for a run trained with ``--logit-adjustment``: one table row per shift.
+
+    python -m tools.prior_shift RUN --shifts 0.3,0.4,0.5 [--val DIR] [--ckplus DIR]
+
+For each shift T, the run's best weights score ``softmax(log p + T x log(prior))`` (what
+``emolens export --prior-shift T`` bakes into the output bias; the prior is the mean training target)
+on FER2013 val (consensus accuracy, mean recall on the consensus labels, original-label accuracy)
+and on CK+ (accuracy), uncalibrated and with flip TTA where the model ships with it. Rows of the
+trade-off curve in docs/training.md come from here; the shipped shift is then checked on the
+exported card with ``emolens evaluate``, whose calibration can move a few borderline faces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from emolens.models import build_network, load_state, model_spec
+from emolens.training import build_targets, load_dataset, predict_dataset, score
+
+from .testdata import SHARED
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="run folder written by `emolens train`")
+    parser.add_argument("--shifts", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.8,1", help="comma-separated shifts")
+    parser.add_argument("--val", type=Path, default=SHARED / "datasets" / "fer2013" / "val")
+    parser.add_argument("--ckplus", type=Path, default=SHARED / "datasets" / "ckplus48")
+    args = parser.parse_args()
+
+    config = json.loads((args.run / "config.json").read_text())
+    spec = model_spec(args.run)
+    network = build_network(spec)
+    load_state(network, args.run / "best.safetensors")
+    train = load_dataset(config["train_data"], "train", ferplus="auto")
+    targets, kept = build_targets(train, config["targets"], original_weight=config.get("original_weight", 0.5))
+    log_prior = np.log(np.clip(targets[kept].mean(0), 1e-6, None))
+    val, ckplus = load_dataset(args.val, "val"), load_dataset(args.ckplus, "val", ferplus=None)
+    log_val = np.log(np.clip(predict_dataset(network, val, tta=spec.tta), 1e-12, None))
+    log_ck = np.log(np.clip(predict_dataset(network, ckplus, tta=spec.tta), 1e-12, None))
+
+    def shifted(log_p: np.ndarray, shift: float) -> np.ndarray:
+        z = log_p + shift * log_prior
+        e = np.exp(z - z.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    print(f"{args.run} ({spec.name}, flip TTA {'on' if spec.tta else 'off'}); prior {np.round(np.exp(log_prior), 3)}")
+    print("| prior shift | consensus accuracy | mean recall (consensus) | original accuracy | CK+ accuracy |")
+    print("|---|---|---|---|---|")
+    for shift in (float(t) for t in args.shifts.split(",")):
+        v = score(shifted(log_val, shift), val.labels, val.votes)
+        c = score(shifted(log_ck, shift), ckplus.labels)
+        assert v.consensus is not None
+        print(
+            f"| {shift:g} | {v.consensus.accuracy:.2%} | {v.consensus.mean_recall:.2%} | {v.accuracy:.2%} "
+            f"| {c.accuracy:.2%} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
