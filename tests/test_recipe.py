@@ -52,4 +52,5 @@ def test_recipe_in_miniature(voted_tiny: Path, tmp_path: Path, capsys: pytest.Ca
         model = emolens.load_model(out / f"emolens-{name}.json")
         assert model.labels == emolens.labels.FER2013.labels
     card = (out / "emolens-consensus-default.md").read_text()
-    assert "## Agreement with people (FER+ consensus)" in card and "--teacher" in card and "--targets mixed" in card
+    assert "## Agreement with people (FER+ consensus)" in card and "--teacher" in card
+    assert "--targets distribution" in card and "--logit-adjustment 1.0" in card and "Prior shift: 0.4" in card
