@@ -28,6 +28,7 @@ import io
 import json
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -433,47 +434,52 @@ def video_timeline() -> None:
         analysis.plot_timeline(IMAGES / "video-timeline.png")
 
 
+def _reliability() -> list[str]:
+    from .testdata import SHARED
+
+    val = SHARED / "datasets" / "fer2013" / "val"
+    if not val.is_dir():
+        print(f"skipped the reliability diagrams: {val} is missing")
+        return []
+    return reliability_diagrams(val)
+
+
+def _writing(draw: Callable[[], None], *names: str) -> Callable[[], list[str]]:
+    """A figure function that returns nothing, as one that names the files it wrote."""
+
+    def run() -> list[str]:
+        draw()
+        return list(names)
+
+    return run
+
+
+#: Every figure by the name ``python -m tools.figures NAME`` takes; each returns the files it wrote.
+FIGURES: dict[str, Callable[[], list[str]]] = {
+    "demo": _writing(annotated_demo, "annotated-demo.png", "annotated-demo.txt"),
+    "confusion": confusion_matrices,
+    "reliability": _reliability,
+    "speed": _writing(speed_chart, "speed-cpu.png"),
+    "tradeoff": _writing(tradeoff_chart, "tradeoff.png"),
+    "dataflow": _writing(data_flow, "data-flow.png"),
+    "peers": _writing(peers_chart, "peers.png"),
+    "video": _writing(video_timeline, "video-timeline.png"),
+}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Write every figure, or only those named (``python -m tools.figures reliability speed``)."""
     import sys
 
-    from .testdata import SHARED
-
-    wanted = set(sys.argv[1:] if argv is None else argv) or {
-        "demo",
-        "confusion",
-        "reliability",
-        "speed",
-        "peers",
-        "video",
-    }
+    names = (sys.argv[1:] if argv is None else argv) or list(FIGURES)
+    unknown = [name for name in names if name not in FIGURES]
+    if unknown:
+        raise SystemExit(f"unknown figure {unknown[0]!r}; choose from {', '.join(FIGURES)}")
     IMAGES.mkdir(parents=True, exist_ok=True)
-    if "demo" in wanted:
-        annotated_demo()
-        print("wrote annotated-demo.png, annotated-demo.txt")
-    if "confusion" in wanted:
-        print("wrote", ", ".join(confusion_matrices()))
-    if "reliability" in wanted:
-        val = SHARED / "datasets" / "fer2013" / "val"
-        if val.is_dir():
-            print("wrote", ", ".join(reliability_diagrams(val)))
-        else:
-            print(f"skipped the reliability diagrams: {val} is missing")
-    if "speed" in wanted:
-        speed_chart()
-        print("wrote speed-cpu.png")
-    if "tradeoff" in wanted:
-        tradeoff_chart()
-        print("wrote tradeoff.png")
-    if "dataflow" in wanted:
-        data_flow()
-        print("wrote data-flow.png")
-    if "peers" in wanted:
-        peers_chart()
-        print("wrote peers.png")
-    if "video" in wanted:
-        video_timeline()
-        print("wrote video-timeline.png")
+    for name in names:
+        written = FIGURES[name]()
+        if written:
+            print("wrote", ", ".join(written))
 
 
 if __name__ == "__main__":
