@@ -1,11 +1,14 @@
-"""Reliability figures: hostile inputs by outcome, the slowest case, threads, and memory over a soak.
+"""Reliability figures: hostile inputs by outcome, the slowest and the costliest case, memory per analysis
+for every detector and for a server under hostile uploads, threads, and memory over a soak.
 
 python benchmarks/reliability.py [--cases 10000] [--soak 3000] [--out benchmarks/results]
 
 The inputs are generated with a fixed seed: mutated and truncated JPEG/PNG/TIFF/WebP/BMP files of a real
-photo, random bytes behind real magic numbers, header bombs, arrays of every dtype and odd shapes and
-strides, and hostile paths. Each is analysed with YuNet and the fast model; the outcome is the result
-or the type of the exception. Anything outside the emolens tree is a failure.
+photo, random bytes behind real magic numbers, header bombs, PNG chunks whose length lies, TIFF
+directories with duplicated or oversized tags, BMPs of every header layout, images with a side beyond
+32,767 pixels, arrays of every dtype and odd shapes and strides, and hostile paths (tools/hostile.py).
+Each is analysed with YuNet and the fast model; the outcome is the result or the type of the exception,
+and the peak memory the case adds is measured. Anything outside the emolens tree is a failure.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 from _common import machine, shared_path, write_results
+from tools.hostile import bmp, peak_memory, png_chunks, png_with_chunk_length, tiff
 
 import emolens
 from emolens import EmolensError
@@ -51,9 +55,11 @@ def inputs(count: int, seed: int, tmp: Path) -> list[tuple[str, Any]]:
         b"GIF89a\xff\xff\xff\xff" + bytes(20),
     ]
     dtypes = [np.uint8, np.int8, np.uint16, np.int32, np.float16, np.float32, np.float64, bool, np.complex64]
+    chunk_count = len(png_chunks(encoded["png"]))
+    kinds = ["mutated", "truncated", "random", "bomb", "array", "path", "png-chunk", "tiff-tags", "bmp", "tall"]
     out: list[tuple[str, Any]] = []
     for index in range(count):
-        kind = ["mutated", "truncated", "random", "bomb", "array", "path"][index % 6]
+        kind = kinds[index % len(kinds)]
         if kind in ("mutated", "truncated"):
             data = bytearray(encoded[sorted(encoded)[rng.integers(len(encoded))]])
             if kind == "mutated":
@@ -72,8 +78,25 @@ def inputs(count: int, seed: int, tmp: Path) -> list[tuple[str, Any]]:
             shape = tuple(int(v) for v in rng.integers(0, 50, size=ndim))
             array = (rng.random(shape) * 300 - 20).astype(dtypes[rng.integers(len(dtypes))])
             out.append((kind, array[::2] if ndim else array))
-        else:
+        elif kind == "path":
             out.append((kind, paths[index // 6 % len(paths)]))
+        elif kind == "png-chunk":
+            length = int(rng.choice([2**31 - 1, 2**32 - 1, int(rng.integers(0, 2**32))]))
+            keep = None if rng.random() < 0.5 else int(rng.integers(0, 9000))
+            out.append((kind, png_with_chunk_length(encoded["png"], int(rng.integers(chunk_count)), length, keep)))
+        elif kind == "tiff-tags":
+            tags = [256, 257, 258, 277, 278, 322, 323]
+            extra = [
+                (int(rng.choice(tags)), int(rng.choice([3, 4])), int(rng.integers(0, 70_000)))
+                for _ in range(int(rng.integers(0, 4)))
+            ]
+            out.append((kind, tiff(photo, extra, big_endian=bool(rng.random() < 0.5))))
+        elif kind == "bmp":
+            out.append((kind, bmp(photo, int(rng.choice([12, 40, 108, 124, 0, 13, 1 << 20])))))
+        else:  # a side beyond OpenCV's 32,767-pixel addressing limit, with a face in it
+            tall = np.zeros((32_768, 68, 3), np.uint8)
+            tall[20_000:20_051] = cv2.resize(photo, (68, 51))
+            out.append((kind, tall if rng.random() < 0.5 else np.ascontiguousarray(np.swapaxes(tall, 0, 1))))
     return out
 
 
@@ -82,17 +105,98 @@ def fuzz(count: int, seed: int, tmp: Path) -> dict[str, Any]:
     outcomes: collections.Counter[str] = collections.Counter()
     escaped: list[str] = []
     slowest = 0.0
+    costliest: tuple[float, str] = (0.0, "")
     for kind, value in inputs(count, seed, tmp):
         start = time.perf_counter()
-        try:
-            analyzer.analyze(value)
-            outcomes["ok"] += 1
-        except EmolensError as exc:
-            outcomes[type(exc).__name__] += 1
-        except Exception as exc:  # the figure that must stay 0
-            escaped.append(f"{kind}: {type(exc).__name__}: {exc}")
+        with peak_memory() as memory:
+            try:
+                analyzer.analyze(value)
+                outcomes["ok"] += 1
+            except EmolensError as exc:
+                outcomes[type(exc).__name__] += 1
+            except Exception as exc:  # the figure that must stay 0
+                escaped.append(f"{kind}: {type(exc).__name__}: {exc}")
         slowest = max(slowest, time.perf_counter() - start)
-    return {"cases": count, "outcomes": dict(outcomes.most_common()), "escaped": escaped, "slowest_s": slowest}
+        costliest = max(costliest, (memory.mb, kind))
+    return {
+        "cases": count,
+        "outcomes": dict(outcomes.most_common()),
+        "escaped": escaped,
+        "slowest_s": slowest,
+        "peak_mb_per_case": costliest[0],
+        "costliest_kind": costliest[1],
+    }
+
+
+def detector_memory() -> dict[str, Any]:
+    """Peak memory one analysis of a 6324x6324 JPEG (just under 40 megapixels) adds, per available detector."""
+    from emolens.detectors import DETECTORS
+
+    photo = cv2.imread(str(shared_path("images", "dlib-faces", "2008_002470.jpg")))
+    data = bytes(cv2.imencode(".jpg", cv2.resize(photo, (6324, 6324)), [cv2.IMWRITE_JPEG_QUALITY, 80])[1])
+    rows: dict[str, Any] = {}
+    seeded = shared_path("weights")  # third-party weights from ../shared, where the cache lacks them
+    if "EMOLENS_HOME" not in os.environ and seeded.is_dir():
+        os.environ["EMOLENS_HOME"] = str(seeded)
+    for name in ("haar", "yunet", "retinaface-mobilenet", "dlib-hog", "dlib-cnn"):
+        if name not in DETECTORS.names():
+            continue
+        try:
+            analyzer = emolens.Analyzer(name, "fast")
+        except EmolensError as exc:  # an optional extra not installed, or weights not reachable
+            rows[name] = {"skipped": f"{type(exc).__name__}: {exc}"[:160]}
+            continue
+        start = time.perf_counter()
+        with peak_memory() as memory:
+            faces = len(analyzer.analyze(data).faces)
+        rows[name] = {"peak_mb": memory.mb, "seconds": time.perf_counter() - start, "faces": faces}
+    return rows
+
+
+def server_memory(tmp: Path) -> dict[str, Any]:
+    """Peak memory a server with 2 analysis threads adds while 7 hostile uploads arrive at once."""
+    import urllib.request
+
+    from tools.server import running_server
+
+    photo = cv2.imread(str(shared_path("images", "dlib-faces", "2008_002470.jpg")))
+    small = cv2.resize(photo, (96, 72))
+    png = bytes(cv2.imencode(".png", small)[1])
+    tall = np.zeros((32_768, 68, 3), np.uint8)
+    tall[20_000:20_051] = cv2.resize(photo, (68, 51))
+    uploads = [
+        png_with_chunk_length(png, 1, 2**32 - 1),
+        png_with_chunk_length(png, 1, 2**31 - 1),
+        tiff(small, [(256, 4, 30_000), (257, 4, 30_000)]),
+        tiff(small, [(322, 4, 65_536), (323, 4, 65_536)]),
+        bmp(small, 12),
+        bytes(cv2.imencode(".jpg", cv2.resize(photo, (6324, 6324)), [cv2.IMWRITE_JPEG_QUALITY, 70])[1]),
+        bytes(cv2.imencode(".jpg", tall)[1]),
+    ]
+
+    def post(url: str, body: bytes) -> int:
+        request = urllib.request.Request(url, data=body, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=120) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
+    def status_mb(pid: int, field: str) -> float:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    args = ["--model", "fast", "--threads", "2", "--max-in-flight", "8", "--no-warmup"]
+    with running_server(args, log=tmp / "server.log") as server:
+        post(f"{server.url}/v1/analyze", png)
+        Path(f"/proc/{server.pid}/clear_refs").write_text("5")
+        baseline = status_mb(server.pid, "VmRSS")
+        with concurrent.futures.ThreadPoolExecutor(len(uploads)) as pool:
+            statuses = list(pool.map(lambda body: post(f"{server.url}/v1/analyze", body), uploads))
+        peak = status_mb(server.pid, "VmHWM")
+    return {"uploads": len(uploads), "statuses": statuses, "baseline_mb": baseline, "added_mb": peak - baseline}
 
 
 def threads(workers: int = 8, rounds: int = 40) -> dict[str, Any]:
@@ -139,6 +243,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         fuzzed = fuzz(args.cases, args.seed, Path(tmp))
+        served = server_memory(Path(tmp))
+    detectors = detector_memory()
     threaded = threads()
     soaked = soak(args.soak)
     command = f"python benchmarks/reliability.py --cases {args.cases} --soak {args.soak} --seed {args.seed}"
@@ -146,11 +252,27 @@ def main() -> None:
         f"Reliability (`{command}`)",
         "",
         f"Hostile inputs: {fuzzed['cases']:,} cases, {len(fuzzed['escaped'])} exceptions outside the emolens tree, "
-        f"slowest case {fuzzed['slowest_s'] * 1e3:.0f} ms.",
+        f"slowest case {fuzzed['slowest_s'] * 1e3:.0f} ms, most memory added by one case "
+        f"{fuzzed['peak_mb_per_case']:.0f} MB ({fuzzed['costliest_kind']}).",
         "",
         "| outcome | cases |",
         "|---|---|",
         *(f"| {name} | {n:,} |" for name, n in fuzzed["outcomes"].items()),
+        "",
+        "Memory one analysis of a 6324x6324 JPEG (just under the 40-megapixel limit) adds, default settings:",
+        "",
+        "| detector | peak MB added | seconds | faces |",
+        "|---|---|---|---|",
+        *(
+            f"| {name} | {row['peak_mb']:.0f} | {row['seconds']:.1f} | {row['faces']} |"
+            if "peak_mb" in row
+            else f"| {name} | not measured: {row['skipped']} | | |"
+            for name, row in detectors.items()
+        ),
+        "",
+        f"Server (`emolens serve --threads 2 --max-in-flight 8`, model `fast`): {served['uploads']} hostile uploads at "
+        f"once (statuses {', '.join(map(str, served['statuses']))}) added {served['added_mb']:.0f} MB to its "
+        f"{served['baseline_mb']:.0f} MB.",
         "",
         f"Threads: {threaded['calls']} analyses from {threaded['threads']} threads sharing one Analyzer, "
         f"{threaded['differing_results']} results differing from the single-thread ones.",
@@ -160,7 +282,15 @@ def main() -> None:
     ]
     write_results(
         "reliability",
-        {"machine": machine(), "fuzz": fuzzed, "threads": threaded, "soak": soaked, "command": command},
+        {
+            "machine": machine(),
+            "fuzz": fuzzed,
+            "detector_memory": detectors,
+            "server_memory": served,
+            "threads": threaded,
+            "soak": soaked,
+            "command": command,
+        },
         "\n".join(lines) + "\n",
         args.out,
     )

@@ -1,11 +1,14 @@
 """The weights store against a hostile loopback server: every fault fails in bounded time with a typed
-error, leaves nothing in the cache, and is not retried in a storm; concurrent first use downloads once."""
+error naming the phase, leaves nothing in the cache, and is not retried in a storm; concurrent first use
+downloads once, and a process waiting on another's download gives up in bounded time, naming it."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import http.server
+import json
 import os
 import socket
 import subprocess
@@ -22,7 +25,17 @@ from emolens import WeightsDownloadError, WeightsError, WeightsFile, WeightsInte
 
 PAYLOAD = hashlib.sha256(b"seed").digest() * 4096  # 128 KiB
 WEIGHTS = WeightsFile(name="blob.bin", sha256=hashlib.sha256(PAYLOAD).hexdigest(), size=len(PAYLOAD))
-FAST_LIMITS = store.DownloadLimits(connect_s=1.0, total_s=4.0, min_rate=50_000.0, grace_s=1.0)
+FAST_LIMITS = store.DownloadLimits(
+    connect_s=1.0,
+    headers_s=1.0,
+    first_byte_s=1.0,
+    read_s=1.0,
+    total_s=4.0,
+    min_rate=50_000.0,
+    grace_s=1.0,
+    lock_wait_s=2.0,
+)
+SLACK_S = 1.5  # timers and a loaded machine: how late a deadline may be noticed
 
 
 class _FaultServer(http.server.ThreadingHTTPServer):
@@ -40,13 +53,33 @@ class _FaultHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.server.requests_seen += 1
         mode = self.path.strip("/").split("/")[0]
+        with contextlib.suppress(OSError):  # the client gave up: expected for most modes
+            self._serve(mode)
+
+    def _serve(self, mode: str) -> None:
         if mode in ("404", "500"):
             self.send_error(int(mode))
         elif mode == "loop":
             self.send_response(302)
             self.send_header("Location", self.path)
             self.end_headers()
+        elif mode == "chain":  # /chain/<n>/blob.bin redirects to /chain/<n + 1>/blob.bin, for ever
+            step = int(self.path.split("/")[2])
+            self.send_response(307)
+            self.send_header("Location", f"/chain/{step + 1}/blob.bin")
+            self.end_headers()
         elif mode == "hang":
+            self.server.stop.wait(30)
+        elif mode == "hdrip":  # the status line and headers one byte every 0.2 s: never silent for long
+            head = f"HTTP/1.0 200 OK\r\nContent-Length: {len(PAYLOAD)}\r\nX-Padding: {'.' * 200}\r\n\r\n"
+            for byte in head.encode():
+                if self.server.stop.wait(0.2):
+                    return
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+        elif mode == "stall":  # headers at once, then no body
+            self._headers(len(PAYLOAD))
+            self.wfile.flush()
             self.server.stop.wait(30)
         elif mode == "drip":  # one byte at a time, slower than any sane rate
             self._headers(len(PAYLOAD))
@@ -67,6 +100,11 @@ class _FaultHandler(http.server.BaseHTTPRequestHandler):
         elif mode == "big":  # far larger than the spec's size
             self._headers(len(PAYLOAD) * 10)
             for _ in range(10):
+                self.wfile.write(PAYLOAD)
+        elif mode == "endless":  # no length announced, and more than the spec's size
+            self.send_response(200)
+            self.end_headers()
+            for _ in range(40):
                 self.wfile.write(PAYLOAD)
         elif mode == "wrong":
             self._headers(len(PAYLOAD))
@@ -103,17 +141,25 @@ def _fast_limits(monkeypatch: pytest.MonkeyPatch, empty_home: Path) -> Iterator[
     store.forget_failures()
 
 
+# the phase deadline each mode must fail within (plus SLACK_S); the others: within total_s (plus SLACK_S)
+PHASE_BOUND = {"hang": FAST_LIMITS.headers_s, "hdrip": FAST_LIMITS.headers_s, "stall": FAST_LIMITS.first_byte_s}
+
+
 @pytest.mark.parametrize(
     ("mode", "error", "match"),
     [
-        ("404", WeightsDownloadError, "HTTPError"),
-        ("500", WeightsDownloadError, "HTTPError"),
-        ("loop", WeightsDownloadError, "TooManyRedirects"),
-        ("hang", WeightsDownloadError, "Timeout"),
-        ("drip", WeightsDownloadError, "KB/s"),
-        ("reset", WeightsDownloadError, "could not download"),
-        ("short", WeightsDownloadError, "could not download"),
-        ("big", WeightsDownloadError, "more than"),
+        ("404", WeightsDownloadError, "HTTP 404"),
+        ("500", WeightsDownloadError, "HTTP 500"),
+        ("loop", WeightsDownloadError, "redirect loop"),
+        ("chain/0", WeightsDownloadError, "too many redirects"),
+        ("hang", WeightsDownloadError, "no response headers within 1 s"),
+        ("hdrip", WeightsDownloadError, "no response headers within 1 s"),
+        ("stall", WeightsDownloadError, "no body bytes within 1 s"),
+        ("drip", WeightsDownloadError, "under 50 KB/s"),
+        ("reset", WeightsDownloadError, "connection lost after"),
+        ("short", WeightsDownloadError, "connection closed after"),
+        ("big", WeightsDownloadError, "announces"),
+        ("endless", WeightsDownloadError, "more than"),
         ("wrong", WeightsIntegrityError, "does not match"),
     ],
 )
@@ -130,7 +176,7 @@ def test_faults_fail_fast_typed_and_leave_no_file(
     started = time.monotonic()
     with pytest.raises(error, match=match):
         store.fetch(WEIGHTS)
-    assert time.monotonic() - started < FAST_LIMITS.total_s + 3
+    assert time.monotonic() - started < PHASE_BOUND.get(mode, FAST_LIMITS.total_s) + SLACK_S
     assert [p.name for p in empty_home.iterdir() if not p.name.endswith(".lock")] == []
     # the failure is remembered: no second request in this process until forgotten
     seen = server.requests_seen
@@ -209,3 +255,46 @@ def test_cache_hit_never_touches_the_network(empty_home: Path, monkeypatch: pyte
     monkeypatch.setenv("EMOLENS_MIRROR", "http://127.0.0.1:9")  # nothing listens there
     assert store.fetch(WEIGHTS) == empty_home / "blob.bin"
     assert not isinstance(dataclasses.replace(WEIGHTS), WeightsError)
+
+
+def _holder_pid(lock: Path, timeout: float) -> int | None:
+    """The pid a lock holder wrote into ``lock``, once it has (None if none did within ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            return int(json.loads(lock.read_text())["pid"])
+        time.sleep(0.05)
+    return None
+
+
+def test_lock_waiter_gives_up_in_time_naming_the_holder(
+    fault_server: tuple[str, _FaultServer], empty_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process stuck on a header-dripping mirror (default limits) holds the lock; a second one gives up."""
+    base, server = fault_server
+    monkeypatch.setenv("EMOLENS_MIRROR", f"{base}/hdrip")
+    holder = _fetch_in_subprocess()
+    try:
+        assert _holder_pid(empty_home / "blob.bin.lock", timeout=30) == holder.pid
+        started = time.monotonic()
+        with pytest.raises(WeightsUnavailableError, match=f"another process \\(pid {holder.pid} on ") as info:
+            store.fetch(WEIGHTS)
+        waited = time.monotonic() - started
+        assert FAST_LIMITS.lock_wait_s - 0.1 < waited < FAST_LIMITS.lock_wait_s + SLACK_S
+        assert "downloading since" in str(info.value) and "delete the lock file" in str(info.value)
+        assert str(empty_home / "blob.bin.lock") in str(info.value)
+        assert server.requests_seen == 1  # the holder's request: the waiter never asked the mirror
+    finally:
+        holder.kill()
+        holder.communicate(timeout=30)
+    # not remembered as a failure: with the holder gone, the next call downloads, and clears the holder's line
+    monkeypatch.setenv("EMOLENS_MIRROR", f"{base}/ok")
+    assert store.sha256_of(store.fetch(WEIGHTS)) == WEIGHTS.sha256
+    assert (empty_home / "blob.bin.lock").read_text() == ""
+
+
+def test_lock_holder_line_is_readable_and_cleared(empty_home: Path) -> None:
+    lock = empty_home / "blob.bin.lock"
+    with store._process_lock(empty_home, "blob.bin", 1.0):
+        assert _holder_pid(lock, timeout=1) == os.getpid()
+    assert lock.read_text() == ""

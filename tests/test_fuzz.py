@@ -1,5 +1,12 @@
 """Property-based fuzzing of every public input path: whatever goes in, either a result or an emolens error
-comes out, in bounded time. The default run is a seeded sample; ``pytest --fuzz-long`` runs >= 10,000 cases."""
+comes out, in bounded time and memory (each case may add at most ``MAX_CASE_MB`` of peak memory).
+
+Covered: mutated and truncated real images, random bytes behind real magic numbers, header bombs, PNG
+chunk lengths that lie, TIFF directories with duplicated or oversized tags, every BMP header layout,
+arrays of any dtype, shape and strides, hostile paths, lazily loaded PIL images, images with a side
+beyond OpenCV's 32,767-pixel limit, every Analyzer argument with values of any type, custom detectors
+returning anything, and threads. The default run is a seeded sample (about 1,400 cases); ``pytest
+--fuzz-long`` runs 10,000 per property (70,000 in all)."""
 
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from tools.hostile import bmp, peak_memory, png_chunks, png_with_chunk_length, tiff
 
 import emolens
 from emolens import Analyzer, EmolensError
@@ -23,6 +31,8 @@ from .conftest import SHARED
 
 SHARED_PHOTO = SHARED / "images" / "dlib-faces" / "2008_002470.jpg"
 ANALYZERS = {"yunet": None, "none": None}
+#: The bound on the memory one analysis may add, whatever the input (docs/reliability.md).
+MAX_CASE_MB = 1024
 
 
 def _analyzer(detector: str) -> Analyzer:
@@ -34,17 +44,19 @@ def _analyzer(detector: str) -> Analyzer:
 
 
 def _examples(request: pytest.FixtureRequest, default: int) -> int:
+    """The seeded sample CI runs, or 10,000 cases per test with ``--fuzz-long`` (70,000 in all)."""
     return 10_000 if request.config.getoption("--fuzz-long") else default
 
 
 def _check(value: object, detector: str = "yunet") -> None:
-    """The property: a typed result or an EmolensError, never anything else."""
-    try:
-        result = _analyzer(detector).analyze(value)
-    except EmolensError:
-        return
-    assert isinstance(result, emolens.AnalysisResult)
-    for face in result.faces:
+    """The property: a typed result or an EmolensError, never anything else, adding at most MAX_CASE_MB of memory."""
+    with peak_memory() as memory:
+        try:
+            result = _analyzer(detector).analyze(value)
+        except EmolensError:
+            result = None
+    assert not memory.mb > MAX_CASE_MB, f"{memory.mb:.0f} MB for one case"
+    for face in result.faces if result is not None else ():
         assert np.isclose(sum(face.probabilities), 1.0) and 0 <= face.confidence <= 1
 
 
@@ -202,3 +214,238 @@ def test_pil_images_lazily_loaded_and_truncated(tmp_path: Path) -> None:
     _check(pil.new("I;16", (50, 40)))
     with pytest.raises(emolens.ImageTooLargeError):  # 400 megapixels, refused before conversion
         emolens.load_image(pil.new("1", (20_000, 20_000)))
+
+
+# --- Hardening round 2: what a decoder really allocates, options, detector output, huge sides, threads ----------
+
+
+def test_png_chunk_lengths_that_lie(request: pytest.FixtureRequest) -> None:
+    """A small PNG whose chunk claims up to 4 GB cost OpenCV's reader that much: refused before decoding."""
+    chunks = len(png_chunks(SAMPLES["png"]))
+
+    @settings(max_examples=_examples(request, 60), deadline=5000, derandomize=True, database=None)
+    @given(
+        index=st.integers(0, chunks - 1),
+        length=st.one_of(st.sampled_from([2**31 - 1, 2**32 - 1, 2**31, 2**30, 0]), st.integers(0, 2**32 - 1)),
+        keep=st.one_of(st.none(), st.integers(0, 9000)),
+    )
+    def run(index: int, length: int, keep: int | None) -> None:
+        _check(png_with_chunk_length(SAMPLES["png"], index, length, keep))
+
+    run()
+    huge = png_with_chunk_length(SAMPLES["png"], 1, 2**32 - 1)
+    with pytest.raises(emolens.InvalidImageError, match="chunk claims 4,294,967,295 bytes"):
+        emolens.load_image(huge)
+
+
+TIFF_TAGS = [256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 322, 323, 324, 325]
+
+
+def test_tiff_directories_with_duplicated_or_oversized_tags(request: pytest.FixtureRequest) -> None:
+    """Duplicated size tags (libtiff reads the first, a naive reader the last) and tiles larger than the image."""
+    photo = cv2.imdecode(np.frombuffer(SAMPLES["png"], np.uint8), cv2.IMREAD_COLOR)
+
+    @settings(max_examples=_examples(request, 60), deadline=5000, derandomize=True, database=None)
+    @given(
+        extra=st.lists(
+            st.tuples(
+                st.sampled_from(TIFF_TAGS),
+                st.sampled_from([3, 4]),
+                st.one_of(st.integers(0, 70_000), st.just(2**32 - 1)),
+            ),
+            max_size=4,
+        ),
+        big_endian=st.booleans(),
+    )
+    def run(extra: list[tuple[int, int, int]], big_endian: bool) -> None:
+        _check(tiff(photo, extra, big_endian=big_endian))
+
+    run()
+    assert emolens.load_image(tiff(photo)).bgr.shape == photo.shape  # a well-formed one decodes
+    with pytest.raises(emolens.InvalidImageError, match="lists tag 256 twice"):
+        emolens.load_image(tiff(photo, [(256, 4, 20_000), (257, 4, 20_000)]))
+
+
+def test_bmp_header_layouts() -> None:
+    """OS/2 1.x BMPs (12-byte header, 16-bit sizes) decode at their real size; unknown layouts are refused."""
+    photo = cv2.imdecode(np.frombuffer(SAMPLES["png"], np.uint8), cv2.IMREAD_COLOR)
+    for size in (12, 40, 108, 124):
+        assert emolens.load_image(bmp(photo, size)).bgr.shape == photo.shape
+    for size in (0, 13, 39, 1 << 20):
+        with pytest.raises(emolens.InvalidImageError, match="BMP header"):
+            emolens.load_image(bmp(photo, size))
+
+
+def _face_photo() -> np.ndarray:
+    return cv2.imread(str(SHARED_PHOTO)) if SHARED_PHOTO.is_file() else np.full((120, 160, 3), 128, np.uint8)
+
+
+class _FixedDetector:
+    """A custom detector that returns whatever it is given."""
+
+    name = "fixed"
+
+    def __init__(self, output: object) -> None:
+        self.output = output
+
+    def detect(self, image: np.ndarray) -> object:
+        return self.output
+
+
+_numbers = st.one_of(
+    st.integers(-(10**9), 10**9),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([np.int64(7), np.float32(3.5), 0, -1, 40_000]),
+)
+
+
+def test_custom_detector_output_is_validated(request: pytest.FixtureRequest) -> None:
+    """Whatever a custom detector returns: a result or an error naming the detector, in bounded memory."""
+    model = _analyzer("none").model
+    image = _face_photo()
+    boxes = st.builds(emolens.Box, _numbers, _numbers, _numbers, _numbers)
+    detections = st.builds(emolens.Detection, boxes, _numbers)
+    outputs = st.one_of(
+        st.none(),
+        st.integers(),
+        st.text(max_size=3),
+        st.lists(st.one_of(detections, st.integers(), st.none()), max_size=3),
+    )
+
+    @settings(max_examples=_examples(request, 100), deadline=5000, derandomize=True, database=None)
+    @given(output=outputs)
+    def run(output: object) -> None:
+        analyzer = Analyzer(_FixedDetector(output), model)
+        with peak_memory() as memory:
+            try:
+                result = analyzer.analyze(image)
+            except EmolensError as exc:
+                assert "fixed" in str(exc)
+            else:
+                for face in result.faces:
+                    assert 0 <= face.box.x < image.shape[1] and 0 <= face.box.y < image.shape[0]
+        assert not memory.mb > MAX_CASE_MB
+
+    run()
+
+
+_anything = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=4),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.one_of(st.text(max_size=8), st.integers()), st.integers(), max_size=2),
+)
+
+
+def test_every_argument_is_validated(request: pytest.FixtureRequest) -> None:
+    """Any value for any argument: it works, or an InvalidOptionError that names the argument."""
+    model = _analyzer("none").model
+    image = _face_photo()
+    names = ["fallback", "min_face_size", "align", "margin", "max_pixels", "detector_options", "device"]
+
+    @settings(max_examples=_examples(request, 150), deadline=10_000, derandomize=True, database=None)
+    @given(name=st.sampled_from(names), value=_anything, per_call=st.booleans())
+    def run(name: str, value: object, per_call: bool) -> None:
+        try:
+            if per_call and name in ("fallback", "min_face_size"):
+                Analyzer("haar", model).analyze(image, **{name: value})  # type: ignore[arg-type]
+            else:
+                Analyzer("haar", model, **{name: value}).analyze(image)  # type: ignore[arg-type]
+        except emolens.InvalidOptionError as exc:
+            assert exc.option in (name, "detector") or name == "detector_options", (name, value, exc)
+        except emolens.UnknownNameError:
+            assert name == "detector_options"
+        except emolens.ImageTooLargeError:
+            assert name == "max_pixels"
+
+    run()
+    for name, value in [("fallback", "no"), ("margin", float("nan")), ("max_pixels", float("nan")), ("margin", 1e3)]:
+        with pytest.raises(emolens.InvalidOptionError, match=name):
+            Analyzer("haar", model, **{name: value})  # type: ignore[arg-type]
+    for bad in (None, "photo.jpg", SAMPLES["jpg"], 3):
+        with pytest.raises(emolens.InvalidOptionError, match="list of images"):
+            Analyzer("haar", model).analyze_batch(bad)  # type: ignore[arg-type]
+    with pytest.raises(emolens.InvalidOptionError, match="device"):
+        Analyzer("haar", model, device="cpu:1")
+    with pytest.raises(EmolensError, match="empty"):
+        Analyzer("haar", "")
+
+
+def test_released_memoryview_is_an_image_error() -> None:
+    view = memoryview(bytearray(SAMPLES["jpg"]))
+    view.release()
+    with pytest.raises(emolens.InvalidImageError, match="released"):
+        emolens.load_image(view)
+
+
+def test_sides_beyond_opencvs_addressing_limit() -> None:
+    """A 68x32768 image with a face: crops of such images used to fail in OpenCV's remap (SHRT_MAX)."""
+    face = cv2.resize(_face_photo(), (68, 51))
+    tall = np.zeros((32_768, 68, 3), np.uint8)
+    tall[20_000:20_051] = face
+    wide = np.ascontiguousarray(np.swapaxes(tall, 0, 1))
+    model = _analyzer("none").model
+    for image in (tall, wide):
+        for detector in ("haar", "yunet"):
+            for options in ({}, {"max_side": None}):
+                _check(image, "none")
+                Analyzer(detector, model, detector_options=options).analyze(image)
+        height, width = image.shape[:2]
+        huge = emolens.Detection(emolens.Box(0, 0, width, height), 1.0)
+        result = Analyzer(_FixedDetector([huge]), model).analyze(image)
+        assert len(result.faces) == 1
+
+
+@pytest.mark.parametrize("detector", ["haar", "yunet"])
+def test_threads_give_the_single_thread_answer(detector: str, photos: Path) -> None:
+    """8 threads sharing one Analyzer: every result equals the single-threaded one, faces in the same order."""
+    import concurrent.futures
+
+    analyzer = Analyzer(detector, "fast")
+    images = sorted((photos / "dlib-faces").glob("*.jpg"))
+    reference = {path: analyzer.analyze(path).faces for path in images}
+    jobs = images * 6
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda path: (path, analyzer.analyze(path).faces), jobs))
+    assert [path for path, faces in results if faces != reference[path]] == []
+
+
+def test_a_large_jpeg_costs_under_the_bound_with_every_builtin_detector() -> None:
+    """A 6324x6324 JPEG (just under 40 megapixels) used to take 2.2 GB with the Haar detector."""
+    photo = cv2.resize(_face_photo(), (6324, 6324), interpolation=cv2.INTER_LINEAR)
+    data = bytes(cv2.imencode(".jpg", photo, [cv2.IMWRITE_JPEG_QUALITY, 80])[1])
+    del photo
+    model = _analyzer("none").model
+    for detector in ("haar", "yunet"):
+        analyzer = Analyzer(detector, model)
+        with peak_memory() as memory:
+            analyzer.analyze(data)
+        assert memory.mb < MAX_CASE_MB, f"{detector}: {memory.mb:.0f} MB"
+
+
+def test_paths_that_are_not_regular_files_are_refused_unread(tmp_path: Path) -> None:
+    """A FIFO named as a model card, a FER+ vote table or a labels file used to block forever."""
+    from emolens.training import load_dataset
+
+    fifo = tmp_path / "card.json"
+    os.mkfifo(fifo)
+    photo = _face_photo()
+    with pytest.raises(emolens.WeightsError, match="not a regular file"):
+        emolens.analyze(photo, model=str(fifo))
+    data = tmp_path / "data"
+    (data / "happy").mkdir(parents=True)
+    cv2.imwrite(str(data / "happy" / "a.png"), np.zeros((48, 48), np.uint8))
+    os.mkfifo(tmp_path / "votes.csv")
+    with pytest.raises(emolens.DatasetError, match="not a regular file"):
+        load_dataset(str(data), ferplus=str(tmp_path / "votes.csv"))
+
+
+def test_batch_arguments_are_validated() -> None:
+    for name, value in [("fallback", "no"), ("min_face_size", "20"), ("max_pixels", float("nan")), ("every", 0)]:
+        with pytest.raises(emolens.InvalidOptionError, match=name):
+            emolens.batch([], **{name: value})  # type: ignore[arg-type]
+    with pytest.raises(emolens.InvalidOptionError, match="device"):
+        emolens.batch([], device="cpu:1")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -9,18 +11,22 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import check_bool, check_int, check_number, check_options
 from ._crop import eye_angle, face_crop
 from ._device import resolve_device
 from ._image import ColorOrder, ImageInput, LoadedImage, load_image
 from ._limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_FACE_SIZE
 from .detectors import Detector
 from .detectors._factory import create_detector
-from .errors import EmolensError
+from .errors import EmolensError, InvalidOptionError
 from .models._classifier import EmotionModel
 from .models._load import ModelSource, load_model
-from .types import AnalysisResult, Box, Detection, Face
+from .types import AnalysisResult, Box, Detection, Face, Landmarks
 
-__all__ = ["DEFAULT_MIN_FACE_SIZE", "Analyzer"]
+__all__ = ["DEFAULT_MIN_FACE_SIZE", "MAX_MARGIN", "Analyzer"]
+
+#: The largest crop margin accepted: a face crop at most three times the box's side.
+MAX_MARGIN = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,15 +71,19 @@ class Analyzer:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         detector_options: Mapping[str, Any] | None = None,
     ) -> None:
-        resolve_device(device)  # a bad device fails here, before anything is loaded
+        # Every argument is checked before anything is loaded: a bad one fails at once, naming itself.
+        resolve_device(device)
+        options = check_options("detector_options", detector_options)
+        self.fallback = check_bool("fallback", fallback)
+        self.min_face_size = check_int("min_face_size", min_face_size)
+        self.align = check_bool("align", align)
+        if margin is not None:
+            margin = check_number("margin", margin, minimum=0.0, maximum=MAX_MARGIN)
+        self.max_pixels = check_int("max_pixels", max_pixels, minimum=1)
         # The detector first: fetching its weights is what most often fails, and fails faster than building a model.
-        self.detector: Detector | None = create_detector(detector, device=device, **dict(detector_options or {}))
+        self.detector: Detector | None = create_detector(detector, device=device, **options)
         self.model: EmotionModel = load_model(model, device=device)
-        self.fallback = fallback
-        self.min_face_size = min_face_size
-        self.align = align
         self.margin = self.model.spec.input.margin if margin is None else margin
-        self.max_pixels = max_pixels
 
     @property
     def detector_name(self) -> str:
@@ -108,8 +118,13 @@ class Analyzer:
 
         Each result's ``timings_ms["classify"]`` is its share of the batch's classification time.
         """
-        fallback = self.fallback if fallback is None else fallback
-        min_size = self.min_face_size if min_face_size is None else min_face_size
+        fallback = self.fallback if fallback is None else check_bool("fallback", fallback)
+        min_size = self.min_face_size if min_face_size is None else check_int("min_face_size", min_face_size)
+        if isinstance(images, (str, bytes, bytearray, memoryview, np.ndarray)) or not isinstance(images, Sequence):
+            raise InvalidOptionError(
+                f"analyze_batch takes a list of images, got {type(images).__name__}; for one image use analyze()",
+                option="images",
+            )
         loaded: list[LoadedImage] = []
         candidates: list[list[_Candidate]] = []
         timings: list[dict[str, float]] = []
@@ -170,7 +185,7 @@ class Analyzer:
         detections: list[Detection] = []
         if self.detector is not None:
             try:
-                detections = self.detector.detect(img.bgr)
+                detections = _checked(self.detector.detect(img.bgr), self.detector_name)
             except EmolensError:
                 raise
             except Exception as exc:  # a third-party backend failing on this image
@@ -181,13 +196,49 @@ class Analyzer:
             if box is None or min(box.width, box.height) < min_size:
                 continue
             angle = eye_angle(det) if self.align else 0.0
-            crop = face_crop(img.bgr, det.box, margin=self.margin, angle=angle)
+            # Crops come from the detector's box (a face at the edge keeps its shape), unless the box is
+            # far larger than the image, which no real face is: then from the part inside the image.
+            source = det.box if max(det.box.width, det.box.height) <= 2 * max(img.width, img.height) else box
+            crop = face_crop(img.bgr, source, margin=self.margin, angle=angle)
             found.append(_Candidate(Detection(box, det.score, det.landmarks), crop, fallback=False))
-        found.sort(key=lambda c: c.detection.box.area, reverse=True)
+        # Largest first; equal sizes top to bottom, left to right, so the order never depends on the order a
+        # detector happened to return them in (OpenCV's Haar cascade varies it from call to call under threads).
+        found.sort(key=lambda c: (-c.detection.box.area, c.detection.box.y, c.detection.box.x, -c.detection.score))
         if not found and (fallback or self.detector is None):
             whole = Detection(Box(0, 0, img.width, img.height), 1.0)
             found.append(_Candidate(whole, img.bgr, fallback=self.detector is not None))
         return found
+
+
+def _checked(detections: object, detector: str) -> list[Detection]:
+    """A detector's output as Detections with whole-pixel boxes and finite scores, or an error naming the detector.
+
+    Custom detectors may give numpy or float coordinates: they are rounded to whole pixels here.
+    """
+    if not isinstance(detections, (list, tuple)):
+        raise EmolensError(
+            f"detector {detector!r} returned {type(detections).__name__} {detections!r:.60}; a detector's detect() "
+            "must return a list of emolens.Detection"
+        )
+    checked = []
+    for item in detections:
+        box = getattr(item, "box", None)
+        if not isinstance(item, Detection) or not isinstance(box, Box):
+            raise EmolensError(
+                f"detector {detector!r} returned {type(item).__name__} {item!r:.60} among its faces; a detector's "
+                "detect() must return a list of emolens.Detection"
+            )
+        values = (box.x, box.y, box.width, box.height, item.score)
+        if not all(isinstance(v, numbers.Real) and math.isfinite(v) for v in values) or not (
+            item.landmarks is None or isinstance(item.landmarks, Landmarks)
+        ):
+            raise EmolensError(
+                f"detector {detector!r} returned a face with box {values[:4]}, score {item.score!r:.20} and "
+                f"landmarks {type(item.landmarks).__name__}; boxes and scores must be finite numbers"
+            )
+        whole = Box(*(round(float(v)) for v in values[:4]))
+        checked.append(Detection(whole, float(item.score), item.landmarks))
+    return checked
 
 
 def _clip(box: Box, width: int, height: int) -> Box | None:

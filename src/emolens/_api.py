@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._analyzer import Analyzer
+from ._checks import check_options
 from ._image import ColorOrder, ImageInput
 from ._limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_FACE_SIZE
 from .detectors import Detector
@@ -37,7 +38,7 @@ def get_analyzer(
     Detector and model objects are keyed by identity: passing the same instance again reuses the
     Analyzer built around it (the cache holds it, so the identity cannot be reused meanwhile).
     """
-    options = dict(detector_options or {})
+    options = check_options("detector_options", detector_options)
     detector_key = detector if detector is None or isinstance(detector, str) else ("object", id(detector))
     model_key = str(model) if isinstance(model, (str, os.PathLike)) else ("object", id(model))
     # Options are plain values (numbers, strings, tuples); their sorted repr identifies them.

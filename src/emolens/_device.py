@@ -30,6 +30,10 @@ def resolve_device(device: Any) -> Any:
             raise InvalidOptionError(
                 f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s)", option="device"
             )
+    elif resolved.type == "cpu" and resolved.index not in (None, 0):
+        raise InvalidOptionError(
+            f"device {str(device)!r}: there is one CPU device; use 'cpu' (torch uses every core)", option="device"
+        )
     elif resolved.type != "cpu":
         raise InvalidOptionError(f"device {str(device)!r} is not supported; use 'cpu' or 'cuda'", option="device")
     return resolved

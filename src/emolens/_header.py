@@ -1,17 +1,30 @@
-"""Read an encoded image's format and pixel size from its header, without decoding it.
+"""Read an encoded image's format and pixel size from its header, and check its structure, without decoding it.
 
 A 124 KB PNG can claim 32000 x 32000 pixels and take gigabytes to decode: emolens checks the size
-an image claims before handing it to a decoder. Only the formats emolens accepts are recognised
-(JPEG, PNG, WebP, BMP, TIFF, GIF); anything else is refused before any decoder sees it.
+an image claims before handing it to a decoder. The size is not the only number a decoder
+allocates from, so the structure the decoders trust is checked too: every PNG chunk must fit in the
+file (OpenCV's PNG reader allocates a chunk's claimed length), a TIFF's first directory must name
+each tag once (emolens and libtiff would otherwise read different sizes) and its strips or tiles
+must be of a size the image can hold, and a BMP's header must be one of the known layouts. Only
+the formats emolens accepts are recognised (JPEG, PNG, WebP, BMP, TIFF, GIF); anything else is
+refused before any decoder sees it.
 """
 
 from __future__ import annotations
 
 import struct
 
-__all__ = ["FORMATS", "signature", "sniff"]
+__all__ = ["FORMATS", "MAX_DECODE_BUFFER_BYTES", "MalformedImage", "signature", "sniff"]
 
 FORMATS = ("JPEG", "PNG", "WebP", "BMP", "TIFF", "GIF")
+
+#: The most a decoder may need for one TIFF strip or tile (OpenCV decodes a TIFF one strip or tile at a
+#: time; a single-strip 40-megapixel RGB image needs 120 MB, 16-bit RGBA 320 MB).
+MAX_DECODE_BUFFER_BYTES = 512 << 20
+
+
+class MalformedImage(ValueError):
+    """The header names a supported format, but its structure would make a decoder misread or over-allocate."""
 
 
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -35,27 +48,56 @@ def signature(data: bytes) -> str | None:
 
 
 def sniff(data: bytes) -> tuple[str, int, int] | None:
-    """(format, width, height) claimed by an encoded image, or None when the format is not one of
-    :data:`FORMATS` or its header is truncated or malformed."""
+    """(format, width, height) claimed by an encoded image.
+
+    None when the format is not one of :data:`FORMATS` or its header is truncated; raises
+    :class:`MalformedImage` (with the reason) when the header is there but cannot be trusted.
+    """
     try:
-        if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
-            width, height = struct.unpack(">II", data[16:24])
-            return "PNG", width, height
+        if data[:8] == b"\x89PNG\r\n\x1a\n":
+            return _png(data)
         if data[:3] == b"\xff\xd8\xff":
             return _jpeg(data)
         if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
             return _webp(data)
-        if data[:2] == b"BM" and len(data) >= 26:
-            width, height = struct.unpack("<ii", data[18:26])
-            return "BMP", abs(width), abs(height)
+        if data[:2] == b"BM":
+            return _bmp(data)
         if data[:4] in (b"II*\x00", b"MM\x00*"):
             return _tiff(data)
         if data[:6] in (b"GIF87a", b"GIF89a"):
             width, height = struct.unpack("<HH", data[6:10])
             return "GIF", width, height
-    except (struct.error, IndexError, ValueError):
+    except (struct.error, IndexError):
         return None
     return None
+
+
+def _png(data: bytes) -> tuple[str, int, int] | None:
+    """IHDR's size, after walking every chunk: each must fit in the file, and animation frames in the image."""
+    if data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    position = 8
+    while position + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[position : position + 4])
+        kind = data[position + 4 : position + 8]
+        available = len(data) - position - 12
+        if length > available:
+            raise MalformedImage(
+                f"its PNG {kind.decode('latin-1')!r} chunk claims {length:,} bytes, but only {max(available, 0):,} "
+                "follow: the file is corrupt or truncated"
+            )
+        if kind == b"fcTL" and length >= 20:  # an APNG frame: its region must lie inside the image
+            frame_w, frame_h, frame_x, frame_y = struct.unpack(">IIII", data[position + 12 : position + 28])
+            if frame_x + frame_w > width or frame_y + frame_h > height:
+                raise MalformedImage(
+                    f"an animation frame of {frame_w}x{frame_h} pixels at ({frame_x}, {frame_y}) does not fit in the "
+                    f"{width}x{height} image"
+                )
+        if kind == b"IEND":
+            break
+        position += 12 + length
+    return "PNG", width, height
 
 
 def _jpeg(data: bytes) -> tuple[str, int, int] | None:
@@ -73,7 +115,9 @@ def _jpeg(data: bytes) -> tuple[str, int, int] | None:
             continue
         (length,) = struct.unpack(">H", data[position + 2 : position + 4])
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height, width = struct.unpack(">HH", data[position + 5 : position + 9])
+            height, width, components = struct.unpack(">HHB", data[position + 5 : position + 10])
+            if not 1 <= components <= 4:
+                raise MalformedImage(f"its JPEG frame has {components} colour components (1 to 4 are images)")
             return "JPEG", width, height
         if length < 2:
             return None
@@ -96,18 +140,68 @@ def _webp(data: bytes) -> tuple[str, int, int] | None:
     return None
 
 
+# BMP info-header sizes: OS/2 1.x (12 bytes, 16-bit sizes); Windows and OS/2 2.x (16 to 124, 32-bit sizes).
+_BMP_HEADERS = (12, 16, 40, 52, 56, 64, 108, 124)
+
+
+def _bmp(data: bytes) -> tuple[str, int, int] | None:
+    (header,) = struct.unpack("<I", data[14:18])
+    if header not in _BMP_HEADERS:
+        raise MalformedImage(f"its BMP header is {header} bytes long, which no BMP version uses")
+    if header == 12:
+        width, height = struct.unpack("<HH", data[18:22])
+        return "BMP", width, height
+    width, height = struct.unpack("<ii", data[18:26])
+    return "BMP", abs(width), abs(height)
+
+
+# TIFF tags whose values decide what a decoder allocates.
+_TIFF_WIDTH, _TIFF_HEIGHT, _TIFF_BITS, _TIFF_SAMPLES = 256, 257, 258, 277
+_TIFF_ROWS_PER_STRIP, _TIFF_TILE_WIDTH, _TIFF_TILE_HEIGHT = 278, 322, 323
+_TIFF_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 16: 8, 17: 8, 18: 8}
+
+
 def _tiff(data: bytes) -> tuple[str, int, int] | None:
-    """ImageWidth (256) and ImageLength (257) of the first image file directory."""
+    """The first image file directory's size, refusing directories a decoder would read differently."""
     order = "<" if data[:2] == b"II" else ">"
     (offset,) = struct.unpack(order + "I", data[4:8])
     (count,) = struct.unpack(order + "H", data[offset : offset + 2])
-    size: dict[int, int] = {}
-    for index in range(min(count, 4096)):
-        entry = data[offset + 2 + 12 * index : offset + 14 + 12 * index]
-        tag, kind = struct.unpack(order + "HH", entry[:4])
-        if tag in (256, 257):
-            value = struct.unpack(order + ("H" if kind == 3 else "I"), entry[8:10] if kind == 3 else entry[8:12])[0]
-            size[tag] = value
-    if 256 in size and 257 in size:
-        return "TIFF", size[256], size[257]
-    return None
+    if offset + 2 + 12 * count > len(data):
+        raise MalformedImage(f"its TIFF directory of {count} entries runs past the end of the file")
+    values: dict[int, int] = {}
+    for index in range(count):
+        start = offset + 2 + 12 * index
+        tag, kind, number = struct.unpack(order + "HHI", data[start : start + 8])
+        if tag in values:
+            raise MalformedImage(f"its TIFF directory lists tag {tag} twice (decoders disagree on which one counts)")
+        values[tag] = _tiff_value(data, order, kind, number, start + 8)
+    if _TIFF_WIDTH not in values or _TIFF_HEIGHT not in values:
+        return None
+    width, height = values[_TIFF_WIDTH], values[_TIFF_HEIGHT]
+    samples, bits = values.get(_TIFF_SAMPLES, 1), values.get(_TIFF_BITS, 1)
+    if not 1 <= samples <= 4 or not 1 <= bits <= 64:
+        raise MalformedImage(f"its TIFF claims {samples} samples of {bits} bits per pixel (images have 1-4, 1-64)")
+    tile_width = values.get(_TIFF_TILE_WIDTH, width)
+    tile_height = values.get(_TIFF_TILE_HEIGHT, min(values.get(_TIFF_ROWS_PER_STRIP, height), height))
+    buffer = tile_width * tile_height * samples * max(1, bits // 8)
+    if buffer > MAX_DECODE_BUFFER_BYTES:
+        raise MalformedImage(
+            f"its TIFF strips or tiles ({tile_width}x{tile_height} pixels) would need {buffer / 2**20:,.0f} MB to "
+            f"decode (at most {MAX_DECODE_BUFFER_BYTES >> 20} MB)"
+        )
+    return "TIFF", width, height
+
+
+def _tiff_value(data: bytes, order: str, kind: int, number: int, at: int) -> int:
+    """The largest of an entry's integer values (inline, or at the offset it gives); 0 for other types."""
+    codes = {1: "B", 3: "H", 4: "I", 16: "Q"}
+    if kind not in codes or number == 0:
+        return 0
+    size = _TIFF_SIZES[kind] * number
+    if size > 4:
+        (at,) = struct.unpack(order + "I", data[at : at + 4])
+        number = min(number, 64)  # BitsPerSample has one value per sample: a few are enough
+    raw = data[at : at + _TIFF_SIZES[kind] * number]
+    if len(raw) < _TIFF_SIZES[kind] * number:
+        raise MalformedImage("a TIFF tag's values lie past the end of the file")
+    return int(max(struct.unpack(order + codes[kind] * number, raw)))

@@ -11,14 +11,15 @@ nothing; only JPEG, PNG, WebP, BMP, TIFF and GIF reach a decoder.
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import cv2
 import numpy as np
 
-from ._header import FORMATS, sniff
+from ._checks import check_int
+from ._files import check_regular_file
+from ._header import FORMATS, MalformedImage, sniff
 from ._limits import DEFAULT_MAX_PIXELS, MAX_FILE_BYTES
 from .errors import ImageTooLargeError, InvalidImageError
 
@@ -55,14 +56,16 @@ def load_image(image: ImageInput, *, color: ColorOrder = "bgr", max_pixels: int 
     Raises :class:`InvalidImageError` with a message that says what was wrong.
     """
     if color not in ("bgr", "rgb"):
-        raise InvalidImageError(f"color must be 'bgr' or 'rgb', got {color!r}", source=color)
+        raise InvalidImageError(f"color must be 'bgr' or 'rgb', got {color!r:.40}", source="color")
+    max_pixels = check_int("max_pixels", max_pixels, minimum=1)
     if isinstance(image, (str, os.PathLike)):
         path = _path_text(image)
         return LoadedImage(_read_file(path, max_pixels), source=path)
     if isinstance(image, (bytes, bytearray, memoryview)):
-        if len(image) > MAX_FILE_BYTES:
+        data = _as_bytes(image)
+        if len(data) > MAX_FILE_BYTES:
             raise ImageTooLargeError(f"the given bytes are over {MAX_FILE_BYTES >> 20} MiB", source="bytes")
-        return LoadedImage(_decode(bytes(image), "the given bytes", max_pixels))
+        return LoadedImage(_decode(data, "the given bytes", max_pixels))
     if isinstance(image, np.ndarray):
         return LoadedImage(_from_array(image, color, max_pixels))
     if _is_pil_image(image):
@@ -72,6 +75,18 @@ def load_image(image: ImageInput, *, color: ColorOrder = "bgr", max_pixels: int 
         "a numpy array (H, W), (H, W, 3) or (H, W, 4), or a PIL image",
         source=type(image).__name__,
     )
+
+
+def _as_bytes(image: bytes | bytearray | memoryview) -> bytes:
+    """The bytes of a bytes-like input (a released or non-contiguous memoryview is an InvalidImageError)."""
+    if isinstance(image, bytes):
+        return image
+    try:
+        if isinstance(image, memoryview) and image.nbytes > MAX_FILE_BYTES:
+            raise ImageTooLargeError(f"the given bytes are over {MAX_FILE_BYTES >> 20} MiB", source="bytes")
+        return bytes(image)
+    except (ValueError, TypeError) as exc:  # a released memoryview, or one of another format
+        raise InvalidImageError(f"cannot read the given {type(image).__name__}: {exc}", source="bytes") from None
 
 
 def _path_text(image: str | os.PathLike[Any]) -> str:
@@ -88,20 +103,9 @@ def _path_text(image: str | os.PathLike[Any]) -> str:
 
 def _read_file(path: str, max_pixels: int) -> np.ndarray:
     """The decoded image of a regular file (never a directory, FIFO or device, never more than MAX_FILE_BYTES)."""
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise InvalidImageError(f"image file not found: {path}", source=path) from None
-    except OSError as exc:
-        raise InvalidImageError(f"cannot read {path}: {exc.strerror or exc}", source=path) from None
-    if stat.S_ISDIR(info.st_mode):
-        raise InvalidImageError(f"{path} is a directory, not an image file", source=path)
-    if not stat.S_ISREG(info.st_mode):
-        raise InvalidImageError(f"{path} is not a regular file (a FIFO, device or socket): not read", source=path)
-    if info.st_size > MAX_FILE_BYTES:
-        raise ImageTooLargeError(
-            f"{path} is {info.st_size >> 20} MiB, over the {MAX_FILE_BYTES >> 20} MiB limit", source=path
-        )
+    size = check_regular_file(path, lambda message: InvalidImageError(message, source=path), "image file")
+    if size > MAX_FILE_BYTES:
+        raise ImageTooLargeError(f"{path} is {size >> 20} MiB, over the {MAX_FILE_BYTES >> 20} MiB limit", source=path)
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_FILE_BYTES + 1)
@@ -124,7 +128,10 @@ def _check_pixels(width: int, height: int, max_pixels: int, what: str) -> None:
 def _decode(data: bytes, what: str, max_pixels: int) -> np.ndarray:
     if not data:
         raise InvalidImageError(f"{what} is empty (0 bytes); expected an encoded image", source=what)
-    header = sniff(data)
+    try:
+        header = sniff(data)
+    except MalformedImage as exc:
+        raise InvalidImageError(f"cannot decode {what}: {exc}; not decoded", source=what) from None
     if header is None:
         raise InvalidImageError(
             f"cannot decode {what} as an image: it is not {', '.join(FORMATS[:-1])} or {FORMATS[-1]}, "

@@ -9,25 +9,30 @@ code). Environment variables:
 
 Downloads go to a temporary file that is verified before it is moved into the cache, so an
 interrupted or tampered download never leaves a bad file behind, and a bad cached file is never
-returned. Each download has a connect timeout, a total time limit and a minimum transfer rate
-(:data:`DOWNLOAD_LIMITS`), so a stalled or dripping server fails in bounded time; a file that failed
-is not tried again for the rest of the process (:func:`forget_failures` allows it); and several
-processes fetching the same file at once download it once (a lock file in the cache, POSIX).
+returned. Every phase of a download is bounded (:data:`DOWNLOAD_LIMITS`: connect, response headers,
+first body byte, silences, average rate, total time, size, redirects), so a stalled or dripping server
+fails in bounded time with an error naming the phase; a file that failed is not tried again for the
+rest of the process (:func:`forget_failures` allows it); and several processes fetching the same file
+at once download it once (a lock file in the cache, POSIX): the others wait for it, within
+``lock_wait_s``, then fail with an error naming the process that holds the lock. Proxies come from the
+usual environment variables (``https_proxy``, ``no_proxy`` ...).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ._registry import WeightsFile
 from .errors import WeightsDownloadError, WeightsError, WeightsIntegrityError, WeightsUnavailableError
@@ -54,13 +59,35 @@ log = logging.getLogger("emolens")
 
 @dataclass(frozen=True)
 class DownloadLimits:
-    """Bounds on one download: a stalled, dripping or endless server fails within ``total_s`` seconds."""
+    """Bounds on each phase of one download from one URL, so a stalled, dripping or endless server fails in time.
 
-    connect_s: float = 10.0  # to connect, and to wait for any byte
-    total_s: float = 300.0  # for the whole file
-    min_rate: float = 20_000.0  # bytes/s on average, checked once ``grace_s`` have passed
+    The phase limits are deadlines, not per-read timeouts: a server sending its headers one byte a second fails
+    after ``headers_s`` all the same. Every failure is a :class:`WeightsDownloadError` naming the phase.
+
+    Attributes:
+        connect_s: name lookup, TCP connect, proxy tunnel and TLS handshake, together (for each request).
+        headers_s: from sending the request to the end of the status line and headers (for each request).
+        first_byte_s: from the headers to the first byte of the body.
+        read_s: the longest silence while reading the rest of the body.
+        total_s: the whole download, redirects included.
+        min_rate: bytes/s on average since the start, checked once ``grace_s`` have passed.
+        grace_s: time before ``min_rate`` applies.
+        max_bytes: the most bytes accepted when the spec gives no size (else its size + 1 %).
+        max_redirects: redirects followed (http and https only; a redirect loop fails at once).
+        lock_wait_s: how long to wait for another process (or thread) fetching the same file, then fail
+            with :class:`WeightsUnavailableError` naming it: ``total_s`` and a minute.
+    """
+
+    connect_s: float = 10.0
+    headers_s: float = 10.0
+    first_byte_s: float = 10.0
+    read_s: float = 10.0
+    total_s: float = 300.0
+    min_rate: float = 20_000.0
     grace_s: float = 10.0
-    max_bytes: int = 1 << 30  # when the spec gives no size
+    max_bytes: int = 1 << 30
+    max_redirects: int = 5
+    lock_wait_s: float = 360.0
 
 
 DOWNLOAD_LIMITS = DownloadLimits()
@@ -141,16 +168,53 @@ def forget_failures() -> None:
 
 
 @contextlib.contextmanager
-def _process_lock(folder: Path, name: str) -> Iterator[None]:
-    """An exclusive lock on ``<folder>/<name>.lock`` shared by every process (POSIX; a no-op elsewhere)."""
+def _thread_lock(name: str, wait_s: float) -> Iterator[None]:
+    """The per-file lock of this process's threads, waited for at most ``wait_s`` seconds."""
+    lock = _lock_for(name)
+    if not lock.acquire(timeout=wait_s):
+        raise WeightsUnavailableError(
+            f"another thread of this process has been fetching {name} for over {wait_s:g} s; try again later",
+            filename=name,
+        )
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _holder_info() -> str:
+    """What a lock holder writes into the lock file, for the processes waiting on it."""
+    return json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()})
+
+
+def _describe_holder(lock_path: Path) -> str:
+    """'(pid 1234 on host, downloading since 12:03:04, 41 s ago)' from the lock file, or '' if unreadable."""
+    try:
+        info = json.loads(lock_path.read_text(encoding="utf-8"))
+        pid, host, since = int(info["pid"]), str(info["host"]), float(info["since"])
+    except (OSError, ValueError, TypeError, KeyError):  # being written, or left by an older emolens
+        return ""
+    clock = time.strftime("%H:%M:%S" if time.time() - since < 43_200 else "%Y-%m-%d %H:%M:%S", time.localtime(since))
+    return f" (pid {pid} on {host}, downloading since {clock}, {max(time.time() - since, 0):.0f} s ago)"
+
+
+@contextlib.contextmanager
+def _process_lock(folder: Path, name: str, wait_s: float) -> Iterator[None]:
+    """An exclusive lock on ``<folder>/<name>.lock`` shared by every process (POSIX; a no-op elsewhere).
+
+    Waits at most ``wait_s`` seconds, then raises WeightsUnavailableError naming the holder, whose pid, host and
+    start time it reads from the lock file. The lock file only ever holds that line: deleting it cannot corrupt
+    the cache (two downloads could then overlap, each still verified and moved into place atomically).
+    """
     try:
         import fcntl
-    except ImportError:  # Windows: threads of one process are still serialised by _lock_for
+    except ImportError:  # Windows: threads of one process are still serialised by _thread_lock
         yield
         return
+    lock_path = folder / f"{name}.lock"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        handle = (folder / f"{name}.lock").open("a")
+        handle = lock_path.open("a+", encoding="utf-8")
     except OSError as exc:
         raise WeightsUnavailableError(
             f"cannot write to the weights cache {folder} ({exc.strerror or exc}); set EMOLENS_HOME to a writable "
@@ -158,11 +222,50 @@ def _process_lock(folder: Path, name: str) -> Iterator[None]:
             filename=name,
         ) from None
     with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        if not _wait_for_flock(handle, lock_path, name, wait_s):
+            yield
+            return
         try:
+            with contextlib.suppress(OSError):  # the holder's details are a courtesy to waiters
+                handle.seek(0)
+                handle.truncate()
+                handle.write(_holder_info())
+                handle.flush()
             yield
         finally:
+            with contextlib.suppress(OSError):
+                handle.seek(0)
+                handle.truncate()
+                handle.flush()
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _wait_for_flock(handle: IO[str], lock_path: Path, name: str, wait_s: float) -> bool:
+    """Take the exclusive flock within ``wait_s`` (True), or find that this file system has none (False)."""
+    import fcntl
+
+    deadline = time.monotonic() + wait_s
+    pause = 0.05
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            pass
+        except OSError as exc:  # e.g. ENOLCK on a network file system: downloads are still atomic
+            log.warning("cannot lock %s (%s); fetching %s without it", lock_path, exc.strerror or exc, name)
+            return False
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise WeightsUnavailableError(
+                f"another process{_describe_holder(lock_path)} holds the lock on {lock_path}; try again later, "
+                "or delete the lock file if that process is gone",
+                filename=name,
+            )
+        if pause == 0.05:
+            log.info("waiting for another process%s to fetch %s", _describe_holder(lock_path), name)
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, 0.5)
 
 
 def fetch(weights: WeightsFile) -> Path:
@@ -173,7 +276,8 @@ def fetch(weights: WeightsFile) -> Path:
     """
     if weights.bundled or weights.path:
         return _verified_in_place(weights)
-    with _lock_for(weights.name):
+    wait_s = DOWNLOAD_LIMITS.lock_wait_s
+    with _thread_lock(weights.name, wait_s):
         cached = _cached(weights)
         if cached is not None:  # the common case: no lock file, no network
             return cached
@@ -182,7 +286,7 @@ def fetch(weights: WeightsFile) -> Path:
         if failed is not None:
             raise failed
         try:
-            with _process_lock(cache_dir(), weights.name):
+            with _process_lock(cache_dir(), weights.name, wait_s):
                 return _fetch_locked(weights)
         except (WeightsDownloadError, WeightsIntegrityError) as exc:
             if not is_offline():  # a download failed (offline, nothing was tried: nothing to remember)
@@ -319,42 +423,22 @@ def _check_download(tmp: Path, weights: WeightsFile, url: str) -> None:
 
 
 class _BoundedDownloader:
-    """A pooch downloader with a connect timeout, a total time limit, a minimum rate and a size cap."""
+    """A pooch downloader in which every phase is bounded (:class:`DownloadLimits`), with a size cap."""
 
     def __init__(self, limits: DownloadLimits, max_bytes: int) -> None:
         self.limits = limits
         self.max_bytes = max_bytes
 
     def __call__(self, url: str, output_file: Any, pooch_instance: Any, check_only: bool = False) -> None:
-        import requests
+        from ._download import download  # imports ssl and http.client: only when downloading
 
-        limits = self.limits
-        start = time.monotonic()
-        received = 0
-        with requests.get(url, stream=True, timeout=(limits.connect_s, limits.connect_s), allow_redirects=True) as r:
-            r.raise_for_status()
-            # read1 returns whatever one system call gets, so a server dripping bytes is caught by the checks
-            # below (urllib3 1.x has no read1: fall back to iter_content, bounded by the socket timeout alone)
-            read1 = getattr(r.raw, "read1", None)
-            chunks = iter(lambda: read1(1 << 16, decode_content=True), b"") if read1 else r.iter_content(1 << 16)
-            with open(output_file, "wb") as sink:
-                for chunk in chunks:
-                    received += len(chunk)
-                    elapsed = time.monotonic() - start
-                    if received > self.max_bytes:
-                        raise OSError(f"more than {self.max_bytes:,} bytes")
-                    if elapsed > limits.total_s:
-                        raise TimeoutError(f"slower than {limits.total_s:.0f} s in all")
-                    if elapsed > limits.grace_s and received / elapsed < limits.min_rate:
-                        raise TimeoutError(f"under {limits.min_rate / 1000:.0f} KB/s")
-                    sink.write(chunk)
+        with open(output_file, "wb") as sink:
+            download(url, sink, self.limits, self.max_bytes)
 
 
 def _download(weights: WeightsFile, path: Path) -> Path:
     """Download to a temporary name beside the cache entry, verify, then move it into place atomically."""
     import pooch
-    import requests
-    import urllib3
 
     mirror = mirror_url()
     urls = [f"{mirror}/{weights.name}"] if mirror else list(weights.urls)
@@ -370,9 +454,9 @@ def _download(weights: WeightsFile, path: Path) -> Path:
             pooch.retrieve(
                 url, known_hash=None, fname=temporary, path=path.parent, progressbar=False, downloader=downloader
             )
-        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+        except (OSError, ValueError) as exc:  # every download failure is an OSError (_download.DownloadError)
             tmp.unlink(missing_ok=True)  # pooch removes its own temporary file
-            failures.append(f"{url}: {type(exc).__name__}: {str(exc)[:120]}")
+            failures.append(f"{url}: {type(exc).__name__}: {str(exc)[:200]}")
             continue
         try:
             _check_download(tmp, weights, url)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._checks import check_bool, check_int
+from .._device import resolve_device
 from .._limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_FACE_SIZE
 from .._rows import Row, columns
 from ..errors import InvalidOptionError
@@ -102,11 +104,14 @@ def batch(
     if engine not in ENGINES:
         raise InvalidOptionError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}", option="engine")
     for name, value in (("batch_size", batch_size), ("part_size", part_size), ("every", every)):
-        if not isinstance(value, int) or value < 1:
-            raise InvalidOptionError(f"{name} must be a positive integer, got {value!r}", option=name)
-    workers = workers or os.cpu_count() or 1
-    if workers < 1:
-        raise InvalidOptionError(f"workers must be at least 1, got {workers}", option="workers")
+        check_int(name, value, minimum=1)
+    fallback = check_bool("fallback", fallback)
+    min_face_size = check_int("min_face_size", min_face_size)
+    max_pixels = check_int("max_pixels", max_pixels, minimum=1)
+    resolve_device(device)
+    workers = check_int("workers", workers or os.cpu_count() or 1, minimum=1)
+    if threads is not None:
+        threads = check_int("threads", threads, minimum=1)
     if threads is None and workers > 1:
         threads = 1
     items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)

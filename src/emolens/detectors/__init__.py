@@ -45,7 +45,7 @@ BUILTIN_DETECTORS: tuple[DetectorSpec, ...] = (
         builder="emolens.detectors.haar:HaarDetector",
         description="OpenCV Haar cascade: always available, fast, misses turned faces, no scores.",
         license="BSD-3-Clause (OpenCV)",
-        options={"scale_factor": 1.1, "min_neighbors": 5, "min_size": 20},
+        options={"scale_factor": 1.1, "min_neighbors": 5, "min_size": 20, "max_side": 1280},
     ),
     DetectorSpec(
         name="yunet",
@@ -72,7 +72,7 @@ BUILTIN_DETECTORS: tuple[DetectorSpec, ...] = (
         extra="dlib",
         requires=("dlib",),
         license="Boost Software License (dlib)",
-        options={"upsample": 1},
+        options={"upsample": 1, "max_side": 1280},
     ),
     DetectorSpec(
         name="dlib-cnn",
@@ -82,7 +82,7 @@ BUILTIN_DETECTORS: tuple[DetectorSpec, ...] = (
         extra="dlib",
         requires=("dlib",),
         license=DLIB_CNN_WEIGHTS.license,
-        options={"upsample": 1},
+        options={"upsample": 1, "max_side": 1280},
     ),
     DetectorSpec(
         name="retinaface",
@@ -92,7 +92,7 @@ BUILTIN_DETECTORS: tuple[DetectorSpec, ...] = (
         requires=("retinaface",),
         landmarks=True,
         license="MIT (retina-face package); weights: see the package",
-        options={"score_threshold": 0.9},
+        options={"score_threshold": 0.9, "max_side": 1280},
     ),
 )
 

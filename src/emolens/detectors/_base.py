@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ..types import Detection
+from .._image import downscale
+from ..types import Box, Detection, Landmarks, Point
 
-__all__ = ["Detector"]
+__all__ = ["Detector", "detect_downscaled"]
 
 
 @runtime_checkable
@@ -24,3 +26,29 @@ class Detector(Protocol):
     def detect(self, image: np.ndarray) -> list[Detection]:
         """All faces in ``image``, in any order."""
         ...
+
+
+def detect_downscaled(
+    image: np.ndarray, max_side: int | None, detect: Callable[[np.ndarray], list[Detection]]
+) -> list[Detection]:
+    """``detect`` run on a copy of ``image`` whose longer side is at most ``max_side``, boxes mapped back.
+
+    What bounds a detector's time and memory on a huge image (a 40-megapixel photo costs the Haar
+    cascade 2 GB at full size); ``max_side=None`` runs at full size. Crops are still cut from the
+    full-resolution image.
+    """
+    small, scale = downscale(image, max_side)
+    found = detect(small)
+    if scale == 1.0:
+        return found
+    return [_scaled(d, 1.0 / scale) for d in found]
+
+
+def _scaled(detection: Detection, factor: float) -> Detection:
+    box = detection.box
+    x0, y0 = round(box.x * factor), round(box.y * factor)
+    x1, y1 = round((box.x + box.width) * factor), round((box.y + box.height) * factor)
+    landmarks = detection.landmarks
+    if landmarks is not None:
+        landmarks = Landmarks(*(Point(p.x * factor, p.y * factor) for p in landmarks))
+    return Detection(Box(x0, y0, x1 - x0, y1 - y0), detection.score, landmarks)

@@ -17,6 +17,7 @@ from .._optional import require
 from .._registry import DetectorSpec
 from ..types import Box, Detection
 from ..weights import fetch
+from ._base import detect_downscaled
 
 __all__ = ["DlibCNNDetector", "DlibHOGDetector"]
 
@@ -25,6 +26,8 @@ def _squash(margin: float) -> float:
     return 1.0 / (1.0 + math.exp(-margin))
 
 
+# Both detectors take ``max_side``: a longer image side is downscaled to it for detection (dlib's memory grows
+# with the upsampled image: a 40-megapixel photo would need gigabytes); ``None`` runs at full size.
 # Both detectors scan an 80x80 window over an image pyramid, so no face fits in an image whose shorter side,
 # after upsampling, is below it. Skipping such images matters: dlib's CNN raises on tiny inputs and its
 # detector object is unusable (double free) afterwards.
@@ -43,14 +46,20 @@ def _box(rect: Any) -> Box:
 class DlibHOGDetector:
     """dlib's frontal-face HOG detector; ``upsample`` doubles the image that many times (finds smaller faces)."""
 
-    def __init__(self, spec: DetectorSpec, *, device: str = "cpu", upsample: int = 1, **_: Any) -> None:
+    def __init__(
+        self, spec: DetectorSpec, *, device: str = "cpu", upsample: int = 1, max_side: int | None = 1280, **_: Any
+    ) -> None:
         dlib = require("dlib", extra="dlib", feature=f"the {spec.name!r} detector")
         self.name = spec.name
         self._detector = dlib.get_frontal_face_detector()
         self._upsample = upsample
+        self._max_side = max_side
         self._lock = threading.Lock()
 
     def detect(self, image: np.ndarray) -> list[Detection]:
+        return detect_downscaled(image, self._max_side, self._detect)
+
+    def _detect(self, image: np.ndarray) -> list[Detection]:
         if _too_small(image, self._upsample):
             return []
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -62,14 +71,20 @@ class DlibHOGDetector:
 class DlibCNNDetector:
     """dlib's MMOD CNN face detector (more accurate than HOG, slow on CPU; uses CUDA if dlib was built with it)."""
 
-    def __init__(self, spec: DetectorSpec, *, device: str = "cpu", upsample: int = 1, **_: Any) -> None:
+    def __init__(
+        self, spec: DetectorSpec, *, device: str = "cpu", upsample: int = 1, max_side: int | None = 1280, **_: Any
+    ) -> None:
         dlib = require("dlib", extra="dlib", feature=f"the {spec.name!r} detector")
         self.name = spec.name
         self._detector = dlib.cnn_face_detection_model_v1(str(fetch(spec.weights[0])))
         self._upsample = upsample
+        self._max_side = max_side
         self._lock = threading.Lock()
 
     def detect(self, image: np.ndarray) -> list[Detection]:
+        return detect_downscaled(image, self._max_side, self._detect)
+
+    def _detect(self, image: np.ndarray) -> list[Detection]:
         if _too_small(image, self._upsample):
             return []
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

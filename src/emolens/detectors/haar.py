@@ -16,6 +16,7 @@ import numpy as np
 from .._registry import DetectorSpec
 from ..errors import MissingDependencyError
 from ..types import Box, Detection
+from ._base import detect_downscaled
 
 __all__ = ["HaarDetector"]
 
@@ -23,7 +24,10 @@ _CASCADE = "haarcascade_frontalface_default.xml"
 
 
 class HaarDetector:
-    """Haar cascade with OpenCV's usual settings (scale 1.1, 5 neighbours, 20 px minimum)."""
+    """Haar cascade with OpenCV's usual settings (scale 1.1, 5 neighbours, 20 px minimum).
+
+    Images whose longer side exceeds ``max_side`` are downscaled for detection; ``None`` runs at full size.
+    """
 
     def __init__(
         self,
@@ -33,6 +37,7 @@ class HaarDetector:
         scale_factor: float = 1.1,
         min_neighbors: int = 5,
         min_size: int = 20,
+        max_side: int | None = 1280,
         **_: Any,
     ) -> None:
         self.name = spec.name if spec else "haar"
@@ -46,9 +51,13 @@ class HaarDetector:
         self._scale_factor = scale_factor
         self._min_neighbors = min_neighbors
         self._min_size = (min_size, min_size)
+        self._max_side = max_side
         self._lock = threading.Lock()
 
     def detect(self, image: np.ndarray) -> list[Detection]:
+        return detect_downscaled(image, self._max_side, self._detect)
+
+    def _detect(self, image: np.ndarray) -> list[Detection]:
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         with self._lock:
             boxes = self._cascade.detectMultiScale(

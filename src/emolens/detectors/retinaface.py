@@ -25,6 +25,7 @@ from .._registry import DetectorSpec
 from ..errors import EmolensError, WeightsDownloadError, WeightsUnavailableError
 from ..types import Box, Detection, Landmarks
 from ..weights import cache_dir, is_offline
+from ._base import detect_downscaled
 
 __all__ = ["RetinaFacePackageDetector", "package_home"]
 
@@ -67,8 +68,17 @@ def _import_package() -> ModuleType:
 class RetinaFacePackageDetector:
     """ResNet-50 RetinaFace from the retina-face package, with 5 landmarks; ``score_threshold`` as there (0.9)."""
 
-    def __init__(self, spec: DetectorSpec, *, device: str = "cpu", score_threshold: float = 0.9, **_: Any) -> None:
+    def __init__(
+        self,
+        spec: DetectorSpec,
+        *,
+        device: str = "cpu",
+        score_threshold: float = 0.9,
+        max_side: int | None = 1280,
+        **_: Any,
+    ) -> None:
         self.name = spec.name
+        self._max_side = max_side
         self._threshold = score_threshold
         with _lock, _package_environment():
             self._module = _import_package()
@@ -91,6 +101,9 @@ class RetinaFacePackageDetector:
                 ) from exc
 
     def detect(self, image: np.ndarray) -> list[Detection]:
+        return detect_downscaled(image, self._max_side, self._detect)
+
+    def _detect(self, image: np.ndarray) -> list[Detection]:
         with _lock:
             found = self._module.detect_faces(image, threshold=self._threshold, model=self._model)
         if not isinstance(found, dict):  # the package returns a tuple when nothing is found

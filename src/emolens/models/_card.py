@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._files import check_regular_file
 from .._registry import RUNTIMES, InputSpec, ModelSpec, WeightsFile
 from ..errors import WeightsError, WeightsUnavailableError
 
@@ -175,6 +176,8 @@ class ModelCard:
     def read(cls, path: str | Path) -> ModelCard:
         """Read and validate ``<name>.json`` (bounded in size; WeightsError when it is not a valid card)."""
         path = Path(path)
+        if path.exists():  # a FIFO or device named as a card would block or never end: refused unread
+            check_regular_file(path, lambda message: _bad(path, message), "the card")
         try:
             if path.stat().st_size > MAX_CARD_BYTES:
                 raise _bad(path, f"it is larger than {MAX_CARD_BYTES:,} bytes")

@@ -70,6 +70,12 @@ def load_model(source: ModelSource, *, device: str | torch.device = "cpu", tta: 
             f"{type(source).__name__} {source!r:.40}",
             option="model",
         )
+    if not str(source).strip():
+        raise InvalidOptionError(
+            "model is empty; give a registered name such as 'default' (see `emolens models`), a card or weights "
+            "path, or a run folder",
+            option="model",
+        )
     torch_device = resolve_device(device)
     spec, weights = resolve_model(source)
     temperatures = None

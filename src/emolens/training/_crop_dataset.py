@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from .._crop import face_crop
+from .._files import check_regular_file
 from ..errors import DatasetError
 from ..types import Box
 
@@ -81,9 +82,20 @@ def _split_of(key: str, ratios: Sequence[float], seed: int) -> str:
 
 
 def _download(url: str, cache: Path, retries: int, timeout: float) -> Path:
-    """The URL's content in ``cache`` (downloaded once, with retries; atomic). Raises OSError on failure."""
-    import requests
+    """The URL's content in ``cache`` (downloaded once, with retries; atomic). Raises OSError on failure.
 
+    Each try is bounded in every phase like a weights download (:mod:`emolens._download`), with
+    ``timeout`` seconds for the connection, the headers and any pause in the body.
+    """
+    import dataclasses
+    import io
+
+    from .._download import download
+    from ..weights import DOWNLOAD_LIMITS
+
+    limits = dataclasses.replace(
+        DOWNLOAD_LIMITS, connect_s=timeout, headers_s=timeout, first_byte_s=timeout, read_s=timeout
+    )
     suffix = Path(url.split("?")[0]).suffix.lower()[:6] or ".img"
     target = cache / (hashlib.sha1(url.encode(), usedforsecurity=False).hexdigest() + suffix)
     if target.is_file():
@@ -94,24 +106,20 @@ def _download(url: str, cache: Path, retries: int, timeout: float) -> Path:
         if attempt:
             time.sleep(min(2.0, 0.25 * 2**attempt))
         try:
-            with requests.get(url, timeout=timeout, stream=True) as response:
-                response.raise_for_status()
-                data = bytearray()
-                for chunk in response.iter_content(1 << 16):
-                    data += chunk
-                    if len(data) > _MAX_DOWNLOAD_BYTES:
-                        raise OSError(f"larger than {_MAX_DOWNLOAD_BYTES >> 20} MB")
+            body = io.BytesIO()
+            download(url, body, limits, _MAX_DOWNLOAD_BYTES)
             partial = target.with_name(target.name + ".part")
-            partial.write_bytes(bytes(data))
+            partial.write_bytes(body.getvalue())
             partial.replace(target)
             return target
-        except (requests.RequestException, OSError) as exc:
+        except OSError as exc:
             problem = f"{type(exc).__name__}: {exc}"
     raise OSError(f"download failed after {retries} tries ({problem})")
 
 
 def _read_table(path: Path) -> tuple[list[dict[str, str]], list[str]]:
     """The table's rows and its annotator label columns."""
+    check_regular_file(path, lambda message: DatasetError(message, path=path), "table")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:

@@ -23,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .._files import check_regular_file
 from ..errors import DatasetError
 from ..labels import FER2013, FERPLUS_VOTE_COLUMNS
 from ..models._preprocess import to_gray_square
@@ -104,6 +105,7 @@ def _vote_columns(fieldnames: Sequence[str] | None, path: Path, key: str) -> lis
 @contextlib.contextmanager
 def _vote_rows(path: Path, key: str) -> Iterator[tuple[Iterator[tuple[int, dict[str, str]]], list[str]]]:
     """The (line number, row) pairs of a FER+ vote CSV and its vote column names, the file open meanwhile."""
+    check_regular_file(path, lambda message: DatasetError(message, path=path), "FER+ votes")
     try:
         handle = path.open(newline="", encoding="utf-8")
     except OSError as exc:
@@ -157,6 +159,7 @@ LABELS_FILE = "labels.txt"
 def read_labels_file(path: Path) -> dict[str, str]:
     """``labels.txt``: one class per line, ``label`` or ``folder = label``, in output order ({folder: label})."""
     mapping: dict[str, str] = {}
+    check_regular_file(path, lambda message: DatasetError(message, path=path), "labels file")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -299,6 +302,7 @@ def load_fer2013_csv(
     sources: list[str] = []
     votes: list[np.ndarray] = []
     skipped = 0
+    check_regular_file(path, lambda message: DatasetError(message, path=path), "FER2013 CSV")
     try:
         handle = path.open(newline="")
     except OSError as exc:
