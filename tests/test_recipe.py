@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import csv
+import json
+import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
 import emolens
 from emolens.cli import main
+from emolens.training import TrainConfig, plan_stage, run_recipe
 
 pytestmark = pytest.mark.slow  # trains three models in miniature: `pytest -m 'not slow'` skips it
 
@@ -40,11 +44,23 @@ def voted_tiny(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> Path:
 
 def test_recipe_in_miniature(voted_tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "recipe"
-    code = main(
-        ["recipe", str(voted_tiny / "train"), str(voted_tiny / "val"), "--out", str(out), "--device", "cpu", "--mini"]
-    )
+    args = [
+        "recipe",
+        str(voted_tiny / "train"),
+        str(voted_tiny / "val"),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--mini",
+    ]
+    code = main(args)
     assert code == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
+    # each stage's time was measured and printed before it started
+    for name in ("consensus-large", "consensus-default", "consensus-fast"):
+        assert re.search(rf"{name}: 1 epoch\(s\) left x [\d.]+ min \(measured from 8 timed steps\)", captured.err)
     for name in ("consensus-large", "consensus-default", "consensus-fast"):
         weights = out / f"emolens-{name}.safetensors"
         assert weights.is_file() and weights.stat().st_size <= 16 * 2**20
@@ -54,3 +70,34 @@ def test_recipe_in_miniature(voted_tiny: Path, tmp_path: Path, capsys: pytest.Ca
     card = (out / "emolens-consensus-default.md").read_text()
     assert "## Agreement with people (FER+ consensus)" in card and "--teacher" in card
     assert "--targets distribution" in card and "--logit-adjustment 1.0" in card and "Prior shift: 0.4" in card
+    # run again: every stage is exported already, so nothing trains
+    before = (out / "emolens-consensus-fast.safetensors").stat().st_mtime_ns
+    assert main(args) == 0
+    assert capsys.readouterr().err.count("already trained and exported") == 3
+    assert (out / "emolens-consensus-fast.safetensors").stat().st_mtime_ns == before
+
+
+def test_recipe_refuses_a_stage_that_cannot_meet_the_deadline(voted_tiny: Path, tmp_path: Path) -> None:
+    out = tmp_path / "recipe"
+    with pytest.raises(emolens.InvalidOptionError, match=r"stage consensus-default needs about \d+ min .* not started"):
+        run_recipe(
+            str(voted_tiny / "train"),
+            str(voted_tiny / "val"),
+            out,
+            device="cpu",
+            stages=["default"],
+            teacher="large",
+            epochs=30,
+            deadline=time.time() + 60,
+        )
+    assert not (out / "runs" / "consensus-default").exists()
+
+
+def test_stage_plan_reads_a_resumed_runs_own_epochs(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(b"")
+    (run / "log.json").write_text(json.dumps([{"epoch": 1, "seconds": 100.0}, {"epoch": 2, "seconds": 120.0}]))
+    plan = plan_stage(TrainConfig("train", "val", str(run), model="fast", epochs=5), "fast")
+    assert (plan.epochs_left, plan.seconds_per_epoch, plan.measured_from) == (3, 110.0, "finished epochs")
+    assert plan.seconds == 330.0

@@ -30,7 +30,8 @@ def check_int(name: str, value: object, *, minimum: int = 0, maximum: int | None
     elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
         number = int(value)
     else:
-        raise InvalidOptionError(f"{name} must be a whole number, got {type(value).__name__} {value!r:.40}", option=name)
+        shown = f"{type(value).__name__} {value!r:.40}"
+        raise InvalidOptionError(f"{name} must be a whole number, got {shown}", option=name)
     if number < minimum or (maximum is not None and number > maximum):
         upper = f" and at most {maximum:,}" if maximum is not None else ""
         raise InvalidOptionError(f"{name} must be at least {minimum:,}{upper}, got {number:,}", option=name)

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from ._export import export_run, recalibrate_card
     from ._loop import TrainResult, train
     from ._optim import build_optimizer, build_schedule
-    from ._recipe import RECIPE_STAGES, RecipeStage, run_recipe
+    from ._recipe import RECIPE_STAGES, RecipeStage, StagePlan, plan_stage, run_recipe
     from ._targets import build_targets, majority_labels, vote_distribution
 
 __all__ = [
@@ -54,6 +54,7 @@ __all__ = [
     "Evaluation",
     "FaceDataset",
     "RecipeStage",
+    "StagePlan",
     "Teachers",
     "TrainConfig",
     "TrainResult",
@@ -79,6 +80,7 @@ __all__ = [
     "load_image_folder",
     "majority_labels",
     "majority_vote",
+    "plan_stage",
     "predict_dataset",
     "read_ferplus_table",
     "recalibrate_card",
@@ -117,7 +119,7 @@ __getattr__, __dir__ = lazy_attributes(
         "._export": ["export_run", "recalibrate_card"],
         "._loop": ["TrainResult", "train"],
         "._optim": ["build_optimizer", "build_schedule"],
-        "._recipe": ["RECIPE_STAGES", "RecipeStage", "run_recipe"],
+        "._recipe": ["RECIPE_STAGES", "RecipeStage", "StagePlan", "plan_stage", "run_recipe"],
         "._targets": ["build_targets", "majority_labels", "vote_distribution"],
     },
     __all__,

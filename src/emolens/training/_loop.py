@@ -41,12 +41,12 @@ from ._augment import augment, random_erase
 from ._config import TrainConfig
 from ._data import AUTO, FaceDataset, load_dataset
 from ._distill import Teachers, distillation_loss
-from ._evaluate import evaluate_network
+from ._evaluate import evaluate_network, predict_dataset
 from ._optim import build_optimizer, build_schedule
 from ._spec import run_spec, source_weights
 from ._targets import build_targets
 
-__all__ = ["TrainConfig", "TrainResult", "train"]
+__all__ = ["TrainConfig", "TrainResult", "epochs_done", "measure_epoch_seconds", "train"]
 
 CHECKPOINT = "checkpoint.pt"
 BEST_WEIGHTS = "best.safetensors"
@@ -406,6 +406,57 @@ def _checkpoint(
         },
         path,
     )
+
+
+def epochs_done(out_dir: str | Path) -> list[dict[str, float]]:
+    """The epoch log of a run folder (one row per finished epoch, with its ``seconds``); empty for a new run."""
+    log = Path(out_dir) / "log.json"
+    if not (Path(out_dir) / CHECKPOINT).is_file() or not log.is_file():
+        return []
+    rows: list[dict[str, float]] = json.loads(log.read_text())
+    return rows
+
+
+def measure_epoch_seconds(cfg: TrainConfig, *, train_images: int, val_images: int, steps: int = 8) -> float:
+    """Seconds one epoch of ``cfg`` takes on this machine, from a few timed steps on generated images.
+
+    The steps are the training loop's own (augmentation, forward, loss, distillation from the
+    teachers, backward, optimizer, EMA), with ``cfg``'s network, batch size, device and bf16 setting;
+    the validation pass is timed on one batch and scaled to ``val_images``. Data loading is not
+    included (seconds, once per run). What the recipe prints before a long stage and checks against a deadline.
+    """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    spec = run_spec(asdict(cfg))
+    rng = np.random.default_rng(0)
+    size, classes = spec.input_size, len(spec.labels)
+    targets = np.full((cfg.batch_size, classes), 1.0 / classes, dtype=np.float32)
+    images = rng.integers(0, 256, (cfg.batch_size, size, size), dtype=np.uint8)
+    fake = FaceDataset(images, np.zeros(cfg.batch_size, dtype=np.int64), tuple(map(str, range(cfg.batch_size))))
+    warmup = 2  # first calls allocate and pick kernels
+    data = _Data(spec, fake, targets, fake, "original", torch.zeros(classes), steps_per_epoch=warmup + steps)
+    run = _build(dataclasses.replace(cfg, init=None, epochs=1), data, rank=0, world=1)
+    gen = torch.Generator().manual_seed(0)
+    batch_targets = torch.from_numpy(targets).to(run.device)
+
+    def step() -> None:
+        batch = _train_batch(images, cfg, gen).to(run.device)
+        _train_step(run, cfg, data, batch, batch_targets, gen)
+
+    for _ in range(warmup):
+        step()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if run.device.type == "cuda":
+        torch.cuda.synchronize()
+    step_seconds = (time.perf_counter() - started) / steps
+    evaluated = 256  # one validation batch
+    val = FaceDataset(np.resize(images, (evaluated, size, size)), np.zeros(evaluated, dtype=np.int64), ())
+    started = time.perf_counter()
+    predict_dataset(run.ema.module, val)
+    val_seconds = (time.perf_counter() - started) * val_images / evaluated
+    return step_seconds * (train_images // cfg.batch_size) + val_seconds
 
 
 def write_run_config(out: Path, cfg: TrainConfig, spec: ModelSpec) -> None:

@@ -1,31 +1,35 @@
 """The consensus recipe: train a teacher on the FER+ votes, distil the shipped students, export all three.
 
-One command (``emolens recipe``) for a machine with a GPU, where the whole recipe takes minutes:
-the teacher (the ``large`` architecture) is fine-tuned from emolens' FER2013 model on the crowd's
-votes, then ``default`` and ``fast`` are fine-tuned from theirs with the teacher's probabilities as
-an extra target, and each result is exported (weights + model card, float16 for the teacher so
-every file stays under 16 MiB). ``mini=True`` runs the same stages on a few hundred images for one
-epoch: how the recipe is tested on a CPU.
+One command (``emolens recipe``), on a GPU or a CPU: the teacher (the ``large`` architecture) is
+fine-tuned on the crowd's votes, then ``default`` and ``fast`` are fine-tuned with the teacher's
+probabilities as an extra target, and each result is exported (weights + model card, float16 for the
+teacher so every file stays under 16 MiB). ``mini=True`` runs the same stages on a few hundred
+images for one epoch: how the recipe is tested on a CPU.
 
-Every stage is an ordinary ``emolens train`` run in ``<out>/runs/<stage>``, resumable, with its
-command recorded in the exported card.
+Every stage is an ordinary ``emolens train`` run in ``<out>/runs/<stage>``, so the recipe is
+resumable per stage and per epoch: an exported stage is skipped, an interrupted one continues from
+its last epoch. Before a stage starts, its time is estimated from a few measured training steps on
+this machine (or from its own finished epochs when resuming) and printed; with a ``deadline``, a
+stage that cannot finish before it is refused with those numbers, and nothing is started.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import InvalidOptionError
 from ._config import TrainConfig, train_command
 from ._export import export_run
-from ._loop import train
+from ._loop import epochs_done, measure_epoch_seconds, train
 
-__all__ = ["RECIPE_STAGES", "RecipeStage", "run_recipe"]
+__all__ = ["RECIPE_STAGES", "RecipeStage", "StagePlan", "plan_stage", "run_recipe"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,41 @@ RECIPE_STAGES: tuple[RecipeStage, ...] = (
     RecipeStage("consensus-fast", "fast", 30, _TARGETS, teacher=True, prior_shift=0.2),
 )
 
+#: Training images assumed by an estimate made before the data is read (FER2013 train with FER+ votes).
+_ESTIMATE_TRAIN_IMAGES, _ESTIMATE_VAL_IMAGES = 25_340, 3_589
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """What is left of a stage and how long it will take on this machine."""
+
+    stage: str
+    epochs_left: int
+    seconds_per_epoch: float
+    measured_from: str  # "finished epochs" or "timed steps"
+
+    @property
+    def seconds(self) -> float:
+        return self.epochs_left * self.seconds_per_epoch
+
+    def describe(self) -> str:
+        return (
+            f"{self.stage}: {self.epochs_left} epoch(s) left x {self.seconds_per_epoch / 60:.1f} min "
+            f"(measured from {self.measured_from}) = about {self.seconds / 60:.0f} min"
+        )
+
+
+def plan_stage(cfg: TrainConfig, name: str, *, steps: int = 8) -> StagePlan:
+    """The epochs a stage has left, and the seconds each takes here: from its own log when it has run, else timed."""
+    done = epochs_done(cfg.out_dir)
+    left = max(0, cfg.epochs - len(done))
+    if done:
+        seconds = statistics.median(row["seconds"] for row in done)
+        return StagePlan(name, left, seconds, "finished epochs")
+    train_images = min(_ESTIMATE_TRAIN_IMAGES, cfg.limit or _ESTIMATE_TRAIN_IMAGES)
+    seconds = measure_epoch_seconds(cfg, train_images=train_images, val_images=_ESTIMATE_VAL_IMAGES, steps=steps)
+    return StagePlan(name, left, seconds, f"{steps} timed steps")
+
 
 def run_recipe(
     train_data: str,
@@ -67,47 +106,103 @@ def run_recipe(
     *,
     device: str = "cuda",
     mini: bool = False,
-    resume: bool = False,
+    resume: bool = True,
+    deadline: float | None = None,
+    stages: Sequence[str] | None = None,
+    teacher: str | None = None,
+    epochs: int | None = None,
     log: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every stage of :data:`RECIPE_STAGES` and export each into ``out``; returns the model cards."""
+    """Run the stages of :data:`RECIPE_STAGES` and export each into ``out``; returns the exported cards.
+
+    ``resume`` (default) skips exported stages and continues interrupted ones; ``resume=False`` starts
+    every stage afresh. ``deadline`` (a ``time.time()`` value): a stage whose measured estimate ends
+    after it is refused (:class:`InvalidOptionError`) before it starts. ``stages`` picks stages by name
+    (``"consensus-default"`` or ``"default"``); ``teacher`` is a run folder, card or registered model to
+    distil from instead of the recipe's own teacher stage; ``epochs`` overrides every stage's epochs.
+    """
     out = Path(out)
     say = log or (lambda message: print(message, file=sys.stderr, flush=True))
+    chosen = _chosen(stages)
     cards = []
-    teacher_run: Path | None = None
+    teacher_source: str | None = teacher
     for stage in RECIPE_STAGES:
         run_dir = out / "runs" / stage.name
-        options: dict[str, Any] = dict(stage.options)
-        if mini:  # a few hundred images, one epoch: the whole recipe in a couple of minutes on a CPU
-            options |= {"limit": 320, "batch_size": 32, "ema_decay": 0.5}
-        teachers = (str(teacher_run),) if stage.teacher and teacher_run is not None else ()
-        cfg = TrainConfig(
-            train_data=train_data,
-            val_data=val_data,
-            out_dir=str(run_dir),
-            model=stage.model,
-            init=stage.model,
-            epochs=1 if mini else stage.epochs,
-            device=device,
-            teachers=teachers,
-            **options,
-        )
-        cfg = dataclasses.replace(cfg, command=_command(cfg))
+        if stage.teacher and teacher_source is None:
+            teacher_source = str(out / "runs" / RECIPE_STAGES[0].name)  # the recipe's own teacher, trained earlier
+        if stage.name not in chosen:
+            continue
+        cfg = _stage_config(stage, train_data, val_data, run_dir, device, mini, epochs, teacher_source)
+        name = f"emolens-{stage.name}"
+        exported = out / f"{name}.json"
+        if resume and exported.is_file() and len(epochs_done(run_dir)) >= cfg.epochs:
+            say(f"{stage.name}: already trained and exported ({exported}); skipped")
+            continue
+        if not resume and (run_dir / "checkpoint.pt").exists():
+            raise InvalidOptionError(
+                f"{run_dir} holds an earlier run of {stage.name}; resume it (the default) or give another --out",
+                option="resume",
+            )
+        plan = plan_stage(cfg, stage.name)
+        say(plan.describe())
+        if deadline is not None and time.time() + plan.seconds > deadline:
+            left = max(0.0, deadline - time.time())
+            raise InvalidOptionError(
+                f"stage {stage.name} needs about {plan.seconds / 60:.0f} min ({plan.epochs_left} epochs x "
+                f"{plan.seconds_per_epoch / 60:.1f} min, measured from {plan.measured_from}) and {left / 60:.0f} min "
+                "are left before the deadline: not started. Stages before it are exported; run again later "
+                "(it resumes), or with a later deadline or fewer --epochs",
+                option="deadline",
+            )
         started = time.perf_counter()
         result = train(cfg, resume=resume)
         say(
             f"{stage.name}: best val {result.selected_by} accuracy {result.best_val_accuracy:.4f} "
             f"at epoch {result.best_epoch} ({time.perf_counter() - started:.0f} s)"
         )
-        name = f"emolens-{stage.name}"
         note = "Trained by `emolens recipe`."
         cards.append(export_run(run_dir, out, name, half=stage.half, note=note, prior_shift=stage.prior_shift))
         say(f"exported {out / name}.safetensors")
-        if teacher_run is None:
-            teacher_run = run_dir
     return cards
 
 
-def _command(cfg: TrainConfig) -> str:
-    """The `emolens train` command that trains this stage on its own."""
-    return train_command(cfg)
+def _chosen(stages: Sequence[str] | None) -> set[str]:
+    """Stage names from full names or model names; every stage when none are given."""
+    names = {stage.name for stage in RECIPE_STAGES}
+    if not stages:
+        return names
+    by_model = {stage.model: stage.name for stage in RECIPE_STAGES}
+    chosen = {by_model.get(name, name) for name in stages}
+    unknown = sorted(chosen - names)
+    if unknown:
+        raise InvalidOptionError(
+            f"unknown recipe stage(s) {', '.join(unknown)}; the stages are {', '.join(sorted(names))}", option="stages"
+        )
+    return chosen
+
+
+def _stage_config(
+    stage: RecipeStage,
+    train_data: str,
+    val_data: str,
+    run_dir: Path,
+    device: str,
+    mini: bool,
+    epochs: int | None,
+    teacher: str | None,
+) -> TrainConfig:
+    options: dict[str, Any] = dict(stage.options)
+    if mini:  # a few hundred images, one epoch: the whole recipe in a couple of minutes on a CPU
+        options |= {"limit": 320, "batch_size": 32, "ema_decay": 0.5}
+    cfg = TrainConfig(
+        train_data=train_data,
+        val_data=val_data,
+        out_dir=str(run_dir),
+        model=stage.model,
+        init=stage.model,
+        epochs=1 if mini else (epochs or stage.epochs),
+        device=device,
+        teachers=(teacher,) if stage.teacher and teacher else (),
+        **options,
+    )
+    return dataclasses.replace(cfg, command=train_command(cfg))
