@@ -18,7 +18,10 @@ YUNET = "face_detection_yunet_2023mar.onnx"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--fuzz-long", action="store_true", help="run >= 10,000 cases per fuzz test (tests/test_fuzz.py)")
+    parser.addoption(
+        "--fuzz-long", action="store_true", help="run --fuzz-cases cases per fuzz property (tests/test_fuzz.py)"
+    )
+    parser.addoption("--fuzz-cases", type=int, default=3_000, help="cases per fuzz property with --fuzz-long")
     parser.addoption(
         "--require-shared",
         action="store_true",

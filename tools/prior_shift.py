@@ -1,6 +1,6 @@
 """Sweep the export's prior shift for a run trained with ``--logit-adjustment``: one table row per shift.
 
-    python -m tools.prior_shift RUN --shifts 0.3,0.4,0.5 [--val DIR] [--ckplus DIR]
+    python -m tools.prior_shift RUN --shifts 0.3,0.4,0.5 [--val DIR] [--ckplus DIR] [--last]
 
 For each shift T, the run's best weights score ``softmax(log p + T x log(prior))`` (what
 ``emolens export --prior-shift T`` bakes into the output bias; the prior is the mean training target)
@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from emolens.models import build_network, load_state, model_spec
 from emolens.training import build_targets, load_dataset, predict_dataset, score
@@ -30,12 +31,22 @@ def main() -> None:
     parser.add_argument("--shifts", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.8,1", help="comma-separated shifts")
     parser.add_argument("--val", type=Path, default=SHARED / "datasets" / "fer2013" / "val")
     parser.add_argument("--ckplus", type=Path, default=SHARED / "datasets" / "ckplus48")
+    parser.add_argument(
+        "--last",
+        action="store_true",
+        help="score the last epoch's EMA weights (from checkpoint.pt) instead of the best epoch's: the best epoch "
+        "is chosen on unshifted scores, which favours early epochs of a run started from a prior-shifted model",
+    )
     args = parser.parse_args()
 
     config = json.loads((args.run / "config.json").read_text())
     spec = model_spec(args.run)
     network = build_network(spec)
-    load_state(network, args.run / "best.safetensors")
+    if args.last:
+        state = torch.load(args.run / "checkpoint.pt", weights_only=True, map_location="cpu")["ema"]
+        network.load_state_dict({k.removeprefix("module."): v for k, v in state.items() if k != "n_averaged"})
+    else:
+        load_state(network, args.run / "best.safetensors")
     train = load_dataset(config["train_data"], "train", ferplus="auto")
     targets, kept = build_targets(train, config["targets"], original_weight=config.get("original_weight", 0.5))
     log_prior = np.log(np.clip(targets[kept].mean(0), 1e-6, None))

@@ -31,6 +31,11 @@ def register(sub: Any) -> None:
         help="add TAU * log(training class prior) to the output bias: for runs trained with --logit-adjustment "
         "(0: class-balanced, 1: back to the classes' frequencies; default 0)",
     )
+    p.add_argument(
+        "--last-epoch",
+        action="store_true",
+        help="export the last epoch's weights instead of the best epoch's (chosen on unshifted val scores)",
+    )
     p.set_defaults(func=run)
 
 
@@ -45,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         note=args.note,
         registered_as=args.register_as,
         prior_shift=args.prior_shift,
+        last_epoch=args.last_epoch,
     )
     m = card["metrics"]
     print(

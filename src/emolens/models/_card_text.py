@@ -164,8 +164,14 @@ def render_card(card: dict[str, Any]) -> str:
         "",
         _calibration_text(card),
         "",
-        f"The val split was used to pick the best epoch ({card['best_epoch']} of {card['epochs']}), so val accuracy is "
-        "slightly optimistic; the PrivateTest split is held out for independent checking. "
+        (
+            f"The last epoch ({card['best_epoch']} of {card['epochs']}) is exported; the val split was used to choose "
+            "it and the prior shift, so val accuracy is "
+            if card.get("epoch_choice") == "last"
+            else f"The val split was used to pick the best epoch ({card['best_epoch']} of {card['epochs']}), so val "
+            "accuracy is "
+        )
+        + "slightly optimistic; the PrivateTest split is held out for independent checking. "
         f"Val accuracy of the training run's float32 weights: {card['val_accuracy_fp32_weights']:.4f}.",
         "",
         *_recall_and_confusion(default, card["labels"], f"Per-class recall on val ({mode})", "true"),

@@ -34,6 +34,7 @@ __all__ = ["export_run", "recalibrate_card"]
 # Card entries that describe how the weights were trained; measuring them again keeps these.
 _TRAINING = (
     "best_epoch",
+    "epoch_choice",
     "epochs",
     "training_command",
     "training_config",
@@ -60,6 +61,7 @@ def export_run(
     note: str = "",
     registered_as: str | None = None,
     prior_shift: float = 0.0,
+    last_epoch: bool = False,
 ) -> dict[str, Any]:
     """Write ``<out_dir>/<name>.safetensors``, ``<name>.json`` and ``<name>.md`` from ``run_dir``.
 
@@ -69,6 +71,9 @@ def export_run(
     ``prior_shift`` (tau) adds ``tau * log(class prior of the training targets)`` to the output layer's
     bias: for a run trained with logit adjustment, which outputs class-balanced scores, it moves the
     predictions part of the way back towards the classes' frequencies (1: all the way, 0: balanced).
+    ``last_epoch`` exports the last epoch's EMA weights (from the checkpoint) instead of the best epoch's:
+    the best epoch is chosen on unshifted scores, which can favour the first epochs of a run started from a
+    prior-shifted model; choose it with ``python -m tools.prior_shift RUN --last`` at the shift you export.
     """
     run, out = Path(run_dir), Path(out_dir)
     if not (run / CHECKPOINT).is_file() or not (run / BEST_WEIGHTS).is_file():
@@ -83,7 +88,11 @@ def export_run(
     cfg = {**cfg, **{key: settings[key] for key in ("architecture_options", "labels") if key in settings}}
     spec = run_spec(cfg)
     network = build_network(spec)
-    load_state(network, run / BEST_WEIGHTS)
+    if last_epoch:
+        ema = {k.removeprefix("module."): v for k, v in state["ema"].items() if k != "n_averaged"}
+        network.load_state_dict(ema)
+    else:
+        load_state(network, run / BEST_WEIGHTS)
     shift: list[float] = []
     if prior_shift:
         shift = [prior_shift * float(v) for v in np.log(np.clip(training_prior(cfg, spec), 1e-6, None))]
@@ -98,7 +107,8 @@ def export_run(
         "trained_from": cfg["model"],
         "val_accuracy_fp32_weights": evaluate_network(prepare_for_inference(network), val).accuracy,
         "note": note,
-        "best_epoch": state["best_epoch"],
+        "best_epoch": state["epoch"] if last_epoch else state["best_epoch"],  # the epoch exported
+        "epoch_choice": "last" if last_epoch else "best on val",
         "epochs": cfg["epochs"],
         "training_command": cfg.get("command", ""),
         "training_config": _jsonable(cfg),
