@@ -30,6 +30,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How many generated fuzz cases ran (tests/test_fuzz.py), so a --fuzz-long run reports its real size."""
+    import sys
+
+    fuzz = sys.modules.get("tests.test_fuzz")
+    if fuzz is not None and fuzz.CASES[0]:
+        terminalreporter.write_line(f"fuzz: {fuzz.CASES[0]:,} generated cases ran")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     global _REQUIRE_SHARED
     _REQUIRE_SHARED = bool(config.getoption("--require-shared") or os.environ.get("EMOLENS_REQUIRE_SHARED"))

@@ -5,7 +5,7 @@ Covered: mutated and truncated real images, random bytes behind real magic numbe
 chunk lengths that lie, TIFF directories with duplicated or oversized tags, every BMP header layout,
 arrays of any dtype, shape and strides, hostile paths, lazily loaded PIL images, images with a side
 beyond OpenCV's 32,767-pixel limit, every Analyzer argument with values of any type, custom detectors
-returning anything, and threads. The default run is a seeded sample (about 1,400 cases); ``pytest
+returning anything, and threads. The default run is a seeded sample (1,070 generated cases); ``pytest
 --fuzz-long`` runs 3,000 per property (21,000 in all; ``--fuzz-cases N`` sets the number)."""
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from .conftest import SHARED
 
 SHARED_PHOTO = SHARED / "images" / "dlib-faces" / "2008_002470.jpg"
 ANALYZERS = {"yunet": None, "none": None}
+#: Generated cases run in this session (reported at the end of a pytest run, see conftest.py).
+CASES = [0]
 #: The bound on the memory one analysis may add, whatever the input (docs/reliability.md).
 MAX_CASE_MB = 1024
 
@@ -119,6 +121,7 @@ def test_mutated_real_images(request: pytest.FixtureRequest) -> None:
         flips=st.lists(st.tuples(st.integers(0, 4000), st.integers(0, 255)), max_size=8),
     )
     def run(kind: str, cut: int, flips: list[tuple[int, int]]) -> None:
+        CASES[0] += 1
         data = bytearray(SAMPLES[kind])
         for position, value in flips:
             data[position % len(data)] = value
@@ -133,6 +136,7 @@ def test_random_bytes(request: pytest.FixtureRequest) -> None:
     @settings(max_examples=_examples(request, 200), deadline=5000, derandomize=True, database=None)
     @given(prefix=st.sampled_from(prefixes), body=st.binary(max_size=600))
     def run(prefix: bytes, body: bytes) -> None:
+        CASES[0] += 1
         _check(prefix + body)
 
     run()
@@ -153,6 +157,7 @@ def test_arrays_of_any_dtype_shape_and_strides(request: pytest.FixtureRequest) -
     )
     @given(array=hnp.arrays(dtypes, shapes), step=st.integers(1, 3), detector=st.sampled_from(["yunet", "none"]))
     def run(array: np.ndarray, step: int, detector: str) -> None:
+        CASES[0] += 1
         strided = array[::step] if array.ndim else array
         _check(strided, detector)
         if array.ndim >= 2:
@@ -230,6 +235,7 @@ def test_png_chunk_lengths_that_lie(request: pytest.FixtureRequest) -> None:
         keep=st.one_of(st.none(), st.integers(0, 9000)),
     )
     def run(index: int, length: int, keep: int | None) -> None:
+        CASES[0] += 1
         _check(png_with_chunk_length(SAMPLES["png"], index, length, keep))
 
     run()
@@ -258,6 +264,7 @@ def test_tiff_directories_with_duplicated_or_oversized_tags(request: pytest.Fixt
         big_endian=st.booleans(),
     )
     def run(extra: list[tuple[int, int, int]], big_endian: bool) -> None:
+        CASES[0] += 1
         _check(tiff(photo, extra, big_endian=big_endian))
 
     run()
@@ -315,6 +322,7 @@ def test_custom_detector_output_is_validated(request: pytest.FixtureRequest) -> 
     @settings(max_examples=_examples(request, 100), deadline=5000, derandomize=True, database=None)
     @given(output=outputs)
     def run(output: object) -> None:
+        CASES[0] += 1
         analyzer = Analyzer(_FixedDetector(output), model)
         with peak_memory() as memory:
             try:
@@ -349,6 +357,7 @@ def test_every_argument_is_validated(request: pytest.FixtureRequest) -> None:
     @settings(max_examples=_examples(request, 150), deadline=10_000, derandomize=True, database=None)
     @given(name=st.sampled_from(names), value=_anything, per_call=st.booleans())
     def run(name: str, value: object, per_call: bool) -> None:
+        CASES[0] += 1
         try:
             if per_call and name in ("fallback", "min_face_size"):
                 Analyzer("haar", model).analyze(image, **{name: value})  # type: ignore[arg-type]
