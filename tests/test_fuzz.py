@@ -458,3 +458,18 @@ def test_batch_arguments_are_validated() -> None:
             emolens.batch([], **{name: value})  # type: ignore[arg-type]
     with pytest.raises(emolens.InvalidOptionError, match="device"):
         emolens.batch([], device="cpu:1")
+
+
+def test_what_the_checks_must_not_refuse() -> None:
+    """Valid inputs around the new checks: numpy scalars, generators, unknown TIFF tags, big strips within budget."""
+    model = _analyzer("none").model
+    photo = cv2.imdecode(np.frombuffer(SAMPLES["png"], np.uint8), cv2.IMREAD_COLOR)
+    analyzer = Analyzer("haar", model, min_face_size=np.int64(20), margin=np.float32(0.2), max_pixels=np.int64(10**6))
+    assert len(analyzer.analyze_batch(iter([photo, photo]))) == 2  # any iterable of images
+    # unknown tags may repeat or point past the end: only the size tags matter (libtiff ignores the rest)
+    assert emolens.load_image(tiff(photo, [(700, 4, 10**9), (700, 4, 3)])).bgr.shape == photo.shape
+    # tiles far larger than their image are malformed
+    with pytest.raises(emolens.InvalidImageError, match="larger than the image"):
+        emolens.load_image(tiff(photo, [(322, 4, 65_536), (323, 4, 65_536)]))
+    with pytest.raises(emolens.ImageTooLargeError):
+        emolens.load_image(memoryview(bytes(257 << 20)))

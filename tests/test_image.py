@@ -88,7 +88,7 @@ def test_bad_files(tmp_path: Path) -> None:
 
 
 def test_bad_color_order(bgr: np.ndarray) -> None:
-    with pytest.raises(InvalidImageError, match="'bgr' or 'rgb'"):
+    with pytest.raises(emolens.InvalidOptionError, match="'bgr' or 'rgb'"):
         load_image(bgr, color="hsv")  # type: ignore[arg-type]
 
 

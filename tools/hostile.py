@@ -21,6 +21,7 @@ __all__ = [
     "PeakMemory",
     "bmp",
     "peak_memory",
+    "png_chunk",
     "png_chunks",
     "png_with_chunk_length",
     "tiff",
@@ -45,6 +46,7 @@ def png_with_chunk_length(data: bytes, index: int, length: int, keep: int | None
 
 
 def png_chunk(kind: bytes, body: bytes) -> bytes:
+    """One PNG chunk: length, type, body and CRC."""
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 

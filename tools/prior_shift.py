@@ -60,15 +60,20 @@ def main() -> None:
         return e / e.sum(1, keepdims=True)
 
     print(f"{args.run} ({spec.name}, flip TTA {'on' if spec.tta else 'off'}); prior {np.round(np.exp(log_prior), 3)}")
-    print("| prior shift | consensus accuracy | mean recall (consensus) | original accuracy | CK+ accuracy |")
-    print("|---|---|---|---|---|")
+    names = list(spec.labels)
+    print(
+        "| prior shift | consensus accuracy | mean recall (consensus) | original accuracy | CK+ accuracy | "
+        + " | ".join(f"{name} recall (consensus)" for name in names)
+        + " |"
+    )
+    print("|---|---|---|---|---|" + "---|" * len(names))
     for shift in (float(t) for t in args.shifts.split(",")):
         v = score(shifted(log_val, shift), val.labels, val.votes)
         c = score(shifted(log_ck, shift), ckplus.labels)
         assert v.consensus is not None
         print(
             f"| {shift:g} | {v.consensus.accuracy:.2%} | {v.consensus.mean_recall:.2%} | {v.accuracy:.2%} "
-            f"| {c.accuracy:.2%} |"
+            f"| {c.accuracy:.2%} | " + " | ".join(f"{v.consensus.per_class_recall[name]:.2f}" for name in names) + " |"
         )
 
 

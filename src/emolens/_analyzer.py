@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +54,7 @@ class Analyzer:
         max_pixels: refuse images larger than this many pixels (read from a file's header before it is
             decoded; ``ImageTooLargeError``). Default 40 megapixels.
         detector_options: passed to the detector's builder when ``detector`` is a name, e.g.
-            ``{"max_side": 320}`` to run YuNet or RetinaFace on a downscaled copy of large images
+            ``{"max_side": 320}`` to detect on a downscaled copy of large images (every built-in detector: default 1280)
             (faster; faces much smaller than 1/30 of the image side may be missed).
     """
 
@@ -108,7 +108,7 @@ class Analyzer:
 
     def analyze_batch(
         self,
-        images: Sequence[ImageInput],
+        images: Iterable[ImageInput],
         *,
         color: ColorOrder = "bgr",
         fallback: bool | None = None,
@@ -120,11 +120,12 @@ class Analyzer:
         """
         fallback = self.fallback if fallback is None else check_bool("fallback", fallback)
         min_size = self.min_face_size if min_face_size is None else check_int("min_face_size", min_face_size)
-        if isinstance(images, (str, bytes, bytearray, memoryview, np.ndarray)) or not isinstance(images, Sequence):
+        if isinstance(images, (str, bytes, bytearray, memoryview, np.ndarray)) or not isinstance(images, Iterable):
             raise InvalidOptionError(
                 f"analyze_batch takes a list of images, got {type(images).__name__}; for one image use analyze()",
                 option="images",
             )
+        images = list(images)  # a generator (e.g. Path.glob) is read once
         loaded: list[LoadedImage] = []
         candidates: list[list[_Candidate]] = []
         timings: list[dict[str, float]] = []
@@ -229,9 +230,9 @@ def _checked(detections: object, detector: str) -> list[Detection]:
                 "detect() must return a list of emolens.Detection"
             )
         values = (box.x, box.y, box.width, box.height, item.score)
-        if not all(isinstance(v, numbers.Real) and math.isfinite(v) for v in values) or not (
-            item.landmarks is None or isinstance(item.landmarks, Landmarks)
-        ):
+        points = [] if not isinstance(item.landmarks, Landmarks) else [c for p in item.landmarks for c in (p.x, p.y)]
+        finite = all(isinstance(v, numbers.Real) and math.isfinite(v) for v in (*values, *points))
+        if not finite or not (item.landmarks is None or isinstance(item.landmarks, Landmarks)):
             raise EmolensError(
                 f"detector {detector!r} returned a face with box {values[:4]}, score {item.score!r:.20} and "
                 f"landmarks {type(item.landmarks).__name__}; boxes and scores must be finite numbers"

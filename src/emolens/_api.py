@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ._analyzer import Analyzer
@@ -112,7 +112,7 @@ def analyze(
 
 
 def analyze_batch(
-    images: Sequence[ImageInput],
+    images: Iterable[ImageInput],
     *,
     detector: str | Detector | None = "auto",
     model: ModelSource = "default",

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import re
+import time
 from typing import Any
 
-__all__ = ["json_object", "positive_int", "unit_interval"]
+__all__ = ["deadline", "json_object", "positive_int", "unit_interval"]
 
 
 def positive_int(text: str) -> int:
@@ -40,3 +43,19 @@ def json_object(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"widths\": [16, 32]}}', got {text!r}")
     return value
+
+
+def deadline(text: str) -> float:
+    """A deadline as ``time.time()``: a duration from now (``90m``, ``2h``, ``1h30m``) or a clock time (``17:45``)."""
+    duration = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*", text)
+    if duration and any(duration.groups()):
+        hours, minutes = (float(g) if g else 0.0 for g in duration.groups())
+        return time.time() + 3600 * hours + 60 * minutes
+    clock = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", text)
+    if clock and int(clock[1]) < 24 and int(clock[2]) < 60:
+        now = dt.datetime.now()
+        at = now.replace(hour=int(clock[1]), minute=int(clock[2]), second=0, microsecond=0)
+        return (at if at > now else at + dt.timedelta(days=1)).timestamp()
+    raise argparse.ArgumentTypeError(
+        f"expected a duration such as 90m, 2h or 1h30m, or a time such as 17:45; got {text!r}"
+    )

@@ -8,6 +8,7 @@ only when a face happens to be found.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,15 +24,24 @@ def check_bool(name: str, value: object) -> bool:
     return value
 
 
+def _whole(value: object) -> int | None:
+    """``value`` as an int when it is a whole number (numpy integers, whole finite floats), else None (bools too)."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, numbers.Real)):
+        return None
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    number = float(value)
+    return int(number) if math.isfinite(number) and number.is_integer() else None
+
+
 def check_int(name: str, value: object, *, minimum: int = 0, maximum: int | None = None) -> int:
-    """``value`` as an int in [minimum, maximum]; whole floats such as ``4e7`` are accepted, bools and text not."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        number = int(value)
-    else:
-        shown = f"{type(value).__name__} {value!r:.40}"
-        raise InvalidOptionError(f"{name} must be a whole number, got {shown}", option=name)
+    """``value`` as an int in [minimum, maximum]; numpy integers and whole floats such as ``4e7`` are accepted,
+    bools and text are not."""
+    number = _whole(value)
+    if number is None:
+        raise InvalidOptionError(
+            f"{name} must be a whole number, got {type(value).__name__} {value!r:.40}", option=name
+        )
     if number < minimum or (maximum is not None and number > maximum):
         upper = f" and at most {maximum:,}" if maximum is not None else ""
         raise InvalidOptionError(f"{name} must be at least {minimum:,}{upper}, got {number:,}", option=name)
@@ -40,13 +50,14 @@ def check_int(name: str, value: object, *, minimum: int = 0, maximum: int | None
 
 def check_number(name: str, value: object, *, minimum: float, maximum: float) -> float:
     """``value`` as a finite float in [minimum, maximum] (NaN, infinities, bools and text refused)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    number = float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else math.nan
+    if not math.isfinite(number):
         raise InvalidOptionError(
             f"{name} must be a finite number, got {type(value).__name__} {value!r:.40}", option=name
         )
-    if not minimum <= value <= maximum:
+    if not minimum <= number <= maximum:
         raise InvalidOptionError(f"{name} must lie in [{minimum:g}, {maximum:g}], got {value!r}", option=name)
-    return float(value)
+    return number
 
 
 def check_options(name: str, value: object) -> dict[str, Any]:

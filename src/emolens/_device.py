@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .errors import InvalidOptionError
 
-__all__ = ["resolve_device"]
+__all__ = ["check_device_name", "resolve_device"]
+
+_DEVICE_NAME = re.compile(r"cpu(:0)?|cuda(:\d+)?")
+
+
+def check_device_name(device: object) -> str:
+    """``device`` if it is spelled as a device emolens runs on ("cpu", "cuda", "cuda:N"), without importing
+    torch or looking for a GPU: for processes that only hand the name to workers (a Ray driver may have no GPU)."""
+    if not isinstance(device, str) or not _DEVICE_NAME.fullmatch(device):
+        raise InvalidOptionError(f"unknown device {device!r:.40}; use 'cpu' or 'cuda' (or 'cuda:N')", option="device")
+    return device
 
 
 def resolve_device(device: Any) -> Any:

@@ -261,8 +261,8 @@ def _connect(host: str, port: int, limits: DownloadLimits, watchdog: _Watchdog) 
     def resolve() -> None:
         try:
             found.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
-        except OSError as exc:
-            failed.append(exc)
+        except (OSError, ValueError) as exc:  # ValueError: a host name IDNA cannot encode
+            failed.append(exc if isinstance(exc, OSError) else OSError(str(exc)))
 
     resolver = threading.Thread(target=resolve, name="emolens-resolve", daemon=True)
     resolver.start()

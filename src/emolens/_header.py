@@ -1,26 +1,31 @@
-"""Read an encoded image's format and pixel size from its header, and check its structure, without decoding it.
+"""Read an encoded image's format, pixel size and decoding cost from its header, without decoding it.
 
-A 124 KB PNG can claim 32000 x 32000 pixels and take gigabytes to decode: emolens checks the size
-an image claims before handing it to a decoder. The size is not the only number a decoder
-allocates from, so the structure the decoders trust is checked too: every PNG chunk must fit in the
-file (OpenCV's PNG reader allocates a chunk's claimed length), a TIFF's first directory must name
-each tag once (emolens and libtiff would otherwise read different sizes) and its strips or tiles
-must be of a size the image can hold, and a BMP's header must be one of the known layouts. Only
-the formats emolens accepts are recognised (JPEG, PNG, WebP, BMP, TIFF, GIF); anything else is
-refused before any decoder sees it.
+A small file can claim a huge image, or a huge PNG chunk, and cost gigabytes to decode: emolens
+reads what the decoders will allocate from and refuses malformed or ambiguous structure (see
+docs/reliability.md). Only JPEG, PNG, WebP, BMP, TIFF and GIF are recognised.
 """
 
 from __future__ import annotations
 
 import struct
+from typing import NamedTuple
 
-__all__ = ["FORMATS", "MAX_DECODE_BUFFER_BYTES", "MalformedImage", "signature", "sniff"]
+__all__ = ["FORMATS", "Header", "MalformedImage", "signature", "sniff"]
 
 FORMATS = ("JPEG", "PNG", "WebP", "BMP", "TIFF", "GIF")
 
-#: The most a decoder may need for one TIFF strip or tile (OpenCV decodes a TIFF one strip or tile at a
-#: time; a single-strip 40-megapixel RGB image needs 120 MB, 16-bit RGBA 320 MB).
-MAX_DECODE_BUFFER_BYTES = 512 << 20
+#: More chunks than this is not a picture (a 256 MB PNG written in libpng's 8 KB chunks has 32,000).
+_MAX_PNG_CHUNKS = 200_000
+
+
+class Header(NamedTuple):
+    """What an encoded image claims: its format, size, and the largest buffer its decoder allocates
+    besides the image itself (a TIFF strip or tile; 0 where that is bounded by the size)."""
+
+    format: str
+    width: int
+    height: int
+    buffer_bytes: int = 0
 
 
 class MalformedImage(ValueError):
@@ -47,8 +52,8 @@ def signature(data: bytes) -> str | None:
     return None
 
 
-def sniff(data: bytes) -> tuple[str, int, int] | None:
-    """(format, width, height) claimed by an encoded image.
+def sniff(data: bytes) -> Header | None:
+    """The :class:`Header` of an encoded image.
 
     None when the format is not one of :data:`FORMATS` or its header is truncated; raises
     :class:`MalformedImage` (with the reason) when the header is there but cannot be trusted.
@@ -66,26 +71,29 @@ def sniff(data: bytes) -> tuple[str, int, int] | None:
             return _tiff(data)
         if data[:6] in (b"GIF87a", b"GIF89a"):
             width, height = struct.unpack("<HH", data[6:10])
-            return "GIF", width, height
+            return Header("GIF", width, height)
     except (struct.error, IndexError):
         return None
     return None
 
 
-def _png(data: bytes) -> tuple[str, int, int] | None:
+def _png(data: bytes) -> Header | None:
     """IHDR's size, after walking every chunk: each must fit in the file, and animation frames in the image."""
     if data[12:16] != b"IHDR":
         return None
     width, height = struct.unpack(">II", data[16:24])
-    position = 8
+    position, chunks = 8, 0
     while position + 8 <= len(data):
+        chunks += 1
+        if chunks > _MAX_PNG_CHUNKS:
+            raise MalformedImage(f"it has more than {_MAX_PNG_CHUNKS:,} PNG chunks")
         (length,) = struct.unpack(">I", data[position : position + 4])
         kind = data[position + 4 : position + 8]
         available = len(data) - position - 12
         if length > available:
             raise MalformedImage(
-                f"its PNG {kind.decode('latin-1')!r} chunk claims {length:,} bytes, but only {max(available, 0):,} "
-                "follow: the file is corrupt or truncated"
+                f"its PNG {kind.decode('latin-1')!r} chunk claims {length:,} bytes and its checksum, but only "
+                f"{max(len(data) - position - 8, 0):,} bytes follow: the file is corrupt or truncated"
             )
         if kind == b"fcTL" and length >= 20:  # an APNG frame: its region must lie inside the image
             frame_w, frame_h, frame_x, frame_y = struct.unpack(">IIII", data[position + 12 : position + 28])
@@ -97,10 +105,10 @@ def _png(data: bytes) -> tuple[str, int, int] | None:
         if kind == b"IEND":
             break
         position += 12 + length
-    return "PNG", width, height
+    return Header("PNG", width, height)
 
 
-def _jpeg(data: bytes) -> tuple[str, int, int] | None:
+def _jpeg(data: bytes) -> Header | None:
     """Walk the JPEG markers to the first start-of-frame, which holds the size."""
     position = 2
     while position + 4 <= len(data):
@@ -118,25 +126,25 @@ def _jpeg(data: bytes) -> tuple[str, int, int] | None:
             height, width, components = struct.unpack(">HHB", data[position + 5 : position + 10])
             if not 1 <= components <= 4:
                 raise MalformedImage(f"its JPEG frame has {components} colour components (1 to 4 are images)")
-            return "JPEG", width, height
+            return Header("JPEG", width, height)
         if length < 2:
             return None
         position += 2 + length
     return None
 
 
-def _webp(data: bytes) -> tuple[str, int, int] | None:
+def _webp(data: bytes) -> Header | None:
     chunk = data[12:16]
     if chunk == b"VP8X":
         width = 1 + int.from_bytes(data[24:27], "little")
         height = 1 + int.from_bytes(data[27:30], "little")
-        return "WebP", width, height
+        return Header("WebP", width, height)
     if chunk == b"VP8L" and data[20] == 0x2F:
         bits = int.from_bytes(data[21:25], "little")
-        return "WebP", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        return Header("WebP", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1)
     if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
         width, height = struct.unpack("<HH", data[26:30])
-        return "WebP", width & 0x3FFF, height & 0x3FFF
+        return Header("WebP", width & 0x3FFF, height & 0x3FFF)
     return None
 
 
@@ -144,24 +152,34 @@ def _webp(data: bytes) -> tuple[str, int, int] | None:
 _BMP_HEADERS = (12, 16, 40, 52, 56, 64, 108, 124)
 
 
-def _bmp(data: bytes) -> tuple[str, int, int] | None:
+def _bmp(data: bytes) -> Header | None:
     (header,) = struct.unpack("<I", data[14:18])
     if header not in _BMP_HEADERS:
         raise MalformedImage(f"its BMP header is {header} bytes long, which no BMP version uses")
     if header == 12:
         width, height = struct.unpack("<HH", data[18:22])
-        return "BMP", width, height
+        return Header("BMP", width, height)
     width, height = struct.unpack("<ii", data[18:26])
-    return "BMP", abs(width), abs(height)
+    return Header("BMP", abs(width), abs(height))
 
 
-# TIFF tags whose values decide what a decoder allocates.
+# TIFF tags whose values decide what a decoder allocates: each must appear once, the rest are not read.
 _TIFF_WIDTH, _TIFF_HEIGHT, _TIFF_BITS, _TIFF_SAMPLES = 256, 257, 258, 277
 _TIFF_ROWS_PER_STRIP, _TIFF_TILE_WIDTH, _TIFF_TILE_HEIGHT = 278, 322, 323
-_TIFF_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 16: 8, 17: 8, 18: 8}
+_TIFF_SIZE_TAGS = {
+    _TIFF_WIDTH,
+    _TIFF_HEIGHT,
+    _TIFF_BITS,
+    _TIFF_SAMPLES,
+    _TIFF_ROWS_PER_STRIP,
+    _TIFF_TILE_WIDTH,
+    _TIFF_TILE_HEIGHT,
+}
+# Field types: BYTE, SHORT, LONG, SSHORT, SLONG, LONG8 (byte size, struct code).
+_TIFF_TYPES = {1: (1, "B"), 3: (2, "H"), 4: (4, "I"), 8: (2, "h"), 9: (4, "i"), 16: (8, "Q")}
 
 
-def _tiff(data: bytes) -> tuple[str, int, int] | None:
+def _tiff(data: bytes) -> Header | None:
     """The first image file directory's size, refusing directories a decoder would read differently."""
     order = "<" if data[:2] == b"II" else ">"
     (offset,) = struct.unpack(order + "I", data[4:8])
@@ -172,6 +190,8 @@ def _tiff(data: bytes) -> tuple[str, int, int] | None:
     for index in range(count):
         start = offset + 2 + 12 * index
         tag, kind, number = struct.unpack(order + "HHI", data[start : start + 8])
+        if tag not in _TIFF_SIZE_TAGS:
+            continue
         if tag in values:
             raise MalformedImage(f"its TIFF directory lists tag {tag} twice (decoders disagree on which one counts)")
         values[tag] = _tiff_value(data, order, kind, number, start + 8)
@@ -183,25 +203,20 @@ def _tiff(data: bytes) -> tuple[str, int, int] | None:
         raise MalformedImage(f"its TIFF claims {samples} samples of {bits} bits per pixel (images have 1-4, 1-64)")
     tile_width = values.get(_TIFF_TILE_WIDTH, width)
     tile_height = values.get(_TIFF_TILE_HEIGHT, min(values.get(_TIFF_ROWS_PER_STRIP, height), height))
-    buffer = tile_width * tile_height * samples * max(1, bits // 8)
-    if buffer > MAX_DECODE_BUFFER_BYTES:
-        raise MalformedImage(
-            f"its TIFF strips or tiles ({tile_width}x{tile_height} pixels) would need {buffer / 2**20:,.0f} MB to "
-            f"decode (at most {MAX_DECODE_BUFFER_BYTES >> 20} MB)"
-        )
-    return "TIFF", width, height
+    if tile_width * tile_height > 4 * max(width, 16) * max(height, 16):
+        raise MalformedImage(f"its TIFF tiles ({tile_width}x{tile_height} pixels) are larger than the image")
+    return Header("TIFF", width, height, tile_width * tile_height * samples * ((bits + 7) // 8))
 
 
 def _tiff_value(data: bytes, order: str, kind: int, number: int, at: int) -> int:
     """The largest of an entry's integer values (inline, or at the offset it gives); 0 for other types."""
-    codes = {1: "B", 3: "H", 4: "I", 16: "Q"}
-    if kind not in codes or number == 0:
+    if kind not in _TIFF_TYPES or number == 0:
         return 0
-    size = _TIFF_SIZES[kind] * number
-    if size > 4:
+    size, code = _TIFF_TYPES[kind]
+    if size * number > 4:
         (at,) = struct.unpack(order + "I", data[at : at + 4])
         number = min(number, 64)  # BitsPerSample has one value per sample: a few are enough
-    raw = data[at : at + _TIFF_SIZES[kind] * number]
-    if len(raw) < _TIFF_SIZES[kind] * number:
-        raise MalformedImage("a TIFF tag's values lie past the end of the file")
-    return int(max(struct.unpack(order + codes[kind] * number, raw)))
+    raw = data[at : at + size * number]
+    if len(raw) < size * number:
+        raise MalformedImage("a TIFF size tag's values lie past the end of the file")
+    return int(max(struct.unpack(order + code * number, raw)))

@@ -21,7 +21,7 @@ from ._checks import check_int
 from ._files import check_regular_file
 from ._header import FORMATS, MalformedImage, sniff
 from ._limits import DEFAULT_MAX_PIXELS, MAX_FILE_BYTES
-from .errors import ImageTooLargeError, InvalidImageError
+from .errors import ImageTooLargeError, InvalidImageError, InvalidOptionError
 
 __all__ = ["DEFAULT_MAX_PIXELS", "MAX_FILE_BYTES", "ColorOrder", "ImageInput", "LoadedImage", "downscale", "load_image"]
 
@@ -29,6 +29,8 @@ ColorOrder = Literal["bgr", "rgb"]
 ImageInput = Any  # str | os.PathLike[str] | bytes | np.ndarray | PIL.Image.Image (Pillow is optional)
 
 _MAX_PATH_CHARS = 4096
+#: The largest buffer a decoder may allocate besides the image (a TIFF strip or tile), or 8 bytes per allowed pixel.
+_MAX_DECODE_BUFFER_BYTES = 512 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,15 +58,13 @@ def load_image(image: ImageInput, *, color: ColorOrder = "bgr", max_pixels: int 
     Raises :class:`InvalidImageError` with a message that says what was wrong.
     """
     if color not in ("bgr", "rgb"):
-        raise InvalidImageError(f"color must be 'bgr' or 'rgb', got {color!r:.40}", source="color")
+        raise InvalidOptionError(f"color must be 'bgr' or 'rgb', got {color!r:.40}", option="color")
     max_pixels = check_int("max_pixels", max_pixels, minimum=1)
     if isinstance(image, (str, os.PathLike)):
         path = _path_text(image)
         return LoadedImage(_read_file(path, max_pixels), source=path)
     if isinstance(image, (bytes, bytearray, memoryview)):
         data = _as_bytes(image)
-        if len(data) > MAX_FILE_BYTES:
-            raise ImageTooLargeError(f"the given bytes are over {MAX_FILE_BYTES >> 20} MiB", source="bytes")
         return LoadedImage(_decode(data, "the given bytes", max_pixels))
     if isinstance(image, np.ndarray):
         return LoadedImage(_from_array(image, color, max_pixels))
@@ -78,14 +78,17 @@ def load_image(image: ImageInput, *, color: ColorOrder = "bgr", max_pixels: int 
 
 
 def _as_bytes(image: bytes | bytearray | memoryview) -> bytes:
-    """The bytes of a bytes-like input (a released or non-contiguous memoryview is an InvalidImageError)."""
-    if isinstance(image, bytes):
-        return image
+    """The bytes of a bytes-like input, its size checked before it is copied (a released memoryview is an
+    InvalidImageError)."""
     try:
-        if isinstance(image, memoryview) and image.nbytes > MAX_FILE_BYTES:
-            raise ImageTooLargeError(f"the given bytes are over {MAX_FILE_BYTES >> 20} MiB", source="bytes")
-        return bytes(image)
-    except (ValueError, TypeError) as exc:  # a released memoryview, or one of another format
+        size = image.nbytes if isinstance(image, memoryview) else len(image)
+    except ValueError as exc:  # a released memoryview
+        raise InvalidImageError(f"cannot read the given {type(image).__name__}: {exc}", source="bytes") from None
+    if size > MAX_FILE_BYTES:
+        raise ImageTooLargeError(f"the given bytes are over {MAX_FILE_BYTES >> 20} MiB", source="bytes")
+    try:
+        return image if isinstance(image, bytes) else bytes(image)
+    except (ValueError, TypeError) as exc:  # released meanwhile, or a view that is not of bytes
         raise InvalidImageError(f"cannot read the given {type(image).__name__}: {exc}", source="bytes") from None
 
 
@@ -138,8 +141,14 @@ def _decode(data: bytes, what: str, max_pixels: int) -> np.ndarray:
             "or its header is corrupt",
             source=what,
         )
-    _, width, height = header
-    _check_pixels(width, height, max_pixels, what)
+    _check_pixels(header.width, header.height, max_pixels, what)
+    budget = max(_MAX_DECODE_BUFFER_BYTES, 8 * max_pixels)
+    if header.buffer_bytes > budget:
+        raise ImageTooLargeError(
+            f"{what}: decoding its {header.format} strips or tiles needs {header.buffer_bytes / 2**20:,.0f} MB (more "
+            f"than {budget / 2**20:,.0f} MB); convert it, or raise max_pixels if you trust the input",
+            source=what,
+        )
     try:
         decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     except cv2.error:

@@ -276,8 +276,8 @@ def fetch(weights: WeightsFile) -> Path:
     """
     if weights.bundled or weights.path:
         return _verified_in_place(weights)
-    wait_s = DOWNLOAD_LIMITS.lock_wait_s
-    with _thread_lock(weights.name, wait_s):
+    deadline = time.monotonic() + DOWNLOAD_LIMITS.lock_wait_s  # one wait for both locks
+    with _thread_lock(weights.name, DOWNLOAD_LIMITS.lock_wait_s):
         cached = _cached(weights)
         if cached is not None:  # the common case: no lock file, no network
             return cached
@@ -286,7 +286,7 @@ def fetch(weights: WeightsFile) -> Path:
         if failed is not None:
             raise failed
         try:
-            with _process_lock(cache_dir(), weights.name, wait_s):
+            with _process_lock(cache_dir(), weights.name, max(deadline - time.monotonic(), 0.0)):
                 return _fetch_locked(weights)
         except (WeightsDownloadError, WeightsIntegrityError) as exc:
             if not is_offline():  # a download failed (offline, nothing was tried: nothing to remember)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .._checks import check_bool, check_int
-from .._device import resolve_device
+from .._device import check_device_name
 from .._limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_FACE_SIZE
 from .._rows import Row, columns
 from ..errors import InvalidOptionError
@@ -108,7 +108,7 @@ def batch(
     fallback = check_bool("fallback", fallback)
     min_face_size = check_int("min_face_size", min_face_size)
     max_pixels = check_int("max_pixels", max_pixels, minimum=1)
-    resolve_device(device)
+    check_device_name(device)  # the workers check that the device exists
     workers = check_int("workers", workers or os.cpu_count() or 1, minimum=1)
     if threads is not None:
         threads = check_int("threads", threads, minimum=1)

@@ -3,28 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import re
-import time
 from typing import Any
 
-from .._argtypes import positive_int
-
-
-def deadline(text: str) -> float:
-    """A deadline as ``time.time()``: a duration from now (``90m``, ``2h``, ``1h30m``) or a clock time (``17:45``)."""
-    duration = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*", text)
-    if duration and any(duration.groups()):
-        hours, minutes = (float(g) if g else 0.0 for g in duration.groups())
-        return time.time() + 3600 * hours + 60 * minutes
-    clock = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", text)
-    if clock and int(clock[1]) < 24 and int(clock[2]) < 60:
-        now = dt.datetime.now()
-        at = now.replace(hour=int(clock[1]), minute=int(clock[2]), second=0, microsecond=0)
-        return (at if at > now else at + dt.timedelta(days=1)).timestamp()
-    raise argparse.ArgumentTypeError(
-        f"expected a duration such as 90m, 2h or 1h30m, or a time such as 17:45; got {text!r}"
-    )
+from .._argtypes import deadline, positive_int
 
 
 def register(sub: Any) -> None:
@@ -62,6 +43,7 @@ def register(sub: Any) -> None:
         action="store_false",
         help="refuse to continue earlier runs in --out (default: resume)",
     )
+    p.add_argument("--resume", dest="legacy_resume", action="store_true", help=argparse.SUPPRESS)  # now the default
     p.set_defaults(func=run)
 
 

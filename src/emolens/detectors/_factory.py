@@ -30,7 +30,7 @@ _auto_lock = threading.Lock()
 def create_detector(detector: str | Detector | None, *, device: str = "cpu", **options: Any) -> Detector | None:
     """A detector instance for a registered name, ``"auto"``, ``None``/``"none"`` or an instance.
 
-    ``options`` go to the detector's builder (e.g. ``max_side=320`` for YuNet and RetinaFace) and
+    ``options`` go to the detector's builder (e.g. ``max_side=320``, which every built-in detector takes) and
     must be options it declares (:class:`InvalidOptionError` otherwise, naming the valid ones). For
     ``"auto"``, an option any candidate declares is accepted and given to those that declare it.
     """

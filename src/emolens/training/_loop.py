@@ -413,7 +413,10 @@ def epochs_done(out_dir: str | Path) -> list[dict[str, float]]:
     log = Path(out_dir) / "log.json"
     if not (Path(out_dir) / CHECKPOINT).is_file() or not log.is_file():
         return []
-    rows: list[dict[str, float]] = json.loads(log.read_text())
+    try:
+        rows: list[dict[str, float]] = json.loads(log.read_text())
+    except (OSError, ValueError):  # being rewritten, or damaged: the checkpoint still says where the run is
+        return []
     return rows
 
 

@@ -16,6 +16,7 @@ stage that cannot finish before it is refused with those numbers, and nothing is
 from __future__ import annotations
 
 import dataclasses
+import json
 import statistics
 import sys
 import time
@@ -135,7 +136,7 @@ def run_recipe(
         cfg = _stage_config(stage, train_data, val_data, run_dir, device, mini, epochs, teacher_source)
         name = f"emolens-{stage.name}"
         exported = out / f"{name}.json"
-        if resume and exported.is_file() and len(epochs_done(run_dir)) >= cfg.epochs:
+        if resume and _exported_from(exported, cfg):
             say(f"{stage.name}: already trained and exported ({exported}); skipped")
             continue
         if not resume and (run_dir / "checkpoint.pt").exists():
@@ -164,6 +165,20 @@ def run_recipe(
         cards.append(export_run(run_dir, out, name, half=stage.half, note=note, prior_shift=stage.prior_shift))
         say(f"exported {out / name}.safetensors")
     return cards
+
+
+def _exported_from(card_path: Path, cfg: TrainConfig) -> bool:
+    """Whether ``card_path`` is this stage's export: same model, epochs and training data (the run folder,
+    often gone by the next session, is not needed)."""
+    if not card_path.is_file():
+        return False
+    try:
+        card = json.loads(card_path.read_text())
+        trained = card["training_config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    same = ("model", "epochs", "train_data", "targets")
+    return isinstance(trained, dict) and all(trained.get(key) == getattr(cfg, key) for key in same)
 
 
 def _chosen(stages: Sequence[str] | None) -> set[str]:
