@@ -101,8 +101,8 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         ),
         options=_DEFAULT_OPTIONS,
         weights=_bundled(
-            "emolens-consensus-default-v2.safetensors",
-            "238c8bc93ff3f69a4cb2c31b7b0ad02a260d70017223ca2f9a887fc0a7f2f4ea",
+            "emolens-consensus-default-v3.safetensors",
+            "8447c42cc85351b0480bcf3c5f91ccb9de0ed6e20b0e9524c5314ed9fdd6dfbc",
             _FERPLUS_LICENSE,
         ),
         license=_FERPLUS_LICENSE,
@@ -116,8 +116,8 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         ),
         options=_FAST_OPTIONS,
         weights=_bundled(
-            "emolens-consensus-fast-v2.safetensors",
-            "80e9eeaece97092c3a6576637474420c4bfe1c57ee6afef773c74d7bb1736f33",
+            "emolens-consensus-fast-v3.safetensors",
+            "4f37d464944b55ba43cb595b07e53b16e1494712adde3b34ab804712f98a5f77",
             _FERPLUS_LICENSE,
         ),
         license=_FERPLUS_LICENSE,
