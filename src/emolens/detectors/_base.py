@@ -29,14 +29,23 @@ class Detector(Protocol):
 
 
 def detect_downscaled(
-    image: np.ndarray, max_side: int | None, detect: Callable[[np.ndarray], list[Detection]]
+    image: np.ndarray,
+    max_side: int | None,
+    detect: Callable[[np.ndarray], list[Detection]],
+    *,
+    max_pixels: int | None = None,
 ) -> list[Detection]:
-    """``detect`` run on a copy of ``image`` whose longer side is at most ``max_side``, boxes mapped back.
+    """``detect`` run on a copy of ``image`` whose longer side is at most ``max_side`` (and whose area is at
+    most ``max_pixels``, when given), boxes and landmarks mapped back.
 
     What bounds a detector's time and memory on a huge image (a 40-megapixel photo costs the Haar
     cascade 2 GB at full size); ``max_side=None`` runs at full size. Crops are still cut from the
     full-resolution image.
     """
+    height, width = image.shape[:2]
+    if max_pixels is not None and height * width > max_pixels:
+        by_area = max(1, int(max(height, width) * (max_pixels / (height * width)) ** 0.5))
+        max_side = by_area if max_side is None else min(max_side, by_area)
     small, scale = downscale(image, max_side)
     found = detect(small)
     if scale == 1.0:

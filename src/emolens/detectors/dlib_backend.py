@@ -26,8 +26,11 @@ def _squash(margin: float) -> float:
     return 1.0 / (1.0 + math.exp(-margin))
 
 
-# Both detectors take ``max_side``: a longer image side is downscaled to it for detection (dlib's memory grows
-# with the upsampled image: a 40-megapixel photo would need gigabytes); ``None`` runs at full size.
+# Both detectors take ``max_side``: a longer image side is downscaled to it for detection; ``None`` runs at full
+# size. The CNN's memory also grows with the upsampled image's area (about 900 bytes per pixel: 5.9 GB for a
+# 1280x1280 input), so it detects on at most _CNN_MAX_PIXELS (before upsampling; 0.8 GB, benchmarks/reliability.py),
+# which keeps photos of up to 500x400 at full size.
+_CNN_MAX_PIXELS = 200_000
 # Both detectors scan an 80x80 window over an image pyramid, so no face fits in an image whose shorter side,
 # after upsampling, is below it. Skipping such images matters: dlib's CNN raises on tiny inputs and its
 # detector object is unusable (double free) afterwards.
@@ -82,7 +85,8 @@ class DlibCNNDetector:
         self._lock = threading.Lock()
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        return detect_downscaled(image, self._max_side, self._detect)
+        budget = None if self._max_side is None else _CNN_MAX_PIXELS >> 2 * max(self._upsample - 1, 0)
+        return detect_downscaled(image, self._max_side, self._detect, max_pixels=budget)
 
     def _detect(self, image: np.ndarray) -> list[Detection]:
         if _too_small(image, self._upsample):
