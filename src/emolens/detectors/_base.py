@@ -7,7 +7,6 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from .._image import downscale
 from ..types import Box, Detection, Landmarks, Point
 
 __all__ = ["Detector", "detect_downscaled"]
@@ -42,6 +41,8 @@ def detect_downscaled(
     cascade 2 GB at full size); ``max_side=None`` runs at full size. Crops are still cut from the
     full-resolution image.
     """
+    from .._image import downscale  # here, not at import: listing detectors loads no OpenCV
+
     height, width = image.shape[:2]
     if max_pixels is not None and height * width > max_pixels:
         by_area = max(1, int(max(height, width) * (max_pixels / (height * width)) ** 0.5))
