@@ -20,6 +20,7 @@ import os
 import struct
 import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,9 @@ def _png_header(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(64))) + chunk(b"IEND", b"")
 
 
-def inputs(count: int, seed: int, tmp: Path) -> list[tuple[str, Any]]:
-    """(kind, input) pairs: a deterministic mix of hostile inputs."""
+def inputs(count: int, seed: int, tmp: Path) -> Iterator[tuple[str, Any]]:
+    """(kind, input) pairs: a deterministic mix of hostile inputs, made one at a time (a 68x32768 image is 6.7 MB:
+    holding 10,000 cases at once would cost the process gigabytes that later figures would count)."""
     rng = np.random.default_rng(seed)
     photo = cv2.resize(cv2.imread(str(shared_path("images", "dlib-faces", "2008_002470.jpg"))), (160, 120))
     encoded = {kind: bytes(cv2.imencode(f".{kind}", photo)[1]) for kind in ("jpg", "png", "tiff", "webp", "bmp")}
@@ -57,7 +59,6 @@ def inputs(count: int, seed: int, tmp: Path) -> list[tuple[str, Any]]:
     dtypes = [np.uint8, np.int8, np.uint16, np.int32, np.float16, np.float32, np.float64, bool, np.complex64]
     chunk_count = len(png_chunks(encoded["png"]))
     kinds = ["mutated", "truncated", "random", "bomb", "array", "path", "png-chunk", "tiff-tags", "bmp", "tall"]
-    out: list[tuple[str, Any]] = []
     for index in range(count):
         kind = kinds[index % len(kinds)]
         if kind in ("mutated", "truncated"):
@@ -67,37 +68,36 @@ def inputs(count: int, seed: int, tmp: Path) -> list[tuple[str, Any]]:
                     data[rng.integers(len(data))] = rng.integers(256)
             else:
                 data = data[: rng.integers(1, len(data))]
-            out.append((kind, bytes(data)))
+            yield kind, bytes(data)
         elif kind == "random":
             magic = [b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"RIFF\x00\x00\x00\x00WEBP", b"II*\x00", b"BM"]
-            out.append((kind, magic[rng.integers(len(magic))] + rng.bytes(int(rng.integers(0, 600)))))
+            yield kind, magic[rng.integers(len(magic))] + rng.bytes(int(rng.integers(0, 600)))
         elif kind == "bomb":
-            out.append((kind, bombs[index // 6 % len(bombs)]))
+            yield kind, bombs[index // 6 % len(bombs)]
         elif kind == "array":
             ndim = int(rng.integers(0, 5))
             shape = tuple(int(v) for v in rng.integers(0, 50, size=ndim))
             array = (rng.random(shape) * 300 - 20).astype(dtypes[rng.integers(len(dtypes))])
-            out.append((kind, array[::2] if ndim else array))
+            yield kind, array[::2] if ndim else array
         elif kind == "path":
-            out.append((kind, paths[index // 6 % len(paths)]))
+            yield kind, paths[index // 6 % len(paths)]
         elif kind == "png-chunk":
             length = int(rng.choice([2**31 - 1, 2**32 - 1, int(rng.integers(0, 2**32))]))
             keep = None if rng.random() < 0.5 else int(rng.integers(0, 9000))
-            out.append((kind, png_with_chunk_length(encoded["png"], int(rng.integers(chunk_count)), length, keep)))
+            yield kind, png_with_chunk_length(encoded["png"], int(rng.integers(chunk_count)), length, keep)
         elif kind == "tiff-tags":
             tags = [256, 257, 258, 277, 278, 322, 323]
             extra = [
                 (int(rng.choice(tags)), int(rng.choice([3, 4])), int(rng.integers(0, 70_000)))
                 for _ in range(int(rng.integers(0, 4)))
             ]
-            out.append((kind, tiff(photo, extra, big_endian=bool(rng.random() < 0.5))))
+            yield kind, tiff(photo, extra, big_endian=bool(rng.random() < 0.5))
         elif kind == "bmp":
-            out.append((kind, bmp(photo, int(rng.choice([12, 40, 108, 124, 0, 13, 1 << 20])))))
+            yield kind, bmp(photo, int(rng.choice([12, 40, 108, 124, 0, 13, 1 << 20])))
         else:  # a side beyond OpenCV's 32,767-pixel addressing limit, with a face in it
             tall = np.zeros((32_768, 68, 3), np.uint8)
             tall[20_000:20_051] = cv2.resize(photo, (68, 51))
-            out.append((kind, tall if rng.random() < 0.5 else np.ascontiguousarray(np.swapaxes(tall, 0, 1))))
-    return out
+            yield kind, tall if rng.random() < 0.5 else np.ascontiguousarray(np.swapaxes(tall, 0, 1))
 
 
 def fuzz(count: int, seed: int, tmp: Path) -> dict[str, Any]:
