@@ -27,7 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 from _common import machine, shared_path, write_results
-from tools.hostile import bmp, peak_memory, png_chunks, png_with_chunk_length, tiff
+from tools.hostile import bmp, hostile_uploads, peak_memory, png_chunks, png_with_chunk_length, tall_with_face, tiff
 
 import emolens
 from emolens import EmolensError
@@ -95,8 +95,7 @@ def inputs(count: int, seed: int, tmp: Path) -> Iterator[tuple[str, Any]]:
         elif kind == "bmp":
             yield kind, bmp(photo, int(rng.choice([12, 40, 108, 124, 0, 13, 1 << 20])))
         else:  # a side beyond OpenCV's 32,767-pixel addressing limit, with a face in it
-            tall = np.zeros((32_768, 68, 3), np.uint8)
-            tall[20_000:20_051] = cv2.resize(photo, (68, 51))
+            tall = tall_with_face(photo)
             yield kind, tall if rng.random() < 0.5 else np.ascontiguousarray(np.swapaxes(tall, 0, 1))
 
 
@@ -166,19 +165,8 @@ def server_memory(tmp: Path) -> dict[str, Any]:
     from tools.server import running_server
 
     photo = cv2.imread(str(shared_path("images", "dlib-faces", "2008_002470.jpg")))
-    small = cv2.resize(photo, (96, 72))
-    png = bytes(cv2.imencode(".png", small)[1])
-    tall = np.zeros((32_768, 68, 3), np.uint8)
-    tall[20_000:20_051] = cv2.resize(photo, (68, 51))
-    uploads = [
-        png_with_chunk_length(png, 1, 2**32 - 1),
-        png_with_chunk_length(png, 1, 2**31 - 1),
-        tiff(small, [(256, 4, 30_000), (257, 4, 30_000)]),
-        tiff(small, [(322, 4, 65_536), (323, 4, 65_536)]),
-        bmp(small, 12),
-        bytes(cv2.imencode(".jpg", cv2.resize(photo, (6324, 6324)), [cv2.IMWRITE_JPEG_QUALITY, 70])[1]),
-        bytes(cv2.imencode(".jpg", tall)[1]),
-    ]
+    png = bytes(cv2.imencode(".png", cv2.resize(photo, (96, 72)))[1])
+    uploads = [body for body, _ in hostile_uploads(photo)]
 
     def post(url: str, body: bytes) -> int:
         request = urllib.request.Request(url, data=body, method="POST")

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from tools.hostile import bmp, peak_memory, png_chunks, png_with_chunk_length, tiff
+from tools.hostile import bmp, peak_memory, png_chunks, png_with_chunk_length, tall_with_face, tiff
 
 import emolens
 from emolens import Analyzer, EmolensError
@@ -392,9 +392,7 @@ def test_released_memoryview_is_an_image_error() -> None:
 
 def test_sides_beyond_opencvs_addressing_limit() -> None:
     """A 68x32768 image with a face: crops of such images used to fail in OpenCV's remap (SHRT_MAX)."""
-    face = cv2.resize(_face_photo(), (68, 51))
-    tall = np.zeros((32_768, 68, 3), np.uint8)
-    tall[20_000:20_051] = face
+    tall = tall_with_face(_face_photo())
     wide = np.ascontiguousarray(np.swapaxes(tall, 0, 1))
     model = _analyzer("none").model
     for image in (tall, wide):

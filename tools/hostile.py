@@ -20,10 +20,12 @@ import numpy as np
 __all__ = [
     "PeakMemory",
     "bmp",
+    "hostile_uploads",
     "peak_memory",
     "png_chunk",
     "png_chunks",
     "png_with_chunk_length",
+    "tall_with_face",
     "tiff",
 ]
 
@@ -107,6 +109,35 @@ def bmp(image: np.ndarray, header_size: int = 40) -> bytes:
         info += b"\x00" * max(0, header_size - len(info))
     offset = 14 + len(info)
     return b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset) + info + pixels
+
+
+def tall_with_face(photo: np.ndarray) -> np.ndarray:
+    """A 68x32768 image with ``photo`` shrunk into it: a side beyond OpenCV's 32,767-pixel addressing limit."""
+    import cv2
+
+    tall = np.zeros((32_768, 68, 3), np.uint8)
+    tall[20_000:20_051] = cv2.resize(photo, (68, 51))
+    return tall
+
+
+def hostile_uploads(photo: np.ndarray) -> list[tuple[bytes, int]]:
+    """Small files that used to cost a server gigabytes, each with the HTTP status it must get: two PNG chunk
+    bombs, a TIFF with duplicated size tags, one with giant tiles (400); an OS/2 BMP, a 6324x6324 JPEG and a
+    68x32768 JPEG (200)."""
+    import cv2
+
+    small = cv2.resize(photo, (96, 72))
+    png = bytes(cv2.imencode(".png", small)[1])
+    big = cv2.resize(photo, (6324, 6324))
+    return [
+        (png_with_chunk_length(png, 1, 2**32 - 1), 400),
+        (png_with_chunk_length(png, 1, 2**31 - 1), 400),
+        (tiff(small, [(256, 4, 30_000), (257, 4, 30_000)]), 400),
+        (tiff(small, [(322, 4, 65_536), (323, 4, 65_536)]), 400),
+        (bmp(small, 12), 200),
+        (bytes(cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 70])[1]), 200),
+        (bytes(cv2.imencode(".jpg", tall_with_face(photo))[1]), 200),
+    ]
 
 
 def _status_mb(field: str) -> float:
