@@ -76,10 +76,11 @@ class UnknownNameError(EmolensError, KeyError):
         self.name = name
         self.known = tuple(known)
         if suggestions is None:
-            suggestions = difflib.get_close_matches(name, self.known, n=3, cutoff=0.5)
+            suggestions = difflib.get_close_matches(name[:200], self.known, n=3, cutoff=0.5)
         self.suggestions = tuple(suggestions)
         hint = f" Did you mean {', '.join(repr(s) for s in self.suggestions)}?" if self.suggestions else ""
-        super().__init__(f"unknown {kind} {name!r}.{hint} Known {kind}s: {', '.join(self.known)}.")
+        shown = repr(name) if len(name) <= 80 else f"{name[:60]!r}... ({len(name):,} characters)"  # never echo a page
+        super().__init__(f"unknown {kind} {shown}.{hint} Known {kind}s: {', '.join(self.known)}.")
 
 
 class InvalidOptionError(EmolensError, ValueError):

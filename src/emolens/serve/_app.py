@@ -311,12 +311,18 @@ async def _uploads(request: Request, config: ServeConfig, *, field: str, many: b
             max_files=config.max_files + 1, max_fields=config.max_files + 1
         )
     except Exception as exc:  # python-multipart and Starlette raise several types for malformed forms
-        detail = getattr(exc, "detail", None) or str(exc) or type(exc).__name__
-        raise RequestError(400, "InvalidRequest", f"malformed multipart form: {detail}") from None
+        detail = str(getattr(exc, "detail", None) or exc or type(exc).__name__)
+        if "too many files" in detail.lower():  # one limit and one answer, however many files were sent
+            raise RequestError(413, "TooManyFiles", f"send at most {config.max_files} files per request") from None
+        raise RequestError(400, "InvalidRequest", f"malformed multipart form: {detail[:200]}") from None
     try:
         files = [value for key, value in form.multi_items() if not isinstance(value, str) and key == field]
-        if not files:
-            files = [value for _, value in form.multi_items() if not isinstance(value, str)]
+        others = sorted({key for key, value in form.multi_items() if not isinstance(value, str) and key != field})
+        if others:
+            names = ", ".join(repr(name[:40]) for name in others[:3])
+            raise RequestError(
+                422, "InvalidRequest", f"the form sends a file as {names}; send it as the {field!r} field"
+            )
         if not files:
             raise RequestError(400, "InvalidRequest", f"the form has no file; send the image as the {field!r} field")
         if not many and len(files) > 1:
@@ -340,7 +346,7 @@ def _load(upload: _Upload, config: ServeConfig) -> Any:
     try:
         return load_image(upload.data, max_pixels=config.max_pixels).bgr
     except EmolensError as exc:
-        raise RequestError.from_emolens(exc) from None
+        raise RequestError.from_emolens(exc, max_pixels=config.max_pixels) from None
 
 
 # --- the application ---------------------------------------------------------------------------------

@@ -38,8 +38,15 @@ class RequestError(Exception):
         self.retry_after = retry_after
 
     @classmethod
-    def from_emolens(cls, exc: EmolensError) -> RequestError:
-        return cls(status_for(exc), type(exc).__name__, str(exc))
+    def from_emolens(cls, exc: EmolensError, *, max_pixels: int | None = None) -> RequestError:
+        """The answer for an emolens error; its advice is rewritten where the fix is a server setting."""
+        message = str(exc)
+        if isinstance(exc, ImageTooLargeError) and max_pixels is not None:
+            message = message.replace(
+                "raise max_pixels if you trust the input",
+                f"this server's limit is {max_pixels / 1e6:g} megapixels (emolens serve --max-megapixels)",
+            )
+        return cls(status_for(exc), type(exc).__name__, message)
 
 
 def status_for(exc: EmolensError) -> int:
