@@ -10,10 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 import emolens
 from emolens.cli import main
-from emolens.training import TrainConfig, plan_stage, run_recipe
+from emolens.training import TrainConfig, export_run, last_epoch_weights, plan_stage, run_recipe
 
 pytestmark = pytest.mark.slow  # trains three models in miniature: `pytest -m 'not slow'` skips it
 
@@ -75,6 +77,14 @@ def test_recipe_in_miniature(voted_tiny: Path, tmp_path: Path, capsys: pytest.Ca
     assert main(args) == 0
     assert capsys.readouterr().err.count("already trained and exported") == 3
     assert (out / "emolens-consensus-fast.safetensors").stat().st_mtime_ns == before
+    # the last epoch, exported on its own: the weights of the checkpoint's EMA, and the card says so
+    run = out / "runs" / "consensus-fast"
+    card = export_run(run, tmp_path / "last", "fast-last", last_epoch=True)
+    assert card["epoch_choice"] == "last" and card["best_epoch"] == 1
+    checkpoint = torch.load(run / "checkpoint.pt", weights_only=True)
+    exported = load_file(tmp_path / "last" / "fast-last.safetensors")
+    for name, tensor in last_epoch_weights(checkpoint).items():
+        assert torch.equal(exported[name], tensor), name
 
 
 def test_recipe_refuses_a_stage_that_cannot_meet_the_deadline(voted_tiny: Path, tmp_path: Path) -> None:

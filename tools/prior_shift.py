@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from emolens.models import build_network, load_state, model_spec
-from emolens.training import build_targets, load_dataset, predict_dataset, score
+from emolens.training import build_targets, last_epoch_weights, load_dataset, predict_dataset, score
 
 from .testdata import SHARED
 
@@ -43,8 +43,8 @@ def main() -> None:
     spec = model_spec(args.run)
     network = build_network(spec)
     if args.last:
-        state = torch.load(args.run / "checkpoint.pt", weights_only=True, map_location="cpu")["ema"]
-        network.load_state_dict({k.removeprefix("module."): v for k, v in state.items() if k != "n_averaged"})
+        checkpoint = torch.load(args.run / "checkpoint.pt", weights_only=True, map_location="cpu")
+        network.load_state_dict(last_epoch_weights(checkpoint))
     else:
         load_state(network, args.run / "best.safetensors")
     train = load_dataset(config["train_data"], "train", ferplus="auto")

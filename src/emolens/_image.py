@@ -20,7 +20,7 @@ import numpy as np
 from ._checks import check_int
 from ._files import check_regular_file
 from ._header import FORMATS, MalformedImage, sniff
-from ._limits import DEFAULT_MAX_PIXELS, MAX_FILE_BYTES
+from ._limits import DEFAULT_MAX_PIXELS, MAX_FILE_BYTES, RAISE_MAX_PIXELS
 from .errors import ImageTooLargeError, InvalidImageError, InvalidOptionError
 
 __all__ = ["DEFAULT_MAX_PIXELS", "MAX_FILE_BYTES", "ColorOrder", "ImageInput", "LoadedImage", "downscale", "load_image"]
@@ -123,7 +123,7 @@ def _check_pixels(width: int, height: int, max_pixels: int, what: str) -> None:
     if width * height > max_pixels:
         raise ImageTooLargeError(
             f"{what}: {width}x{height} pixels ({width * height / 1e6:.3g} megapixels) is over the limit of "
-            f"{max_pixels / 1e6:g} megapixels; shrink it, or raise max_pixels if you trust the input",
+            f"{max_pixels / 1e6:g} megapixels; shrink it, or {RAISE_MAX_PIXELS}",
             source=what,
         )
 
@@ -146,7 +146,7 @@ def _decode(data: bytes, what: str, max_pixels: int) -> np.ndarray:
     if header.buffer_bytes > budget:
         raise ImageTooLargeError(
             f"{what}: decoding its {header.format} strips or tiles needs {header.buffer_bytes / 2**20:,.0f} MB (more "
-            f"than {budget / 2**20:,.0f} MB); convert it, or raise max_pixels if you trust the input",
+            f"than {budget / 2**20:,.0f} MB); convert it, or {RAISE_MAX_PIXELS}",
             source=what,
         )
     try:

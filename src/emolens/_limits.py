@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_MAX_PIXELS", "DEFAULT_MIN_FACE_SIZE", "MAX_FILE_BYTES"]
+__all__ = ["DEFAULT_MAX_PIXELS", "DEFAULT_MIN_FACE_SIZE", "MAX_FILE_BYTES", "RAISE_MAX_PIXELS"]
 
 #: Largest image analysed by default: 40 megapixels (120 MB as BGR); ``max_pixels`` raises or lowers it.
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -10,3 +10,5 @@ DEFAULT_MAX_PIXELS = 40_000_000
 MAX_FILE_BYTES = 256 << 20
 #: Faces whose shorter box side is below this many pixels are dropped.
 DEFAULT_MIN_FACE_SIZE = 20
+#: The advice ending a too-large-image message (emolens serve replaces it with its own setting's name).
+RAISE_MAX_PIXELS = "raise max_pixels if you trust the input"

@@ -176,19 +176,18 @@ class ModelCard:
     def read(cls, path: str | Path) -> ModelCard:
         """Read and validate ``<name>.json`` (bounded in size; WeightsError when it is not a valid card)."""
         path = Path(path)
-        if path.exists():  # a FIFO or device named as a card would block or never end: refused unread
-            check_regular_file(path, lambda message: _bad(path, message), "the card")
-        try:
-            if path.stat().st_size > MAX_CARD_BYTES:
-                raise _bad(path, f"it is larger than {MAX_CARD_BYTES:,} bytes")
-            with path.open("rb") as handle:
-                text = handle.read(MAX_CARD_BYTES + 1)
-            card = json.loads(text)
-        except FileNotFoundError:
+        if not path.exists():
             raise WeightsUnavailableError(
                 f"no model card {path}; pass the .json (or weights file) written by `emolens export`",
                 filename=path.name,
-            ) from None
+            )
+        # a FIFO or device named as a card would block or never end: refused unread
+        if check_regular_file(path, lambda message: _bad(path, message), "the card") > MAX_CARD_BYTES:
+            raise _bad(path, f"it is larger than {MAX_CARD_BYTES:,} bytes")
+        try:
+            with path.open("rb") as handle:
+                text = handle.read(MAX_CARD_BYTES + 1)
+            card = json.loads(text)
         except (OSError, ValueError, RecursionError) as exc:
             raise WeightsError(f"cannot read model card {path}: {exc}", filename=path.name) from None
         return cls.from_dict(card, path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .._limits import RAISE_MAX_PIXELS
 from ..errors import (
     EmolensError,
     ImageTooLargeError,
@@ -43,7 +44,7 @@ class RequestError(Exception):
         message = str(exc)
         if isinstance(exc, ImageTooLargeError) and max_pixels is not None:
             message = message.replace(
-                "raise max_pixels if you trust the input",
+                RAISE_MAX_PIXELS,
                 f"this server's limit is {max_pixels / 1e6:g} megapixels (emolens serve --max-megapixels)",
             )
         return cls(status_for(exc), type(exc).__name__, message)

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
         score,
     )
     from ._export import export_run, recalibrate_card
-    from ._loop import TrainResult, train
+    from ._loop import TrainResult, last_epoch_weights, train
     from ._optim import build_optimizer, build_schedule
     from ._recipe import RECIPE_STAGES, RecipeStage, StagePlan, plan_stage, run_recipe
     from ._targets import build_targets, majority_labels, vote_distribution
@@ -75,6 +75,7 @@ __all__ = [
     "export_run",
     "fit_calibrations",
     "fit_temperature",
+    "last_epoch_weights",
     "load_dataset",
     "load_fer2013_csv",
     "load_image_folder",
@@ -117,7 +118,7 @@ __getattr__, __dir__ = lazy_attributes(
             "score",
         ],
         "._export": ["export_run", "recalibrate_card"],
-        "._loop": ["TrainResult", "train"],
+        "._loop": ["TrainResult", "last_epoch_weights", "train"],
         "._optim": ["build_optimizer", "build_schedule"],
         "._recipe": ["RECIPE_STAGES", "RecipeStage", "StagePlan", "plan_stage", "run_recipe"],
         "._targets": ["build_targets", "majority_labels", "vote_distribution"],

@@ -25,7 +25,7 @@ from ..weights import sha256_of
 from ._calibrate import apply_temperatures, choose_calibration
 from ._data import FaceDataset, load_dataset
 from ._evaluate import Evaluation, evaluate_network, predict_dataset, score
-from ._loop import BEST_WEIGHTS, CHECKPOINT
+from ._loop import BEST_WEIGHTS, CHECKPOINT, last_epoch_weights
 from ._spec import run_spec
 from ._targets import build_targets, vote_distribution
 
@@ -89,8 +89,7 @@ def export_run(
     spec = run_spec(cfg)
     network = build_network(spec)
     if last_epoch:
-        ema = {k.removeprefix("module."): v for k, v in state["ema"].items() if k != "n_averaged"}
-        network.load_state_dict(ema)
+        network.load_state_dict(last_epoch_weights(state))
     else:
         load_state(network, run / BEST_WEIGHTS)
     shift: list[float] = []

@@ -46,7 +46,7 @@ from ._optim import build_optimizer, build_schedule
 from ._spec import run_spec, source_weights
 from ._targets import build_targets
 
-__all__ = ["TrainConfig", "TrainResult", "epochs_done", "measure_epoch_seconds", "train"]
+__all__ = ["TrainConfig", "TrainResult", "epochs_done", "last_epoch_weights", "measure_epoch_seconds", "train"]
 
 CHECKPOINT = "checkpoint.pt"
 BEST_WEIGHTS = "best.safetensors"
@@ -406,6 +406,11 @@ def _checkpoint(
         },
         path,
     )
+
+
+def last_epoch_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The last epoch's EMA weights in a loaded checkpoint, as a state dict of the network itself."""
+    return {k.removeprefix("module."): v for k, v in checkpoint["ema"].items() if k != "n_averaged"}
 
 
 def epochs_done(out_dir: str | Path) -> list[dict[str, float]]:
