@@ -339,6 +339,20 @@ def test_ray_cli_joins_a_cluster_started_with_ray_start(
     _same_rows(expected, _read(out))
 
 
+@pytest.mark.parametrize("scheme", ["", "ray://"])
+def test_an_address_where_nothing_listens_fails_within_seconds(
+    ray_module: Any, scheme: str, collection: Path, tmp_path: Path
+) -> None:
+    address = f"{scheme}127.0.0.1:{free_port()}"
+    command = [sys.executable, "-m", "emolens", "batch", str(collection / "photos"), "--out", str(tmp_path / "f.csv")]
+    started = time.monotonic()
+    done = subprocess.run(
+        [*command, "--engine", "ray", "--address", address], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0 and time.monotonic() - started < 60
+    assert f"nothing answers at {address}" in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
+
+
 def test_nothing_is_lost_with_numpy_inputs_in_a_list_file(tmp_path: Path) -> None:
     """A Parquet list of paths works as input too (what a Ray user often has)."""
     import pyarrow.parquet as parquet

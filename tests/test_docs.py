@@ -24,12 +24,24 @@ def _snippets() -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize(("where", "code"), _snippets(), ids=[w for w, _ in _snippets()])
-def test_python_snippet_runs(where: str, code: str) -> None:
-    """Each snippet runs in a fresh interpreter from the repository root (where ../shared is)."""
+def test_python_snippet_runs(where: str, code: str, tmp_path: Path) -> None:
+    """Each snippet runs as a script saved by a user (``python script.py``), from the repository root."""
     if "../shared" in code:
         shared_path()  # skipped without ../shared (failed with --require-shared)
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    script = tmp_path / "script.py"
+    script.write_text(code)
+    proc = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"{where} failed:\n{proc.stderr[-2000:]}"
+
+
+def test_a_batch_script_without_the_main_guard_is_told_what_to_do(tmp_path: Path) -> None:
+    """Worker processes import the script again: without the guard, say so at once (not "a worker died")."""
+    shared_path("images", "group")
+    script = tmp_path / "script.py"
+    script.write_text('import emolens\nemolens.batch("../shared/images/group", workers=2, progress=False)\n')
+    proc = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert 'if __name__ == "__main__":' in proc.stderr and "workers=1" in proc.stderr, proc.stderr[-2000:]
 
 
 @pytest.mark.parametrize("page", sorted(GENERATED, key=str), ids=lambda p: p.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import socket
@@ -147,14 +148,28 @@ def test_models_schema_and_openapi(server: str) -> None:
     assert models["label_colors"]["happy"].startswith("#")
     schema = httpx.get(f"{server}/v1/schema").json()
     assert schema["$schema"].startswith("https://json-schema.org/")
-    assert set(schema["properties"]) == {"source", "image", "detector", "model", "faces", "timings_ms"}
+    assert set(schema["properties"]) == {
+        "source", "image", "detector", "model", "detector_id", "model_id", "faces", "timings_ms"
+    }  # fmt: skip
     openapi = httpx.get(f"{server}/openapi.json").json()
     assert {"/v1/analyze", "/v1/analyze/batch", "/v1/models", "/healthz", "/readyz"} <= set(openapi["paths"])
     analyze = openapi["paths"]["/v1/analyze"]["post"]
     assert "multipart/form-data" in analyze["requestBody"]["content"]
-    assert {"200", "400", "404", "413", "415", "503"} <= set(analyze["responses"])
+    assert {"200", "400", "401", "404", "413", "415", "503"} <= set(analyze["responses"])
     assert "AnalysisResultModel" in openapi["components"]["schemas"]
     assert httpx.get(f"{server}/docs").status_code == 200
+
+
+def test_models_say_what_this_server_really_has(server: str, seeded_home: Path) -> None:
+    """Offline, a model whose weights are not here is listed as unavailable, and asking for it says so
+    without the server's paths or operator instructions."""
+    models = {m["name"]: m for m in httpx.get(f"{server}/v1/models").json()["models"]}
+    assert models["fast"]["available"] and models["default@v2"]["available"]
+    assert not models["hsemotion-b0-va"]["available"]  # not downloaded: the tests never reach the network
+    assert models["default"]["identity"].startswith("emolens-consensus-default-v") and models["default"]["version"]
+    answer = httpx.post(f"{server}/v1/analyze", params={"model": "hsemotion-b0-va"}, content=b"\xff\xd8\xff")
+    message = _error(answer, 503)
+    assert str(seeded_home) not in message and "EMOLENS_" not in message and "/v1/models" in message
 
 
 def test_web_app_is_served(server: str) -> None:
@@ -270,8 +285,22 @@ def test_a_wrongly_named_file_field_is_refused_naming_the_right_one(server: str,
 
 
 def test_a_huge_model_name_is_not_echoed(server: str, group_jpeg: bytes) -> None:
-    answer = httpx.post(f"{server}/v1/analyze", params={"model": "x" * 10_000}, content=group_jpeg)
-    assert "10,000 characters" in _error(answer, 404, "UnknownNameError") and len(answer.content) < 2_000
+    answer = httpx.post(f"{server}/v1/analyze", params={"model": "x" * 5_000}, content=group_jpeg)
+    assert "5,000 characters" in _error(answer, 404, "UnknownNameError") and len(answer.content) < 2_000
+
+
+def test_urls_over_the_limit_are_refused(server: str, group_jpeg: bytes) -> None:
+    from emolens.serve import MAX_URL_BYTES
+
+    answer = httpx.post(f"{server}/v1/analyze", params={"model": "x" * MAX_URL_BYTES}, content=group_jpeg)
+    assert f"{MAX_URL_BYTES:,}" in _error(answer, 414, "URITooLong") and len(answer.content) < 500
+    # Past what uvicorn reads (16 KiB) the answer is its own plain-text 400, at once (documented).
+    host, port = server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as client:  # httpx refuses to send such a URL
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # it may answer before reading it all
+            client.sendall(b"GET /v1/models?model=" + b"x" * 1_000_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert client.recv(200).startswith(b"HTTP/1.1 400")
+    assert httpx.get(f"{server}/healthz").status_code == 200
 
 
 def _stalled_upload(base: str) -> socket.socket:

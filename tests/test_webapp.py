@@ -173,3 +173,74 @@ def test_video_mode_analyses_frames_and_plots_a_timeline(
     assert faces >= frames
     assert int(browser.find_element(By.ID, "video-overlay").get_attribute("data-faces")) >= 1
     screenshot("video")
+
+
+def test_a_server_with_a_key_asks_for_it_once_per_tab(browser: Any, photos: Path, tmp_path: Path) -> None:
+    from selenium.webdriver.support import expected_conditions as shown
+
+    key = "webapp-key-0123456789abcdef"
+    env_key = {"EMOLENS_API_KEY": key}
+    log = tmp_path / "server.log"
+    with running_server(["--model", "fast"], log=log, env=env_key) as handle:
+        browser.set_window_size(1280, 1000)
+        browser.get(handle.url)
+        browser.execute_script("sessionStorage.clear()")
+        browser.get(handle.url)
+        form = WebDriverWait(browser, 30).until(shown.visibility_of_element_located((By.ID, "key-form")))
+        browser.find_element(By.ID, "api-key").send_keys("not-the-key-0123456789")
+        form.submit()
+        WebDriverWait(browser, 30).until(lambda d: "refused" in d.find_element(By.ID, "key-problem").text)
+        field = browser.find_element(By.ID, "api-key")
+        field.clear()
+        field.send_keys(key)
+        form.submit()
+        WebDriverWait(browser, 30).until(lambda d: d.execute_script("return document.body.dataset.ready === 'true'"))
+        browser.find_element(By.ID, "image-input").send_keys(str(photos / "group" / "multiface.jpg"))
+        WebDriverWait(browser, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#faces .face-card")) == 6)
+        open_app(browser, handle.url)  # a reload in the same tab: the key is kept, nothing is asked
+        assert not browser.find_element(By.ID, "key-form").is_displayed()
+        browser.execute_script("sessionStorage.clear()")
+    assert key not in log.read_text()
+
+
+def test_the_api_docs_work_offline(browser: Any, app_url: str) -> None:
+    """Swagger UI comes from the installed swagger-ui-bundle package, not a CDN (this machine has no internet)."""
+    browser.get(f"{app_url}/docs")
+    WebDriverWait(browser, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock")) >= 5)
+    paths = {element.text for element in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+    assert {"/v1/analyze", "/v1/analyze/batch", "/v1/models"} <= paths
+    assert browser.execute_script("return typeof SwaggerUIBundle") == "function"
+    assert not _errors_in_console(browser)
+
+
+def test_video_mode_waits_out_a_busy_server_and_finds_no_face_where_there_is_none(browser: Any, tmp_path: Path) -> None:
+    """A server at its in-flight limit answers 503 + Retry-After: video mode waits and carries on. A clip
+    without a face gets no whole-frame box (video and webcam modes send fallback=false)."""
+    import json
+    import socket
+
+    import cv2
+    import numpy as np
+
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((360, 640, 3), 128, np.uint8))
+    clip = write_webm(blank, tmp_path / "blank.webm")
+    log = tmp_path / "server.log"
+    with running_server(["--model", "fast", "--max-in-flight", "1", "--read-timeout", "4"], log=log) as handle:
+        open_app(browser, handle.url)
+        host, port = handle.url.removeprefix("http://").split(":")
+        holder = socket.create_connection((host, int(port)))  # holds the only slot until the read time-out
+        holder.sendall(b"POST /v1/analyze HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"\xff" * 10)
+        try:
+            browser.find_element(By.ID, "tab-video").click()
+            browser.find_element(By.ID, "video-input").send_keys(str(clip))
+            status = browser.find_element(By.ID, "video-status")
+            WebDriverWait(browser, 30).until(lambda d: "busy" in status.text)
+            WebDriverWait(browser, 90).until(lambda d: status.get_attribute("data-done") == "true")
+        finally:
+            holder.close()
+        assert status.text.startswith("Done: 4 frames, 0 faces"), status.text
+        assert int(browser.find_element(By.ID, "video-overlay").get_attribute("data-faces")) == 0
+        assert browser.find_element(By.ID, "error").get_attribute("hidden")
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    assert any(line["status"] == 503 for line in lines) and "Traceback" not in log.read_text()

@@ -148,7 +148,39 @@ def render_models_page() -> str:
             f"| `{spec.name}` | {spec.label_set.name}: {', '.join(spec.labels)} | {outputs} "
             f"| {spec.input.describe()} | {spec.runtime} | {where} | {spec.license} |"
         )
-    return "\n".join(head) + "\n" + "\n".join(targets) + "\n" + "\n".join(spec_table) + "\n\n" + "\n".join(cards)
+    pins = _pinning_section(weights_dir)
+    parts = [*head, "", *targets, "", *pins, "", *spec_table]
+    return "\n".join(parts) + "\n\n" + "\n".join(cards)
+
+
+def _pinning_section(weights_dir: Path) -> list[str]:
+    """Which release of each name answers, and how to keep an earlier one (from the registry and the cards)."""
+    import json
+
+    from emolens.models import MODELS, model_versions
+
+    lines = [
+        "## Versions and pinning\n",
+        "A name such as `default` follows the newest release. Every result records which weights answered "
+        "(`model_id`: weights file and the first 12 hex digits of its sha256; `detector_id` likewise) in its JSON, "
+        "DataFrame and batch table. To keep an earlier release's answers after an upgrade, pass "
+        '`model="default@v2"` (or the `model_id` a result recorded). The release before the current one ships '
+        "in the wheel; older ones are downloaded by hash from the project's release assets, like any other "
+        "weights file. What changed between releases, and by how much: the [changelog]"
+        "(https://github.com/emolens/emolens/blob/main/CHANGELOG.md).\n",
+        "| pin | weights (`model_id`) | where | val consensus accuracy |",
+        "|---|---|---|---|",
+    ]
+    for pin, spec in sorted(model_versions().items()):
+        card_file = weights_dir / spec.weights[0].name.replace(".safetensors", ".json")
+        accuracy = ""
+        if card_file.exists():
+            metrics = json.loads(card_file.read_text())["metrics"]["val_tta" if spec.tta else "val"]
+            accuracy = f"{metrics['consensus']['accuracy']:.4f}" if metrics.get("consensus") else ""
+        where = "bundled" if spec.weights[0].bundled else "downloaded by hash"
+        now = " (current)" if spec.version == MODELS.get(pin.split("@", 1)[0]).version else ""
+        lines.append(f"| `{pin}`{now} | `{spec.identity}` | {where} | {accuracy} |")
+    return lines
 
 
 _RESULTS = re.compile(

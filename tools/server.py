@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +19,11 @@ __all__ = ["Server", "free_port", "running_server"]
 
 @dataclass(frozen=True)
 class Server:
-    """A running server: its base URL and process id."""
+    """A running server: its base URL, process id and process."""
 
     url: str
     pid: int
+    process: subprocess.Popen[bytes]
 
 
 def free_port() -> int:
@@ -34,12 +35,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(args: Sequence[str] = (), *, log: Path, ready_timeout: float = 120.0) -> Iterator[Server]:
-    """``emolens serve ARGS`` in a subprocess; yields its URL and pid once ``/readyz`` answers 200."""
+def running_server(
+    args: Sequence[str] = (), *, log: Path, ready_timeout: float = 120.0, env: Mapping[str, str] | None = None
+) -> Iterator[Server]:
+    """``emolens serve ARGS`` in a subprocess (``env`` added to this process's environment); yields its URL,
+    pid and process once ``/readyz`` answers 200."""
     port = free_port()
     command = [sys.executable, "-m", "emolens", "serve", "--port", str(port), *args]
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + ready_timeout
@@ -55,9 +59,10 @@ def running_server(args: Sequence[str] = (), *, log: Path, ready_timeout: float 
             if time.monotonic() > deadline:
                 raise RuntimeError(f"emolens serve was not ready within {ready_timeout:g} s:\n{log.read_text()}")
             time.sleep(0.25)
-        yield Server(base, process.pid)
+        yield Server(base, process.pid, process)
     finally:
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:

@@ -16,7 +16,7 @@ from ._crop import eye_angle, face_crop
 from ._device import resolve_device
 from ._image import ColorOrder, ImageInput, LoadedImage, load_image
 from ._limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_FACE_SIZE
-from .detectors import Detector
+from .detectors import DETECTORS, Detector
 from .detectors._factory import create_detector
 from .errors import EmolensError, InvalidOptionError
 from .models._classifier import EmotionModel
@@ -82,6 +82,9 @@ class Analyzer:
         self.max_pixels = check_int("max_pixels", max_pixels, minimum=1)
         # The detector first: fetching its weights is what most often fails, and fails faster than building a model.
         self.detector: Detector | None = create_detector(detector, device=device, **options)
+        name = self.detector_name
+        #: Which detector answers: ``<name>@<sha256 prefix of its weights>`` for a registered one, else its name.
+        self.detector_id = DETECTORS.get(name).identity if name in DETECTORS else name
         self.model: EmotionModel = load_model(model, device=device)
         self.margin = self.model.spec.input.margin if margin is None else margin
 
@@ -173,6 +176,8 @@ class Analyzer:
                     model=self.model.name,
                     timings_ms=timing,
                     source=img.source,
+                    model_id=self.model.identity,
+                    detector_id=self.detector_id,
                 )
             )
         return results

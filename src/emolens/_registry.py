@@ -19,7 +19,17 @@ from typing import Any, Generic, Protocol, TypeVar
 from .errors import EmolensError, EmolensWarning, UnknownNameError
 from .labels import FER2013, LabelSet, label_set
 
-__all__ = ["ArchitectureSpec", "DetectorSpec", "InputSpec", "ModelSpec", "Registry", "WeightsFile", "resolve"]
+__all__ = [
+    "IDENTITY_DIGITS",
+    "ArchitectureSpec",
+    "DetectorSpec",
+    "InputSpec",
+    "ModelSpec",
+    "Registry",
+    "WeightsFile",
+    "resolve",
+    "weights_identity",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +76,13 @@ class DetectorSpec:
     landmarks: bool = False
     license: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def identity(self) -> str:
+        """``<name>@<sha256 prefix of its weights>`` (the name alone for a detector without weights files)."""
+        if not self.weights or not self.weights[0].sha256:
+            return self.name
+        return f"{self.name}@{self.weights[0].sha256[:IDENTITY_DIGITS]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +155,14 @@ class ArchitectureSpec:
 
 
 RUNTIMES = ("torch", "onnx")
+#: Hex digits of a weights file's sha256 that an identity (``name@0123456789ab``) carries.
+IDENTITY_DIGITS = 12
+
+
+def weights_identity(file_name: str, sha256: str) -> str:
+    """``<file stem>@<sha256 prefix>``, the identity of one weights file (see :attr:`ModelSpec.identity`)."""
+    stem = file_name.rsplit(".", 1)[0] if "." in file_name else file_name
+    return f"{stem}@{sha256[:IDENTITY_DIGITS]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +173,8 @@ class ModelSpec:
     or ``"onnx"`` (an ONNX graph run by onnxruntime: ``emolens[onnx]``). ``labels`` is the order
     of the model's outputs (any distinct names; the canonical ones are in :mod:`emolens.labels`).
     With ``valence_arousal=True`` the model outputs two more values after the logits, valence and
-    arousal in [-1, 1].
+    arousal in [-1, 1]. ``version`` tells releases of the same name apart (``"v3"``): ``model="default@v2"``
+    picks an earlier one (see :data:`emolens.models.PREVIOUS_MODELS`).
     """
 
     name: str
@@ -162,6 +188,7 @@ class ModelSpec:
     license: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
     tta: bool = False
+    version: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", LabelSet(self.name, tuple(self.labels)).labels)  # validates them
@@ -171,6 +198,16 @@ class ModelSpec:
     @property
     def input_size(self) -> int:
         return self.input.size
+
+    @property
+    def identity(self) -> str:
+        """``<weights file stem>@<first 12 hex digits of its sha256>``: which weights answer, whatever the name.
+
+        The spec's name when it has no weights with a recorded hash (a run folder, a user's network).
+        """
+        if not self.weights or not self.weights[0].sha256:
+            return self.name
+        return weights_identity(self.weights[0].name, self.weights[0].sha256)
 
     @property
     def label_set(self) -> LabelSet:

@@ -37,6 +37,8 @@ TRAILING: tuple[tuple[str, str], ...] = (
     ("arousal", "float"),
     ("detector", "str"),
     ("model", "str"),
+    ("detector_id", "str"),
+    ("model_id", "str"),
     ("error_type", "str"),
     ("error_message", "str"),
 )
@@ -76,6 +78,8 @@ def result_rows(
         time_s=time_s,
         detector=result.detector,
         model=result.model,
+        detector_id=result.detector_id or None,
+        model_id=result.model_id or None,
     )
     if not result.faces:
         return [base]
@@ -101,12 +105,25 @@ def result_rows(
 
 
 def error_row(
-    file: str, error: BaseException, labels: Sequence[str], *, detector: str | None = None, model: str | None = None
+    file: str,
+    error: BaseException,
+    labels: Sequence[str],
+    *,
+    detector: str | None = None,
+    model: str | None = None,
+    detector_id: str | None = None,
+    model_id: str | None = None,
 ) -> Row:
-    """The row of an input that failed: its file, the error's type and message, and nothing else."""
+    """The row of an input that failed: its file, the error's type and message, and who would have answered."""
     row = _empty(labels)
     row.update(
-        file=file, detector=detector, model=model, error_type=type(error).__name__, error_message=str(error)[:2000]
+        file=file,
+        detector=detector,
+        model=model,
+        detector_id=detector_id,
+        model_id=model_id,
+        error_type=type(error).__name__,
+        error_message=str(error)[:2000],
     )
     return row
 

@@ -179,9 +179,13 @@ class AnalysisResult:
         faces: analysed faces, largest first.
         image_width, image_height: size of the input image in pixels.
         detector: name of the detector actually used (``"none"`` when detection was skipped).
-        model: name of the emotion model used.
+        model: name of the emotion model used (``"default"``, or ``"default@v2"`` when pinned).
         timings_ms: wall time per stage ("load", "detect", "classify", "total") in milliseconds.
         source: file path of the input, when it was given as a path.
+        model_id: which weights answered: ``<weights file stem>@<first 12 hex digits of their sha256>``
+            (``"emolens-consensus-default-v3@8447c42cc853"``); pass it as ``model=`` to get the same answers
+            after an upgrade.
+        detector_id: the detector likewise (``"yunet@8f2383e4dd3c"``; its name when it has no weights file).
     """
 
     faces: tuple[Face, ...]
@@ -191,6 +195,8 @@ class AnalysisResult:
     model: str
     timings_ms: Mapping[str, float] = field(default_factory=dict)
     source: str | None = None
+    model_id: str = ""
+    detector_id: str = ""
 
     def __len__(self) -> int:
         return len(self.faces)
@@ -214,6 +220,8 @@ class AnalysisResult:
             "image": {"width": self.image_width, "height": self.image_height},
             "detector": self.detector,
             "model": self.model,
+            "detector_id": self.detector_id,
+            "model_id": self.model_id,
             "faces": [face.to_dict() for face in self.faces],
             "timings_ms": dict(self.timings_ms),
         }

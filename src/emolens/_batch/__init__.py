@@ -122,7 +122,9 @@ def batch(
     spec = model_spec(model)
     store = None
     if out is not None:
-        store = Store(out, spec.labels, model=spec.name, format=format)
+        store = Store(
+            out, spec.labels, model=spec.name, model_id=spec.identity if spec.weights else None, format=format
+        )
         if overwrite:
             store.clear()
         done = store.done()

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._rows import Row
-from ..errors import EmolensError
+from ..errors import EmolensError, InvalidOptionError
 from ._inputs import BatchInput
 from ._job import Job
 
@@ -49,6 +52,9 @@ def _analyze(chunk: Sequence[BatchInput]) -> list[Row]:
     return _worker.rows(chunk)
 
 
+_GUARD = re.compile(r"""__name__\s*==\s*["']__main__["']|["']__main__["']\s*==\s*__name__""")
+
+
 def run_local(
     chunks: Iterator[list[BatchInput]],
     job: Job,
@@ -70,6 +76,13 @@ def run_local(
         for chunk in chunks:
             on_done(chunk, worker.rows(chunk))
         return
+    script = unguarded_script()
+    if script is not None:
+        raise InvalidOptionError(
+            f"emolens.batch(workers={workers}) starts worker processes, and each one imports {script} again: "
+            'put the code that calls it under `if __name__ == "__main__":` (see docs/batch.md), or pass workers=1',
+            option="workers",
+        )
     context = multiprocessing.get_context("spawn")  # torch and OpenCV threads do not survive fork
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start, initargs=(job, threads)) as pool:
         running: dict[Future[list[Row]], list[BatchInput]] = {}
@@ -79,6 +92,23 @@ def run_local(
                 _collect(running, on_done, block=True)
         while running:
             _collect(running, on_done, block=True)
+
+
+def unguarded_script() -> str | None:
+    """The script this program runs when it has no ``if __name__ == "__main__":`` guard, else ``None``.
+
+    Worker processes are spawned, and spawning imports the main script again: without the guard, the
+    script's call to :func:`emolens.batch` runs again in every worker, which then dies.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or path is None or getattr(main, "__spec__", None) is not None:  # REPL, notebook, python -m
+        return None
+    try:
+        source = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    return None if _GUARD.search(source) else str(path)
 
 
 def _collect(

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import warnings
 from collections.abc import Sequence
 from typing import Any
 
 from .._optional import require
 from .._rows import column_types
+from ..errors import InvalidOptionError
 from ._inputs import BatchInput
 from ._job import Job
 from ._store import Store, arrow_schema
@@ -47,6 +49,33 @@ class RayAnalyzer:
         return pyarrow.Table.from_pylist(rows, schema=self.schema)
 
 
+#: Seconds to wait for a cluster's port to answer before giving up (Ray itself retries for over a minute).
+CONNECT_TIMEOUT_S = 5.0
+
+
+def check_reachable(address: str) -> None:
+    """Fail within seconds, with what to do, when nothing listens at ``address`` (``auto`` is Ray's to find)."""
+    if address == "auto":
+        return
+    if address.startswith("ray://"):
+        require("grpc", extra="ray", feature="Ray client addresses (ray://HOST:PORT)", package="ray[client]")
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidOptionError(
+            f"--address {address!r}: give HOST:PORT (the head's GCS port, 6379 by default), ray://HOST:PORT "
+            "(Ray client, 10001 by default) or auto",
+            option="address",
+        )
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise InvalidOptionError(
+            f"nothing answers at {address} within {CONNECT_TIMEOUT_S:g} s ({exc.strerror or exc}): start the "
+            "cluster (`ray start --head`), check the address, or leave out --address to start a local one",
+            option="address",
+        ) from None
+
+
 def run_ray(
     chunks: Sequence[list[BatchInput]],
     job: Job,
@@ -70,6 +99,7 @@ def run_ray(
     started_here = not ray.is_initialized()
     if started_here:
         if address:
+            check_reachable(address)
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(

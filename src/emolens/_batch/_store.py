@@ -33,7 +33,13 @@ class Store:
     """The output of one batch run (see the module docstring)."""
 
     def __init__(
-        self, out: str | os.PathLike[str], labels: Sequence[str], *, model: str, format: str = "table"
+        self,
+        out: str | os.PathLike[str],
+        labels: Sequence[str],
+        *,
+        model: str,
+        model_id: str | None = None,
+        format: str = "table",
     ) -> None:
         self.out = Path(out)
         suffix = self.out.suffix.lower()
@@ -53,6 +59,7 @@ class Store:
         self.kind = FORMATS.get(suffix, "csv")
         self.labels = tuple(labels)
         self.model = model
+        self.model_id = model_id  # None when not known before the weights are read (a run folder)
         self.columns = columns(self.labels)
         self.parts = self.out.with_name(self.out.name + ".parts")
 
@@ -71,13 +78,19 @@ class Store:
         for part in self._part_files():
             rows.extend(self._read_part(part))
         for row in rows:
-            if row.get("model") not in (None, self.model):
-                raise InvalidOptionError(
-                    f"{self.out} holds results of model {row['model']!r}, not {self.model!r}: "
-                    "pass --overwrite to replace them, or choose another --out",
-                    option="out",
-                )
+            if self.model_id and row.get("model_id"):  # which weights wrote them decides, whatever the name
+                if row["model_id"] != self.model_id:
+                    raise self._mixed(f"{row['model_id']!r}, not {self.model_id!r} (emolens was upgraded?)")
+            elif row.get("model") not in (None, self.model):
+                raise self._mixed(f"model {row['model']!r}, not {self.model!r}")
         return rows
+
+    def _mixed(self, what: str) -> InvalidOptionError:
+        return InvalidOptionError(
+            f"{self.out} holds results of {what}: pass --overwrite to replace them, choose another --out, "
+            "or pin the model that wrote them (--model NAME@VERSION)",
+            option="out",
+        )
 
     def part_rows(self) -> list[Row]:
         """Rows in finished parts (not yet merged into the output)."""

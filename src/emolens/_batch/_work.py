@@ -43,7 +43,16 @@ class Worker:
         return rows
 
     def _error(self, path: str, exc: BaseException) -> Row:
-        return error_row(path, exc, self.labels, detector=self.analyzer.detector_name, model=self.analyzer.model.name)
+        analyzer = self.analyzer
+        return error_row(
+            path,
+            exc,
+            self.labels,
+            detector=analyzer.detector_name,
+            model=analyzer.model.name,
+            detector_id=analyzer.detector_id,
+            model_id=analyzer.model.identity,
+        )
 
     def _image_rows(self, images: Sequence[BatchInput]) -> dict[str, list[Row]]:
         """All readable images' faces are classified in one forward pass."""

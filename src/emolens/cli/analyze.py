@@ -79,7 +79,8 @@ def _print_table(path: Path, result: object) -> None:
     assert isinstance(result, AnalysisResult)
     count = len(result.faces)
     print(
-        f"{path}  {result.image_width}x{result.image_height}  detector={result.detector}  "
+        f"{path}  {result.image_width}x{result.image_height}  detector={result.detector_id or result.detector}  "
+        f"model={result.model_id or result.model}  "
         f"{count} face{'s' if count != 1 else ''}  {result.timings_ms.get('total', 0):.0f} ms"
     )
     va = any(face.valence is not None for face in result.faces)

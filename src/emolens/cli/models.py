@@ -15,7 +15,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..detectors import DETECTORS
-    from ..models import MODELS
+    from ..models import MODELS, PREVIOUS_MODELS, model_versions
     from ..weights import cache_dir, is_available
 
     def status(weights: Sequence[object]) -> str:
@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
             return "bundled" if all(is_available(w) for w in files) else "bundled file missing"
         return "cached" if all(is_available(w) for w in files) else "not downloaded"
 
+    versions = model_versions()
     print("Detectors (also: auto, none)")
     for d in DETECTORS.specs():
         extra = f" [extra: {d.extra}]" if d.extra else ""
@@ -43,5 +44,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {'':<22} {'':<18} needs: pip install 'emolens[onnx]'")
         if m.license:
             print(f"  {'':<22} {'':<18} license: {m.license}")
+        if m.version:
+            pins = [pin for pin in versions if pin.split("@", 1)[0] == m.name]
+            print(f"  {'':<22} {'':<18} identity: {m.identity}; pin with: {', '.join(pins)}")
+    if PREVIOUS_MODELS:
+        print("Earlier versions (model=NAME@VERSION gives their answers after an upgrade)")
+        for spec in PREVIOUS_MODELS:
+            print(f"  {spec.name:<22} {status(spec.weights):<18} {spec.identity}")
     print(f"Weights cache: {cache_dir()}")
     return 0

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 from typing import Any
 
 from .._argtypes import positive_int
-from ..serve._config import ServeConfig
+from .._files import check_regular_file
+from ..serve._config import API_KEY_ENV, ServeConfig
 from ._common import (
     MODEL_HELP,
 )
@@ -70,7 +73,59 @@ def register(sub: Any) -> None:
         help=f"seconds to receive a request body before answering 408 (default {_SERVE.read_timeout_s:g})",
     )
     p.add_argument("--no-warmup", action="store_true", help="be ready without a warm-up run")
+    auth = p.add_argument_group("exposing the server (see docs/serve.md, 'Running it for others')")
+    auth.add_argument(
+        "--api-key-file",
+        metavar="PATH",
+        help=f"file holding the API key clients must send as 'Authorization: Bearer KEY' (or set {API_KEY_ENV})",
+    )
+    auth.add_argument(
+        "--api-key", help=f"the API key itself (visible to other users in `ps`: prefer {API_KEY_ENV} or the file)"
+    )
+    auth.add_argument(
+        "--no-auth", action="store_true", help="serve a non-loopback --host without an API key, on purpose"
+    )
+    auth.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow browser pages of this origin (e.g. https://app.example.com) to call the API; repeatable",
+    )
     p.set_defaults(func=run)
+
+
+def _api_key(args: argparse.Namespace) -> str | None:
+    """The key from --api-key, --api-key-file or the environment (one of them at most)."""
+    from ..errors import InvalidOptionError
+
+    given = [
+        (name, value)
+        for name, value in (
+            ("--api-key", args.api_key),
+            ("--api-key-file", args.api_key_file),
+            (API_KEY_ENV, os.environ.get(API_KEY_ENV) or None),
+        )
+        if value
+    ]
+    if len(given) > 1:
+        names = " and ".join(name for name, _ in given)
+        raise InvalidOptionError(f"the API key is given twice ({names}); give it once", option="api_key")
+    if not given:
+        return None
+    name, value = given[0]
+    if name != "--api-key-file":
+        return str(value).strip()
+
+    def refused(message: str) -> InvalidOptionError:
+        return InvalidOptionError(message, option="api_key")
+
+    if check_regular_file(value, refused, "API key file") > 4096:
+        raise refused(f"the API key file {value} is over 4 KiB: it should hold only the key")
+    try:
+        return Path(value).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise refused(f"cannot read the API key file {value}: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,6 +146,9 @@ def run(args: argparse.Namespace) -> int:
         request_timeout_s=args.request_timeout,
         read_timeout_s=args.read_timeout,
         warmup=not args.no_warmup,
+        api_key=_api_key(args),
+        no_auth=args.no_auth,
+        cors_origins=tuple(args.cors_origin),
     )
     serve(config)
     return 0

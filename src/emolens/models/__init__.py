@@ -8,6 +8,7 @@ path, so reading a card can only ever build an architecture registered in this p
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .._lazy import lazy_attributes
@@ -18,7 +19,7 @@ from ._card import ModelCard, spec_from_card
 if TYPE_CHECKING:
     from ._load import load_model, resolve_model
     from ._network import build_network, load_state, read_temperatures, save_state
-    from ._source import model_spec
+    from ._source import model_spec, model_versions
 
 __all__ = [
     "ARCHITECTURES",
@@ -26,12 +27,16 @@ __all__ = [
     "BUILTIN_MODELS",
     "HSEMOTION_MODELS",
     "MODELS",
+    "PREVIOUS_MODELS",
+    "RELEASE_URL",
     "ModelCard",
     "build_network",
     "load_model",
     "load_state",
     "model_spec",
+    "model_versions",
     "read_temperatures",
+    "released_weights",
     "resolve_model",
     "save_state",
     "spec_from_card",
@@ -44,7 +49,7 @@ __getattr__, __dir__ = lazy_attributes(
     {
         "._load": ["load_model", "resolve_model"],
         "._network": ["build_network", "load_state", "read_temperatures", "save_state"],
-        "._source": ["model_spec"],
+        "._source": ["model_spec", "model_versions"],
     },
     __all__,
 )
@@ -88,6 +93,7 @@ _FER2013_LARGE = ModelSpec(
     weights=_bundled(
         "emolens-vgg-large-v1.safetensors", "0d0b14e4fcb7cc14dc994eb0e19953b28dcc3ac93da1b2c062937e0781c5ff6e"
     ),
+    version="v1",
     license=_FER2013_LICENSE,
     tta=True,
 )
@@ -105,6 +111,7 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
             "8447c42cc85351b0480bcf3c5f91ccb9de0ed6e20b0e9524c5314ed9fdd6dfbc",
             _FERPLUS_LICENSE,
         ),
+        version="v3",
         license=_FERPLUS_LICENSE,
         tta=True,
     ),
@@ -120,6 +127,7 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
             "4f37d464944b55ba43cb595b07e53b16e1494712adde3b34ab804712f98a5f77",
             _FERPLUS_LICENSE,
         ),
+        version="v3",
         license=_FERPLUS_LICENSE,
     ),
     ModelSpec(
@@ -134,6 +142,7 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
             "8a12316dcb92494654f2fd092128bb1bdc1560948b4e1fc1f28d1d672c36553f",
             _FERPLUS_LICENSE,
         ),
+        version="v1",
         license=_FERPLUS_LICENSE,
         tta=True,
     ),
@@ -147,6 +156,7 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         weights=_bundled(
             "emolens-vgg-wide-v3.safetensors", "778a398bf52002a976a7f8b4dcd083a19199815aa93757156453505e740ac074"
         ),
+        version="v3",
         license=_FER2013_LICENSE,
         tta=True,
     ),
@@ -157,9 +167,55 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         weights=_bundled(
             "emolens-vgg-fast-v2.safetensors", "95c60bfd5bbc12aaf43911d8f9fc5acc5c1a8682ea61cbecdad31446a3983d24"
         ),
+        version="v2",
         license=_FER2013_LICENSE,
     ),
     _FER2013_LARGE,
+)
+
+# Earlier releases of the built-in models stay obtainable, so answers can be reproduced after an upgrade.
+#: Where the weights of releases that have left the wheel are published (a file is fetched by its name and hash).
+RELEASE_URL = "https://github.com/emolens/emolens/releases/download/weights"
+
+
+def released_weights(name: str, sha256: str, size: int, license: str = _FERPLUS_LICENSE) -> tuple[WeightsFile, ...]:
+    """Weights of an earlier release that no longer ship in the wheel: downloaded from :data:`RELEASE_URL`."""
+    return (WeightsFile(name=name, sha256=sha256, urls=(f"{RELEASE_URL}/{name}",), size=size, license=license),)
+
+
+def _previous(name: str, version: str, weights: tuple[WeightsFile, ...]) -> ModelSpec:
+    current = next(spec for spec in BUILTIN_MODELS if spec.name == name)
+    return replace(
+        current,
+        name=f"{name}@{version}",
+        version=version,
+        weights=weights,
+        description=f"{name} as released in {version} (pinned: its answers do not change when {name} does)",
+    )
+
+
+#: Earlier versions of built-in models, named ``<name>@<version>`` (``model="default@v2"``). The release
+#: before the current one ships in the wheel; older ones are downloaded by hash (:func:`released_weights`).
+#: A version whose architecture differs from today's gives its own options here.
+PREVIOUS_MODELS: tuple[ModelSpec, ...] = (
+    _previous(
+        "default",
+        "v2",
+        _bundled(
+            "emolens-consensus-default-v2.safetensors",
+            "238c8bc93ff3f69a4cb2c31b7b0ad02a260d70017223ca2f9a887fc0a7f2f4ea",
+            _FERPLUS_LICENSE,
+        ),
+    ),
+    _previous(
+        "fast",
+        "v2",
+        _bundled(
+            "emolens-consensus-fast-v2.safetensors",
+            "80e9eeaece97092c3a6576637474420c4bfe1c57ee6afef773c74d7bb1736f33",
+            _FERPLUS_LICENSE,
+        ),
+    ),
 )
 
 # HSEmotion (A. Savchenko): EfficientNet/MobileFaceNet models trained on AffectNet, as ONNX graphs pinned to

@@ -109,9 +109,12 @@ class EmotionModel:
         device: torch.device,
         tta: bool | None = None,
         temperatures: tuple[float, ...] | None = None,
+        identity: str | None = None,
     ) -> None:
         self.spec = spec
         self.name = spec.name
+        #: Which weights answer: ``<weights file stem>@<sha256 prefix>`` (results record it as ``model_id``).
+        self.identity = spec.identity if identity is None else identity
         self.runtime = runtime
         self.device = device
         self.tta = spec.tta if tta is None else tta

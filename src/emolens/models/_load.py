@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 
 from .._device import resolve_device
-from .._registry import ModelSpec
+from .._registry import ModelSpec, weights_identity
 from ..errors import EmolensError, InvalidOptionError
-from ..weights import fetch
+from ..weights import fetch, sha256_of
 from ._classifier import EmotionModel, OnnxRuntime, Runtime, TorchRuntime
 from ._network import read_temperatures
 from ._source import RUN_BEST, RUN_CONFIG, model_spec, run_spec, run_weights
@@ -79,8 +79,16 @@ def load_model(source: ModelSource, *, device: str | torch.device = "cpu", tta: 
     torch_device = resolve_device(device)
     spec, weights = resolve_model(source)
     temperatures = None
-    if weights is not None and spec.runtime == "torch" and not Path(str(source)).is_dir():
+    identity = spec.identity
+    if Path(str(source)).is_dir() and weights is not None:  # a run's own output: its hash is recorded nowhere
+        identity = weights_identity(f"{spec.name}.safetensors", sha256_of(weights))
+    elif weights is not None and spec.runtime == "torch":
         temperatures = read_temperatures(weights, len(spec.labels))
     return EmotionModel(
-        spec, _runtime(spec, weights, torch_device), device=torch_device, tta=tta, temperatures=temperatures
+        spec,
+        _runtime(spec, weights, torch_device),
+        device=torch_device,
+        tta=tta,
+        temperatures=temperatures,
+        identity=identity,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._lazy import lazy_attributes
-from ._config import ServeConfig
+from ._config import MAX_URL_BYTES, ServeConfig
 from ._run import serve
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "MAX_URL_BYTES",
     "STATUS_FOR_ERROR",
     "AnalysisResultModel",
     "BatchResponseModel",

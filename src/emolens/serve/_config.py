@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from .._limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_FACE_SIZE
 from ..errors import InvalidOptionError
 
-__all__ = ["CONFIG_ENV", "ServeConfig"]
+__all__ = ["API_KEY_ENV", "CONFIG_ENV", "MAX_URL_BYTES", "ServeConfig"]
 
 #: Environment variable that carries the configuration to uvicorn's worker processes (JSON).
 CONFIG_ENV = "EMOLENS_SERVE_CONFIG"
+#: Longest URL (path and query) a request may have: names and options are short, a long URL is a mistake or a probe.
+MAX_URL_BYTES = 8192
+#: Environment variable with the API key (safer than ``--api-key``, which other users can read in ``ps``).
+API_KEY_ENV = "EMOLENS_API_KEY"
+_KEY = re.compile(r"[!-~]{16,256}")
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +44,10 @@ class ServeConfig:
         workers: uvicorn worker processes, each with its own models.
         warmup: run each default pipeline once at start-up, before ``/readyz`` says ready.
         min_face_size: default for requests that give none.
+        api_key: the shared secret clients send as ``Authorization: Bearer <key>`` (``None``: no key asked):
+            16 to 256 printable ASCII characters without spaces.
+        no_auth: serve a non-loopback address without a key, on purpose (``serve()`` refuses otherwise).
+        cors_origins: browser origins on other sites allowed to call the API (none by default).
     """
 
     host: str = "127.0.0.1"
@@ -53,6 +65,9 @@ class ServeConfig:
     workers: int = 1
     warmup: bool = True
     min_face_size: int = DEFAULT_MIN_FACE_SIZE
+    api_key: str | None = field(default=None, repr=False)
+    no_auth: bool = False
+    cors_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         positive = ("port", "max_upload_bytes", "max_pixels", "max_files", "max_in_flight", "threads", "workers")
@@ -68,19 +83,48 @@ class ServeConfig:
             raise InvalidOptionError(f"port must be at most 65535, got {self.port}", option="port")
         if self.models is not None:
             object.__setattr__(self, "models", tuple(self.models))
+        if self.api_key is not None and (not isinstance(self.api_key, str) or not _KEY.fullmatch(self.api_key)):
+            raise InvalidOptionError(
+                "the API key must be 16 to 256 printable ASCII characters without spaces "
+                "(e.g. the output of `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)",
+                option="api_key",
+            )
+        object.__setattr__(self, "cors_origins", tuple(self.cors_origins))
+        for origin in self.cors_origins:
+            if not _ORIGIN.fullmatch(origin):  # no "*": every origin is allowed by name
+                raise InvalidOptionError(
+                    f"a CORS origin is a scheme and host such as 'https://app.example.com', got {origin!r:.80}",
+                    option="cors_origins",
+                )
+
+    @property
+    def loopback(self) -> bool:
+        """True when only this machine can reach the server (``localhost`` or a loopback address)."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:  # a host name: it may resolve to anything
+            return False
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        """The settings for worker processes, without the API key (it travels as ``EMOLENS_API_KEY``)."""
+        return json.dumps({**asdict(self), "api_key": None})
 
     @classmethod
     def from_json(cls, text: str) -> ServeConfig:
         data: dict[str, Any] = json.loads(text)
         known = {f.name for f in fields(cls)}
         kwargs: dict[str, Any] = {k: v for k, v in data.items() if k in known}
+        for name in ("models", "cors_origins"):  # JSON has lists
+            if isinstance(kwargs.get(name), list):
+                kwargs[name] = tuple(kwargs[name])
         return cls(**kwargs)
 
     @classmethod
     def from_env(cls) -> ServeConfig:
         """The configuration a parent ``emolens serve`` left for its worker processes (defaults when none)."""
         text = os.environ.get(CONFIG_ENV)
-        return cls.from_json(text) if text else cls()
+        config = cls.from_json(text) if text else cls()
+        key = os.environ.get(API_KEY_ENV)
+        return replace(config, api_key=key) if key else config

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from .._limits import RAISE_MAX_PIXELS
 from ..errors import (
     EmolensError,
@@ -15,6 +17,8 @@ from ..errors import (
 )
 
 __all__ = ["STATUS_FOR_ERROR", "RequestError", "error_body", "status_for"]
+
+log = logging.getLogger("emolens.serve")
 
 #: First match wins (subclasses before their bases). Anything else an emolens error says about the input: 422.
 STATUS_FOR_ERROR: tuple[tuple[type[EmolensError], int], ...] = (
@@ -40,9 +44,19 @@ class RequestError(Exception):
 
     @classmethod
     def from_emolens(cls, exc: EmolensError, *, max_pixels: int | None = None) -> RequestError:
-        """The answer for an emolens error; its advice is rewritten where the fix is a server setting."""
+        """The answer for an emolens error; its advice is rewritten where the fix is a server setting.
+
+        A weights problem is the operator's: its message (cache paths, download advice) goes to the
+        server log, and the client reads what it can do.
+        """
         message = str(exc)
-        if isinstance(exc, ImageTooLargeError) and max_pixels is not None:
+        if isinstance(exc, WeightsError):
+            log.warning("emolens serve: weights unavailable: %s", message)
+            message = (
+                f"the weights this request needs ({exc.filename}) are not available on this server right now; "
+                "choose another model or detector (GET /v1/models says which are available), or retry later"
+            )
+        elif isinstance(exc, ImageTooLargeError) and max_pixels is not None:
             message = message.replace(
                 RAISE_MAX_PIXELS,
                 f"this server's limit is {max_pixels / 1e6:g} megapixels (emolens serve --max-megapixels)",

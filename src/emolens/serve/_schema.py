@@ -73,7 +73,14 @@ class AnalysisResultModel(_Strict):
     source: str | None = Field(description="File path of the input when given as a path; null over HTTP.")
     image: ImageSizeModel
     detector: str = Field(description="Detector actually used ('none' when detection was skipped).")
-    model: str = Field(description="Emotion model used.")
+    model: str = Field(description="Emotion model used ('default', or 'default@v2' when pinned).")
+    detector_id: str = Field(
+        description="Which detector answered: '<name>@<first 12 hex digits of its weights' sha256>'."
+    )
+    model_id: str = Field(
+        description="Which weights answered: '<weights file>@<first 12 hex digits of its sha256>'; send it as "
+        "model= to get the same answers after an upgrade."
+    )
     faces: list[FaceModel] = Field(description="Faces, largest first.")
     timings_ms: dict[str, float] = Field(description="Wall time per stage: load, detect, classify, total.")
 
@@ -106,13 +113,16 @@ class ModelInfoModel(_Strict):
     label_set: str
     valence_arousal: bool
     runtime: str
+    version: str = Field(description="Release of this name ('v3'); '' when unversioned.")
+    identity: str = Field(description="'<weights file>@<sha256 prefix>' of the weights this name loads.")
+    available: bool = Field(description="Its weights and packages are on this server: a request can use it.")
     loaded: bool
 
 
 class DetectorInfoModel(_Strict):
     name: str
     description: str
-    available: bool = Field(description="Its optional packages are installed.")
+    available: bool = Field(description="Its optional packages and weights are on this server.")
 
 
 class ModelsResponseModel(_Strict):

@@ -6,19 +6,54 @@ const $ = (id) => document.getElementById(id);
 
 // ---------------------------------------------------------------- API
 
-function query() {
+// A server started with an API key answers 401: ask for the key once, keep it for this tab, and retry.
+const KEY = "emolens-api-key";
+let pendingKey = null;
+
+function askForKey(problem) {
+  if (!pendingKey) {
+    pendingKey = new Promise((resolve) => {
+      const form = $("key-form");
+      $("key-problem").textContent = problem;
+      form.hidden = false;
+      $("api-key").focus();
+      form.onsubmit = (event) => {
+        event.preventDefault();
+        form.hidden = true;
+        pendingKey = null;
+        resolve($("api-key").value.trim());
+      };
+    });
+  }
+  return pendingKey;
+}
+
+async function apiFetch(url, options = {}) {
+  for (;;) {
+    const key = sessionStorage.getItem(KEY);
+    const headers = key ? { Authorization: `Bearer ${key}` } : {};
+    const response = await fetch(url, { ...options, headers });
+    if (response.status !== 401) return response;
+    sessionStorage.setItem(KEY, await askForKey(key ? "(that key was refused)" : ""));
+  }
+}
+
+function query(fallback) {
   const params = new URLSearchParams();
   if ($("model").value) params.set("model", $("model").value);
   if ($("detector").value) params.set("detector", $("detector").value);
+  if (!fallback) params.set("fallback", "false");
   return params.toString();
 }
 
-async function analyze(blob, filename) {
+// `fallback`: classify the whole image when no face is found. Right for a photo of one face, wrong for a live
+// view or a video, where "no face" is the answer.
+async function analyze(blob, filename, { fallback = true } = {}) {
   const form = new FormData();
   form.append("file", blob, filename || "image.jpg");
   let response;
   try {
-    response = await fetch(`/v1/analyze?${query()}`, { method: "POST", body: form });
+    response = await apiFetch(`/v1/analyze?${query(fallback)}`, { method: "POST", body: form });
   } catch (err) {
     throw new Error("The server cannot be reached. Is `emolens serve` still running?");
   }
@@ -28,6 +63,7 @@ async function analyze(blob, filename) {
     const message = body && body.error ? body.error.message : `the server answered ${response.status}`;
     const error = new Error(message);
     error.status = response.status;
+    error.retryAfter = parseFloat(response.headers.get("Retry-After")) || 1;
     throw error;
   }
   return body;
@@ -58,8 +94,11 @@ function drawFaces(ctx, faces, scale, pixel) {
     const { x, y, width, height } = face.box;
     const color = colorOf(face.label);
     ctx.strokeStyle = color;
+    ctx.setLineDash(face.fallback ? [8 * pixel, 6 * pixel] : []);  // dashed: no face found, the whole image
     ctx.strokeRect(x * scale, y * scale, width * scale, height * scale);
-    const text = `${i + 1} ${nameOf(face.label)} ${Math.round(face.confidence * 100)}%`;
+    ctx.setLineDash([]);
+    const whole = face.fallback ? " (whole image)" : "";
+    const text = `${i + 1} ${nameOf(face.label)} ${Math.round(face.confidence * 100)}%${whole}`;
     const pad = Math.round(4 * pixel);
     const tw = ctx.measureText(text).width + 2 * pad;
     const th = parseInt(ctx.font.match(/(\d+)px/)[1], 10) + 2 * pad;
@@ -268,9 +307,12 @@ async function webcamTick() {
   webcam.busy = true;
   try {
     const { blob, scale } = await frameBlob(video, video.videoWidth, video.videoHeight, 640);
-    const result = await analyze(blob, "frame.jpg");
+    const result = await analyze(blob, "frame.jpg", { fallback: false });
     if (!webcam.stream) return;
     drawOverlay($("webcam-overlay"), video, result.faces, scale);
+    $("webcam-status").textContent = result.faces.length
+      ? "Live: about 4 frames a second are analysed"
+      : "Live: no face in view";
     if (result.faces.length) {
       webcam.points.push({ t: (performance.now() - webcam.start) / 1000, p: result.faces[0].probabilities });
       if (webcam.points.length > 600) webcam.points.shift();
@@ -306,6 +348,7 @@ function seek(video, t) {
 
 async function analyzeVideoFile(file) {
   showError("");
+  $("video-status").dataset.done = "false";
   const run = ++clip.run;
   const video = $("video-player");
   video.src = URL.createObjectURL(file);
@@ -329,14 +372,16 @@ async function analyzeVideoFile(file) {
     if (run !== clip.run) return;  // another video was chosen
     await seek(video, t);
     const { blob, scale } = await frameBlob(video, video.videoWidth, video.videoHeight, 640);
+    let result;
     try {
-      const result = await analyze(blob, `frame-${i}.jpg`);
-      clip.samples.push({ t, faces: result.faces, scale });
-      drawOverlay($("video-overlay"), video, result.faces, scale);
+      result = await analyzeWhenFree(blob, `frame-${i}.jpg`, run);
     } catch (err) {
       showError(err.message);
       return;
     }
+    if (!result) return;  // another video was chosen while waiting
+    clip.samples.push({ t, faces: result.faces, scale });
+    drawOverlay($("video-overlay"), video, result.faces, scale);
     progress.value = i + 1;
     $("video-status").textContent = `${i + 1} of ${times.length} frames analysed`;
     drawTimeline($("video-timeline"), videoPoints(), 0);
@@ -346,6 +391,21 @@ async function analyzeVideoFile(file) {
   $("video-status").textContent = `Done: ${clip.samples.length} frames, ${faces} faces. Press play to see them.`;
   $("video-status").dataset.done = "true";
   await seek(video, 0);
+}
+
+// A busy server (503) says when to come back (Retry-After): wait and retry the frame, a few times at most.
+async function analyzeWhenFree(blob, filename, run) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await analyze(blob, filename, { fallback: false });
+    } catch (err) {
+      if (err.status !== 503 || attempt >= 20) throw err;
+      const seconds = Math.min(err.retryAfter, 10);
+      $("video-status").textContent = `The server is busy: retrying in ${seconds} s`;
+      await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+      if (run !== clip.run) return null;
+    }
+  }
 }
 
 function videoPoints() {
@@ -373,7 +433,7 @@ function selectTab(name) {
 async function loadModels() {
   let info;
   try {
-    info = await (await fetch("/v1/models")).json();
+    info = await (await apiFetch("/v1/models")).json();
   } catch (err) {
     showError("the server did not list its models; reload the page");
     return;
@@ -381,7 +441,9 @@ async function loadModels() {
   state.colors = info.label_colors;
   state.names = info.display_names;
   const model = $("model");
-  info.models.forEach((m) => model.add(new Option(m.name, m.name, false, m.name === info.default_model)));
+  // Only what this server has: a model or detector whose weights are missing here would fail with 503.
+  info.models.filter((m) => m.available).forEach((m) =>
+    model.add(new Option(m.name, m.name, false, m.name === info.default_model)));
   const detector = $("detector");
   ["auto", ...info.detectors.filter((d) => d.available).map((d) => d.name), "none"].forEach((name) =>
     detector.add(new Option(name, name, false, name === info.default_detector)));

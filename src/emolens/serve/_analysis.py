@@ -1,0 +1,171 @@
+"""The analysis routes: ``POST /v1/analyze`` (one image) and ``POST /v1/analyze/batch`` (several).
+
+Both take an in-flight slot first (503 at once when none is free), read and check the upload, then
+decode, detect and classify in the service's pool within the request time limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from .._analyzer import Analyzer
+from ..errors import EmolensError
+from ..types import AnalysisResult
+from ._config import ServeConfig
+from ._errors import RequestError
+from ._schema import AnalysisResultModel, BatchResponseModel, ErrorResponseModel
+from ._service import RequestOptions, Service
+from ._uploads import Upload, load_upload, uploads
+
+__all__ = ["analysis_routes"]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponseModel, "description": text}
+    for status, text in {
+        400: "Unreadable image or bad option",
+        401: "An API key is needed (servers started with one)",
+        404: "Unknown detector or model",
+        408: "The request body arrived too slowly",
+        413: "Upload or image over the limit",
+        415: "Not an image format emolens reads",
+        422: "A parameter has the wrong type, or a file is sent under the wrong field",
+        503: "Busy (Retry-After), timed out, shutting down, or weights unavailable",
+    }.items()
+}
+_BINARY = {"type": "string", "format": "binary"}
+_IMAGE_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "One image: a multipart form with a `file` field, or the raw bytes as the body.",
+        "content": {
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": {"file": _BINARY}, "required": ["file"]}
+            },
+            "application/octet-stream": {"schema": _BINARY},
+            "image/*": {"schema": _BINARY},
+        },
+    }
+}
+_BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "Several images as `files` fields of a multipart form.",
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"files": {"type": "array", "minItems": 1, "items": _BINARY}},
+                    "required": ["files"],
+                }
+            }
+        },
+    }
+}
+
+# Query parameters of both analysis endpoints.
+DetectorQuery = Annotated[str | None, Query(description="Detector name, 'auto' or 'none' (default: the server's)")]
+ModelQuery = Annotated[
+    str | None, Query(description="Model name, or a pinned version such as 'default@v2' (default: the server's)")
+]
+FallbackQuery = Annotated[bool, Query(description="Classify the whole image when no face is found")]
+MinFaceQuery = Annotated[int | None, Query(ge=0, le=100_000, description="Ignore faces smaller than this (pixels)")]
+
+
+def analysis_routes(service: Service) -> APIRouter:
+    """The two analysis endpoints of ``service``."""
+    router = APIRouter(tags=["analysis"], responses=_ERRORS)
+
+    @router.post(
+        "/v1/analyze", summary="Analyse one image", response_model=AnalysisResultModel, openapi_extra=_IMAGE_BODY
+    )
+    async def analyze(
+        request: Request,
+        detector: DetectorQuery = None,
+        model: ModelQuery = None,
+        fallback: FallbackQuery = True,
+        min_face_size: MinFaceQuery = None,
+    ) -> JSONResponse:
+        options = service.options(detector, model, fallback, min_face_size)
+        entries = await _analyse_request(service, request, options, many=False)
+        if entries[0]["error"] is not None:  # one image: its error is the request's
+            raise entries[0]["error"]
+        return JSONResponse(entries[0]["result"])
+
+    @router.post(
+        "/v1/analyze/batch",
+        summary="Analyse several images; a file that fails is an error entry, not a failed request",
+        response_model=BatchResponseModel,
+        openapi_extra=_BATCH_BODY,
+    )
+    async def analyze_batch(
+        request: Request,
+        detector: DetectorQuery = None,
+        model: ModelQuery = None,
+        fallback: FallbackQuery = True,
+        min_face_size: MinFaceQuery = None,
+    ) -> JSONResponse:
+        options = service.options(detector, model, fallback, min_face_size)
+        entries = await _analyse_request(service, request, options, many=True)
+        for entry in entries:
+            if isinstance(entry["error"], RequestError):
+                entry["error"] = {"type": entry["error"].kind, "message": entry["error"].message}
+        return JSONResponse({"results": entries})
+
+    return router
+
+
+async def _analyse_request(
+    service: Service, request: Request, options: RequestOptions, *, many: bool
+) -> list[dict[str, Any]]:
+    """One entry per uploaded image (``filename``, ``result``, ``error``), analysed under an in-flight slot."""
+    config = service.config
+    lease = service.take_slot()
+    try:
+        files = await uploads(request, config, field="files" if many else "file", many=many)
+        if len(files) > config.max_files:
+            raise RequestError(413, "TooManyFiles", f"send at most {config.max_files} files per request")
+
+        def work() -> list[dict[str, Any]]:
+            analyzer = service.analyzer(options.detector, options.model)
+            entries = _analyze_each(analyzer, files, config, options)
+            results = [entry["result"] for entry in entries if entry["result"] is not None]
+            service.metrics.analysed(len(results), sum(len(result["faces"]) for result in results))
+            return entries
+
+        return await service.run(work, lease)
+    finally:
+        if not lease.in_pool:
+            lease.give_back()
+
+
+def _analyze_each(
+    analyzer: Analyzer, files: Sequence[Upload], config: ServeConfig, options: RequestOptions
+) -> list[dict[str, Any]]:
+    """One entry per upload, in order: the readable images are classified in one batch, the others are errors."""
+    entries: list[dict[str, Any]] = [{"filename": u.filename, "result": None, "error": None} for u in files]
+    images: list[tuple[int, Any]] = []
+    for index, upload in enumerate(files):
+        try:
+            images.append((index, load_upload(upload, config)))
+        except RequestError as exc:
+            entries[index]["error"] = exc
+    fallback, min_size = options.fallback, options.min_face_size
+    try:
+        results: list[AnalysisResult] = analyzer.analyze_batch(
+            [image for _, image in images], fallback=fallback, min_face_size=min_size
+        )
+    except EmolensError:  # one image broke the batch: analyse them one by one to find which
+        results = []
+        for index, image in images:
+            try:
+                results.append(analyzer.analyze(image, fallback=fallback, min_face_size=min_size))
+            except EmolensError as exc:
+                entries[index]["error"] = RequestError.from_emolens(exc, max_pixels=config.max_pixels)
+        images = [(index, image) for index, image in images if entries[index]["error"] is None]
+    for (index, _), result in zip(images, results, strict=True):
+        entries[index]["result"] = result.to_dict()
+    return entries

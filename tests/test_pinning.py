@@ -1,0 +1,131 @@
+"""Reproducible answers: results say which weights answered, and ``model="default@v2"`` keeps v2's answers."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import emolens
+from emolens import load_model
+from emolens.errors import InvalidOptionError, UnknownNameError, WeightsError
+from emolens.models import MODELS, PREVIOUS_MODELS, RELEASE_URL, released_weights
+
+from .conftest import fer_samples
+
+WEIGHTS = Path(emolens.__file__).parent / "models" / "weights"
+
+
+@pytest.fixture(scope="module")
+def crops(fer_val: Path) -> list[np.ndarray]:
+    files, _ = fer_samples(fer_val, per_class=4)
+    return [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files]
+
+
+def test_default_at_v2_works_offline_and_gives_v2s_answers(
+    empty_home: Path, monkeypatch: pytest.MonkeyPatch, crops: list[np.ndarray]
+) -> None:
+    monkeypatch.setenv("EMOLENS_OFFLINE", "1")
+    current, v2 = load_model("default"), load_model("default@v2")
+    version = MODELS.get("default").version
+    assert version and version != "v2"
+    pinned_current = load_model(f"default@{version}")
+    assert v2.name == "default@v2" and v2.identity.startswith("emolens-consensus-default-v2@")
+    assert pinned_current.identity == current.identity != v2.identity
+    answers, v2_answers = current.predict(crops), v2.predict(crops)
+    assert np.abs(answers - v2_answers).max() > 0.01  # other weights, other answers
+    np.testing.assert_array_equal(pinned_current.predict(crops), answers)
+    assert list(empty_home.iterdir()) == []  # nothing was fetched: the pinned version ships in the wheel
+
+
+def test_a_results_identity_names_the_same_weights(photos: Path) -> None:
+    image = photos / "group" / "multiface.jpg"
+    result = emolens.analyze(image, model="default@v2", detector="yunet")
+    assert (result.model, result.detector) == ("default@v2", "yunet")
+    sha = hashlib.sha256((WEIGHTS / "emolens-consensus-default-v2.safetensors").read_bytes()).hexdigest()
+    assert result.model_id == f"emolens-consensus-default-v2@{sha[:12]}"
+    assert result.detector_id.startswith("yunet@") and len(result.detector_id) == len("yunet@") + 12
+    data = json.loads(result.to_json())
+    assert (data["model_id"], data["detector_id"]) == (result.model_id, result.detector_id)
+    for same in (result.model_id, "emolens-consensus-default-v2"):  # what a result says, or the card's name
+        again = emolens.analyze(image, model=same, detector="yunet")
+        assert again.model_id == result.model_id
+        assert [f.probabilities for f in again.faces] == [f.probabilities for f in result.faces]
+
+
+@pytest.mark.parametrize("name", ["default@v0", "default@latest", "emolens-consensus-default-v2@000000000000"])
+def test_unknown_versions_name_the_known_ones(name: str) -> None:
+    with pytest.raises(UnknownNameError, match="default@v2"):
+        load_model(name)
+
+
+@pytest.mark.parametrize("spec", PREVIOUS_MODELS, ids=lambda spec: spec.name)
+def test_every_previous_version_is_named_and_built_like_its_model(spec: emolens.ModelSpec) -> None:
+    name, _, version = spec.name.partition("@")
+    current = MODELS.get(name)
+    assert spec.version == version and version != current.version
+    assert (spec.architecture, spec.labels, spec.input) == (current.architecture, current.labels, current.input)
+    weights = spec.weights[0]
+    assert weights.bundled or weights.urls == (f"{RELEASE_URL}/{weights.name}",)
+
+
+def test_a_version_that_left_the_wheel_is_downloaded_by_hash(
+    empty_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, serve, crops: list[np.ndarray]
+) -> None:
+    """A stand-in release asset (fast v2's file under another name) served by a local mirror."""
+    import emolens.models
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    asset = mirror / "emolens-consensus-fast-v1.safetensors"
+    shutil.copy(WEIGHTS / "emolens-consensus-fast-v2.safetensors", asset)
+    sha = hashlib.sha256(asset.read_bytes()).hexdigest()
+    fast_v2 = next(spec for spec in PREVIOUS_MODELS if spec.name == "fast@v2")
+    weights = released_weights(asset.name, sha, asset.stat().st_size)
+    stand_in = dataclasses.replace(fast_v2, name="fast@v1", version="v1", weights=weights)
+    monkeypatch.setattr(emolens.models, "PREVIOUS_MODELS", (*PREVIOUS_MODELS, stand_in))
+    monkeypatch.setenv("EMOLENS_MIRROR", serve(mirror))
+
+    downloaded = load_model("fast@v1")
+    assert (empty_home / asset.name).is_file() and downloaded.identity == f"emolens-consensus-fast-v1@{sha[:12]}"
+    np.testing.assert_array_equal(downloaded.predict(crops), load_model("fast@v2").predict(crops))
+
+    monkeypatch.setenv("EMOLENS_OFFLINE", "1")  # from the cache from now on
+    assert load_model("fast@v1").identity == downloaded.identity
+
+    (empty_home / asset.name).unlink()
+    asset.write_bytes(asset.read_bytes()[:-1] + b"\0")  # the mirror serves a tampered file
+    monkeypatch.delenv("EMOLENS_OFFLINE")
+    with pytest.raises(WeightsError, match=r"sha256|SHA-256|hash"):
+        load_model("fast@v1")
+    assert not (empty_home / asset.name).exists()
+
+
+def test_batch_tables_carry_the_identity_and_refuse_to_mix_versions(photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "faces.csv"
+    v2 = load_model("fast@v2").identity
+    report = emolens.batch(photos / "group", out, model="fast", workers=1, progress=False)
+    current = load_model("fast").identity
+    assert {row["model_id"] for row in report.rows} == {current} and {row["model"] for row in report.rows} == {"fast"}
+    assert all(row["detector_id"].startswith("yunet@") for row in report.rows)
+    with out.open() as file:
+        assert {row["model_id"] for row in csv.DictReader(file)} == {current}
+    # After an upgrade, "fast" means other weights: the table written before is not mixed with their rows,
+    # and pinning the release that wrote it (as the message advises) resumes it.
+    out.write_text(out.read_text().replace(current, v2))
+    extra = tmp_path / "more"
+    extra.mkdir()
+    shutil.copy(photos / "group" / "multiface.jpg", extra / "another.jpg")
+    with pytest.raises(InvalidOptionError, match="upgraded") as refused:
+        emolens.batch([photos / "group", extra], out, model="fast", workers=1, progress=False)
+    assert "NAME@VERSION" in str(refused.value)
+    resumed = emolens.batch([photos / "group", extra], out, model="fast@v2", workers=1, progress=False)
+    assert (resumed.skipped, resumed.analysed) == (1, 1)
+    assert {row["model_id"] for row in resumed.rows} == {v2}
