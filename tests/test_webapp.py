@@ -6,7 +6,9 @@ made by ``python -m tools.screenshots``, from public-domain portraits only.
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,25 @@ def _errors_in_console(browser: Any) -> list[str]:
     return [entry["message"] for entry in logs if entry.get("level") == "SEVERE"]
 
 
+def _assert_labels_apart(browser: Any, canvas: str, faces: int) -> None:
+    """One label per face, none overlapping another, each on the canvas (read from what the page drew)."""
+    labels = json.loads(browser.find_element(By.ID, canvas).get_attribute("data-labels"))
+    width, height = browser.execute_script(
+        f"const c = document.getElementById('{canvas}'); return [c.width, c.height];"
+    )
+    assert len(labels) == faces
+    for i, a in enumerate(labels):
+        assert a["x"] >= 0 and a["x"] + a["w"] <= width + 1 and a["y"] >= 0 and a["y"] + a["h"] <= height + 1, a
+        for b in labels[i + 1 :]:
+            apart = (
+                a["x"] + a["w"] <= b["x"]
+                or b["x"] + b["w"] <= a["x"]
+                or a["y"] + a["h"] <= b["y"]
+                or b["y"] + b["h"] <= a["y"]
+            )
+            assert apart, (a, b)
+
+
 def test_upload_shows_every_face_with_a_label(
     browser: Any, app_url: str, photos: Path, screenshot: Callable[[str], Path]
 ) -> None:
@@ -99,6 +120,7 @@ def test_upload_shows_every_face_with_a_label(
     )
     assert abs(width / height - 1200 / 630) < 0.01 and distinct > 20
     assert browser.find_element(By.ID, "error").get_attribute("hidden")
+    _assert_labels_apart(browser, "image-canvas", faces=6)
     screenshot("upload")
     assert not _errors_in_console(browser)
 
@@ -111,6 +133,7 @@ def test_upload_fits_a_phone_screen(
     WebDriverWait(browser, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#faces .face-card")) == 6)
     overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the page is {overflow} px wider than a phone screen"
+    _assert_labels_apart(browser, "image-canvas", faces=6)
     screenshot("phone")
 
 
@@ -173,6 +196,21 @@ def test_video_mode_analyses_frames_and_plots_a_timeline(
     assert faces >= frames
     assert int(browser.find_element(By.ID, "video-overlay").get_attribute("data-faces")) >= 1
     screenshot("video")
+    # Between two samples the box moves part of the way: it follows the (panning) video, not the nearest sample.
+    xs = {}
+    for t in (0.0, 0.5, 0.25):
+        browser.execute_script(
+            "const v = document.getElementById('video-player'); v.pause(); v.currentTime = arguments[0];", t
+        )
+        WebDriverWait(browser, 10).until(
+            lambda d, t=t: (
+                abs(d.execute_script("return document.getElementById('video-player').currentTime") - t) < 0.01
+            )
+        )
+        time.sleep(0.2)  # the overlay is redrawn on "seeked"
+        xs[t] = json.loads(browser.find_element(By.ID, "video-overlay").get_attribute("data-boxes"))[0]["x"]
+    assert xs[0.0] != xs[0.5], xs  # the clip pans 10 px between samples
+    assert min(xs[0.0], xs[0.5]) < xs[0.25] < max(xs[0.0], xs[0.5]), xs
 
 
 def test_a_server_with_a_key_asks_for_it_once_per_tab(browser: Any, photos: Path, tmp_path: Path) -> None:
@@ -244,3 +282,23 @@ def test_video_mode_waits_out_a_busy_server_and_finds_no_face_where_there_is_non
         assert browser.find_element(By.ID, "error").get_attribute("hidden")
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     assert any(line["status"] == 503 for line in lines) and "Traceback" not in log.read_text()
+
+
+def test_a_video_the_browser_cannot_decode_says_which_codecs_work(browser: Any, app_url: str, tmp_path: Path) -> None:
+    """An MP4 written by OpenCV's 'mp4v' (MPEG-4 Part 2: common for users' own recordings) does not play in
+    Chromium: the page names the codecs that do and the command that reads the file as it is."""
+    import cv2
+    import numpy as np
+
+    clip = tmp_path / "recording.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (320, 240))
+    assert writer.isOpened()
+    for i in range(10):
+        writer.write(np.full((240, 320, 3), 20 * i, np.uint8))
+    writer.release()
+    open_app(browser, app_url)
+    browser.find_element(By.ID, "tab-video").click()
+    browser.find_element(By.ID, "video-input").send_keys(str(clip))
+    error = browser.find_element(By.ID, "error")
+    WebDriverWait(browser, 30).until(lambda d: not error.get_attribute("hidden"))
+    assert "recording.mp4" in error.text and "H.264" in error.text and "emolens video" in error.text

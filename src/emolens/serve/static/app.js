@@ -86,29 +86,52 @@ function screenScale(canvas) {
   return shown > 0 ? canvas.width / shown : 1;
 }
 
+// Boxes first, then one label per face where it collides with no other label: above the box, below it,
+// inside its top or bottom edge; a long label that fits nowhere shrinks to the face's number (the cards
+// beside the image, and the list under it on a phone, carry the full label).
 function drawFaces(ctx, faces, scale, pixel) {
   const lineWidth = 2 * pixel;
   ctx.lineWidth = lineWidth;
   ctx.font = `600 ${Math.round(13 * pixel)}px system-ui, sans-serif`;
-  faces.forEach((face, i) => {
+  const pad = Math.round(4 * pixel);
+  const th = parseInt(ctx.font.match(/(\d+)px/)[1], 10) + 2 * pad;
+  const boxes = faces.map((face) => {
     const { x, y, width, height } = face.box;
-    const color = colorOf(face.label);
-    ctx.strokeStyle = color;
+    ctx.strokeStyle = colorOf(face.label);
     ctx.setLineDash(face.fallback ? [8 * pixel, 6 * pixel] : []);  // dashed: no face found, the whole image
     ctx.strokeRect(x * scale, y * scale, width * scale, height * scale);
     ctx.setLineDash([]);
-    const whole = face.fallback ? " (whole image)" : "";
-    const text = `${i + 1} ${nameOf(face.label)} ${Math.round(face.confidence * 100)}%${whole}`;
-    const pad = Math.round(4 * pixel);
-    const tw = ctx.measureText(text).width + 2 * pad;
-    const th = parseInt(ctx.font.match(/(\d+)px/)[1], 10) + 2 * pad;
-    const ty = y * scale - th >= 0 ? y * scale - th : y * scale;
-    const tx = Math.max(0, Math.min(x * scale - lineWidth / 2, ctx.canvas.width - tw));  // stays on the image
-    ctx.fillStyle = color;
-    ctx.fillRect(tx, ty, tw, th);
-    ctx.fillStyle = "#fff";
-    ctx.fillText(text, tx + pad, ty + th - pad - 2);
+    return { x: x * scale, y: y * scale, w: width * scale, h: height * scale };
   });
+  const placed = [];
+  faces.forEach((face, i) => {
+    const whole = face.fallback ? " (whole image)" : "";
+    const full = `${i + 1} ${nameOf(face.label)} ${Math.round(face.confidence * 100)}%${whole}`;
+    const number = String(i + 1);
+    const spot = labelSpot(ctx, full, boxes[i], th, pad, placed) || labelSpot(ctx, number, boxes[i], th, pad, placed)
+      || labelSpot(ctx, number, boxes[i], th, pad, null);  // nowhere free: the number on the box anyway
+    placed.push(spot);
+    ctx.fillStyle = colorOf(face.label);
+    ctx.fillRect(spot.x, spot.y, spot.w, spot.h);
+    ctx.fillStyle = "#fff";
+    ctx.fillText(spot.text, spot.x + pad, spot.y + th - pad - 2);
+  });
+  ctx.canvas.dataset.labels = JSON.stringify(placed.map(({ x, y, w, h, text }) => ({ x, y, w, h, text })));
+}
+
+function labelSpot(ctx, text, box, th, pad, placed) {
+  const w = ctx.measureText(text).width + 2 * pad;
+  const x = Math.max(0, Math.min(box.x, ctx.canvas.width - w));  // stays on the image
+  const candidates = [box.y - th, box.y + box.h, box.y, box.y + box.h - th];
+  if (placed === null) return { x, y: Math.max(0, Math.min(box.y, ctx.canvas.height - th)), w, h: th, text };
+  for (const y of candidates) {
+    if (y < 0 || y + th > ctx.canvas.height) continue;
+    const spot = { x, y, w, h: th, text };
+    if (!placed.some((p) => p.x < spot.x + spot.w && spot.x < p.x + p.w && p.y < spot.y + spot.h && spot.y < p.y + p.h)) {
+      return spot;
+    }
+  }
+  return null;
 }
 
 function faceCard(face, index) {
@@ -275,6 +298,7 @@ function drawOverlay(canvas, video, faces, scale) {
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   drawFaces(ctx, faces, 1 / scale, screenScale(canvas));
   canvas.dataset.faces = String(faces.length);
+  canvas.dataset.boxes = JSON.stringify(faces.map((f) => f.box));  // what is drawn, for tests and tools
 }
 
 // ---------------------------------------------------------------- webcam panel
@@ -355,7 +379,11 @@ async function analyzeVideoFile(file) {
   try {
     await new Promise((resolve, reject) => {
       video.addEventListener("loadeddata", resolve, { once: true });
-      video.addEventListener("error", () => reject(new Error("this browser cannot decode the video")), { once: true });
+      video.addEventListener("error", () => reject(new Error(
+        `this browser cannot decode ${file.name || "the video"} (${file.type || "unknown type"}). Browsers play ` +
+        "H.264, VP8, VP9 or AV1 video in MP4 or WebM; MPEG-4 Part 2 (OpenCV's 'mp4v') is not among them. " +
+        "Convert it (ffmpeg -i in.mp4 -c:v libx264 out.mp4) or analyse it with `emolens video FILE`, " +
+        "which reads it directly")), { once: true });
     });
   } catch (err) {
     showError(err.message);
@@ -412,12 +440,55 @@ function videoPoints() {
   return clip.samples.filter((s) => s.faces.length).map((s) => ({ t: s.t, p: s.faces[0].probabilities }));
 }
 
-function showNearestSample() {
+// Between two samples each face of the nearer one moves toward the matching face of the other, in proportion
+// to the time, so boxes follow a panning video instead of jumping at every sample.
+function facesAt(time) {
+  const samples = clip.samples;
+  const next = samples.findIndex((s) => s.t > time);
+  if (next <= 0) return next === 0 ? samples[0] : samples[samples.length - 1];
+  const [a, b] = [samples[next - 1], samples[next]];
+  const w = (time - a.t) / (b.t - a.t);
+  const [base, other, share] = w < 0.5 ? [a, b, w] : [b, a, 1 - w];
+  const faces = base.faces.map((face) => {
+    const match = nearestFace(face.box, other.faces);
+    return match ? { ...face, box: mixBoxes(face.box, match.box, share) } : face;
+  });
+  return { faces, scale: base.scale };
+}
+
+function nearestFace(box, faces) {
+  const centre = (b) => [b.x + b.width / 2, b.y + b.height / 2];
+  const [cx, cy] = centre(box);
+  let best = null;
+  let bestDistance = 1.5 * Math.max(box.width, box.height);  // farther away: another face, not this one moved
+  for (const face of faces) {
+    const [fx, fy] = centre(face.box);
+    const distance = Math.hypot(fx - cx, fy - cy);
+    if (distance < bestDistance) [best, bestDistance] = [face, distance];
+  }
+  return best;
+}
+
+function mixBoxes(a, b, share) {
+  const mix = (key) => Math.round(a[key] + (b[key] - a[key]) * share);
+  return { x: mix("x"), y: mix("y"), width: mix("width"), height: mix("height") };
+}
+
+function showFacesAtTime() {
   const video = $("video-player");
   if (!clip.samples.length) return;
-  let best = clip.samples[0];
-  for (const s of clip.samples) if (Math.abs(s.t - video.currentTime) < Math.abs(best.t - video.currentTime)) best = s;
-  drawOverlay($("video-overlay"), video, best.faces, best.scale);
+  const { faces, scale } = facesAt(video.currentTime);
+  drawOverlay($("video-overlay"), video, faces, scale);
+}
+
+// "timeupdate" fires a few times a second: redraw on every displayed frame while the video plays.
+function followWhilePlaying() {
+  const video = $("video-player");
+  const step = () => {
+    showFacesAtTime();
+    if (!video.paused && !video.ended) requestAnimationFrame(step);
+  };
+  requestAnimationFrame(step);
 }
 
 // ---------------------------------------------------------------- set-up
@@ -456,7 +527,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("webcam-start").addEventListener("click", startWebcam);
   $("webcam-stop").addEventListener("click", stopWebcam);
   $("video-input").addEventListener("change", (e) => { if (e.target.files.length) analyzeVideoFile(e.target.files[0]); });
-  $("video-player").addEventListener("timeupdate", showNearestSample);
-  $("video-player").addEventListener("seeked", showNearestSample);
+  $("video-player").addEventListener("seeked", showFacesAtTime);
+  $("video-player").addEventListener("play", followWhilePlaying);
   loadModels();
 });
