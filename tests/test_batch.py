@@ -353,6 +353,67 @@ def test_an_address_where_nothing_listens_fails_within_seconds(
     assert f"nothing answers at {address}" in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
 
 
+def _ray_processes_under(root: int) -> dict[int, bytes]:
+    """pid -> start time field of each Ray process (``ray::...`` or a program in the ray package) under ``root``."""
+    proc = Path("/proc")
+    parent: dict[int, int] = {}
+    for entry in proc.iterdir():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:
+            continue
+        if stat:
+            parent[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
+    found, frontier = {}, [root]
+    while frontier:
+        pid = frontier.pop()
+        for child, ppid in parent.items():
+            if ppid == pid and child not in found:
+                try:
+                    stat = (proc / str(child) / "stat").read_bytes()
+                except OSError:
+                    continue
+                found[child] = stat.split(b") ", 1)[1].split()[19]
+                frontier.append(child)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc (Linux)")
+def test_a_killed_ray_run_leaves_no_process_of_its_cluster(ray_module: Any, collection: Path, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "emolens", "batch", str(collection / "photos"), "--out", str(tmp_path / "f.csv")]
+    driver = subprocess.Popen(
+        [*command, "--engine", "ray", "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 180
+    cluster: dict[int, bytes] = {}
+    while time.monotonic() < deadline and not any(b"ray::" in _cmdline(pid) for pid in cluster):
+        time.sleep(0.5)
+        cluster.update(_ray_processes_under(driver.pid))
+    assert cluster and driver.poll() is None, "the local Ray cluster did not start"
+    time.sleep(3)  # the agents are up
+    cluster.update(_ray_processes_under(driver.pid))
+    driver.kill()
+    driver.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (alive := [pid for pid, start in cluster.items() if _started(pid) == start]):
+        time.sleep(0.5)
+    assert not alive, [_cmdline(pid)[:80] for pid in alive]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _started(pid: int) -> bytes | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().split(b") ", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
 def test_nothing_is_lost_with_numpy_inputs_in_a_list_file(tmp_path: Path) -> None:
     """A Parquet list of paths works as input too (what a Ray user often has)."""
     import pyarrow.parquet as parquet

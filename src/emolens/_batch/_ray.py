@@ -7,9 +7,11 @@ The driver turns the inputs into a Ray Dataset, ``map_batches`` runs :class:`Ray
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
+import subprocess
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +21,7 @@ from .._rows import column_types
 from ..errors import InvalidOptionError
 from ._inputs import BatchInput
 from ._job import Job
+from ._reaper import start_reaper
 from ._store import Store, arrow_schema
 
 __all__ = ["CHUNKS_PER_CALL", "QUIET_LOCAL_CLUSTER", "RayAnalyzer", "run_ray"]
@@ -97,11 +100,13 @@ def run_ray(
     require("ray.data", extra="ray", feature="the ray engine", package="ray[data]")
     actors = max(1, min(actors, len(chunks)))  # more actors than chunks would only start idle processes
     started_here = not ray.is_initialized()
+    reaper = None
     if started_here:
         if address:
             check_reachable(address)
             ray.init(address=address, log_to_driver=False)
         else:
+            reaper = start_reaper()  # kills this cluster's processes should this one die without stopping it
             ray.init(
                 num_cpus=max(1, round(actors * num_cpus)),
                 num_gpus=num_gpus * actors or None,
@@ -138,3 +143,7 @@ def run_ray(
         logger.setLevel(level)
         if started_here:
             ray.shutdown()
+        if reaper is not None and reaper.stdin is not None:
+            reaper.stdin.close()  # done: it removes any straggler and exits
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                reaper.wait(timeout=5)
