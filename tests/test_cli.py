@@ -24,6 +24,13 @@ def test_analyze_json_lists_the_six_faces(photos: Path) -> None:
     record = json.loads(proc.stdout)
     assert len(record["faces"]) == 6
     assert all(face["emotion"] in record["faces"][0]["probabilities"] for face in record["faces"])
+    # which weights answered: the current default's file and hash, and the detector's
+    from emolens import load_model
+
+    assert record["model"] == "default" and record["model_id"] == load_model("default").identity
+    assert record["detector_id"].startswith("yunet@")
+    pinned = run("analyze", str(photos / "dlib-faces" / "2008_002470.jpg"), "--json", "--model", record["model_id"])
+    assert json.loads(pinned.stdout)["faces"] == record["faces"]  # the recorded identity gives the same answers
 
 
 def test_analyze_passes_detector_options(photos: Path) -> None:
