@@ -242,7 +242,8 @@ def test_a_server_with_a_key_asks_for_it_once_per_tab(browser: Any, photos: Path
 
 
 def test_the_api_docs_work_offline(browser: Any, app_url: str) -> None:
-    """Swagger UI comes from the installed swagger-ui-bundle package, not a CDN (this machine has no internet)."""
+    """Swagger UI comes from files installed with emolens[serve], not a CDN (this machine has no internet)."""
+    _errors_in_console(browser)  # forget what earlier tests logged (the log is read once)
     browser.get(f"{app_url}/docs")
     WebDriverWait(browser, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock")) >= 5)
     paths = {element.text for element in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
