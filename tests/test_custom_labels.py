@@ -104,7 +104,9 @@ def _korean_config(dataset: Path, run: Path, **options: object) -> TrainConfig:
     )
 
 
-def test_custom_label_model_trains_exports_and_analyzes(korean_dataset: Path, tmp_path: Path, photos: Path) -> None:
+def test_custom_label_model_trains_exports_and_analyzes(
+    korean_dataset: Path, tmp_path: Path, photos: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = load_dataset(korean_dataset / "val")
     assert data.classes == ("기쁨", "당황", "중립")  # not FER2013 names: custom labels, sorted
     run = tmp_path / "run"
@@ -118,6 +120,10 @@ def test_custom_label_model_trains_exports_and_analyzes(korean_dataset: Path, tm
     assert face.labels == ("기쁨", "당황", "중립") and face.label in face.labels and face.emotion is None
     # the CLI: analyze JSON and evaluate follow the model's labels
     assert main(["evaluate", str(korean_dataset / "val"), "--model", str(model), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(korean_dataset / "val"), "--model", str(model), "--json", "--cross-fit"]) == 0
+    record = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert list(record["cross_fitted"]["temperatures"]) == ["기쁨", "당황", "중립"]  # the dataset's classes
 
 
 def test_custom_labels_flow_through_cli_and_video(

@@ -74,10 +74,8 @@ def run(args: argparse.Namespace) -> int:
             ferplus=ferplus,
         )
         calibration = choose_calibration(raw, data.labels)
-    if args.json:
-        from ..training._data import CLASS_NAMES
-
-        extra = {"cross_fitted": calibration.to_dict(CLASS_NAMES)} if calibration else {}
+    if args.json:  # temperatures are keyed by the dataset's own classes (a custom label set has its own)
+        extra = {"cross_fitted": calibration.to_dict(data.classes)} if calibration else {}
         print(json.dumps({"model": name, "dataset": args.dataset, **evaluation.to_dict(), **extra}))
         return 0
     print(f"model {name} on {args.dataset}: {evaluation.count} images")
