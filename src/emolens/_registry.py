@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Generic, Protocol, TypeVar
 
-from .errors import EmolensError, EmolensWarning, UnknownNameError
+from .errors import EmolensError, EmolensWarning, InvalidOptionError, UnknownNameError
 from .labels import FER2013, LabelSet, label_set
 
 __all__ = [
@@ -103,21 +103,23 @@ class InputSpec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.size, int) or not 8 <= self.size <= 1024:
-            raise ValueError(f"input size must be an integer from 8 to 1024, got {self.size!r}")
+            raise InvalidOptionError(f"input size must be an integer from 8 to 1024, got {self.size!r}", option="input")
         if self.color not in ("gray", "rgb"):
-            raise ValueError(f"input color must be 'gray' or 'rgb', got {self.color!r}")
+            raise InvalidOptionError(f"input color must be 'gray' or 'rgb', got {self.color!r}", option="input")
         if (self.mean is None) != (self.std is None):
-            raise ValueError("give both mean and std, or neither (per-image standardisation)")
+            raise InvalidOptionError("give both mean and std, or neither (per-image standardisation)", option="input")
         for name in ("mean", "std"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, tuple(float(v) for v in value))
                 if len(getattr(self, name)) != self.channels:
-                    raise ValueError(f"input {name} needs {self.channels} value(s) for {self.color} input")
+                    raise InvalidOptionError(
+                        f"input {name} needs {self.channels} value(s) for {self.color} input", option="input"
+                    )
         if self.std is not None and not all(0 < v < float("inf") for v in self.std):
-            raise ValueError(f"input std must be positive, got {self.std}")
+            raise InvalidOptionError(f"input std must be positive, got {self.std}", option="input")
         if not 0.0 <= float(self.margin) <= 1.0:
-            raise ValueError(f"input margin must be in [0, 1], got {self.margin!r}")
+            raise InvalidOptionError(f"input margin must be in [0, 1], got {self.margin!r}", option="input")
 
     @property
     def channels(self) -> int:
@@ -193,7 +195,10 @@ class ModelSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", LabelSet(self.name, tuple(self.labels)).labels)  # validates them
         if self.runtime not in RUNTIMES:
-            raise ValueError(f"model {self.name!r}: runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
+            raise InvalidOptionError(
+                f"model {self.name!r}: runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}",
+                option="runtime",
+            )
 
     @property
     def input_size(self) -> int:
