@@ -167,6 +167,8 @@ def test_models_say_what_this_server_really_has(server: str, seeded_home: Path) 
     assert models["fast"]["available"] and models["default@v2"]["available"]
     assert not models["hsemotion-b0-va"]["available"]  # not downloaded: the tests never reach the network
     assert models["default"]["identity"].startswith("emolens-consensus-default-v") and models["default"]["version"]
+    current = models[f"default@{models['default']['version']}"]  # the current release, pinned by name
+    assert current["identity"] == models["default"]["identity"] and current["labels"] == models["default"]["labels"]
     answer = httpx.post(f"{server}/v1/analyze", params={"model": "hsemotion-b0-va"}, content=b"\xff\xd8\xff")
     message = _error(answer, 503)
     assert str(seeded_home) not in message and "EMOLENS_" not in message and "/v1/models" in message

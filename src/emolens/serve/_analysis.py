@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from .._analyzer import Analyzer
@@ -75,6 +75,22 @@ FallbackQuery = Annotated[bool, Query(description="Classify the whole image when
 MinFaceQuery = Annotated[int | None, Query(ge=0, le=100_000, description="Ignore faces smaller than this (pixels)")]
 
 
+def _request_options(
+    request: Request,
+    detector: DetectorQuery = None,
+    model: ModelQuery = None,
+    fallback: FallbackQuery = True,
+    min_face_size: MinFaceQuery = None,
+) -> RequestOptions:
+    """The query parameters of both endpoints, resolved: unknown names are refused before any upload is read."""
+    service: Service = request.app.state.service
+    return service.options(detector, model, fallback, min_face_size)
+
+
+# Module level, so that FastAPI can resolve the annotation of the endpoints' parameter.
+Options = Annotated[RequestOptions, Depends(_request_options)]
+
+
 def analysis_routes(service: Service) -> APIRouter:
     """The two analysis endpoints of ``service``."""
     router = APIRouter(tags=["analysis"], responses=_ERRORS)
@@ -82,14 +98,7 @@ def analysis_routes(service: Service) -> APIRouter:
     @router.post(
         "/v1/analyze", summary="Analyse one image", response_model=AnalysisResultModel, openapi_extra=_IMAGE_BODY
     )
-    async def analyze(
-        request: Request,
-        detector: DetectorQuery = None,
-        model: ModelQuery = None,
-        fallback: FallbackQuery = True,
-        min_face_size: MinFaceQuery = None,
-    ) -> JSONResponse:
-        options = service.options(detector, model, fallback, min_face_size)
+    async def analyze(request: Request, options: Options) -> JSONResponse:
         entries = await _analyse_request(service, request, options, many=False)
         if entries[0]["error"] is not None:  # one image: its error is the request's
             raise entries[0]["error"]
@@ -101,14 +110,7 @@ def analysis_routes(service: Service) -> APIRouter:
         response_model=BatchResponseModel,
         openapi_extra=_BATCH_BODY,
     )
-    async def analyze_batch(
-        request: Request,
-        detector: DetectorQuery = None,
-        model: ModelQuery = None,
-        fallback: FallbackQuery = True,
-        min_face_size: MinFaceQuery = None,
-    ) -> JSONResponse:
-        options = service.options(detector, model, fallback, min_face_size)
+    async def analyze_batch(request: Request, options: Options) -> JSONResponse:
         entries = await _analyse_request(service, request, options, many=True)
         for entry in entries:
             if isinstance(entry["error"], RequestError):

@@ -9,7 +9,6 @@ from fastapi.responses import JSONResponse, Response
 
 from ..detectors import DETECTORS
 from ..labels import CANONICAL, COLORS, display_label
-from ..models import MODELS, PREVIOUS_MODELS
 from ._errors import error_body
 from ._schema import ErrorResponseModel, ModelsResponseModel, analysis_result_json_schema
 from ._service import Service
@@ -60,7 +59,7 @@ def info_routes(service: Service) -> APIRouter:
 def _models(service: Service) -> dict[str, Any]:
     """The body of ``/v1/models``: what a request may name, and whether this server has it."""
     config = service.config
-    known = {spec.name: spec for spec in (*MODELS.specs(), *PREVIOUS_MODELS)}
+    known = service.model_specs()
     loaded = service.loaded()
     infos = []
     for name in service.model_names():
