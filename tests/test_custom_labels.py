@@ -114,7 +114,7 @@ def test_custom_label_model_trains_exports_and_analyzes(
     result = train(_korean_config(korean_dataset, run, init="fast", epochs=3, lr=0.01))
     assert result.best_val_accuracy > 0.4  # chance is 1/3
     card = export_run(run, tmp_path / "export", "korean-3")
-    assert card["labels"] == ["기쁨", "당황", "중립"]
+    assert card.labels == ("기쁨", "당황", "중립")
     model = tmp_path / "export" / "korean-3.json"
     face = emolens.analyze(photos / "group" / "multiface.jpg", model=str(model), detector="haar").faces[0]
     assert face.labels == ("기쁨", "당황", "중립") and face.label in face.labels and face.emotion is None

@@ -295,6 +295,6 @@ def test_lock_waiter_gives_up_in_time_naming_the_holder(
 
 def test_lock_holder_line_is_readable_and_cleared(empty_home: Path) -> None:
     lock = empty_home / "blob.bin.lock"
-    with store._process_lock(empty_home, "blob.bin", 1.0):
+    with store.process_lock(empty_home, "blob.bin", 1.0):
         assert _holder_pid(lock, timeout=1) == os.getpid()
     assert lock.read_text() == ""

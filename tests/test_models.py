@@ -60,14 +60,14 @@ def test_saved_weights_are_byte_for_byte_reproducible(tmp_path: Path) -> None:
 
     import torch
 
-    from emolens.models import build_network, load_state, read_temperatures, save_state
+    from emolens.models import build_model, read_temperatures, save_state
 
     script = (
         "import sys, torch\n"
         "from emolens.models import MODELS\n"
-        "from emolens.models import build_network, save_state\n"
+        "from emolens.models import build_model, save_state\n"
         "torch.manual_seed(0)\n"
-        "save_state(build_network(MODELS.get('fast')), sys.argv[1],"
+        "save_state(build_model(MODELS.get('fast')), sys.argv[1],"
         " metadata={'model': 'fast', 'name': 'x', 'temperatures': '[1.25, 1, 1, 0.8, 1, 1, 1]'})\n"
     )
     paths = [tmp_path / f"{i}.safetensors" for i in range(2)]
@@ -75,8 +75,8 @@ def test_saved_weights_are_byte_for_byte_reproducible(tmp_path: Path) -> None:
         subprocess.run([sys.executable, "-c", script, str(path)], check=True)
     assert paths[0].read_bytes() == paths[1].read_bytes()
     torch.manual_seed(0)
-    original, loaded = build_network(MODELS.get("fast")), build_network(MODELS.get("fast"))
-    load_state(loaded, paths[0])
+    original = build_model(MODELS.get("fast"))
+    loaded = build_model(MODELS.get("fast"), paths[0])
     for (name, a), b in zip(original.state_dict().items(), loaded.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     assert read_temperatures(paths[0], 7) == (1.25, 1.0, 1.0, 0.8, 1.0, 1.0, 1.0)

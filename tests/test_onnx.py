@@ -19,6 +19,8 @@ from emolens.labels import HSEMOTION8
 from emolens.models import MODELS
 from emolens.weights import cache_dir, fetch, git_blob_sha1, sha256_of
 
+from .conftest import fer_samples
+
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
@@ -157,3 +159,88 @@ def test_onnx_file_beside_a_card_loads_by_path(tmp_path: Path) -> None:
     model = emolens.load_model(tmp_path / "mine.json")
     output = model.predict_output([np.zeros((9, 9, 3), np.uint8), np.zeros((120, 90), np.uint8)])
     assert output.probabilities.shape == (2, 8) and output.valence is not None and output.valence.shape == (2,)
+
+
+def test_an_rgb_model_scores_the_same_in_evaluate_and_analyze(tmp_path: Path) -> None:
+    """One inference path: a colour model with its own normalisation gives the same probabilities through
+    ``emolens evaluate`` (a dataset read in colour) as through ``analyze()`` on the same images."""
+    import cv2
+    from onnx import TensorProto, helper, numpy_helper
+
+    from emolens import InputSpec
+    from emolens.labels import FER2013
+    from emolens.models import ModelCard
+    from emolens.training import evaluate_model
+
+    weights = np.random.default_rng(1).normal(size=(3, 7)).astype(np.float32) * 4
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["input", "axes"], ["pooled"], keepdims=0),
+            helper.make_node("MatMul", ["pooled", "W"], ["output"]),
+        ],
+        "rgb-standin",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 32, 32])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 7])],
+        initializer=[
+            numpy_helper.from_array(np.array([2, 3], dtype=np.int64), "axes"),
+            numpy_helper.from_array(weights, "W"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "rgb.onnx"))
+    card = tmp_path / "rgb.json"
+    spec = InputSpec(size=32, color="rgb", mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
+    ModelCard(
+        "rgb", FER2013.labels, "rgb.onnx", sha256_of(tmp_path / "rgb.onnx"), architecture="", runtime="onnx", input=spec
+    ).write(card)
+    rng = np.random.default_rng(2)
+    for index, label in enumerate(("happy", "happy", "sad", "angry", "neutral", "neutral")):
+        (tmp_path / "data" / label).mkdir(parents=True, exist_ok=True)
+        colour = rng.integers(0, 256, 3)
+        image = np.clip(rng.normal(colour, 40, (40 + 17 * index, 50 + 9 * index, 3)), 0, 255).astype(np.uint8)
+        cv2.imwrite(str(tmp_path / "data" / label / f"{index}.png"), image)
+
+    _, probabilities, data = evaluate_model(str(card), str(tmp_path / "data"), ferplus=None)
+    assert data.images.shape[1:] == (32, 32, 3)  # read in colour, for the model's RGB input
+    for source, row in zip(data.sources, probabilities, strict=True):
+        face = emolens.analyze(source, model=str(card), detector=None).faces[0]
+        assert np.allclose(face.probabilities, row, atol=1e-6), source
+    # the colour matters to this model: the same images in grayscale would score otherwise
+    gray = emolens.load_model(str(card)).predict(
+        [cv2.cvtColor(cv2.imread(source), cv2.COLOR_BGR2GRAY) for source in data.sources]
+    )
+    assert not np.allclose(gray, probabilities, atol=1e-3)
+
+
+OWN_MODELS = [
+    spec.name for spec in MODELS.specs() if spec.runtime == "torch" and spec.weights and spec.weights[0].bundled
+]
+
+
+@pytest.mark.parametrize("name", OWN_MODELS)
+def test_export_onnx_round_trips_on_real_faces(name: str, fer_val: Path, photos: Path, tmp_path: Path) -> None:
+    """`emolens export --onnx`: the graph (TTA and calibration inside) answers as the torch model in float32."""
+    import cv2
+
+    from emolens.models import export_onnx, preprocess
+
+    card = export_onnx(name, tmp_path, f"{name}-onnx")
+    assert card.runtime == "onnx" and not card.tta and card.labels == MODELS.get(name).labels
+    images, _ = fer_samples(fer_val, per_class=4)
+    crops = [cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) for path in images]
+    photo = photos / "group" / "multiface.jpg"
+    image = cv2.imread(str(photo))
+    for face in emolens.analyze(photo, detector="yunet", model="fast").faces:  # colour crops of real photos
+        crops.append(image[face.box.y : face.box.y + face.box.height, face.box.x : face.box.x + face.box.width])
+    expected = emolens.load_model(name, precision="float32").predict(crops)
+    exported = emolens.load_model(str(tmp_path / f"{name}-onnx.json"))
+    assert exported.spec.runtime == "onnx"
+    assert np.abs(exported.predict(crops) - expected).max() < 1e-4
+    # for other languages: softmax of the graph's output is the answer, with the input the card describes
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(tmp_path / f"{name}-onnx.onnx"))
+    batch = preprocess(crops, card.input).numpy()
+    (log_probabilities,) = session.run(None, {"input": batch})
+    assert np.abs(np.exp(log_probabilities) - expected).max() < 1e-4

@@ -15,7 +15,8 @@ from safetensors.torch import load_file
 
 import emolens
 from emolens.cli import main
-from emolens.training import TrainConfig, export_run, last_epoch_weights, plan_stage, run_recipe
+from emolens.models import last_epoch_weights
+from emolens.training import TrainConfig, export_run, plan_stage, run_recipe
 
 pytestmark = pytest.mark.slow  # trains three models in miniature: `pytest -m 'not slow'` skips it
 
@@ -80,7 +81,8 @@ def test_recipe_in_miniature(voted_tiny: Path, tmp_path: Path, capsys: pytest.Ca
     # the last epoch, exported on its own: the weights of the checkpoint's EMA, and the card says so
     run = out / "runs" / "consensus-fast"
     card = export_run(run, tmp_path / "last", "fast-last", last_epoch=True)
-    assert card["epoch_choice"] == "last" and card["best_epoch"] == 1
+    assert card.record is not None
+    assert card.record.training.epoch_choice == "last" and card.record.training.best_epoch == 1
     checkpoint = torch.load(run / "checkpoint.pt", weights_only=True)
     exported = load_file(tmp_path / "last" / "fast-last.safetensors")
     for name, tensor in last_epoch_weights(checkpoint).items():

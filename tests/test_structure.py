@@ -29,3 +29,84 @@ def test_every_public_name_resolves_and_is_listed() -> None:
         assert getattr(emolens, name) is not None, name
     assert set(emolens.__all__) <= set(dir(emolens))
     assert emolens.__all__ == sorted(emolens.__all__, key=lambda n: (not n[:1].isupper(), n))
+
+
+SRC = REPO / "src" / "emolens"
+
+
+def _src_modules() -> list[Path]:
+    return sorted(SRC.rglob("*.py"))
+
+
+def _package_of(path: Path) -> str:
+    """The dotted package a source file belongs to (a package's ``__init__`` belongs to that package)."""
+    parts = ["emolens", *path.relative_to(SRC).with_suffix("").parts]
+    return ".".join(parts[:-1])
+
+
+def _imported_modules(path: Path) -> list[str]:
+    """Every module a source file imports, as absolute dotted names (relative imports resolved)."""
+    import ast
+
+    package = _package_of(path)
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                found.append(".".join([*base, *([node.module] if node.module else [])]))
+            elif node.module:
+                found.append(node.module)
+    return [name for name in found if name == "emolens" or name.startswith("emolens.")]
+
+
+@pytest.mark.parametrize("path", _src_modules(), ids=lambda p: str(p.relative_to(SRC)))
+def test_packages_use_each_other_through_their_public_names(path: Path) -> None:
+    """A private module (``pkg._x``) is imported only from inside ``pkg``: packages meet at their ``__init__``."""
+    package = _package_of(path)
+    crossing = []
+    for module in _imported_modules(path):
+        parts = module.split(".")
+        for i, part in enumerate(parts[1:], start=1):
+            owner = ".".join(parts[:i])  # the package that holds the private module
+            if part.startswith("_") and not (package == owner or package.startswith(owner + ".")):
+                crossing.append(module)
+                break
+    assert crossing == [], f"{path.relative_to(SRC)} imports another package's private module(s): {crossing}"
+
+
+def test_networks_are_joined_with_their_weights_in_one_place() -> None:
+    """``build_network`` + ``load_state`` are called together in one module only (the one builder)."""
+    joined = [
+        path.relative_to(SRC).as_posix()
+        for path in _src_modules()
+        if "build_network(" in (text := path.read_text(encoding="utf-8")) and "load_state(" in text
+    ]
+    assert joined == ["models/_network.py"]
+
+
+def test_no_source_file_is_longer_than_a_sitting() -> None:
+    too_long = {
+        path.relative_to(SRC).as_posix(): n
+        for path in _src_modules()
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > 450
+    }
+    assert too_long == {}, f"split these files (over 450 lines): {too_long}"
+
+
+@pytest.mark.parametrize("package", ["serve", "_batch"])
+def test_functions_in_the_server_and_batch_are_short(package: str) -> None:
+    import ast
+
+    long = []
+    for path in sorted((SRC / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno is not None:
+                body = node.body[1:] if ast.get_docstring(node) else node.body  # the docstring is not logic
+                lines = node.end_lineno - body[0].lineno + 1
+                if lines > 60:
+                    long.append(f"{path.name}:{node.name} ({lines} lines)")
+    assert long == [], f"functions over 60 lines (docstring aside): {long}"

@@ -210,7 +210,7 @@ def test_an_exported_model_is_used_by_the_path_of_its_card(
     card = export_run(run, out, "my-model")
     written = {f.name: f.read_bytes() for f in out.iterdir()}
     shutil.rmtree(run)  # the card and its weights alone are enough to measure the model again: same files
-    assert recalibrate_card(out / "my-model.json") == json.loads(written["my-model.json"])
+    assert recalibrate_card(out / "my-model.json").to_dict() == json.loads(written["my-model.json"])
     assert {f.name: f.read_bytes() for f in out.iterdir()} == written
     photo = shared / "images" / "group" / "multiface.jpg"
     by_path = emolens.analyze(photo, model=str(out / "my-model.json"))
@@ -222,8 +222,9 @@ def test_an_exported_model_is_used_by_the_path_of_its_card(
     # the command line takes the card too, and scores it exactly as the card says
     capsys.readouterr()
     assert main(["evaluate", str(tiny), "--model", str(out / "my-model.json"), "--json"]) == 0
-    measured = "val_tta" if card["default_tta"] else "val"
-    assert json.loads(capsys.readouterr().out)["accuracy"] == card["metrics"][measured]["accuracy"]
+    assert card.record is not None
+    measured = card.record.metrics.default(card.tta)
+    assert json.loads(capsys.readouterr().out)["accuracy"] == measured.accuracy
     assert main(["analyze", str(photo), "--model", str(out / "my-model.json"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[0])["model"] == "my-model"
     # weights changed after export are refused; a missing or foreign card says what to pass
@@ -259,7 +260,7 @@ def test_a_finished_run_keeps_its_architecture_when_the_registry_changes(tiny: P
         MODELS.register(dataclasses.replace(MODELS.get("fast"), options={"widths": (8, 16, 32, 64)}), overwrite=True)
         assert Teachers([str(run)], torch.device("cpu")).probabilities(torch.randn(2, 1, 48, 48), 1.0).shape == (2, 7)
         card = export_run(run, tmp_path / "out", "old-fast")
-        assert card["architecture"]["options"]["widths"] == pinned["widths"]
+        assert card.options["widths"] == pinned["widths"]
 
 
 def test_bad_model_options_are_usage_errors(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

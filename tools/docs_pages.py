@@ -11,6 +11,10 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from emolens.models import MeasuredRecord
 
 REPO = Path(__file__).resolve().parents[1]
 CLI_PAGE = REPO / "docs" / "cli.md"
@@ -57,6 +61,15 @@ def _verdict(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
+def _record(card_file: Path) -> MeasuredRecord:
+    """The measured record of a bundled model's card (every bundled card has one)."""
+    from emolens.models import ModelCard
+
+    record = ModelCard.read(card_file).record
+    assert record is not None, f"{card_file.name} is a measured card"
+    return record
+
+
 def render_models_page() -> str:
     """The model zoo tables plus every bundled model's card (from src/emolens/models/weights/)."""
     import json
@@ -100,23 +113,24 @@ def render_models_page() -> str:
     shown: set[str] = set()
     for spec in bundled:
         stem = spec.weights[0].name.removesuffix(".safetensors")
-        card = json.loads((weights_dir / f"{stem}.json").read_text())
-        m = card["metrics"]["val_tta" if spec.tta else "val"]
+        record = _record(weights_dir / f"{stem}.json")
+        m = record.metrics.default(spec.tta)
         rate = [r["faces_per_s"] for r in speed if (r["model"], r["tta"], r["batch"]) == (spec.name, spec.tta, 64)]
-        learned = "FER2013 labels" if card.get("targets", "original") == "original" else "FER+ votes"
-        consensus = m.get("consensus")
+        learned = "FER2013 labels" if record.targets == "original" else "FER+ votes"
+        consensus = m.consensus
+        ece = record.calibration.ece
         head.append(
-            f"| `{spec.name}` | {learned} | {card['parameters'] / 1e6:.2f}M "
-            f"| {card['weights_bytes'] / 2**20:.1f} MiB ({card['weights_storage'].split()[0]}) "
-            f"| {consensus['accuracy']:.4f} | {consensus['mean_recall']:.4f} | {m['accuracy']:.4f} "
-            f"| {card['calibration']['ece']:.4f} | {f'{rate[0]:,.0f}' if rate else 'not measured'} |"
+            f"| `{spec.name}` | {learned} | {record.parameters / 1e6:.2f}M "
+            f"| {record.weights_bytes / 2**20:.1f} MiB ({record.weights_storage.split()[0]}) "
+            f"| {consensus.accuracy:.4f} | {consensus.mean_recall:.4f} | {m.accuracy:.4f} "
+            f"| {ece:.4f} | {f'{rate[0]:,.0f}' if rate else 'not measured'} |"
             if consensus
-            else f"| `{spec.name}` | {learned} | {card['parameters'] / 1e6:.2f}M | | not measured | | "
-            f"{m['accuracy']:.4f} | {card['calibration']['ece']:.4f} | |"
+            else f"| `{spec.name}` | {learned} | {record.parameters / 1e6:.2f}M | | not measured | | "
+            f"{m.accuracy:.4f} | {ece:.4f} | |"
         )
         if spec.name in MODEL_TARGETS and consensus:
             goal_accuracy, goal_rate = MODEL_TARGETS[spec.name]
-            accuracy, ece = consensus["accuracy"], card["calibration"]["ece"]
+            accuracy = consensus.accuracy
             targets.append(
                 f"| `{spec.name}` | >= {goal_accuracy:.2f}: {accuracy:.4f}, {_verdict(accuracy >= goal_accuracy)} "
                 f"| >= {goal_rate:,}: {f'{rate[0]:,.0f}' if rate else 'not measured'}, "
@@ -149,14 +163,28 @@ def render_models_page() -> str:
             f"| {spec.input.describe()} | {spec.runtime} | {where} | {spec.license} |"
         )
     pins = _pinning_section(weights_dir)
-    parts = [*head, "", *targets, "", *pins, "", *spec_table]
+    parts = [*head, "", *targets, "", *pins, "", *ONNX_SECTION, "", *spec_table]
     return "\n".join(parts) + "\n\n" + "\n".join(cards)
+
+
+ONNX_SECTION = [
+    "\n## Deploying without emolens (ONNX)\n",
+    "`emolens export MODEL --onnx --out DIR --name NAME` (or `emolens.models.export_onnx`) writes any emolens "
+    "model (a registered name, a pin such as `default@v2`, a card or a run folder) as `NAME.onnx` plus its card "
+    "`NAME.json`. The graph takes the normalised batch `input` (N, channels, size, size) that the card's `input` "
+    "describes (emolens' own models: the face crop as 48x48 grayscale, scaled to [0, 1], then standardised per "
+    "image: minus its mean, divided by its sample standard deviation (N - 1) plus 0.001) and returns calibrated "
+    "log-probabilities `log_probabilities` (N, labels): flip TTA (where the model runs it) and the per-class "
+    "temperatures are inside the graph, so `softmax` (or `exp`) of the output is emolens' answer. The card loads "
+    'in emolens as an ONNX model (`model="DIR/NAME.json"`). `tests/test_onnx.py` exports every bundled model '
+    "and checks, on FER2013 val faces and the faces of a group photo, that emolens and a bare onnxruntime session "
+    "give the torch model's float32 probabilities within 1e-4. The graph is written with PyTorch's "
+    "TorchScript-based exporter (opset 17), which needs no extra package.",
+]
 
 
 def _pinning_section(weights_dir: Path) -> list[str]:
     """Which release of each name answers, and how to keep an earlier one (from the registry and the cards)."""
-    import json
-
     from emolens.models import MODELS, model_versions
 
     lines = [
@@ -175,8 +203,8 @@ def _pinning_section(weights_dir: Path) -> list[str]:
         card_file = weights_dir / spec.weights[0].name.replace(".safetensors", ".json")
         accuracy = ""
         if card_file.exists():
-            metrics = json.loads(card_file.read_text())["metrics"]["val_tta" if spec.tta else "val"]
-            accuracy = f"{metrics['consensus']['accuracy']:.4f}" if metrics.get("consensus") else ""
+            consensus = _record(card_file).metrics.default(spec.tta).consensus
+            accuracy = f"{consensus.accuracy:.4f}" if consensus else ""
         where = "bundled" if spec.weights[0].bundled else "downloaded by hash"
         now = " (current)" if spec.version == MODELS.get(pin.split("@", 1)[0]).version else ""
         lines.append(f"| `{pin}`{now} | `{spec.identity}` | {where} | {accuracy} |")

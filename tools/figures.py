@@ -66,7 +66,7 @@ def confusion_matrices() -> list[str]:
     import matplotlib.pyplot as plt
 
     from emolens.labels import display_label
-    from emolens.models import MODELS
+    from emolens.models import MODELS, ModelCard
 
     written = []
     seen: set[str] = set()
@@ -77,13 +77,14 @@ def confusion_matrices() -> list[str]:
         if stem in seen:
             continue
         seen.add(stem)
-        card = json.loads((WEIGHTS / f"{stem}.json").read_text())
-        metrics = card["metrics"]["val_tta" if spec.tta else "val"]
+        record = ModelCard.read(WEIGHTS / f"{stem}.json").record
+        assert record is not None, f"{stem}.json is a measured card"
+        metrics = record.metrics.default(spec.tta)
         panels: list[tuple[str, Any, float]] = []
-        if metrics.get("consensus"):
-            consensus = metrics["consensus"]
-            panels.append(("FER+ majority (what people named)", consensus["confusion"], consensus["accuracy"]))
-        panels.append(("FER2013 original label", metrics["confusion"], metrics["accuracy"]))
+        if metrics.consensus is not None:
+            consensus = metrics.consensus
+            panels.append(("FER+ majority (what people named)", consensus.confusion, consensus.accuracy))
+        panels.append(("FER2013 original label", metrics.confusion, metrics.accuracy))
         names = [display_label(label) for label in spec.labels]
         figure, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False)
         for axis, (title, matrix, accuracy) in zip(axes[0], panels, strict=True):
@@ -399,7 +400,7 @@ def data_flow() -> None:
     loading = [
         ("resolve_model", "name, card .json,\nweights, run folder"),
         ("weights.fetch", "bundled / cached /\ndownloaded, SHA-256"),
-        ("build_network", "registered\narchitecture only"),
+        ("build_model", "registered architecture\n+ its weights"),
         ("load_model", "EmotionModel +\ncalibration"),
     ]
     for i, (title, text) in enumerate(loading):

@@ -13,14 +13,12 @@ exported card with ``emolens evaluate``, whose calibration can move a few border
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from emolens.models import build_network, load_state, model_spec
-from emolens.training import build_targets, last_epoch_weights, load_dataset, predict_dataset, score
+from emolens.models import EmotionModel, RunFolder, build_model, last_epoch_weights, prepare_for_inference
+from emolens.training import build_targets, load_dataset, predict_dataset, score
 
 from .testdata import SHARED
 
@@ -39,20 +37,16 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    config = json.loads((args.run / "config.json").read_text())
-    spec = model_spec(args.run)
-    network = build_network(spec)
-    if args.last:
-        checkpoint = torch.load(args.run / "checkpoint.pt", weights_only=True, map_location="cpu")
-        network.load_state_dict(last_epoch_weights(checkpoint))
-    else:
-        load_state(network, args.run / "best.safetensors")
+    run = RunFolder(args.run)
+    config, spec = run.config(), run.spec()
+    weights = last_epoch_weights(run.checkpoint()) if args.last else run.best_weights
+    model = EmotionModel.from_network(spec, prepare_for_inference(build_model(spec, weights)))  # uncalibrated
     train = load_dataset(config["train_data"], "train", ferplus="auto")
     targets, kept = build_targets(train, config["targets"], original_weight=config.get("original_weight", 0.5))
     log_prior = np.log(np.clip(targets[kept].mean(0), 1e-6, None))
     val, ckplus = load_dataset(args.val, "val"), load_dataset(args.ckplus, "val", ferplus=None)
-    log_val = np.log(np.clip(predict_dataset(network, val, tta=spec.tta), 1e-12, None))
-    log_ck = np.log(np.clip(predict_dataset(network, ckplus, tta=spec.tta), 1e-12, None))
+    log_val = np.log(np.clip(predict_dataset(model, val), 1e-12, None))
+    log_ck = np.log(np.clip(predict_dataset(model, ckplus), 1e-12, None))
 
     def shifted(log_p: np.ndarray, shift: float) -> np.ndarray:
         z = log_p + shift * log_prior

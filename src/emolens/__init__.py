@@ -18,10 +18,12 @@ from .errors import (
     EmolensError,
     EmolensWarning,
     ImageTooLargeError,
+    InternalError,
     InvalidImageError,
     InvalidOptionError,
     InvalidVideoError,
     MissingDependencyError,
+    ModelError,
     UnknownNameError,
     WeightsDownloadError,
     WeightsError,
@@ -34,16 +36,13 @@ from .types import AnalysisResult, Box, Detection, Emotion, Face, FrameResult, L
 if TYPE_CHECKING:
     from ._analyzer import Analyzer
     from ._api import analyze, analyze_batch, clear_cache
-    from ._batch import BatchReport, batch
-    from ._batch._inputs import BatchInput, expand_inputs
+    from ._batch import BatchInput, BatchReport, batch, expand_inputs
     from ._crop import face_crop
     from ._draw import annotate
     from ._image import LoadedImage, load_image
     from ._rows import to_dataframe
-    from .detectors import Detector
-    from .detectors._factory import create_detector
-    from .models._classifier import EmotionModel, ModelOutput
-    from .models._load import load_model
+    from .detectors import Detector, create_detector
+    from .models import EmotionModel, ModelOutput, load_model
     from .video import VideoAnalysis, analyze_video
 
 __version__ = "0.1.0"
@@ -67,6 +66,7 @@ __all__ = [
     "FrameResult",
     "ImageTooLargeError",
     "InputSpec",
+    "InternalError",
     "InvalidImageError",
     "InvalidOptionError",
     "InvalidVideoError",
@@ -74,6 +74,7 @@ __all__ = [
     "Landmarks",
     "LoadedImage",
     "MissingDependencyError",
+    "ModelError",
     "ModelOutput",
     "ModelSpec",
     "Point",
@@ -113,16 +114,13 @@ __getattr__, __dir__ = lazy_attributes(
     {
         "._analyzer": ["Analyzer"],
         "._api": ["analyze", "analyze_batch", "clear_cache"],
-        "._batch": ["BatchReport", "batch"],
-        "._batch._inputs": ["BatchInput", "expand_inputs"],
+        "._batch": ["BatchInput", "BatchReport", "batch", "expand_inputs"],
         "._crop": ["face_crop"],
         "._draw": ["annotate"],
         "._image": ["LoadedImage", "load_image"],
         "._rows": ["to_dataframe"],
-        ".detectors": ["Detector"],
-        ".detectors._factory": ["create_detector"],
-        ".models._classifier": ["EmotionModel", "ModelOutput"],
-        ".models._load": ["load_model"],
+        ".detectors": ["Detector", "create_detector"],
+        ".models": ["EmotionModel", "ModelOutput", "load_model"],
         ".video": ["VideoAnalysis", "analyze_video"],
     },
     __all__,

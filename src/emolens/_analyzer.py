@@ -16,11 +16,9 @@ from ._crop import eye_angle, face_crop
 from ._device import resolve_device
 from ._image import ColorOrder, ImageInput, LoadedImage, load_image
 from ._limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_FACE_SIZE
-from .detectors import DETECTORS, Detector
-from .detectors._factory import create_detector
-from .errors import EmolensError, InvalidOptionError
-from .models._classifier import EmotionModel
-from .models._load import ModelSource, load_model
+from .detectors import DETECTORS, Detector, create_detector
+from .errors import EmolensError, InvalidOptionError, ModelError
+from .models import EmotionModel, ModelSource, load_model
 from .types import AnalysisResult, Box, Detection, Face, Landmarks
 
 __all__ = ["DEFAULT_MIN_FACE_SIZE", "MAX_MARGIN", "Analyzer"]
@@ -195,7 +193,9 @@ class Analyzer:
             except EmolensError:
                 raise
             except Exception as exc:  # a third-party backend failing on this image
-                raise EmolensError(f"detector {self.detector_name!r} failed on this image: {exc}") from exc
+                raise ModelError(
+                    f"detector {self.detector_name!r} failed on this image: {exc}", component=self.detector_name
+                ) from exc
         found = []
         for det in detections:
             box = _clip(det.box, img.width, img.height)
@@ -222,25 +222,28 @@ def _checked(detections: object, detector: str) -> list[Detection]:
     Custom detectors may give numpy or float coordinates: they are rounded to whole pixels here.
     """
     if not isinstance(detections, (list, tuple)):
-        raise EmolensError(
+        raise ModelError(
             f"detector {detector!r} returned {type(detections).__name__} {detections!r:.60}; a detector's detect() "
-            "must return a list of emolens.Detection"
+            "must return a list of emolens.Detection",
+            component=detector,
         )
     checked = []
     for item in detections:
         box = getattr(item, "box", None)
         if not isinstance(item, Detection) or not isinstance(box, Box):
-            raise EmolensError(
+            raise ModelError(
                 f"detector {detector!r} returned {type(item).__name__} {item!r:.60} among its faces; a detector's "
-                "detect() must return a list of emolens.Detection"
+                "detect() must return a list of emolens.Detection",
+                component=detector,
             )
         values = (box.x, box.y, box.width, box.height, item.score)
         points = [] if not isinstance(item.landmarks, Landmarks) else [c for p in item.landmarks for c in (p.x, p.y)]
         finite = all(isinstance(v, numbers.Real) and math.isfinite(v) for v in (*values, *points))
         if not finite or not (item.landmarks is None or isinstance(item.landmarks, Landmarks)):
-            raise EmolensError(
+            raise ModelError(
                 f"detector {detector!r} returned a face with box {values[:4]}, score {item.score!r:.20} and "
-                f"landmarks {type(item.landmarks).__name__}; boxes and scores must be finite numbers"
+                f"landmarks {type(item.landmarks).__name__}; boxes and scores must be finite numbers",
+                component=detector,
             )
         whole = Box(*(round(float(v)) for v in values[:4]))
         checked.append(Detection(whole, float(item.score), item.landmarks))

@@ -13,7 +13,7 @@ from ._checks import check_options
 from ._image import ColorOrder, ImageInput
 from ._limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_FACE_SIZE
 from .detectors import Detector
-from .models._load import ModelSource
+from .models import ModelSource
 from .types import AnalysisResult
 
 __all__ = ["analyze", "analyze_batch", "clear_cache", "get_analyzer"]
@@ -61,7 +61,7 @@ def get_analyzer(
 def clear_cache() -> None:
     """Forget what this process cached: the shared Analyzers (frees their models), the ``auto``
     detector choice and remembered download failures (call it after downloading weights)."""
-    from .detectors._factory import reset_auto_choice
+    from .detectors import reset_auto_choice
     from .weights import forget_failures
 
     with _lock:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Generic, Protocol, TypeVar
 
-from .errors import EmolensError, EmolensWarning, InvalidOptionError, UnknownNameError
+from .errors import EmolensWarning, InvalidOptionError, UnknownNameError
 from .labels import FER2013, LabelSet, label_set
 
 __all__ = [
@@ -253,8 +253,9 @@ class Registry(Generic[SpecT]):
         with self._lock:
             self._load_entry_points()
             if spec.name in self._specs and not overwrite:
-                raise EmolensError(
-                    f"a {self.kind} named {spec.name!r} is already registered; pass overwrite=True to replace it"
+                raise InvalidOptionError(
+                    f"a {self.kind} named {spec.name!r} is already registered; pass overwrite=True to replace it",
+                    option="overwrite",
                 )
             self._specs[spec.name] = spec
         return spec

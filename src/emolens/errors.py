@@ -11,12 +11,16 @@ builtin exception a Python user would expect, so ``except ValueError`` keeps wor
     ├── MissingDependencyError (ImportError)      .package, .extra
     ├── InvalidVideoError (ValueError)            .source
     ├── DatasetError (ValueError)                 .path
-    └── WeightsError (RuntimeError)               .filename
-        ├── WeightsUnavailableError               offline and not cached, or a local file missing
-        ├── WeightsDownloadError (ConnectionError) .url
-        └── WeightsIntegrityError                 .expected, .actual (sha256)
+    ├── WeightsError (RuntimeError)               .filename
+    │   ├── WeightsUnavailableError               offline and not cached, or a local file missing
+    │   ├── WeightsDownloadError (ConnectionError) .url
+    │   └── WeightsIntegrityError                 .expected, .actual (sha256)
+    └── InternalError (RuntimeError)              not the input's fault: a worker died, a component misbehaved
+        └── ModelError                            .component: a model or detector failed while running
 
-Messages always say what to do next.
+Messages always say what to do next. The errors above ``InternalError`` are about what was asked
+(``emolens serve`` answers 4xx, or 503 for weights; the CLI exits 2); an ``InternalError`` is emolens'
+or a plugged-in component's (HTTP 500, exit code 70).
 """
 
 from __future__ import annotations
@@ -29,10 +33,12 @@ __all__ = [
     "EmolensError",
     "EmolensWarning",
     "ImageTooLargeError",
+    "InternalError",
     "InvalidImageError",
     "InvalidOptionError",
     "InvalidVideoError",
     "MissingDependencyError",
+    "ModelError",
     "UnknownNameError",
     "WeightsDownloadError",
     "WeightsError",
@@ -146,3 +152,16 @@ class WeightsIntegrityError(WeightsError):
         super().__init__(message, filename=filename)
         self.expected = expected
         self.actual = actual
+
+
+class InternalError(EmolensError, RuntimeError):
+    """A failure that is not the input's fault (a worker process died, a component broke a contract)."""
+
+
+class ModelError(InternalError):
+    """A model or detector failed while running: a graph that will not load, non-finite or misshapen outputs,
+    a detector that crashed or returned something other than detections. ``component`` names it."""
+
+    def __init__(self, message: str, *, component: str) -> None:
+        super().__init__(message)
+        self.component = component

@@ -13,13 +13,14 @@ from typing import Any
 from .._checks import check_bool, check_int
 from .._device import check_device_name
 from .._limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_FACE_SIZE
+from .._registry import ModelSpec
 from .._rows import Row, columns
 from ..errors import InvalidOptionError
 from ._inputs import BatchInput, expand_inputs
 from ._job import Job
 from ._store import Store
 
-__all__ = ["ENGINES", "BatchReport", "batch"]
+__all__ = ["ENGINES", "BatchInput", "BatchReport", "batch", "expand_inputs"]
 
 ENGINES = ("local", "ray")
 
@@ -115,80 +116,31 @@ def batch(
     if threads is None and workers > 1:
         threads = 1
     items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
-    todo = expand_inputs(items)
 
-    from ..models._source import model_spec
+    from ..models import model_spec
 
     spec = model_spec(model)
-    store = None
-    if out is not None:
-        store = Store(
-            out, spec.labels, model=spec.name, model_id=spec.identity if spec.weights else None, format=format
-        )
-        if overwrite:
-            store.clear()
-        done = store.done()
-        skipped = sum(item.path in done for item in todo)
-        todo = [item for item in todo if item.path not in done]
-    else:
-        if format != "table":
-            raise InvalidOptionError("format='submission' needs an out file", option="format")
-        skipped = 0
+    store, todo, skipped = _open_store(out, spec, format, overwrite, expand_inputs(items))
     job = Job(detector, model, device, fallback, min_face_size, max_pixels, every)
     show = sys.stderr.isatty() if progress is None else progress
     tally = _Tally(len(todo), show)
-    memory: list[Row] = []
-
+    chunks = list(_chunks(todo, batch_size))
     if engine == "local":
-        from ._local import run_local
-
-        pending: list[Row] = []
-        pending_inputs = 0
-
-        def on_done(chunk: list[BatchInput], rows: list[Row]) -> None:
-            nonlocal pending_inputs
-            tally.update(chunk, rows)
-            if store is None:
-                memory.extend(rows)
-                return
-            pending.extend(rows)
-            pending_inputs += len(chunk)
-            if pending_inputs >= part_size:
-                store.write_part(pending)
-                pending.clear()
-                pending_inputs = 0
-
-        try:
-            run_local(_chunks(todo, batch_size), job, workers=workers, threads=threads, on_done=on_done)
-        finally:  # also on Ctrl-C or a failure: what finished is kept for the next run
-            if store is not None:
-                store.write_part(pending)
-            tally.close()
+        memory = _run_locally(chunks, job, store, tally, part_size=part_size, workers=workers, threads=threads)
     else:
-        from ._ray import run_ray
-
-        target = store
-        if target is None:
-            import tempfile
-
-            scratch = tempfile.TemporaryDirectory(prefix="emolens-batch-")
-            target = Store(Path(scratch.name) / "rows.jsonl", spec.labels, model=spec.name)
-        if todo:
-            run_ray(
-                list(_chunks(todo, batch_size)),
-                job,
-                target,
-                address=address,
-                actors=workers,
-                num_cpus=num_cpus,
-                num_gpus=num_gpus,
-                threads=threads,
-                progress=show,
-            )
-        if store is None:
-            memory.extend(target.finish())
+        memory = _run_on_ray(
+            chunks,
+            job,
+            store,
+            spec,
+            threads=threads,
+            progress=show,
+            address=address,
+            actors=workers,
+            cpus=num_cpus,
+            gpus=num_gpus,
+        )
         tally.count_from(memory if store is None else store.part_rows(), len(todo))
-
     rows = store.finish() if store is not None else sorted(memory, key=_order_key)
     return BatchReport(
         out=None if store is None else store.out,
@@ -201,6 +153,99 @@ def batch(
         rows=tuple(rows),
         columns=tuple(columns(spec.labels)),
     )
+
+
+def _open_store(
+    out: str | os.PathLike[str] | None, spec: ModelSpec, format: str, overwrite: bool, todo: list[BatchInput]
+) -> tuple[Store | None, list[BatchInput], int]:
+    """The output store (``None``: rows in memory), the inputs still to analyse, and how many it already has."""
+    if out is None:
+        if format != "table":
+            raise InvalidOptionError("format='submission' needs an out file", option="format")
+        return None, todo, 0
+    store = Store(out, spec.labels, model=spec.name, model_id=spec.identity if spec.weights else None, format=format)
+    if overwrite:
+        store.clear()
+    done = store.done()
+    left = [item for item in todo if item.path not in done]
+    return store, left, len(todo) - len(left)
+
+
+def _run_locally(
+    chunks: list[list[BatchInput]],
+    job: Job,
+    store: Store | None,
+    tally: _Tally,
+    *,
+    part_size: int,
+    workers: int,
+    threads: int | None,
+) -> list[Row]:
+    """Analyse the chunks in a local process pool, writing a part every ``part_size`` inputs; the rows kept in
+    memory (all of them when there is no store)."""
+    from ._local import run_local
+
+    memory: list[Row] = []
+    pending: list[Row] = []
+    pending_inputs = 0
+
+    def on_done(chunk: list[BatchInput], rows: list[Row]) -> None:
+        nonlocal pending_inputs
+        tally.update(chunk, rows)
+        if store is None:
+            memory.extend(rows)
+            return
+        pending.extend(rows)
+        pending_inputs += len(chunk)
+        if pending_inputs >= part_size:
+            store.write_part(pending)
+            pending.clear()
+            pending_inputs = 0
+
+    try:
+        run_local(iter(chunks), job, workers=workers, threads=threads, on_done=on_done)
+    finally:  # also on Ctrl-C or a failure: what finished is kept for the next run
+        if store is not None:
+            store.write_part(pending)
+        tally.close()
+    return memory
+
+
+def _run_on_ray(
+    chunks: list[list[BatchInput]],
+    job: Job,
+    store: Store | None,
+    spec: ModelSpec,
+    *,
+    threads: int | None,
+    progress: bool,
+    address: str | None,
+    actors: int,
+    cpus: float,
+    gpus: float,
+) -> list[Row]:
+    """Analyse the chunks with Ray Data actors; the rows when there is no store (written to a scratch one)."""
+    from ._ray import run_ray
+
+    target = store
+    if target is None:
+        import tempfile
+
+        scratch = tempfile.TemporaryDirectory(prefix="emolens-batch-")
+        target = Store(Path(scratch.name) / "rows.jsonl", spec.labels, model=spec.name)
+    if chunks:
+        run_ray(
+            chunks,
+            job,
+            target,
+            address=address,
+            actors=actors,
+            num_cpus=cpus,
+            num_gpus=gpus,
+            threads=threads,
+            progress=progress,
+        )
+    return target.finish() if store is None else []
 
 
 def _order_key(row: Row) -> tuple[str, int, int]:

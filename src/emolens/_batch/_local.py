@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._rows import Row
-from ..errors import EmolensError, InvalidOptionError
+from ..errors import InternalError, InvalidOptionError
 from ._inputs import BatchInput
 from ._job import Job
 
@@ -123,7 +123,7 @@ def _collect(
         try:
             rows = future.result()
         except BrokenProcessPool:
-            raise EmolensError(
+            raise InternalError(
                 "a worker process died (out of memory, or killed); the finished parts are saved: "
                 "run the same command again to resume, perhaps with fewer --workers or a smaller --batch-size"
             ) from None

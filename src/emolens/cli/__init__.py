@@ -12,7 +12,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from ..errors import EmolensError
+from ..errors import EmolensError, InternalError
 from . import analyze, batch, dataset, download, evaluate, export, models, recipe, serve, train, video
 from ._common import err
 
@@ -48,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = _show_warning
         try:
             code: int = args.func(args)
+        except InternalError as exc:  # not the input's fault: EX_SOFTWARE, like an unexpected error
+            err(f"{exc} (not a problem with your input; if it persists, please report it)")
+            return 70
         except EmolensError as exc:
             err(str(exc))
             return 2

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .._argtypes import json_object
-from ..errors import EmolensError
+from ..errors import InvalidOptionError
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -49,12 +49,12 @@ def output_file(option: str, value: str | None) -> None:
         return
     path = Path(value)
     if path.is_dir():
-        raise EmolensError(f"{option} {value}: is a folder; name a file")
+        raise InvalidOptionError(f"{option} {value}: is a folder; name a file", option=option)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
-        raise EmolensError(f"{option} {value}: folder {folder} does not exist")
+        raise InvalidOptionError(f"{option} {value}: folder {folder} does not exist", option=option)
     if not os.access(folder, os.W_OK):
-        raise EmolensError(f"{option} {value}: folder {folder} is not writable")
+        raise InvalidOptionError(f"{option} {value}: folder {folder} is not writable", option=option)
 
 
 def output_folder(value: str | None) -> Path | None:
@@ -63,14 +63,18 @@ def output_folder(value: str | None) -> Path | None:
         return None
     folder = Path(value)
     if folder.exists() and not folder.is_dir():
-        raise EmolensError(f"--annotate {value}: exists and is not a folder; name a folder to write images into")
+        raise InvalidOptionError(
+            f"--annotate {value}: exists and is not a folder; name a folder to write images into", option="--annotate"
+        )
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / ".emolens-write-test"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise EmolensError(f"--annotate {value}: cannot write there ({exc.strerror or exc})") from None
+        raise InvalidOptionError(
+            f"--annotate {value}: cannot write there ({exc.strerror or exc})", option="--annotate"
+        ) from None
     return folder
 
 

@@ -45,7 +45,7 @@ def _ratios(text: str) -> tuple[float, ...]:
 
 
 def run_crop(args: argparse.Namespace) -> int:
-    from ..training._crop_dataset import build_crop_dataset
+    from ..training import build_crop_dataset
 
     summary = build_crop_dataset(
         args.table,

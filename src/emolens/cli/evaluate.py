@@ -48,7 +48,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training._evaluate import evaluate_ensemble
+    from ..training import evaluate_ensemble
 
     models = args.model or ["default"]
     name = " + ".join(models)
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         evaluation.plot_confusion(args.confusion_png, title=f"{name} on {Path(args.dataset).name}")
     calibration = None
     if args.cross_fit:  # the model's own probabilities, as `emolens export` calibrates them
-        from ..training._calibrate import choose_calibration
+        from ..training import choose_calibration
 
         _, raw, _ = evaluate_ensemble(
             models,
@@ -117,7 +117,7 @@ def _write_predictions(path: Path, data: object, probabilities: object) -> None:
 
     import numpy as np
 
-    from ..training._data import FaceDataset
+    from ..training import FaceDataset
 
     assert isinstance(data, FaceDataset) and isinstance(probabilities, np.ndarray)
     names = data.classes

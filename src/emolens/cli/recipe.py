@@ -48,7 +48,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training._recipe import run_recipe
+    from ..training import run_recipe
 
     cards = run_recipe(
         args.train,
@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
     )
     for card in cards:
-        default = card["metrics"]["val_tta" if card["default_tta"] else "val"]
-        consensus = default.get("consensus", {}).get("accuracy", float("nan"))
-        print(f"{card['name']}: val consensus {consensus:.4f}, original {default['accuracy']:.4f}")
+        assert card.record is not None  # the recipe exports measured cards
+        default = card.record.metrics.default(card.tta)
+        consensus = default.consensus.accuracy if default.consensus else float("nan")
+        print(f"{card.name}: val consensus {consensus:.4f}, original {default.accuracy:.4f}")
     return 0

@@ -9,7 +9,7 @@ from typing import Any
 
 from .._argtypes import positive_int
 from .._files import check_regular_file
-from ..serve._config import API_KEY_ENV, ServeConfig
+from ..serve import API_KEY_ENV, ServeConfig
 from ._common import (
     MODEL_HELP,
 )

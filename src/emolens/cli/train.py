@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._argtypes import positive_int
-from ..training._config import add_train_arguments, train_config_from_args
+from ..training import add_train_arguments, train_config_from_args
 
 
 def register(sub: Any) -> None:

@@ -5,10 +5,16 @@ Specs name their implementation by import string, so listing detectors imports n
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_attributes
 from .._registry import DetectorSpec, Registry, WeightsFile
 from ._base import Detector
 
-__all__ = ["BUILTIN_DETECTORS", "DETECTORS", "Detector"]
+if TYPE_CHECKING:
+    from ._factory import create_detector, reset_auto_choice
+
+__all__ = ["BUILTIN_DETECTORS", "DETECTORS", "Detector", "create_detector", "reset_auto_choice"]
 
 YUNET_WEIGHTS = WeightsFile(
     name="face_detection_yunet_2023mar.onnx",
@@ -97,3 +103,6 @@ BUILTIN_DETECTORS: tuple[DetectorSpec, ...] = (
 )
 
 DETECTORS: Registry[DetectorSpec] = Registry("detector", BUILTIN_DETECTORS, entry_point_group="emolens.detectors")
+
+# The factory reads DETECTORS above: resolved on first use (PEP 562).
+__getattr__, __dir__ = lazy_attributes(__name__, {"._factory": ["create_detector", "reset_auto_choice"]}, __all__)

@@ -22,7 +22,7 @@ import numpy as np
 
 from .._optional import require
 from .._registry import DetectorSpec
-from ..errors import EmolensError, WeightsDownloadError, WeightsUnavailableError
+from ..errors import EmolensError, InvalidOptionError, WeightsDownloadError, WeightsUnavailableError
 from ..types import Box, Detection, Landmarks
 from ..weights import cache_dir, is_offline
 from ._base import detect_downscaled
@@ -45,7 +45,10 @@ def _package_environment() -> Iterator[None]:
     """The package's environment variables, set for the duration of the block only (caller holds _lock)."""
     engine = os.environ.get(_ENGINE_VARIABLE, "pytorch").strip().lower()
     if engine != "pytorch":
-        raise EmolensError(f"{_ENGINE_VARIABLE}={engine} is set; emolens runs retina-face on its pytorch engine only")
+        raise InvalidOptionError(
+            f"{_ENGINE_VARIABLE}={engine} is set; emolens runs retina-face on its pytorch engine only: unset it",
+            option=_ENGINE_VARIABLE,
+        )
     saved = {name: os.environ.get(name) for name in (_ENGINE_VARIABLE, _HOME_VARIABLE)}
     os.environ[_ENGINE_VARIABLE] = "pytorch"
     os.environ[_HOME_VARIABLE] = str(package_home())

@@ -14,12 +14,34 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_attributes
 from .._registry import ArchitectureSpec, InputSpec, ModelSpec, Registry, WeightsFile
 from ..labels import HSEMOTION8
-from ._card import ModelCard, spec_from_card
+from ._card import ModelCard, is_card_path, spec_from_card
+from ._card_record import (
+    CalibrationRecord,
+    CardMetrics,
+    MeasuredRecord,
+    PriorShift,
+    SplitMetrics,
+    TrainingRecord,
+    VoteMetrics,
+)
+from ._run import RunFolder, last_epoch_weights, run_spec
+from ._source import model_spec, model_versions, pinned_spec
 
 if TYPE_CHECKING:
-    from ._load import load_model, resolve_model
-    from ._network import build_network, load_state, read_temperatures, save_state
-    from ._source import model_spec, model_versions
+    from ._classifier import EmotionModel, ModelOutput, OnnxRuntime, Runtime, TorchRuntime
+    from ._load import PRECISIONS, ModelSource, load_model, resolve_model
+    from ._network import (
+        NetworkWeights,
+        autocast_for,
+        build_model,
+        build_partial,
+        cpu_has_native_bf16,
+        prepare_for_inference,
+        read_temperatures,
+        save_state,
+    )
+    from ._onnx_export import export_onnx
+    from ._preprocess import normalize, preprocess, resize_crop, resize_square, to_gray_square
 
 __all__ = [
     "ARCHITECTURES",
@@ -27,29 +49,69 @@ __all__ = [
     "BUILTIN_MODELS",
     "HSEMOTION_MODELS",
     "MODELS",
+    "PRECISIONS",
     "PREVIOUS_MODELS",
     "RELEASE_URL",
+    "CalibrationRecord",
+    "CardMetrics",
+    "EmotionModel",
+    "MeasuredRecord",
     "ModelCard",
-    "build_network",
+    "ModelOutput",
+    "ModelSource",
+    "NetworkWeights",
+    "OnnxRuntime",
+    "PriorShift",
+    "RunFolder",
+    "Runtime",
+    "SplitMetrics",
+    "TorchRuntime",
+    "TrainingRecord",
+    "VoteMetrics",
+    "autocast_for",
+    "build_model",
+    "build_partial",
+    "cpu_has_native_bf16",
+    "export_onnx",
+    "is_card_path",
+    "last_epoch_weights",
     "load_model",
-    "load_state",
     "model_spec",
     "model_versions",
+    "normalize",
+    "pinned_spec",
+    "prepare_for_inference",
+    "preprocess",
     "read_temperatures",
     "released_weights",
+    "resize_crop",
+    "resize_square",
     "resolve_model",
+    "run_spec",
     "save_state",
     "spec_from_card",
+    "to_gray_square",
 ]
 
 
-# Building, loading and saving networks imports torch: resolved on first use (PEP 562).
+# Building, loading, running and saving networks imports torch: resolved on first use (PEP 562).
 __getattr__, __dir__ = lazy_attributes(
     __name__,
     {
-        "._load": ["load_model", "resolve_model"],
-        "._network": ["build_network", "load_state", "read_temperatures", "save_state"],
-        "._source": ["model_spec", "model_versions"],
+        "._classifier": ["EmotionModel", "ModelOutput", "OnnxRuntime", "Runtime", "TorchRuntime"],
+        "._load": ["PRECISIONS", "ModelSource", "load_model", "resolve_model"],
+        "._onnx_export": ["export_onnx"],
+        "._network": [
+            "NetworkWeights",
+            "autocast_for",
+            "build_model",
+            "build_partial",
+            "cpu_has_native_bf16",
+            "prepare_for_inference",
+            "read_temperatures",
+            "save_state",
+        ],
+        "._preprocess": ["normalize", "preprocess", "resize_crop", "resize_square", "to_gray_square"],
     },
     __all__,
 )

@@ -6,13 +6,15 @@ it to load, by SHA-256. Reading a card is safe on untrusted files: it imports an
 names only architectures registered in this process (cards from before architectures had names,
 which give emolens' own import path, are mapped to the name), accepts only a plain file name for
 the weights, bounds every size, and the weights' hash is checked before anything is built.
-Measured numbers (metrics, calibration, training provenance) are kept as they are, in ``extra``.
+Measured numbers (metrics, calibration, training provenance) are typed (``record``); entries emolens
+does not know are kept and written back (``unknown``), never interpreted, and reported when read.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +22,8 @@ from typing import Any
 
 from .._files import check_regular_file
 from .._registry import RUNTIMES, InputSpec, ModelSpec, WeightsFile
-from ..errors import WeightsError, WeightsUnavailableError
+from ..errors import EmolensWarning, WeightsError, WeightsUnavailableError
+from ._card_record import RECORD_KEYS, MeasuredRecord
 
 __all__ = ["LEGACY_BUILDERS", "MAX_CARD_BYTES", "ModelCard", "is_card_path", "spec_from_card"]
 
@@ -76,8 +79,8 @@ class ModelCard:
     """What emolens needs from a model card to build and load the model, plus its measured record.
 
     ``architecture`` is a registered architecture name (empty for ONNX graphs); ``weights_file`` a
-    file name in the card's folder; ``extra`` the card's other entries (metrics, calibration,
-    training command ...), written back unchanged.
+    file name in the card's folder; ``record`` what ``emolens export`` measured (``None`` on a card
+    written by hand); ``unknown`` the card's entries emolens does not know, written back unchanged.
     """
 
     name: str
@@ -92,7 +95,8 @@ class ModelCard:
     tta: bool = False
     weights_license: str = ""
     description: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    record: MeasuredRecord | None = None
+    unknown: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, card: Mapping[str, Any], source: Path | str = "<card>") -> ModelCard:
@@ -156,6 +160,19 @@ class ModelCard:
             ModelSpec(name=name, description="", labels=tuple(labels))
         except ValueError as exc:
             raise _bad(source, str(exc)) from None
+        try:
+            record = MeasuredRecord.from_dict(card) if "metrics" in card else None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise _bad(source, f"its measured record is malformed ({type(exc).__name__}: {exc})") from None
+        known = {*_CORE, *(RECORD_KEYS if record is not None else ())}
+        unknown = {k: v for k, v in card.items() if k not in known}
+        if unknown:
+            warnings.warn(
+                f"model card {source} has entries emolens does not read: {', '.join(sorted(unknown)[:10])} "
+                "(kept as they are)",
+                EmolensWarning,
+                stacklevel=3,
+            )
         return cls(
             name=name,
             labels=tuple(labels),
@@ -169,7 +186,8 @@ class ModelCard:
             tta=bool(card.get("default_tta", False)),
             weights_license=str(card.get("weights_license", "")),
             description=str(card.get("description", "")),
-            extra={k: v for k, v in card.items() if k not in _CORE},
+            record=record,
+            unknown=unknown,
         )
 
     @classmethod
@@ -207,7 +225,8 @@ class ModelCard:
             "weights_file": self.weights_file,
             "weights_sha256": self.weights_sha256,
             "weights_license": self.weights_license,
-            **self.extra,
+            **(self.record.to_dict() if self.record is not None else {}),
+            **self.unknown,
         }
 
     def write(self, path: str | Path) -> None:
@@ -215,9 +234,8 @@ class ModelCard:
         from ._card_text import render_card
 
         path = Path(path)
-        card = self.to_dict()
-        path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
-        path.with_suffix(".md").write_text(render_card(card))
+        path.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")
+        path.with_suffix(".md").write_text(render_card(self))
 
     def spec(self, folder: str | Path) -> ModelSpec:
         """The :class:`ModelSpec` of this card, with its weights file in ``folder`` (hash-checked on load)."""

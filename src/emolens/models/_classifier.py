@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from .._registry import ModelSpec
-from ..errors import EmolensError
-from ._network import build_network, calibrated_softmax, load_state, predict_logits, prepare_for_inference
+from ..errors import InvalidOptionError, ModelError
+from ._network import build_model, calibrated_softmax, predict_logits, prepare_for_inference
 from ._preprocess import preprocess
 
 __all__ = ["EmotionModel", "ModelOutput", "OnnxRuntime", "Runtime", "TorchRuntime"]
@@ -40,16 +40,19 @@ class Runtime(Protocol):
 
 
 class TorchRuntime:
-    """An emolens network: a registered architecture with safetensors weights, BatchNorm folded."""
+    """A torch network that takes a normalised batch: emolens' own (BatchNorm folded), or one being trained."""
 
-    def __init__(self, spec: ModelSpec, weights: Path | None, device: torch.device) -> None:
-        network = build_network(spec)
-        if weights is not None:
-            load_state(network, weights)
-        self.network = prepare_for_inference(network, device)
+    def __init__(self, network: torch.nn.Module, *, amp: bool = True) -> None:
+        self.network = network
+        self.amp = amp  # bf16 autocast where the device computes bf16 natively (see autocast_for)
+
+    @classmethod
+    def load(cls, spec: ModelSpec, weights: Path | None, device: torch.device, *, amp: bool = True) -> TorchRuntime:
+        """The spec's network with its (verified) weights, prepared for inference on ``device``."""
+        return cls(prepare_for_inference(build_model(spec, weights), device), amp=amp)
 
     def forward(self, batch: torch.Tensor, *, tta: bool) -> torch.Tensor:
-        return predict_logits(self.network, batch, tta=tta)
+        return predict_logits(self.network, batch, tta=tta, amp=self.amp)
 
 
 class OnnxRuntime:
@@ -67,7 +70,10 @@ class OnnxRuntime:
         try:
             self.session = ort.InferenceSession(str(weights), sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for malformed graphs
-            raise EmolensError(f"cannot load ONNX model {spec.name!r} from {weights.name}: {exc}") from None
+            raise ModelError(
+                f"cannot load ONNX model {spec.name!r} from {weights.name}: {exc}", component=spec.name
+            ) from None
+        self.name = spec.name
         self.input_name = self.session.get_inputs()[0].name
         self.width = len(spec.labels) + (2 if spec.valence_arousal else 0)
 
@@ -83,9 +89,10 @@ class OnnxRuntime:
             axis=1,
         )
         if outputs.shape[1] != self.width:
-            raise EmolensError(
+            raise ModelError(
                 f"the ONNX model returned {outputs.shape[1]} values per face, its spec declares {self.width}: "
-                "check the spec's labels and valence_arousal"
+                "check the spec's labels and valence_arousal",
+                component=self.name,
             )
         if tta:
             half = len(outputs) // 2
@@ -120,6 +127,29 @@ class EmotionModel:
         self.tta = spec.tta if tta is None else tta
         self.temperatures = temperatures or (1.0,) * len(spec.labels)
 
+    def with_options(self, *, tta: bool | None = None, temperatures: tuple[float, ...] | None = None) -> EmotionModel:
+        """The same model (sharing its runtime) with another TTA setting or calibration.
+
+        ``temperatures=()`` runs it uncalibrated (every temperature 1).
+        """
+        return EmotionModel(
+            self.spec,
+            self.runtime,
+            device=self.device,
+            tta=self.tta if tta is None else tta,
+            temperatures=self.temperatures if temperatures is None else temperatures,
+            identity=self.identity,
+        )
+
+    @classmethod
+    def from_network(
+        cls, spec: ModelSpec, network: torch.nn.Module, *, tta: bool | None = None, identity: str | None = None
+    ) -> EmotionModel:
+        """An uncalibrated model around a torch network as it is (not copied, not folded): a network being
+        trained or exported is measured by the same code as ``analyze()`` runs."""
+        device = next(network.parameters()).device
+        return cls(spec, TorchRuntime(network), device=device, tta=tta, identity=identity)
+
     def __repr__(self) -> str:
         return f"EmotionModel({self.name!r}, runtime={self.spec.runtime!r}, labels={len(self.labels)}, tta={self.tta})"
 
@@ -135,7 +165,9 @@ class EmotionModel:
     def network(self) -> torch.nn.Module:
         """The torch network (torch runtime only)."""
         if not isinstance(self.runtime, TorchRuntime):
-            raise EmolensError(f"model {self.name!r} runs on {self.spec.runtime}, not a torch network")
+            raise InvalidOptionError(
+                f"model {self.name!r} runs on {self.spec.runtime}, not a torch network", option="runtime"
+            )
         return self.runtime.network
 
     def predict(self, crops: Sequence[np.ndarray], *, batch_size: int = 256) -> np.ndarray:
@@ -156,7 +188,9 @@ class EmotionModel:
             extra.append(raw[:, k:].cpu().numpy())
         result = np.concatenate(probabilities)
         if not np.isfinite(result).all():
-            raise EmolensError(f"model {self.name!r} produced non-finite outputs; its weights may be broken")
+            raise ModelError(
+                f"model {self.name!r} produced non-finite outputs; its weights may be broken", component=self.name
+            )
         if not self.spec.valence_arousal:
             return ModelOutput(result)
         va = np.clip(np.concatenate(extra).astype(np.float64), -1.0, 1.0)

@@ -14,22 +14,14 @@ import torch
 
 from .._device import resolve_device
 from .._registry import ModelSpec, weights_identity
-from ..errors import EmolensError, InvalidOptionError
+from ..errors import InvalidOptionError, ModelError
 from ..weights import fetch, sha256_of
 from ._classifier import EmotionModel, OnnxRuntime, Runtime, TorchRuntime
 from ._network import read_temperatures
-from ._source import RUN_BEST, RUN_CONFIG, model_spec, run_spec, run_weights
+from ._run import RunFolder
+from ._source import model_spec
 
-__all__ = [
-    "RUN_BEST",
-    "RUN_CONFIG",
-    "ModelSource",
-    "load_model",
-    "model_spec",
-    "resolve_model",
-    "run_spec",
-    "run_weights",
-]
+__all__ = ["PRECISIONS", "ModelSource", "load_model", "resolve_model"]
 
 ModelSource = str | Path | EmotionModel
 
@@ -42,26 +34,40 @@ def resolve_model(source: str | Path) -> tuple[ModelSpec, Path | None]:
     """
     text = str(source)
     if Path(text).is_dir():
-        return run_weights(text)
+        run = RunFolder(text)
+        return run.spec(), run.best_weights
     spec = model_spec(text)
     return spec, fetch(spec.weights[0]) if spec.weights else None
 
 
-def _runtime(spec: ModelSpec, weights: Path | None, device: torch.device) -> Runtime:
+#: ``precision=`` of :func:`load_model`: ``"auto"`` runs emolens' torch models in bf16 where the device
+#: computes it natively (CUDA, CPUs with AVX-512 BF16 or AMX) and float32 elsewhere; ``"float32"`` always
+#: runs float32 (the same answers on every host, to float rounding; slower where bf16 is native).
+PRECISIONS = ("auto", "float32")
+
+
+def _runtime(spec: ModelSpec, weights: Path | None, device: torch.device, precision: str) -> Runtime:
     if spec.runtime == "onnx":
         if weights is None:
-            raise EmolensError(f"ONNX model {spec.name!r} has no weights file")
+            raise ModelError(f"ONNX model {spec.name!r} has no weights file", component=spec.name)
         return OnnxRuntime(spec, weights, device)
-    return TorchRuntime(spec, weights, device)
+    return TorchRuntime.load(spec, weights, device, amp=precision == "auto")
 
 
-def load_model(source: ModelSource, *, device: str | torch.device = "cpu", tta: bool | None = None) -> EmotionModel:
+def load_model(
+    source: ModelSource, *, device: str | torch.device = "cpu", tta: bool | None = None, precision: str = "auto"
+) -> EmotionModel:
     """An EmotionModel from any model source: registered name, card or weights path, run folder or instance.
 
     The weights are fetched (downloaded once and cached, or bundled) and verified before the model
     is built; the calibration stored with the weights is applied. ``tta=None`` keeps the model's
-    default (flip test-time augmentation for ``default`` and ``large``).
+    default (flip test-time augmentation for ``default`` and ``large``). ``precision`` is ``"auto"``
+    (bf16 where the device has it natively) or ``"float32"`` (see :data:`PRECISIONS`).
     """
+    if precision not in PRECISIONS:
+        raise InvalidOptionError(
+            f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r:.40}", option="precision"
+        )
     if isinstance(source, EmotionModel):
         return source
     if not isinstance(source, (str, Path)):
@@ -86,7 +92,7 @@ def load_model(source: ModelSource, *, device: str | torch.device = "cpu", tta: 
         temperatures = read_temperatures(weights, len(spec.labels))
     return EmotionModel(
         spec,
-        _runtime(spec, weights, torch_device),
+        _runtime(spec, weights, torch_device, precision),
         device=torch_device,
         tta=tta,
         temperatures=temperatures,

@@ -19,8 +19,11 @@ from .._registry import ModelSpec, resolve
 from ..errors import WeightsError
 
 __all__ = [
+    "NetworkWeights",
     "autocast_for",
+    "build_model",
     "build_network",
+    "build_partial",
     "calibrated_softmax",
     "cpu_has_native_bf16",
     "fuse_for_inference",
@@ -42,6 +45,40 @@ def build_network(spec: ModelSpec) -> nn.Module:
         num_classes=len(spec.labels), input_size=spec.input.size, in_channels=spec.input.channels, **options
     )
     return network
+
+
+#: Weights to build a network with: a safetensors file (already hash-checked by its resolver), or a state
+#: dict in memory (a checkpoint's last-epoch EMA weights).
+NetworkWeights = str | Path | Mapping[str, torch.Tensor]
+
+
+def build_model(spec: ModelSpec, weights: NetworkWeights | None = None) -> nn.Module:
+    """The one joiner of an architecture and its weights: the spec's network with ``weights`` loaded.
+
+    Every name must match in name and shape (WeightsError saying which do not). The network is in
+    training layout (BatchNorm unfolded); :func:`prepare_for_inference` makes it ready to run.
+    Models loaded for analysis go through :func:`emolens.load_model`, which resolves and verifies the
+    weights before calling this.
+    """
+    network, _ = _build(spec, weights, strict=True)
+    return network
+
+
+def build_partial(spec: ModelSpec, weights: NetworkWeights) -> tuple[nn.Module, list[str]]:
+    """The spec's network with the tensors of ``weights`` that fit it, and the names of those that did not.
+
+    For fine-tuning a model for other labels (``emolens train --init``): the output layer starts fresh.
+    """
+    return _build(spec, weights, strict=False)
+
+
+def _build(spec: ModelSpec, weights: NetworkWeights | None, *, strict: bool) -> tuple[nn.Module, list[str]]:
+    network = build_network(spec)
+    if weights is None:
+        return network, []
+    if isinstance(weights, Mapping):
+        return network, _load_tensors(network, dict(weights), strict=strict, source="the state dict")
+    return network, load_state(network, weights, strict=strict)
 
 
 def save_state(
@@ -85,8 +122,11 @@ def load_state(network: nn.Module, path: str | Path, *, strict: bool = True) -> 
     """
     from safetensors.torch import load_file
 
+    return _load_tensors(network, load_file(str(path)), strict=strict, source=f"weights file {Path(path).name}")
+
+
+def _load_tensors(network: nn.Module, state: dict[str, torch.Tensor], *, strict: bool, source: str) -> list[str]:
     reference = network.state_dict()
-    state = load_file(str(path))
     fitting = {
         k: v.to(reference[k].dtype) for k, v in state.items() if k in reference and v.shape == reference[k].shape
     }
@@ -94,10 +134,10 @@ def load_state(network: nn.Module, path: str | Path, *, strict: bool = True) -> 
     if strict and (left or len(fitting) != len(state)):
         unexpected = sorted(set(state) - set(fitting))
         raise WeightsError(
-            f"weights file {Path(path).name} does not fit this architecture (missing or reshaped: "
+            f"{source} does not fit this architecture (missing or reshaped: "
             f"{', '.join(left[:5]) or 'none'}; unexpected: {', '.join(unexpected[:5]) or 'none'}): check the "
             "model's architecture options and labels",
-            filename=Path(path).name,
+            filename=source.removeprefix("weights file "),
         )
     network.load_state_dict(fitting, strict=False)
     return left

@@ -17,12 +17,13 @@ import torch
 
 from .._registry import InputSpec
 
-__all__ = ["crops_to_tensor", "normalize", "preprocess", "resize_crop", "standardize", "to_gray_square"]
+__all__ = ["normalize", "preprocess", "resize_crop", "resize_square", "standardize", "to_gray_square"]
 
 _EPS = 1e-3
 
 
-def _resize(image: np.ndarray, size: int) -> np.ndarray:
+def resize_square(image: np.ndarray, size: int) -> np.ndarray:
+    """An image (any channels) resized to ``size`` x ``size``: area when shrinking, bilinear when growing."""
     if image.shape[:2] == (size, size):
         return image
     shrinking = image.shape[0] > size or image.shape[1] > size
@@ -33,7 +34,7 @@ def to_gray_square(crop: np.ndarray, size: int) -> np.ndarray:
     """Resize a uint8 crop (gray or BGR) to a ``size`` x ``size`` uint8 grayscale image."""
     if crop.ndim == 3:
         crop = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
-    return _resize(crop, size)
+    return resize_square(crop, size)
 
 
 def resize_crop(crop: np.ndarray, spec: InputSpec) -> np.ndarray:
@@ -41,7 +42,7 @@ def resize_crop(crop: np.ndarray, spec: InputSpec) -> np.ndarray:
     if spec.color == "gray":
         return to_gray_square(crop, spec.size)
     rgb = cv2.cvtColor(crop, cv2.COLOR_GRAY2RGB) if crop.ndim == 2 else cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
-    return _resize(rgb, spec.size)
+    return resize_square(rgb, spec.size)
 
 
 def standardize(images: torch.Tensor) -> torch.Tensor:
@@ -66,8 +67,3 @@ def preprocess(crops: Sequence[np.ndarray], spec: InputSpec) -> torch.Tensor:
     tensor = torch.from_numpy(batch).float().div_(255.0)
     tensor = tensor.unsqueeze(1) if spec.color == "gray" else tensor.permute(0, 3, 1, 2)
     return normalize(tensor.contiguous(), spec)
-
-
-def crops_to_tensor(crops: Sequence[np.ndarray], size: int) -> torch.Tensor:
-    """Grayscale, per-image standardised batch (N, 1, size, size): emolens' own models' input."""
-    return preprocess(crops, InputSpec(size=size))

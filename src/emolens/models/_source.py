@@ -1,4 +1,4 @@
-"""What a model source names, without building anything (no torch import): its spec, or a run's files.
+"""What a model source names, without building anything (no torch import): its spec.
 
 Batch drivers and the CLI read labels and names here cheaply; :mod:`._load` builds the model.
 """
@@ -6,53 +6,14 @@ Batch drivers and the CLI read labels and names here cheaply; :mod:`._load` buil
 from __future__ import annotations
 
 import dataclasses
-import json
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from .._registry import ModelSpec
-from ..errors import UnknownNameError, WeightsError
+from ..errors import UnknownNameError
 from ._card import is_card_path, spec_from_card
+from ._run import RunFolder
 
-__all__ = ["RUN_BEST", "RUN_CONFIG", "model_spec", "model_versions", "pinned_spec", "run_spec", "run_weights"]
-
-RUN_CONFIG = "config.json"
-RUN_BEST = "best.safetensors"
-
-
-def run_spec(config: Mapping[str, Any]) -> ModelSpec:
-    """The spec a training run trains: ``config["model"]``'s spec with the run's architecture options and labels.
-
-    ``config`` is a run's configuration (``dataclasses.asdict(TrainConfig)`` or a run folder's
-    ``config.json``). A run folder pins the options it was trained with (``architecture_options``)
-    and its labels, so it keeps its architecture when the registered model later changes.
-    """
-    from . import MODELS
-
-    spec = MODELS.get(config["model"]) if not is_card_path(str(config["model"])) else spec_from_card(config["model"])
-    labels = tuple(config.get("labels") or spec.labels)
-    if "architecture_options" in config:  # pinned when the run was trained: the registry may have moved on
-        return dataclasses.replace(spec, options=dict(config["architecture_options"]), weights=(), labels=labels)
-    overrides = config.get("model_options") or {}
-    return dataclasses.replace(spec, options={**spec.options, **overrides}, weights=(), labels=labels)
-
-
-def run_weights(run_dir: str | Path) -> tuple[ModelSpec, Path]:
-    """The spec and best-epoch weights of a finished ``emolens train`` run folder."""
-    run = Path(run_dir)
-    config, weights = run / RUN_CONFIG, run / RUN_BEST
-    if not config.is_file() or not weights.is_file():
-        raise WeightsError(
-            f"{str(run_dir)!r} is not a finished `emolens train` run folder (it needs {RUN_CONFIG} and {RUN_BEST})",
-            filename=run.name,
-        )
-    try:
-        settings = json.loads(config.read_text())
-        spec = run_spec(settings)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise WeightsError(f"{config} is not a valid run configuration ({exc})", filename=config.name) from None
-    return dataclasses.replace(spec, name=run.name), weights
+__all__ = ["model_spec", "model_versions", "pinned_spec"]
 
 
 def model_spec(model: str | Path) -> ModelSpec:
@@ -65,7 +26,7 @@ def model_spec(model: str | Path) -> ModelSpec:
 
     text = str(model)
     if Path(text).is_dir():
-        return run_weights(text)[0]
+        return RunFolder(text).spec()
     if is_card_path(text):
         return spec_from_card(text)
     if text in MODELS:

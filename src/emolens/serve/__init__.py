@@ -12,12 +12,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._lazy import lazy_attributes
-from ._config import MAX_URL_BYTES, ServeConfig
+from ._config import API_KEY_ENV, MAX_URL_BYTES, ServeConfig
 from ._run import serve
 
 if TYPE_CHECKING:
     from ._app import create_app
-    from ._errors import STATUS_FOR_ERROR
+    from ._errors import STATUS_FOR_ERROR, status_for
     from ._schema import (
         AnalysisResultModel,
         BatchResponseModel,
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "API_KEY_ENV",
     "MAX_URL_BYTES",
     "STATUS_FOR_ERROR",
     "AnalysisResultModel",
@@ -37,13 +38,14 @@ __all__ = [
     "analysis_result_json_schema",
     "create_app",
     "serve",
+    "status_for",
 ]
 
 __getattr__, __dir__ = lazy_attributes(
     __name__,
     {
         "._app": ["create_app"],
-        "._errors": ["STATUS_FOR_ERROR"],
+        "._errors": ["STATUS_FOR_ERROR", "status_for"],
         "._schema": [
             "AnalysisResultModel",
             "BatchResponseModel",

@@ -6,8 +6,10 @@ import logging
 
 from .._limits import RAISE_MAX_PIXELS
 from ..errors import (
+    DatasetError,
     EmolensError,
     ImageTooLargeError,
+    InternalError,
     InvalidImageError,
     InvalidOptionError,
     InvalidVideoError,
@@ -20,15 +22,20 @@ __all__ = ["STATUS_FOR_ERROR", "RequestError", "error_body", "status_for"]
 
 log = logging.getLogger("emolens.serve")
 
-#: First match wins (subclasses before their bases). Anything else an emolens error says about the input: 422.
+#: First match wins (subclasses before their bases). Problems with the request are 4xx; a missing optional
+#: package 501; weights the server cannot provide 503; a failure that is not the request's fault (a broken
+#: model, a crashed detector, an unclassified error from a plug-in) 500.
 STATUS_FOR_ERROR: tuple[tuple[type[EmolensError], int], ...] = (
     (ImageTooLargeError, 413),
     (InvalidImageError, 400),
     (UnknownNameError, 404),
     (InvalidOptionError, 400),
     (InvalidVideoError, 400),
+    (DatasetError, 400),
     (MissingDependencyError, 501),
     (WeightsError, 503),
+    (InternalError, 500),
+    (EmolensError, 500),
 )
 
 
@@ -50,6 +57,8 @@ class RequestError(Exception):
         server log, and the client reads what it can do.
         """
         message = str(exc)
+        if isinstance(exc, InternalError) or type(exc) is EmolensError:
+            log.error("emolens serve: %s: %s", type(exc).__name__, message)
         if isinstance(exc, WeightsError):
             log.warning("emolens serve: weights unavailable: %s", message)
             message = (
@@ -66,10 +75,7 @@ class RequestError(Exception):
 
 def status_for(exc: EmolensError) -> int:
     """The HTTP status for an emolens error."""
-    for kind, status in STATUS_FOR_ERROR:
-        if isinstance(exc, kind):
-            return status
-    return 422
+    return next(status for kind, status in STATUS_FOR_ERROR if isinstance(exc, kind))
 
 
 def error_body(kind: str, message: str) -> dict[str, dict[str, str]]:

@@ -23,8 +23,7 @@ from .._api import get_analyzer
 from .._registry import DetectorSpec, ModelSpec
 from ..detectors import DETECTORS
 from ..errors import EmolensError, UnknownNameError
-from ..models import MODELS, model_versions
-from ..models._source import pinned_spec
+from ..models import MODELS, model_versions, pinned_spec
 from ._config import ServeConfig
 from ._errors import RequestError
 from ._metrics import Metrics

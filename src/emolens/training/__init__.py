@@ -9,11 +9,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._lazy import lazy_attributes
-from ._config import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, OPTIMIZERS, SCHEDULES, TARGET_MODES, TrainConfig
+from ._config import (
+    DEFAULT_LR,
+    DEFAULT_WEIGHT_DECAY,
+    OPTIMIZERS,
+    SCHEDULES,
+    TARGET_MODES,
+    TrainConfig,
+    add_train_arguments,
+    train_config_from_args,
+)
 
 if TYPE_CHECKING:
     from ._calibrate import (
         CALIBRATORS,
+        MIN_ROWS_PER_CLASS,
         Calibration,
         apply_temperature,
         apply_temperatures,
@@ -28,15 +38,16 @@ if TYPE_CHECKING:
     from ._evaluate import (
         Evaluation,
         VoteAgreement,
+        evaluate_dataset,
         evaluate_ensemble,
         evaluate_model,
-        evaluate_network,
         expected_calibration_error,
         predict_dataset,
+        project_probabilities,
         score,
     )
     from ._export import export_run, recalibrate_card
-    from ._loop import TrainResult, last_epoch_weights, train
+    from ._loop import TrainResult, train
     from ._optim import build_optimizer, build_schedule
     from ._recipe import RECIPE_STAGES, RecipeStage, StagePlan, plan_stage, run_recipe
     from ._targets import build_targets, majority_labels, vote_distribution
@@ -45,6 +56,7 @@ __all__ = [
     "CALIBRATORS",
     "DEFAULT_LR",
     "DEFAULT_WEIGHT_DECAY",
+    "MIN_ROWS_PER_CLASS",
     "OPTIMIZERS",
     "RECIPE_STAGES",
     "SCHEDULES",
@@ -59,6 +71,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "VoteAgreement",
+    "add_train_arguments",
     "apply_temperature",
     "apply_temperatures",
     "build_crop_dataset",
@@ -68,14 +81,13 @@ __all__ = [
     "choose_calibration",
     "cross_fitted_ece",
     "distillation_loss",
+    "evaluate_dataset",
     "evaluate_ensemble",
     "evaluate_model",
-    "evaluate_network",
     "expected_calibration_error",
     "export_run",
     "fit_calibrations",
     "fit_temperature",
-    "last_epoch_weights",
     "load_dataset",
     "load_fer2013_csv",
     "load_image_folder",
@@ -83,11 +95,13 @@ __all__ = [
     "majority_vote",
     "plan_stage",
     "predict_dataset",
+    "project_probabilities",
     "read_ferplus_table",
     "recalibrate_card",
     "run_recipe",
     "score",
     "train",
+    "train_config_from_args",
     "vote_distribution",
 ]
 
@@ -96,7 +110,9 @@ __getattr__, __dir__ = lazy_attributes(
     {
         "._calibrate": [
             "CALIBRATORS",
+            "MIN_ROWS_PER_CLASS",
             "Calibration",
+            "add_train_arguments",
             "apply_temperature",
             "apply_temperatures",
             "choose_calibration",
@@ -110,15 +126,16 @@ __getattr__, __dir__ = lazy_attributes(
         "._evaluate": [
             "Evaluation",
             "VoteAgreement",
+            "evaluate_dataset",
             "evaluate_ensemble",
             "evaluate_model",
-            "evaluate_network",
             "expected_calibration_error",
             "predict_dataset",
+            "project_probabilities",
             "score",
         ],
         "._export": ["export_run", "recalibrate_card"],
-        "._loop": ["TrainResult", "last_epoch_weights", "train"],
+        "._loop": ["TrainResult", "train"],
         "._optim": ["build_optimizer", "build_schedule"],
         "._recipe": ["RECIPE_STAGES", "RecipeStage", "StagePlan", "plan_stage", "run_recipe"],
         "._targets": ["build_targets", "majority_labels", "vote_distribution"],

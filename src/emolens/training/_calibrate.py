@@ -25,12 +25,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..models._card_text import MIN_ROWS_PER_CLASS
 from ._evaluate import expected_calibration_error
 
 __all__ = [
     "CALIBRATORS",
     "HALVINGS",
+    "MIN_ROWS_PER_CLASS",
     "Calibration",
     "apply_temperature",
     "apply_temperatures",
@@ -39,6 +39,9 @@ __all__ = [
     "fit_calibrations",
     "fit_temperature",
 ]
+
+#: A predicted class with fewer val rows than this keeps the shared temperature (too few to fit its own).
+MIN_ROWS_PER_CLASS = 50
 
 CALIBRATORS = ("temperature", "per-class")
 HALVINGS = 10  # random halvings averaged by cross_fitted_ece
@@ -131,6 +134,7 @@ class Calibration:
             "ece": self.ece,
             "temperatures": dict(zip(class_names, self.temperatures, strict=True)),
             "fitted_temperature": self.fitted_temperature,
+            "min_rows_per_class": MIN_ROWS_PER_CLASS,
         }
 
 

@@ -187,7 +187,7 @@ def build_crop_dataset(
             box = _box_of(row, image)
             if box is None:
                 if finder is None:
-                    from ..detectors._factory import create_detector
+                    from ..detectors import create_detector
 
                     finder = create_detector(detector) if detector else None
                 found = finder.detect(image) if finder is not None else []

@@ -24,9 +24,9 @@ import cv2
 import numpy as np
 
 from .._files import check_regular_file
-from ..errors import DatasetError
+from ..errors import DatasetError, InvalidOptionError
 from ..labels import FER2013, FERPLUS_VOTE_COLUMNS
-from ..models._preprocess import to_gray_square
+from ..models import resize_square, to_gray_square
 
 __all__ = ["AUTO", "FaceDataset", "load_dataset", "load_fer2013_csv", "load_image_folder", "read_ferplus_table"]
 
@@ -40,7 +40,8 @@ _CSV_USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
 
 @dataclass(frozen=True)
 class FaceDataset:
-    """Images (N, size, size) uint8 grayscale, labels (N,) int64 in FER2013 order, and sources.
+    """Images (N, size, size) uint8 grayscale (or (N, size, size, 3) BGR, read for a colour model), labels
+    (N,) int64 indices into ``classes``, and sources.
 
     ``votes`` is (N, 10) float32 FER+ vote counts (:data:`VOTE_COLUMNS` order, a row of zeros for an
     image without votes), or ``None`` when the data has no FER+ votes at all.
@@ -214,9 +215,11 @@ def load_image_folder(
     skip_unreadable: bool = True,
     ferplus: str | Path | None = AUTO,
     labels_file: str | Path | None = None,
+    color: str = "gray",
 ) -> FaceDataset:
     """Read ``<root>/<label>/<image>``; unreadable images are skipped and counted (or raise with
-    ``skip_unreadable=False``).
+    ``skip_unreadable=False``). ``color="bgr"`` keeps colour (for models whose input is RGB), ``"gray"``
+    reads grayscale.
 
     Class folders named after the FER2013 emotions give FER2013's classes; any other names are
     your own labels (sorted, or in the order of ``labels_file``, default ``<root>/labels.txt``,
@@ -226,6 +229,9 @@ def load_image_folder(
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset folder not found: {root}", path=root)
+    if color not in ("gray", "bgr"):
+        raise InvalidOptionError(f"color must be 'gray' or 'bgr', not {color!r}", option="color")
+    flags = cv2.IMREAD_GRAYSCALE if color == "gray" else cv2.IMREAD_COLOR
     classes, class_of = _class_folders(root, None if labels_file is None else Path(labels_file))
     images: list[np.ndarray] = []
     labels: list[int] = []
@@ -237,13 +243,13 @@ def load_image_folder(
         for path in sorted(folder.iterdir()):
             if path.suffix.lower() not in _IMAGE_SUFFIXES:
                 continue
-            image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+            image = cv2.imread(str(path), flags)
             if image is None:
                 if not skip_unreadable:
                     raise DatasetError(f"unreadable image {path}; fix or remove it", path=path)
                 skipped += 1
                 continue
-            images.append(to_gray_square(image, size))
+            images.append(to_gray_square(image, size) if color == "gray" else resize_square(image, size))
             labels.append(label)
             sources.append(str(path))
     if not images:
@@ -357,12 +363,14 @@ def load_dataset(
     skip_unreadable: bool = True,
     ferplus: str | Path | None = AUTO,
     labels_file: str | Path | None = None,
+    color: str = "gray",
 ) -> FaceDataset:
     """Load an image folder, or a FER2013 CSV file (then ``split`` picks its rows), with FER+ votes
-    when ``ferplus`` names them or (``AUTO``) they are found in their usual place."""
+    when ``ferplus`` names them or (``AUTO``) they are found in their usual place. ``color="bgr"`` keeps
+    an image folder's colour (a CSV is always grayscale)."""
     source = Path(source)
     if source.suffix.lower() == ".csv":
         return load_fer2013_csv(source, split, size=size, skip_unreadable=skip_unreadable, ferplus=ferplus)
     return load_image_folder(
-        source, size=size, skip_unreadable=skip_unreadable, ferplus=ferplus, labels_file=labels_file
+        source, size=size, skip_unreadable=skip_unreadable, ferplus=ferplus, labels_file=labels_file, color=color
     )

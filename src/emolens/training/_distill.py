@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..models._network import autocast_for
+from ..models import autocast_for
 from ._spec import load_trained
 
 __all__ = ["Teachers", "distillation_loss"]

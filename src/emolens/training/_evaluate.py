@@ -12,25 +12,27 @@ import dataclasses
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import nn
 
+from ..errors import DatasetError, InvalidOptionError
 from ..labels import LabelSet
-from ..models._network import calibrated_softmax, predict_logits
-from ..models._preprocess import standardize
 from ._data import CLASS_NAMES, FaceDataset
 from ._targets import majority_labels, vote_distribution
+
+if TYPE_CHECKING:
+    from ..models import EmotionModel, SplitMetrics
 
 __all__ = [
     "Evaluation",
     "VoteAgreement",
+    "evaluate_dataset",
     "evaluate_ensemble",
     "evaluate_model",
-    "evaluate_network",
     "expected_calibration_error",
     "predict_dataset",
+    "project_probabilities",
     "score",
 ]
 
@@ -48,9 +50,6 @@ class VoteAgreement:
     kl: float
     ece: float
     count: int
-
-    def to_dict(self) -> dict[str, float | int]:
-        return {"cross_entropy": self.cross_entropy, "kl": self.kl, "ece": self.ece, "count": self.count}
 
 
 @dataclass(frozen=True)
@@ -122,40 +121,42 @@ class Evaluation:
         fig.savefig(path, dpi=110)
         plt.close(fig)
 
+    def to_metrics(self) -> SplitMetrics:
+        """These metrics as a model card records them."""
+        from ..models import SplitMetrics, VoteMetrics
+
+        votes = self.votes
+        return SplitMetrics(
+            accuracy=self.accuracy,
+            mean_recall=self.mean_recall,
+            per_class_recall=dict(self.per_class_recall),
+            confusion=tuple(tuple(int(v) for v in row) for row in self.confusion),
+            ece=self.ece,
+            nll=self.nll,
+            count=self.count,
+            consensus=None if self.consensus is None else self.consensus.to_metrics(),
+            votes=None if votes is None else VoteMetrics(votes.cross_entropy, votes.kl, votes.ece, votes.count),
+        )
+
     def to_dict(self) -> dict[str, object]:
-        result: dict[str, object] = {
-            "accuracy": self.accuracy,
-            "mean_recall": self.mean_recall,
-            "per_class_recall": self.per_class_recall,
-            "confusion": self.confusion.tolist(),
-            "ece": self.ece,
-            "nll": self.nll,
-            "count": self.count,
-        }
-        if self.consensus is not None:
-            result["consensus"] = self.consensus.to_dict()
-        if self.votes is not None:
-            result["votes"] = self.votes.to_dict()
-        return result
+        """The JSON object of ``emolens evaluate --json`` (and of a card's metrics)."""
+        return self.to_metrics().to_dict()
 
 
-def predict_dataset(
-    network: nn.Module,
-    data: FaceDataset,
-    *,
-    tta: bool = False,
-    batch_size: int = 256,
-    temperatures: tuple[float, ...] | None = None,
-) -> np.ndarray:
-    """Probabilities (N, K) for every image of ``data``, calibrated with ``temperatures`` when given."""
-    network.eval()
-    out = []
-    for start in range(0, len(data), batch_size):
-        chunk = torch.from_numpy(data.images[start : start + batch_size]).unsqueeze(1).float().div_(255.0)
-        logits = predict_logits(network, standardize(chunk), tta=tta)
-        probabilities = calibrated_softmax(logits, temperatures) if temperatures else torch.softmax(logits, dim=1)
-        out.append(probabilities.float().cpu().numpy())
-    return np.concatenate(out)
+def predict_dataset(model: EmotionModel, data: FaceDataset, *, batch_size: int = 256) -> np.ndarray:
+    """Probabilities (N, K) over the data's classes for every image of ``data``: the one dataset inference.
+
+    The images go through exactly what ``analyze()`` runs on a face crop (the model's input spec,
+    runtime, TTA setting and calibration); vary those with :meth:`EmotionModel.with_options`. A model
+    whose labels differ from the data's is scored on the data's labels (:func:`project_probabilities`).
+    """
+    probabilities = model.predict(list(data.images), batch_size=batch_size)
+    return project_probabilities(probabilities, model.labels, data.classes)
+
+
+def evaluate_dataset(model: EmotionModel, data: FaceDataset) -> Evaluation:
+    """The metrics of ``model`` on ``data`` (see :func:`predict_dataset`)."""
+    return score(predict_dataset(model, data), data.labels, data.votes, names=data.classes)
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
@@ -227,14 +228,6 @@ def _score_labels(probabilities: np.ndarray, labels: np.ndarray, names: Sequence
     )
 
 
-def evaluate_network(
-    network: nn.Module, data: FaceDataset, *, tta: bool = False, temperatures: tuple[float, ...] | None = None
-) -> Evaluation:
-    """Evaluate ``network`` on ``data``."""
-    probabilities = predict_dataset(network, data, tta=tta, temperatures=temperatures)
-    return score(probabilities, data.labels, data.votes, names=data.classes)
-
-
 def evaluate_model(
     model: str,
     dataset: str,
@@ -276,23 +269,23 @@ def evaluate_ensemble(
     the data's is scored on the data's labels (see :func:`project_probabilities`). Returns the
     metrics, the averaged probabilities and the data.
     """
-    from ..models._load import load_model
+    from ..models import load_model
     from ._data import load_dataset
 
     if not models:
-        raise ValueError("evaluate_ensemble needs at least one model")
-    datasets: dict[int, FaceDataset] = {}
+        raise InvalidOptionError("evaluate_ensemble needs at least one model", option="models")
+    datasets: dict[tuple[int, str], FaceDataset] = {}
     members = []
     for source in models:
         model = load_model(source, tta=tta)
         if not calibrated:
-            model.temperatures = (1.0,) * len(model.labels)
-        size = model.input_size
-        if size not in datasets:
-            datasets[size] = load_dataset(dataset, split, size=size, skip_unreadable=skip_unreadable, ferplus=ferplus)
-        data = datasets[size]
-        probabilities = model.predict(list(data.images))
-        members.append(project_probabilities(probabilities, model.labels, data.classes))
+            model = model.with_options(temperatures=())
+        key = (model.input_size, "bgr" if model.spec.input.color == "rgb" else "gray")
+        if key not in datasets:  # each input size and colour read once
+            datasets[key] = load_dataset(
+                dataset, split, size=key[0], color=key[1], skip_unreadable=skip_unreadable, ferplus=ferplus
+            )
+        members.append(predict_dataset(model, datasets[key]))
     probabilities = np.mean(members, axis=0)
     data = next(iter(datasets.values()))
     return score(probabilities, data.labels, data.votes, names=data.classes), probabilities, data
@@ -306,8 +299,6 @@ def project_probabilities(
     Labels the data lacks (``contempt`` on FER2013) are dropped and the rest renormalised; a data
     label the model cannot output is an error (DatasetError naming it).
     """
-    from ..errors import DatasetError
-
     if tuple(model_labels) == tuple(data_labels):
         return probabilities
     missing = [label for label in data_labels if label not in model_labels]

@@ -13,16 +13,13 @@ The EMA weights are evaluated on the validation set each epoch; the best ones ar
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
-import json
 import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -33,23 +30,29 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .._registry import ModelSpec
-from ..errors import DatasetError, InvalidOptionError
+from ..errors import DatasetError
 from ..labels import LabelSet
-from ..models._network import autocast_for, build_network, load_state, save_state
-from ..models._preprocess import standardize
+from ..models import (
+    EmotionModel,
+    RunFolder,
+    autocast_for,
+    build_model,
+    build_partial,
+    normalize,
+    run_spec,
+    save_state,
+)
 from ._augment import augment, random_erase
 from ._config import TrainConfig
 from ._data import AUTO, FaceDataset, load_dataset
 from ._distill import Teachers, distillation_loss
-from ._evaluate import evaluate_network, predict_dataset
+from ._evaluate import evaluate_dataset
 from ._optim import build_optimizer, build_schedule
-from ._spec import run_spec, source_weights
+from ._run_state import check_resumable, save_checkpoint, write_logs, write_run_config
+from ._spec import source_weights
 from ._targets import build_targets
 
-__all__ = ["TrainConfig", "TrainResult", "epochs_done", "last_epoch_weights", "measure_epoch_seconds", "train"]
-
-CHECKPOINT = "checkpoint.pt"
-BEST_WEIGHTS = "best.safetensors"
+__all__ = ["TrainConfig", "TrainResult", "train"]
 
 
 @dataclass(frozen=True)
@@ -102,18 +105,13 @@ def selection_metric(cfg: TrainConfig, val: FaceDataset) -> str:
     return "consensus" if cfg.targets != "original" and val.votes is not None else "original"
 
 
-def _train_batch(images: np.ndarray, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
+def _train_batch(images: np.ndarray, cfg: TrainConfig, spec: ModelSpec, gen: torch.Generator) -> torch.Tensor:
+    """An augmented, normalised training batch: the model's preprocessing with augmentation before normalising."""
     batch = torch.from_numpy(images).unsqueeze(1).float().div_(255.0)
-    batch = standardize(augment(batch, gen, cfg.augment_strength))
+    batch = normalize(augment(batch, gen, cfg.augment_strength), spec.input)
     if cfg.erase_p > 0:
         batch = random_erase(batch, gen, p=cfg.erase_p)
     return batch.contiguous(memory_format=torch.channels_last)
-
-
-def _atomic_save(obj: dict[str, Any], path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def _limited(data: FaceDataset, limit: int | None, seed: int) -> FaceDataset:
@@ -186,22 +184,22 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     rank, world = _init_distributed()
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    data = _setup(cfg, out, rank, world)
+    folder = RunFolder(cfg.out_dir)
+    folder.path.mkdir(parents=True, exist_ok=True)
+    data = _setup(cfg, folder, rank, world)
     run = _build(cfg, data, rank, world)
     fingerprint = data.train.fingerprint()
-    if resume and (out / CHECKPOINT).exists():
-        _resume(run, cfg, out / CHECKPOINT, world, fingerprint, rank)
+    if resume and folder.checkpoint_file.exists():
+        _resume(run, cfg, folder, world, fingerprint, rank)
 
     session_start = time.perf_counter()
     for epoch in range(run.first_epoch, cfg.epochs):
         epoch_start = time.perf_counter()
         loss, accuracy = _train_epoch(run, cfg, data, epoch, rank, world)
         if rank == 0:
-            _evaluate(run, data, out, epoch, loss, accuracy, time.perf_counter() - epoch_start)
+            _evaluate(run, data, folder, epoch, loss, accuracy, time.perf_counter() - epoch_start)
             elapsed = run.elapsed_before + time.perf_counter() - session_start
-            _checkpoint(run, cfg, out / CHECKPOINT, world, epoch, elapsed, fingerprint)
+            _checkpoint(run, cfg, folder, world, epoch, elapsed, fingerprint)
         if world > 1:
             dist.barrier()
         if stop_after is not None and epoch + 1 - run.first_epoch >= stop_after:
@@ -209,10 +207,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     if world > 1:
         dist.destroy_process_group()
     elapsed = run.elapsed_before + time.perf_counter() - session_start
-    return TrainResult(run.best_epoch, run.best_acc, out / BEST_WEIGHTS, run.history, elapsed, data.select)
+    return TrainResult(run.best_epoch, run.best_acc, folder.best_weights, run.history, elapsed, data.select)
 
 
-def _setup(cfg: TrainConfig, out: Path, rank: int, world: int) -> _Data:
+def _setup(cfg: TrainConfig, folder: RunFolder, rank: int, world: int) -> _Data:
     """Read the data, turn labels or votes into targets, and write the run's config (process 0)."""
     spec = run_spec(asdict(cfg))
     # Votes are read for training only when the targets use them, so a model trained on the original
@@ -224,7 +222,7 @@ def _setup(cfg: TrainConfig, out: Path, rank: int, world: int) -> _Data:
     if loaded.classes != spec.labels:  # your own labels (or a label subset): the network outputs the data's classes
         spec = dataclasses.replace(spec, labels=loaded.classes)
     if rank == 0:
-        write_run_config(out, cfg, spec)
+        write_run_config(folder, cfg, spec)
     all_targets, keep = build_targets(
         loaded,
         cfg.targets,
@@ -262,11 +260,12 @@ def _build(cfg: TrainConfig, data: _Data, rank: int, world: int) -> _Run:
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     torch.manual_seed(cfg.seed)
-    network = build_network(data.spec)
     if cfg.init:
-        skipped = load_state(network, source_weights(cfg.init), strict=False)
+        network, skipped = build_partial(data.spec, source_weights(cfg.init))
         if rank == 0 and skipped:
             _log(f"--init {cfg.init}: {len(skipped)} tensor(s) of another shape left untrained ({', '.join(skipped)})")
+    else:
+        network = build_model(data.spec)
     network = network.to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     ema_fn = get_ema_multi_avg_fn(cfg.ema_decay)  # type: ignore[no-untyped-call]
     ema = AveragedModel(network, multi_avg_fn=ema_fn, use_buffers=True)
@@ -282,10 +281,10 @@ def _build(cfg: TrainConfig, data: _Data, rank: int, world: int) -> _Run:
     return _Run(network, model, ema, optimizer, scheduler, teachers, device)
 
 
-def _resume(run: _Run, cfg: TrainConfig, path: Path, world: int, fingerprint: str, rank: int) -> None:
+def _resume(run: _Run, cfg: TrainConfig, folder: RunFolder, world: int, fingerprint: str, rank: int) -> None:
     """Continue from the checkpoint: weights, EMA, optimizer, schedule and the record so far."""
-    state = torch.load(path, weights_only=True, map_location=run.device)
-    _check_resumable(state, cfg, world, fingerprint, path)
+    state = folder.checkpoint(map_location=run.device)
+    check_resumable(state, cfg, world, fingerprint, folder.checkpoint_file)
     run.network.load_state_dict(state["network"])
     run.ema.load_state_dict(state["ema"])
     run.optimizer.load_state_dict(state["optimizer"])
@@ -293,7 +292,7 @@ def _resume(run: _Run, cfg: TrainConfig, path: Path, world: int, fingerprint: st
     run.history, run.best_acc, run.best_epoch = state["history"], state["best_acc"], state["best_epoch"]
     run.first_epoch, run.elapsed_before = state["epoch"], state["elapsed"]
     if rank == 0:
-        _log(f"resumed from {path} after epoch {run.first_epoch}")
+        _log(f"resumed from {folder.checkpoint_file} after epoch {run.first_epoch}")
 
 
 def _train_epoch(run: _Run, cfg: TrainConfig, data: _Data, epoch: int, rank: int, world: int) -> tuple[float, float]:
@@ -309,7 +308,7 @@ def _train_epoch(run: _Run, cfg: TrainConfig, data: _Data, epoch: int, rank: int
     progress_every = 5 if sys.stderr.isatty() else 100  # steps between progress lines
     for step in range(data.steps_per_epoch):
         idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size].numpy()
-        batch = _train_batch(data.train.images[idx], cfg, gen).to(run.device)
+        batch = _train_batch(data.train.images[idx], cfg, data.spec, gen).to(run.device)
         targets = torch.from_numpy(data.targets[idx]).to(run.device)
         loss, logits = _train_step(run, cfg, data, batch, targets, gen)
         total_loss += loss.detach() * len(targets)
@@ -354,9 +353,11 @@ def _train_step(
     return loss, logits
 
 
-def _evaluate(run: _Run, data: _Data, out: Path, epoch: int, loss: float, accuracy: float, seconds: float) -> None:
+def _evaluate(
+    run: _Run, data: _Data, folder: RunFolder, epoch: int, loss: float, accuracy: float, seconds: float
+) -> None:
     """Measure the EMA weights on val, keep them when they are the best so far, and log the epoch."""
-    val = evaluate_network(run.ema.module, data.val)
+    val = evaluate_dataset(EmotionModel.from_network(data.spec, run.ema.module, tta=False), data.val)
     row = {
         "epoch": epoch + 1,
         "train_loss": loss,
@@ -376,20 +377,21 @@ def _evaluate(run: _Run, data: _Data, out: Path, epoch: int, loss: float, accura
     metric = val.consensus.accuracy if data.select == "consensus" and val.consensus else val.accuracy
     if metric > run.best_acc:
         run.best_acc, run.best_epoch = metric, epoch + 1
-        save_state(run.ema.module, out / BEST_WEIGHTS)
+        save_state(run.ema.module, folder.best_weights)
     consensus = f" consensus {row['val_consensus_acc']:.4f}" if "val_consensus_acc" in row else ""
     _log(
         f"epoch {epoch + 1}: train acc {row['train_acc']:.4f} val acc {val.accuracy:.4f}{consensus} "
         f"(best {data.select} {run.best_acc:.4f} @ {run.best_epoch}) {row['seconds']:.0f}s"
     )
-    _write_logs(out, run.history)
+    write_logs(folder, run.history)
 
 
 def _checkpoint(
-    run: _Run, cfg: TrainConfig, path: Path, world: int, epoch: int, elapsed: float, fingerprint: str
+    run: _Run, cfg: TrainConfig, folder: RunFolder, world: int, epoch: int, elapsed: float, fingerprint: str
 ) -> None:
     """Everything needed to resume after this epoch, written atomically."""
-    _atomic_save(
+    save_checkpoint(
+        folder,
         {
             "config": asdict(cfg),
             "world": world,
@@ -404,105 +406,4 @@ def _checkpoint(
             "elapsed": elapsed,
             "train_fingerprint": fingerprint,
         },
-        path,
     )
-
-
-def last_epoch_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The last epoch's EMA weights in a loaded checkpoint, as a state dict of the network itself."""
-    return {k.removeprefix("module."): v for k, v in checkpoint["ema"].items() if k != "n_averaged"}
-
-
-def epochs_done(out_dir: str | Path) -> list[dict[str, float]]:
-    """The epoch log of a run folder (one row per finished epoch, with its ``seconds``); empty for a new run."""
-    log = Path(out_dir) / "log.json"
-    if not (Path(out_dir) / CHECKPOINT).is_file() or not log.is_file():
-        return []
-    try:
-        rows: list[dict[str, float]] = json.loads(log.read_text())
-    except (OSError, ValueError):  # being rewritten, or damaged: the checkpoint still says where the run is
-        return []
-    return rows
-
-
-def measure_epoch_seconds(cfg: TrainConfig, *, train_images: int, val_images: int, steps: int = 8) -> float:
-    """Seconds one epoch of ``cfg`` takes on this machine, from a few timed steps on generated images.
-
-    The steps are the training loop's own (augmentation, forward, loss, distillation from the
-    teachers, backward, optimizer, EMA), with ``cfg``'s network, batch size, device and bf16 setting;
-    the validation pass is timed on one batch and scaled to ``val_images``. Data loading is not
-    included (seconds, once per run). What the recipe prints before a long stage and checks against a deadline.
-    """
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    spec = run_spec(asdict(cfg))
-    rng = np.random.default_rng(0)
-    size, classes = spec.input_size, len(spec.labels)
-    targets = np.full((cfg.batch_size, classes), 1.0 / classes, dtype=np.float32)
-    images = rng.integers(0, 256, (cfg.batch_size, size, size), dtype=np.uint8)
-    fake = FaceDataset(images, np.zeros(cfg.batch_size, dtype=np.int64), tuple(map(str, range(cfg.batch_size))))
-    warmup = 2  # first calls allocate and pick kernels
-    data = _Data(spec, fake, targets, fake, "original", torch.zeros(classes), steps_per_epoch=warmup + steps)
-    run = _build(dataclasses.replace(cfg, init=None, epochs=1), data, rank=0, world=1)
-    gen = torch.Generator().manual_seed(0)
-    batch_targets = torch.from_numpy(targets).to(run.device)
-
-    def step() -> None:
-        batch = _train_batch(images, cfg, gen).to(run.device)
-        _train_step(run, cfg, data, batch, batch_targets, gen)
-
-    for _ in range(warmup):
-        step()
-    started = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if run.device.type == "cuda":
-        torch.cuda.synchronize()
-    step_seconds = (time.perf_counter() - started) / steps
-    evaluated = 256  # one validation batch
-    val = FaceDataset(np.resize(images, (evaluated, size, size)), np.zeros(evaluated, dtype=np.int64), ())
-    started = time.perf_counter()
-    predict_dataset(run.ema.module, val)
-    val_seconds = (time.perf_counter() - started) * val_images / evaluated
-    return step_seconds * (train_images // cfg.batch_size) + val_seconds
-
-
-def write_run_config(out: Path, cfg: TrainConfig, spec: ModelSpec) -> None:
-    """``config.json``: the run's options plus the architecture options and labels it was trained with."""
-    pinned = {"architecture_options": dict(spec.options), "labels": list(spec.labels)}
-    (out / "config.json").write_text(json.dumps({**asdict(cfg), **pinned}, indent=2, ensure_ascii=False))
-
-
-def _check_resumable(state: dict[str, Any], cfg: TrainConfig, world: int, fingerprint: str, path: Path) -> None:
-    """Refuse to continue a checkpoint with other options, another process count or other training data."""
-    # options added after a checkpoint was written take their defaults
-    saved = {**_comparable(TrainConfig(cfg.train_data, cfg.val_data, cfg.out_dir)), **_comparable(state["config"])}
-    saved["processes"] = state.get("world", 1)
-    current = {**_comparable(asdict(cfg)), "processes": world}
-    changed = [f"{key} {saved.get(key)!r} (now {value!r})" for key, value in current.items() if saved.get(key) != value]
-    if changed:
-        raise InvalidOptionError(
-            f"{path} was made with a different configuration: {'; '.join(changed)}. Resume with the same "
-            "options, or start a new run in another --out folder",
-            option="resume",
-        )
-    if state.get("train_fingerprint", fingerprint) != fingerprint:
-        raise DatasetError(
-            f"the training data in {cfg.train_data} changed since {path} was written; restore it, or start a "
-            "new run in another --out folder",
-            path=path,
-        )
-
-
-def _comparable(config: TrainConfig | dict[str, Any]) -> dict[str, Any]:
-    """The options that must match to resume a run (lists from JSON compared as tuples)."""
-    items = asdict(config) if isinstance(config, TrainConfig) else config
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in items.items() if k not in ("command", "threads")}
-
-
-def _write_logs(out: Path, history: list[dict[str, float]]) -> None:
-    with (out / "log.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
-    (out / "log.json").write_text(json.dumps(history, indent=2))

@@ -16,7 +16,6 @@ stage that cannot finish before it is refused with those numbers, and nothing is
 from __future__ import annotations
 
 import dataclasses
-import json
 import statistics
 import sys
 import time
@@ -25,10 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidOptionError
+from ..errors import InvalidOptionError, WeightsError
+from ..models import ModelCard, RunFolder
 from ._config import TrainConfig, train_command
 from ._export import export_run
-from ._loop import epochs_done, measure_epoch_seconds, train
+from ._loop import train
+from ._timing import measure_epoch_seconds
 
 __all__ = ["RECIPE_STAGES", "RecipeStage", "StagePlan", "plan_stage", "run_recipe"]
 
@@ -90,7 +91,7 @@ class StagePlan:
 
 def plan_stage(cfg: TrainConfig, name: str, *, steps: int = 8) -> StagePlan:
     """The epochs a stage has left, and the seconds each takes here: from its own log when it has run, else timed."""
-    done = epochs_done(cfg.out_dir)
+    done = RunFolder(cfg.out_dir).epochs()
     left = max(0, cfg.epochs - len(done))
     if done:
         seconds = statistics.median(row["seconds"] for row in done)
@@ -113,7 +114,7 @@ def run_recipe(
     teacher: str | None = None,
     epochs: int | None = None,
     log: Callable[[str], None] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[ModelCard]:
     """Run the stages of :data:`RECIPE_STAGES` and export each into ``out``; returns the exported cards.
 
     ``resume`` (default) skips exported stages and continues interrupted ones; ``resume=False`` starts
@@ -139,7 +140,7 @@ def run_recipe(
         if resume and _exported_from(exported, cfg):
             say(f"{stage.name}: already trained and exported ({exported}); skipped")
             continue
-        if not resume and (run_dir / "checkpoint.pt").exists():
+        if not resume and RunFolder(run_dir).checkpoint_file.exists():
             raise InvalidOptionError(
                 f"{run_dir} holds an earlier run of {stage.name}; resume it (the default) or give another --out",
                 option="resume",
@@ -173,12 +174,18 @@ def _exported_from(card_path: Path, cfg: TrainConfig) -> bool:
     if not card_path.is_file():
         return False
     try:
-        card = json.loads(card_path.read_text())
-        trained = card["training_config"]
-    except (OSError, ValueError, KeyError, TypeError):
+        card = ModelCard.read(card_path)
+    except WeightsError:
         return False
-    same = ("model", "epochs", "train_data", "targets")
-    return isinstance(trained, dict) and all(trained.get(key) == getattr(cfg, key) for key in same)
+    if card.record is None:
+        return False
+    trained = card.record.training
+    return (trained.model, trained.epochs, trained.train_data, trained.targets) == (
+        cfg.model,
+        cfg.epochs,
+        cfg.train_data,
+        cfg.targets,
+    )
 
 
 def _chosen(stages: Sequence[str] | None) -> set[str]:

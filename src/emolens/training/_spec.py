@@ -1,6 +1,6 @@
 """Trained networks for training itself: teachers to distil from and weights to start from.
 
-Both go through the one loading path of :mod:`emolens.models._load` (registered names, cards,
+Both go through the one loading path of :func:`emolens.models.resolve_model` (registered names, cards,
 weights files and run folders alike); this module only turns the result into a frozen torch network.
 """
 
@@ -13,10 +13,9 @@ from torch import nn
 
 from .._registry import ModelSpec
 from ..errors import WeightsError
-from ..models._load import resolve_model, run_spec, run_weights
-from ..models._network import build_network, load_state, prepare_for_inference
+from ..models import build_model, prepare_for_inference, resolve_model
 
-__all__ = ["load_trained", "run_spec", "run_weights", "source_weights"]
+__all__ = ["load_trained", "source_weights"]
 
 
 def _torch_source(source: str | Path) -> tuple[ModelSpec, Path]:
@@ -39,8 +38,6 @@ def source_weights(source: str | Path) -> Path:
 def load_trained(source: str | Path, device: str | torch.device = "cpu") -> tuple[ModelSpec, nn.Module]:
     """The spec and a frozen inference network of a model source, uncalibrated (for teachers)."""
     spec, weights = _torch_source(source)
-    network = build_network(spec)
-    load_state(network, weights)
-    prepared = prepare_for_inference(network, device)
+    prepared = prepare_for_inference(build_model(spec, weights), device)
     prepared.requires_grad_(False)
     return spec, prepared

@@ -9,7 +9,7 @@ from .._analyzer import Analyzer
 from .._api import get_analyzer
 from ..detectors import Detector
 from ..errors import InvalidOptionError
-from ..models._load import ModelSource
+from ..models import ModelSource
 from ..types import FrameResult
 from ._source import Frame, VideoSource, open_source
 from ._tracker import Tracker

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
-from ..errors import EmolensError
+from ..errors import InvalidOptionError
 from ..labels import COLORS, FER2013, display_label
 from ..types import FrameResult
 
@@ -74,7 +74,9 @@ class VideoAnalysis:
             if not self._rows:
                 self.labels = face.labels
             elif face.labels != self.labels:
-                raise EmolensError("a VideoAnalysis collects the frames of one model: these faces have other labels")
+                raise InvalidOptionError(
+                    "a VideoAnalysis collects the frames of one model: these faces have other labels", option="model"
+                )
             b = face.box
             raw = face.raw
             self._valence_arousal = self._valence_arousal or raw.valence is not None

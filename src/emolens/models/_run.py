@@ -1,0 +1,146 @@
+"""The one reader of ``emolens train`` run folders, and the one home of their file names.
+
+A run folder holds ``config.json`` (the run's options, with the architecture and labels it was
+trained with, written when training starts), ``best.safetensors`` (the best epoch's EMA weights),
+``checkpoint.pt`` (everything needed to resume, rewritten every epoch) and the epoch log
+(``log.csv``, ``log.json``). Reading the config and the spec imports no torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .._registry import ModelSpec
+from ..errors import WeightsError
+from ._card import is_card_path, spec_from_card
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["RunFolder", "last_epoch_weights", "run_spec"]
+
+
+def run_spec(config: Mapping[str, Any]) -> ModelSpec:
+    """The spec a training run trains: ``config["model"]``'s spec with the run's architecture options and labels.
+
+    ``config`` is a run's configuration (``dataclasses.asdict(TrainConfig)`` or a run folder's
+    ``config.json``). A run folder pins the options it was trained with (``architecture_options``)
+    and its labels, so it keeps its architecture when the registered model later changes.
+    """
+    from . import MODELS
+
+    spec = MODELS.get(config["model"]) if not is_card_path(str(config["model"])) else spec_from_card(config["model"])
+    labels = tuple(config.get("labels") or spec.labels)
+    if "architecture_options" in config:  # pinned when the run was trained: the registry may have moved on
+        return dataclasses.replace(spec, options=dict(config["architecture_options"]), weights=(), labels=labels)
+    overrides = config.get("model_options") or {}
+    return dataclasses.replace(spec, options={**spec.options, **overrides}, weights=(), labels=labels)
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """An ``emolens train`` output folder: its files, its configuration and the spec it trains."""
+
+    path: Path
+
+    CONFIG: ClassVar[str] = "config.json"
+    BEST: ClassVar[str] = "best.safetensors"
+    CHECKPOINT: ClassVar[str] = "checkpoint.pt"
+    LOG_CSV: ClassVar[str] = "log.csv"
+    LOG_JSON: ClassVar[str] = "log.json"
+
+    def __init__(self, path: str | Path) -> None:
+        object.__setattr__(self, "path", Path(path))
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / self.CONFIG
+
+    @property
+    def best_weights(self) -> Path:
+        return self.path / self.BEST
+
+    @property
+    def checkpoint_file(self) -> Path:
+        return self.path / self.CHECKPOINT
+
+    @property
+    def log_csv(self) -> Path:
+        return self.path / self.LOG_CSV
+
+    @property
+    def log_json(self) -> Path:
+        return self.path / self.LOG_JSON
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def is_finished(self) -> bool:
+        """Whether the folder has a configuration and a best epoch: enough to load or evaluate it."""
+        return self.config_file.is_file() and self.best_weights.is_file()
+
+    def config(self) -> dict[str, Any]:
+        """``config.json`` as written when training started (WeightsError when missing or not JSON)."""
+        try:
+            config = json.loads(self.config_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise WeightsError(
+                f"{self.config_file} is not a readable run configuration ({exc})", filename=self.CONFIG
+            ) from None
+        if not isinstance(config, dict):
+            raise WeightsError(f"{self.config_file} is not a JSON object", filename=self.CONFIG)
+        return config
+
+    def spec(self) -> ModelSpec:
+        """The spec the run trains (its pinned architecture and labels), named after the folder."""
+        if not self.is_finished():
+            raise WeightsError(
+                f"{str(self.path)!r} is not a finished `emolens train` run folder (it needs {self.CONFIG} and "
+                f"{self.BEST})",
+                filename=self.name,
+            )
+        try:
+            spec = run_spec(self.config())
+        except (ValueError, KeyError, TypeError) as exc:
+            raise WeightsError(
+                f"{self.config_file} is not a valid run configuration ({exc})", filename=self.CONFIG
+            ) from None
+        return dataclasses.replace(spec, name=self.name)
+
+    def checkpoint(self, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+        """The last epoch's checkpoint, loaded without running code (``weights_only=True``)."""
+        import torch
+
+        if not self.checkpoint_file.is_file():
+            raise WeightsError(
+                f"{self.path} has no {self.CHECKPOINT}: the run has not finished an epoch", filename=self.CHECKPOINT
+            )
+        state: dict[str, Any] = torch.load(self.checkpoint_file, weights_only=True, map_location=map_location)
+        return state
+
+    def training_config(self, checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+        """The run's options as its checkpoint recorded them, with the architecture and labels it pinned."""
+        pinned = self.config() if self.config_file.is_file() else {}
+        keep = ("architecture_options", "labels")
+        return {**checkpoint["config"], **{key: pinned[key] for key in keep if key in pinned}}
+
+    def epochs(self) -> list[dict[str, float]]:
+        """The epoch log (one row per finished epoch, with its ``seconds``); empty for a run not started."""
+        if not self.checkpoint_file.is_file() or not self.log_json.is_file():
+            return []
+        try:
+            rows: list[dict[str, float]] = json.loads(self.log_json.read_text())
+        except (OSError, ValueError):  # being rewritten, or damaged: the checkpoint still says where the run is
+            return []
+        return rows
+
+
+def last_epoch_weights(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """The last epoch's EMA weights in a loaded checkpoint, as a state dict of the network itself."""
+    return {k.removeprefix("module."): v for k, v in checkpoint["ema"].items() if k != "n_averaged"}
