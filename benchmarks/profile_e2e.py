@@ -79,6 +79,7 @@ def measure(model: str, repeat: int, *, passive: bool, threads: int, ops: bool =
 
 def main() -> None:
     from emolens.models import MODELS
+    from emolens.weights import is_available
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=50)
@@ -86,7 +87,11 @@ def main() -> None:
     args = parser.parse_args()
     settings = [("default threads", False, 0), ("OMP_WAIT_POLICY=PASSIVE", True, 0), ("1 torch thread", False, 1)]
     rows, ops = [], {}
-    for model in MODELS.names():
+    present = [name for name in MODELS.names() if all(is_available(w) for w in MODELS.get(name).weights)]
+    skipped = sorted(set(MODELS.names()) - set(present))
+    for name in skipped:
+        print(f"skipped {name}: its weights are not here (`emolens download {name}` fetches them)", file=sys.stderr)
+    for model in present:
         for label, passive, threads in settings:
             result = measure(model, args.repeat, passive=passive, threads=threads, ops=label == settings[0][0])
             if "top_ops" in result:
@@ -94,7 +99,8 @@ def main() -> None:
             rows.append({"model": model, "setting": label, **result})
     lines = [
         f"End-to-end profile (`python benchmarks/profile_e2e.py --repeat {args.repeat}`; group/multiface.jpg "
-        "at 640x480, detector auto, fresh process per row)",
+        "at 640x480, detector auto, fresh process per row)"
+        + (f"; not measured, weights not here: {', '.join(skipped)}" if skipped else ""),
         "",
         "| model | setting | analyze median ms | in pipeline: load / detect / classify ms | detect alone ms "
         "| classify alone ms (faces) |",
