@@ -244,3 +244,26 @@ def test_export_onnx_round_trips_on_real_faces(name: str, fer_val: Path, photos:
     batch = preprocess(crops, card.input).numpy()
     (log_probabilities,) = session.run(None, {"input": batch})
     assert np.abs(np.exp(log_probabilities) - expected).max() < 1e-4
+
+
+@pytest.mark.parametrize("name", [spec.name for spec in MODELS.specs() if spec.int8])
+def test_int8_graph_scores_within_a_third_of_a_point_of_float32(name: str, shared: Path, tmp_path: Path) -> None:
+    """The shipped int8 graph against the float32 graph of the same weights, on val consensus and CK+."""
+    from emolens.models import export_onnx
+    from emolens.training import evaluate_model
+
+    int8 = emolens.load_model(name, precision="int8")
+    assert int8.spec.runtime == "onnx" and int8.identity.startswith(f"{MODELS.get(name).int8[0].name[:-5]}@")
+    export_onnx(name, tmp_path, "fp32")
+    val, ckplus = shared / "datasets" / "fer2013" / "val", shared / "datasets" / "ckplus48"
+    scores = {}
+    for label, source in (("int8", int8), ("fp32", str(tmp_path / "fp32.json"))):
+        on_val, _, _ = evaluate_model(source, str(val))
+        on_ckplus, _, _ = evaluate_model(source, str(ckplus), ferplus=None)
+        assert on_val.consensus is not None
+        scores[label] = (on_val.consensus.accuracy, on_ckplus.accuracy)
+    assert scores["int8"] == pytest.approx(scores["fp32"], abs=0.003)
+    with pytest.raises(emolens.InvalidOptionError, match="leave tta unset"):
+        emolens.load_model(name, precision="int8", tta=False)
+    with pytest.raises(emolens.InvalidOptionError, match="has no int8 graph; models with one"):
+        emolens.load_model("large", precision="int8")

@@ -176,7 +176,8 @@ class ModelSpec:
     of the model's outputs (any distinct names; the canonical ones are in :mod:`emolens.labels`).
     With ``valence_arousal=True`` the model outputs two more values after the logits, valence and
     arousal in [-1, 1]. ``version`` tells releases of the same name apart (``"v3"``): ``model="default@v2"``
-    picks an earlier one (see :data:`emolens.models.PREVIOUS_MODELS`).
+    picks an earlier one (see :data:`emolens.models.PREVIOUS_MODELS`). ``int8`` is an int8 ONNX graph of
+    the same weights (TTA and calibration inside), run by ``load_model(..., precision="int8")``.
     """
 
     name: str
@@ -191,6 +192,7 @@ class ModelSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
     tta: bool = False
     version: str = ""
+    int8: tuple[WeightsFile, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", LabelSet(self.name, tuple(self.labels)).labels)  # validates them

@@ -143,6 +143,11 @@ _LARGE_TEXT = "Wide VGG-style CNN (4 stages of 64-512 channels, 2 convs each; 5.
 _FAST_TEXT = "Small VGG-style CNN (5 stages, 16-256 channels, 0.65M params)"
 
 
+def _int8(name: str, sha256: str) -> tuple[WeightsFile, ...]:
+    """An int8 ONNX graph of bundled weights (``python -m tools.quantize``), shipped in the wheel."""
+    return (WeightsFile(name=name, sha256=sha256, bundled=True, license=_FERPLUS_LICENSE),)
+
+
 def _bundled(name: str, sha256: str, license: str = _FER2013_LICENSE) -> tuple[WeightsFile, ...]:
     """Weights that emolens trained and ships inside the wheel."""
     return (WeightsFile(name=name, sha256=sha256, bundled=True, license=license),)
@@ -176,6 +181,10 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         version="v3",
         license=_FERPLUS_LICENSE,
         tta=True,
+        int8=_int8(
+            "emolens-consensus-default-v3-int8.onnx",
+            "4865d88559716d721462a26de024893483f1a55c497bd2795394a8cfc9473404",
+        ),
     ),
     ModelSpec(
         name="fast",
@@ -191,6 +200,10 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         ),
         version="v3",
         license=_FERPLUS_LICENSE,
+        int8=_int8(
+            "emolens-consensus-fast-v3-int8.onnx",
+            "2f83857e5017020f4625a1a29ae70ce103d479cf968b71d7d772950c2b44c418",
+        ),
     ),
     ModelSpec(
         name="large",
@@ -252,6 +265,7 @@ def _previous(name: str, version: str, weights: tuple[WeightsFile, ...]) -> Mode
         name=f"{name}@{version}",
         version=version,
         weights=weights,
+        int8=(),  # the int8 graph is the current release's
         description=f"{name} as released in {version} (pinned: its answers do not change when {name} does)",
     )
 

@@ -8,6 +8,7 @@ their SHA-256 checked before anything is built; cards name only registered archi
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -42,8 +43,9 @@ def resolve_model(source: str | Path) -> tuple[ModelSpec, Path | None]:
 
 #: ``precision=`` of :func:`load_model`: ``"auto"`` runs emolens' torch models in bf16 where the device
 #: computes it natively (CUDA, CPUs with AVX-512 BF16 or AMX) and float32 elsewhere; ``"float32"`` always
-#: runs float32 (the same answers on every host, to float rounding; slower where bf16 is native).
-PRECISIONS = ("auto", "float32")
+#: runs float32 (the same answers on every host, to float rounding; slower where bf16 is native);
+#: ``"int8"`` runs the model's int8 ONNX graph (``ModelSpec.int8``: ``default`` and ``fast``) on onnxruntime.
+PRECISIONS = ("auto", "float32", "int8")
 
 
 def _runtime(spec: ModelSpec, weights: Path | None, device: torch.device, precision: str) -> Runtime:
@@ -52,6 +54,26 @@ def _runtime(spec: ModelSpec, weights: Path | None, device: torch.device, precis
             raise ModelError(f"ONNX model {spec.name!r} has no weights file", component=spec.name)
         return OnnxRuntime(spec, weights, device)
     return TorchRuntime.load(spec, weights, device, amp=precision == "auto")
+
+
+def _int8_model(source: str | Path, device: torch.device, tta: bool | None) -> EmotionModel:
+    """The int8 ONNX graph of a model that has one (TTA and calibration inside the graph)."""
+    spec = model_spec(source)
+    if not spec.int8:
+        from . import MODELS
+
+        having = [s.name for s in MODELS.specs() if s.int8]
+        raise InvalidOptionError(
+            f"model {spec.name!r} has no int8 graph; models with one: {', '.join(having)}", option="precision"
+        )
+    if tta is not None:
+        raise InvalidOptionError(
+            f"the int8 graph of {spec.name!r} runs its default TTA ({'on' if spec.tta else 'off'}) inside; "
+            "leave tta unset, or use precision='float32' to choose",
+            option="tta",
+        )
+    graph = dataclasses.replace(spec, runtime="onnx", architecture="", weights=spec.int8, tta=False, options={})
+    return EmotionModel(graph, OnnxRuntime(graph, fetch(graph.weights[0]), device), device=device)
 
 
 def load_model(
@@ -83,6 +105,8 @@ def load_model(
             option="model",
         )
     torch_device = resolve_device(device)
+    if precision == "int8":
+        return _int8_model(source, torch_device, tta)
     spec, weights = resolve_model(source)
     temperatures = None
     identity = spec.identity

@@ -22,7 +22,7 @@ from ._data import CLASS_NAMES, FaceDataset
 from ._targets import majority_labels, vote_distribution
 
 if TYPE_CHECKING:
-    from ..models import EmotionModel, SplitMetrics
+    from ..models import EmotionModel, ModelSource, SplitMetrics
 
 __all__ = [
     "Evaluation",
@@ -229,7 +229,7 @@ def _score_labels(probabilities: np.ndarray, labels: np.ndarray, names: Sequence
 
 
 def evaluate_model(
-    model: str,
+    model: ModelSource,
     dataset: str,
     *,
     split: str = "val",
@@ -238,8 +238,8 @@ def evaluate_model(
     calibrated: bool = True,
     ferplus: str | None = "auto",
 ) -> tuple[Evaluation, np.ndarray, FaceDataset]:
-    """Evaluate a registered model (its shipped weights) or a run folder (its best epoch) on an image
-    folder or FER2013 CSV.
+    """Evaluate a model (a registered name, a card, a run folder's best epoch, or an EmotionModel as it is)
+    on an image folder or FER2013 CSV.
 
     ``tta=None`` uses the model's default; unreadable images are skipped and counted in the returned
     data's ``skipped`` unless ``skip_unreadable=False``; ``calibrated=False`` ignores the calibration
@@ -251,7 +251,7 @@ def evaluate_model(
 
 
 def evaluate_ensemble(
-    models: Sequence[str],
+    models: Sequence[ModelSource],
     dataset: str,
     *,
     split: str = "val",
@@ -260,7 +260,8 @@ def evaluate_ensemble(
     calibrated: bool = True,
     ferplus: str | None = "auto",
 ) -> tuple[Evaluation, np.ndarray, FaceDataset]:
-    """Evaluate the average of several models' probabilities (any model source: names, cards, run folders).
+    """Evaluate the average of several models' probabilities (any model source: names, cards, run folders,
+    EmotionModels, which are used as they are).
 
     The way to choose teachers for distillation: an ensemble is worth distilling from if it beats
     its best member in accuracy or at least in NLL (the student learns the probabilities). The data

@@ -1,0 +1,137 @@
+"""Build the int8 ONNX graph of a bundled model and measure it against its float32 graph on real data.
+
+    python -m tools.quantize MODEL [--out DIR] [--images N] [--method minmax|percentile|entropy]
+
+The float32 graph is ``emolens export --onnx`` of the model's bundled weights (flip TTA and the calibration
+inside); ONNX Runtime's static quantization (QDQ, int8 weights per channel, uint8 activations: the fast
+path of VNNI and AMX CPUs) sets the activation ranges from N FER2013 *training* images (the same number of
+each class, the first in file-name order). Val (consensus and original accuracy) and CK+ are then measured
+for both graphs through ``emolens evaluate``'s code; the int8 graph ships only if both stay within 0.3
+points of float32 (the rule of issue 28; the test in tests/test_onnx.py checks the shipped files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .testdata import SHARED
+
+METHODS = ("minmax", "percentile", "entropy")
+
+
+def calibration_batches(model: str, images: int, batch: int = 32) -> list[np.ndarray]:
+    """Normalised input batches of ``images`` training images, the same number from each class."""
+    import cv2
+
+    from emolens.models import load_model, preprocess
+
+    spec = load_model(model).spec
+    folders = sorted(p for p in (SHARED / "datasets" / "fer2013" / "train").iterdir() if p.is_dir())
+    per_class = max(1, images // len(folders))
+    files = [f for folder in folders for f in sorted(folder.glob("*.jpg"))[:per_class]]
+    crops = [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files]
+    whole = len(crops) - len(crops) % batch  # equal batches: the histogram calibrators stack them
+    return [preprocess(crops[i : i + batch], spec.input).numpy() for i in range(0, whole, batch)]
+
+
+def quantize(model: str, out: Path, *, images: int = 1024, method: str = "percentile") -> Path:
+    """Write ``<out>/<weights stem>-int8.onnx`` and its card; returns the card's path."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    from emolens.models import MODELS, ModelCard, export_onnx
+    from emolens.weights import sha256_of
+
+    stem = MODELS.get(model).weights[0].name.removesuffix(".safetensors")
+    batches = calibration_batches(model, images)
+
+    class Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.left = iter(batches)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(self.left, None)
+            return None if batch is None else {"input": batch}
+
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        fp32 = export_onnx(model, scratch, f"{stem}-fp32")
+        target = out / f"{stem}-int8.onnx"
+        quantize_static(
+            str(Path(scratch) / fp32.weights_file),
+            str(target),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method={
+                "minmax": CalibrationMethod.MinMax,
+                "percentile": CalibrationMethod.Percentile,
+                "entropy": CalibrationMethod.Entropy,
+            }[method],
+        )
+    card = ModelCard(
+        name=f"{stem}-int8",
+        labels=fp32.labels,
+        weights_file=target.name,
+        weights_sha256=sha256_of(target),
+        architecture="",
+        runtime="onnx",
+        input=fp32.input,
+        weights_license=fp32.weights_license,
+        description=(
+            f"{model}'s weights ({stem}) as an int8 ONNX graph (`python -m tools.quantize {model} --images {images} "
+            f"--method {method}`: static QDQ quantization, int8 weights per channel, uint8 activations calibrated on "
+            f"{images} FER2013 training images); flip TTA and calibration inside the graph"
+        ),
+    )
+    card.write(out / f"{stem}-int8.json")
+    return out / f"{stem}-int8.json"
+
+
+def measure(card: str) -> dict[str, float]:
+    """Val consensus, val original and CK+ accuracy of a model source, as `emolens evaluate` measures them."""
+    from emolens.training import evaluate_model
+
+    val, _, _ = evaluate_model(card, str(SHARED / "datasets" / "fer2013" / "val"))
+    ckplus, _, _ = evaluate_model(card, str(SHARED / "datasets" / "ckplus48"), ferplus=None)
+    assert val.consensus is not None
+    return {"consensus": val.consensus.accuracy, "original": val.accuracy, "ckplus": ckplus.accuracy}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="a bundled emolens model: default, fast, large ...")
+    parser.add_argument("--out", type=Path, default=Path("runs") / "int8")
+    parser.add_argument("--images", type=int, default=1024, help="training images for the activation ranges")
+    parser.add_argument("--method", choices=METHODS, default="percentile")
+    args = parser.parse_args()
+    from emolens.models import export_onnx
+
+    card = quantize(args.model, args.out, images=args.images, method=args.method)
+    with tempfile.TemporaryDirectory() as scratch:
+        fp32 = Path(scratch) / "fp32.json"
+        export_onnx(args.model, scratch, "fp32")
+        rows = {"float32 (ONNX)": measure(str(fp32)), "int8 (ONNX)": measure(str(card))}
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"| {args.model} | val consensus | val original | CK+ |\n|---|---|---|---|")
+    for name, row in rows.items():
+        print(f"| {name} | {row['consensus']:.2%} | {row['original']:.2%} | {row['ckplus']:.2%} |")
+    worst = max(abs(rows["int8 (ONNX)"][k] - rows["float32 (ONNX)"][k]) for k in ("consensus", "ckplus"))
+    print(json.dumps({"model": args.model, "card": str(card), "largest_change_points": round(100 * worst, 2)}))
+
+
+if __name__ == "__main__":
+    main()
