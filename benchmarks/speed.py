@@ -58,30 +58,60 @@ def flops_per_face(model: EmotionModel) -> float:
     return float(counter.get_total_flops())
 
 
+#: The runtime a model runs on by default: bf16 where the device computes it natively, else float32.
+DEFAULT_RUNTIMES = ("torch bf16", "torch float32")
+
+
+def runtimes(name: str, device: str, tta: bool, scratch: Path) -> list[tuple[str, EmotionModel]]:
+    """The ways this host can run the model: torch float32, torch bf16 (where native), and, at the model's
+    default TTA setting (ONNX graphs carry it inside), ONNX Runtime float32 and int8 (where it ships)."""
+    from emolens.models import cpu_has_native_bf16, export_onnx
+
+    spec = MODELS.get(name)
+    found = [("torch float32", emolens.load_model(name, device=device, tta=tta, precision="float32"))]
+    if device.startswith("cuda") or cpu_has_native_bf16():
+        found.append(("torch bf16", emolens.load_model(name, device=device, tta=tta)))
+    if tta == spec.tta and spec.runtime == "torch":
+        try:
+            export_onnx(name, scratch, f"{name}-fp32")
+            found.append(("onnx float32", emolens.load_model(str(scratch / f"{name}-fp32.json"), device=device)))
+            if spec.int8:
+                found.append(("onnx int8", emolens.load_model(name, device=device, precision="int8")))
+        except emolens.MissingDependencyError:  # no onnxruntime here: the torch rows only
+            pass
+    return found
+
+
 def model_throughput(name: str, device: str, repeat: int) -> list[dict[str, Any]]:
+    import tempfile
+
     rows = []
     faces = [
         cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
         for p in sorted(shared_path("datasets", "fer2013", "val", "happy").glob("*.jpg"))[:64]
     ]
     for tta in (False, True):
-        model = emolens.load_model(name, device=device, tta=tta)
-        params = sum(p.numel() for p in model.network.parameters())
-        flops = flops_per_face(model)
-        for batch in (1, 64):
-            crops = faces[:batch]
-            t = time_ms(lambda crops=crops, model=model: model.predict(crops), repeat=repeat, warmup=3)
-            rows.append(
-                {
-                    "model": name,
-                    "tta": tta,
-                    "batch": batch,
-                    "params": params,
-                    "mflops": flops / 1e6,
-                    "faces_per_s": batch / t["median_ms"] * 1e3,
-                    **t,
-                }
-            )
+        with tempfile.TemporaryDirectory() as scratch:
+            variants = runtimes(name, device, tta, Path(scratch))
+            torch_model = variants[0][1]
+            params = sum(p.numel() for p in torch_model.network.parameters())
+            flops = flops_per_face(torch_model)
+            for runtime, model in variants:
+                for batch in (1, 64):
+                    crops = faces[:batch]
+                    t = time_ms(lambda crops=crops, model=model: model.predict(crops), repeat=repeat, warmup=3)
+                    rows.append(
+                        {
+                            "model": name,
+                            "runtime": runtime,
+                            "tta": tta,
+                            "batch": batch,
+                            "params": params,
+                            "mflops": flops / 1e6,
+                            "faces_per_s": batch / t["median_ms"] * 1e3,
+                            **t,
+                        }
+                    )
     return rows
 
 
@@ -165,10 +195,10 @@ def main() -> None:
     lines = [
         f"Speed on {args.device} (`python benchmarks/speed.py --device {args.device} --repeat {args.repeat}`)",
         "",
-        "| model | flip TTA | batch | faces/s | median ms | p95 ms |",
-        "|---|---|---|---|---|---|",
+        "| model | runtime | flip TTA | batch | faces/s | median ms | p95 ms |",
+        "|---|---|---|---|---|---|---|",
         *(
-            f"| {r['model']} ({r['params'] / 1e6:.2f}M params, {r['mflops']:.0f} MFLOPs/face) "
+            f"| {r['model']} ({r['params'] / 1e6:.2f}M params, {r['mflops']:.0f} MFLOPs/face) | {r['runtime']} "
             f"| {'yes' if r['tta'] else 'no'} | {r['batch']} "
             f"| {r['faces_per_s']:,.0f}{' (unstable)' if r['unstable'] else ''} | {r['median_ms']:.2f} "
             f"| {r['p95_ms']:.2f} |"

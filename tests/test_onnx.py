@@ -267,3 +267,21 @@ def test_int8_graph_scores_within_a_third_of_a_point_of_float32(name: str, share
         emolens.load_model(name, precision="int8", tta=False)
     with pytest.raises(emolens.InvalidOptionError, match="has no int8 graph; models with one"):
         emolens.load_model("large", precision="int8")
+
+
+def test_precision_reaches_the_model_from_the_api_and_the_command_line(
+    photos: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo = photos / "group" / "multiface.jpg"
+    reference = emolens.analyze(photo, model="fast", precision="float32")
+    quantized = emolens.analyze(photo, model="fast", precision="int8")
+    assert quantized.model_id.startswith("emolens-consensus-fast-v3-int8@") and reference.model_id != quantized.model_id
+    assert [f.box for f in quantized.faces] == [f.box for f in reference.faces]
+    assert (
+        np.abs(np.array([f.probabilities for f in quantized.faces]) - [f.probabilities for f in reference.faces]).max()
+        < 0.1
+    )
+    assert main(["analyze", str(photo), "--model", "fast", "--precision", "int8", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["model_id"] == quantized.model_id
+    assert main(["analyze", str(photo), "--model", "large", "--precision", "int8"]) == 2
+    assert "has no int8 graph" in capsys.readouterr().err

@@ -187,7 +187,9 @@ def speed_chart() -> None:
 
     data = json.loads((REPO / "benchmarks" / "results" / "speed-cpu.json").read_text())
     rows = [r for r in data["models"] if r["batch"] == 64]
-    labels = [f"{r['model']}{' (TTA)' if r['tta'] else ''}" for r in rows]
+    labels = [
+        f"{r['model']}{' (TTA)' if r['tta'] else ''}" + (f", {r['runtime']}" if "runtime" in r else "") for r in rows
+    ]
     rates = [r["faces_per_s"] for r in rows]
     figure, axis = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
     axis.barh(labels, rates, color="#4b5bdc")

@@ -51,6 +51,9 @@ class Analyzer:
         margin: enlarge each square crop by this fraction of its side (default: the model's input spec).
         max_pixels: refuse images larger than this many pixels (read from a file's header before it is
             decoded; ``ImageTooLargeError``). Default 40 megapixels.
+        precision: how emolens' own models compute: ``"auto"`` (bf16 where the device has it natively),
+            ``"float32"`` (the same answers on every host) or ``"int8"`` (the int8 ONNX graph of ``default``
+            and ``fast``; see :data:`emolens.models.PRECISIONS`).
         detector_options: passed to the detector's builder when ``detector`` is a name, e.g.
             ``{"max_side": 320}`` to detect on a downscaled copy of large images (every built-in detector: default 1280)
             (faster; faces much smaller than 1/30 of the image side may be missed).
@@ -68,6 +71,7 @@ class Analyzer:
         margin: float | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         detector_options: Mapping[str, Any] | None = None,
+        precision: str = "auto",
     ) -> None:
         # Every argument is checked before anything is loaded: a bad one fails at once, naming itself.
         resolve_device(device)
@@ -83,7 +87,7 @@ class Analyzer:
         name = self.detector_name
         #: Which detector answers: ``<name>@<sha256 prefix of its weights>`` for a registered one, else its name.
         self.detector_id = DETECTORS.get(name).identity if name in DETECTORS else name
-        self.model: EmotionModel = load_model(model, device=device)
+        self.model: EmotionModel = load_model(model, device=device, precision=precision)
         self.margin = self.model.spec.input.margin if margin is None else margin
 
     @property

@@ -32,6 +32,7 @@ def get_analyzer(
     detector_options: Mapping[str, Any] | None = None,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    precision: str = "auto",
 ) -> Analyzer:
     """The shared Analyzer for this configuration, built on first use (thread-safe, bounded LRU).
 
@@ -42,14 +43,16 @@ def get_analyzer(
     detector_key = detector if detector is None or isinstance(detector, str) else ("object", id(detector))
     model_key = str(model) if isinstance(model, (str, os.PathLike)) else ("object", id(model))
     # Options are plain values (numbers, strings, tuples); their sorted repr identifies them.
-    key = (detector_key, model_key, str(device), repr(sorted(options.items())), max_pixels)
+    key = (detector_key, model_key, str(device), repr(sorted(options.items())), max_pixels, precision)
     with _lock:
         analyzer = _analyzers.get(key)
         if analyzer is not None:
             _analyzers.move_to_end(key)
             return analyzer
     # Built outside the lock: loading a model must not block every other thread's analyze().
-    built = Analyzer(detector, model, device=device, detector_options=options, max_pixels=max_pixels)
+    built = Analyzer(
+        detector, model, device=device, detector_options=options, max_pixels=max_pixels, precision=precision
+    )
     with _lock:
         analyzer = _analyzers.setdefault(key, built)
         _analyzers.move_to_end(key)
@@ -80,6 +83,7 @@ def analyze(
     min_face_size: int = DEFAULT_MIN_FACE_SIZE,
     device: str = "cpu",
     detector_options: Mapping[str, Any] | None = None,
+    precision: str = "auto",
 ) -> AnalysisResult:
     """Find every face in ``image`` and classify its emotion.
 
@@ -96,6 +100,8 @@ def analyze(
         device: torch device for the emotion model.
         detector_options: keyword arguments for the detector's builder, e.g. ``{"max_side": 320}`` to
             detect on a downscaled copy (faster on large images; very small faces may be missed).
+        precision: ``"auto"`` (bf16 where the CPU has it natively), ``"float32"`` or ``"int8"`` (the int8
+            graph of ``default`` and ``fast``); see :class:`Analyzer`.
 
     Returns:
         AnalysisResult: the faces found, largest first; ``faces`` is empty only when ``fallback=False``
@@ -106,7 +112,7 @@ def analyze(
         UnknownNameError: no detector or model has that name.
         WeightsError: weights could not be fetched or failed verification.
     """
-    return get_analyzer(detector, model, device, detector_options).analyze(
+    return get_analyzer(detector, model, device, detector_options, precision=precision).analyze(
         image, color=color, fallback=fallback, min_face_size=min_face_size
     )
 
@@ -121,8 +127,9 @@ def analyze_batch(
     min_face_size: int = DEFAULT_MIN_FACE_SIZE,
     device: str = "cpu",
     detector_options: Mapping[str, Any] | None = None,
+    precision: str = "auto",
 ) -> list[AnalysisResult]:
     """Like :func:`analyze` for several images, classifying all faces in one batch."""
-    return get_analyzer(detector, model, device, detector_options).analyze_batch(
+    return get_analyzer(detector, model, device, detector_options, precision=precision).analyze_batch(
         images, color=color, fallback=fallback, min_face_size=min_face_size
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .._argtypes import json_object
 from ..errors import InvalidOptionError
+from ..models import PRECISIONS
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -85,13 +86,22 @@ def error_record(source: str, exc: BaseException) -> str:
     )
 
 
-def add_pipeline_options(p: argparse.ArgumentParser, *, detector_options: bool = True) -> None:
-    """``--detector`` (with ``--detector-options``), ``--model`` and ``--device``: how a command analyses images."""
+def add_pipeline_options(p: argparse.ArgumentParser, *, detector_options: bool = True, precision: bool = True) -> None:
+    """``--detector`` (with ``--detector-options``), ``--model``, ``--device`` and ``--precision``: how a command
+    analyses images."""
     p.add_argument("--detector", default="auto", help="detector name, 'auto' (default) or 'none' for face crops")
     if detector_options:
         add_detector_options(p)
     p.add_argument("--model", default="default", help=MODEL_HELP)
     p.add_argument("--device", default="cpu", help="torch device for the emotion model")
+    if precision:
+        p.add_argument(
+            "--precision",
+            choices=PRECISIONS,
+            default="auto",
+            help="auto: bf16 where the CPU has it natively; float32: the same answers on every host; int8: the "
+            "int8 graph of default and fast (needs emolens[onnx])",
+        )
 
 
 def add_detector_options(p: argparse.ArgumentParser) -> None:

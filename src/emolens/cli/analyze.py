@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         fallback=not args.no_fallback,
         detector_options=args.detector_options,
+        precision=args.precision,
     )
     inputs = list(expand_paths(args.paths))
     files = [path for _, path in inputs if path is not None]

@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         fallback=False,
         detector_options=args.detector_options,
+        precision=args.precision,
     )
     analysis = VideoAnalysis()
     writer: AnnotatedVideoWriter | None = None

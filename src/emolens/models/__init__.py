@@ -29,7 +29,7 @@ from ._source import model_spec, model_versions, pinned_spec
 
 if TYPE_CHECKING:
     from ._classifier import EmotionModel, ModelOutput, OnnxRuntime, Runtime, TorchRuntime
-    from ._load import PRECISIONS, ModelSource, load_model, resolve_model
+    from ._load import ModelSource, load_model, resolve_model
     from ._network import (
         NetworkWeights,
         autocast_for,
@@ -99,7 +99,7 @@ __getattr__, __dir__ = lazy_attributes(
     __name__,
     {
         "._classifier": ["EmotionModel", "ModelOutput", "OnnxRuntime", "Runtime", "TorchRuntime"],
-        "._load": ["PRECISIONS", "ModelSource", "load_model", "resolve_model"],
+        "._load": ["ModelSource", "load_model", "resolve_model"],
         "._onnx_export": ["export_onnx"],
         "._network": [
             "NetworkWeights",
@@ -115,6 +115,13 @@ __getattr__, __dir__ = lazy_attributes(
     },
     __all__,
 )
+
+
+#: ``precision=`` of :func:`load_model`: ``"auto"`` runs emolens' torch models in bf16 where the device
+#: computes it natively (CUDA, CPUs with AVX-512 BF16 or AMX) and float32 elsewhere; ``"float32"`` always
+#: runs float32 (the same answers on every host, to float rounding; slower where bf16 is native);
+#: ``"int8"`` runs the model's int8 ONNX graph (``ModelSpec.int8``: ``default`` and ``fast``) on onnxruntime.
+PRECISIONS = ("auto", "float32", "int8")
 
 
 BUILTIN_ARCHITECTURES: tuple[ArchitectureSpec, ...] = (

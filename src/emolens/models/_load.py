@@ -17,12 +17,13 @@ from .._device import resolve_device
 from .._registry import ModelSpec, weights_identity
 from ..errors import InvalidOptionError, ModelError
 from ..weights import fetch, sha256_of
+from . import PRECISIONS
 from ._classifier import EmotionModel, OnnxRuntime, Runtime, TorchRuntime
 from ._network import read_temperatures
 from ._run import RunFolder
 from ._source import model_spec
 
-__all__ = ["PRECISIONS", "ModelSource", "load_model", "resolve_model"]
+__all__ = ["ModelSource", "load_model", "resolve_model"]
 
 ModelSource = str | Path | EmotionModel
 
@@ -39,13 +40,6 @@ def resolve_model(source: str | Path) -> tuple[ModelSpec, Path | None]:
         return run.spec(), run.best_weights
     spec = model_spec(text)
     return spec, fetch(spec.weights[0]) if spec.weights else None
-
-
-#: ``precision=`` of :func:`load_model`: ``"auto"`` runs emolens' torch models in bf16 where the device
-#: computes it natively (CUDA, CPUs with AVX-512 BF16 or AMX) and float32 elsewhere; ``"float32"`` always
-#: runs float32 (the same answers on every host, to float rounding; slower where bf16 is native);
-#: ``"int8"`` runs the model's int8 ONNX graph (``ModelSpec.int8``: ``default`` and ``fast``) on onnxruntime.
-PRECISIONS = ("auto", "float32", "int8")
 
 
 def _runtime(spec: ModelSpec, weights: Path | None, device: torch.device, precision: str) -> Runtime:
