@@ -41,7 +41,7 @@ def rss_mb() -> float:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def fps_run(size: tuple[int, int], frames: int, every: int, folder: Path) -> dict[str, float]:
+def fps_run(size: tuple[int, int], frames: int, every: int, folder: Path, pipelined: bool = False) -> dict[str, float]:
     path = folder / f"pan-{size[0]}x{size[1]}.mp4"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 30, size)
     for frame in pan_frames(size, frames):
@@ -49,7 +49,7 @@ def fps_run(size: tuple[int, int], frames: int, every: int, folder: Path) -> dic
     writer.release()
     list(analyze_video(path, max_frames=5))  # warm up the shared analyzer
     start = time.perf_counter()
-    results = list(analyze_video(path, every=every))
+    results = list(analyze_video(path, every=every, pipelined=pipelined))
     seconds = time.perf_counter() - start
     faces = np.mean([len(r.faces) for r in results])
     return {
@@ -80,8 +80,12 @@ def main() -> None:
     args = parser.parse_args()
     detector = emolens.Analyzer().detector_name
     with tempfile.TemporaryDirectory() as folder:
-        runs = {
-            f"{w}x{h}": fps_run((w, h), args.frames, args.every, Path(folder)) for w, h in ((640, 480), (1280, 720))
+        runs = {  # each size sequential, then with detection in a second thread (a ratio taken in one run)
+            f"{w}x{h}{' pipelined' if pipelined else ''}": fps_run(
+                (w, h), args.frames, args.every, Path(folder), pipelined
+            )
+            for w, h in ((640, 480), (1280, 720))
+            for pipelined in (False, True)
         }
     memory = long_run(args.long) if args.long else None
     lines = [

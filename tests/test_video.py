@@ -1,6 +1,7 @@
 """Video analysis on videos built here from real photos and FER2013 faces, so the truth is known."""
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -170,3 +171,32 @@ def test_summary_and_dataframe(pan_video: Path) -> None:
     pytest.importorskip("pandas")
     frame = analysis.to_dataframe()
     assert len(frame) == sum(s.frames for s in summary.values())
+
+
+@pytest.mark.parametrize(("every", "max_frames"), [(1, None), (3, 7)])
+def test_pipelined_video_gives_the_same_frames_in_the_same_order(pan_video: Path, every: int, max_frames: int) -> None:
+    """Detection of the next frames in a second thread changes nothing but the wall time."""
+
+    def frames(pipelined: bool) -> list[tuple[int, list[tuple[int | None, object, tuple[float, ...]]]]]:
+        stream = analyze_video(pan_video, detector="yunet", every=every, max_frames=max_frames, pipelined=pipelined)
+        return [(r.index, [(f.track_id, f.box, f.probabilities) for f in r.faces]) for r in stream]
+
+    sequential = frames(False)
+    assert sequential and sequential == frames(True)
+
+
+def test_pipelined_video_stops_cleanly_and_raises_the_sources_errors(pan_video: Path) -> None:
+    import threading
+
+    before = threading.active_count()
+    stream = analyze_video(pan_video, detector="yunet", pipelined=True)
+    next(stream)
+    stream.close()  # the consumer stops early: the detecting thread ends too
+    assert threading.active_count() == before
+
+    def broken() -> Iterator[np.ndarray]:
+        yield np.zeros((64, 64, 3), np.uint8)
+        raise emolens.InvalidVideoError("the camera went away")
+
+    with pytest.raises(emolens.InvalidVideoError, match="went away"):
+        list(analyze_video(broken(), detector="yunet", pipelined=True))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,7 @@ from .errors import EmolensError, InvalidOptionError, ModelError
 from .models import EmotionModel, ModelSource, load_model
 from .types import AnalysisResult, Box, Detection, Face, Landmarks
 
-__all__ = ["DEFAULT_MIN_FACE_SIZE", "MAX_MARGIN", "Analyzer"]
+__all__ = ["DEFAULT_MIN_FACE_SIZE", "MAX_MARGIN", "Analyzer", "Detected"]
 
 #: The largest crop margin accepted: a face crop at most three times the box's side.
 MAX_MARGIN = 2.0
@@ -34,6 +34,15 @@ class _Candidate:
     detection: Detection
     crop: np.ndarray
     fallback: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Detected:
+    """An image after :meth:`Analyzer.detect`: loaded, its faces found and cropped, not yet classified."""
+
+    image: LoadedImage
+    candidates: list[_Candidate]
+    timings_ms: Mapping[str, float]
 
 
 class Analyzer:
@@ -131,19 +140,37 @@ class Analyzer:
                 option="images",
             )
         images = list(images)  # a generator (e.g. Path.glob) is read once
-        loaded: list[LoadedImage] = []
-        candidates: list[list[_Candidate]] = []
-        timings: list[dict[str, float]] = []
-        for image in images:
-            t0 = time.perf_counter()
-            img = load_image(image, color=color, max_pixels=self.max_pixels)
-            t1 = time.perf_counter()
-            found = self._candidates(img, fallback, min_size)
-            t2 = time.perf_counter()
-            loaded.append(img)
-            candidates.append(found)
-            timings.append({"load": (t1 - t0) * 1e3, "detect": (t2 - t1) * 1e3})
+        return self.classify(
+            [self.detect(image, color=color, fallback=fallback, min_face_size=min_size) for image in images]
+        )
 
+    def detect(
+        self,
+        image: ImageInput,
+        *,
+        color: ColorOrder = "bgr",
+        fallback: bool | None = None,
+        min_face_size: int | None = None,
+    ) -> Detected:
+        """The first stage of :meth:`analyze`: load the image and find its faces (crops cut, not classified).
+
+        With :meth:`classify`, the stages can run in different threads (video detects the next frame while
+        this one is classified); ``classify([detect(image)])`` is ``[analyze(image)]``.
+        """
+        fallback = self.fallback if fallback is None else check_bool("fallback", fallback)
+        min_size = self.min_face_size if min_face_size is None else check_int("min_face_size", min_face_size)
+        t0 = time.perf_counter()
+        img = load_image(image, color=color, max_pixels=self.max_pixels)
+        t1 = time.perf_counter()
+        found = self._candidates(img, fallback, min_size)
+        t2 = time.perf_counter()
+        return Detected(img, found, {"load": (t1 - t0) * 1e3, "detect": (t2 - t1) * 1e3})
+
+    def classify(self, detected: Sequence[Detected]) -> list[AnalysisResult]:
+        """The second stage of :meth:`analyze`: classify the faces of detected images in one forward pass."""
+        loaded = [d.image for d in detected]
+        candidates = [d.candidates for d in detected]
+        timings = [dict(d.timings_ms) for d in detected]
         t0 = time.perf_counter()
         crops = [c.crop for found in candidates for c in found]
         output = self.model.predict_output(crops)

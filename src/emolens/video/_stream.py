@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -29,6 +32,7 @@ def analyze_video(
     device: str = "cpu",
     analyzer: Analyzer | None = None,
     detector_options: Mapping[str, Any] | None = None,
+    pipelined: bool = False,
 ) -> Iterator[FrameResult]:
     """Analyse a video frame by frame, yielding one :class:`FrameResult` per processed frame.
 
@@ -43,6 +47,8 @@ def analyze_video(
         fallback: classify the whole frame when no face is found (off for video by default).
         analyzer: use this Analyzer instead of the shared one for ``detector``/``model``/``device``.
         detector_options: keyword arguments for the detector's builder, e.g. ``{"max_side": 320}``.
+        pipelined: decode and detect the next frames in a second thread while this one is classified (at
+            most two frames ahead); the same results in the same order. Off by default until measured.
 
     Raises:
         InvalidVideoError: the source cannot be opened or read.
@@ -56,7 +62,10 @@ def analyze_video(
     # Checked and opened now, not at the first next(): a bad argument or source fails at the call.
     frames = open_source(source)
     analyzer = analyzer or get_analyzer(detector, model, device, detector_options)
-    return _stream(frames, analyzer, Tracker(smoothing=float(smoothing)), every, max_frames, fallback)
+    tracker = Tracker(smoothing=float(smoothing))
+    if pipelined:
+        return _pipelined(frames, analyzer, tracker, every, max_frames, fallback)
+    return _stream(frames, analyzer, tracker, every, max_frames, fallback)
 
 
 def _check_count(name: str, value: object) -> None:
@@ -77,3 +86,54 @@ def _stream(
         processed += 1
         if max_frames is not None and processed >= max_frames:
             break  # before decoding another frame
+
+
+_DONE = object()  # the producer's last item
+
+
+def _pipelined(
+    frames: Iterable[Frame], analyzer: Analyzer, tracker: Tracker, every: int, max_frames: int | None, fallback: bool
+) -> Iterator[FrameResult]:
+    """:func:`_stream` with decoding and detection in a second thread, a bounded queue between the stages."""
+    ahead: queue.Queue[object] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def produce() -> None:
+        wanted = 0
+        try:
+            for frame in frames:
+                if stop.is_set():
+                    break
+                if frame.index % every:
+                    continue
+                ahead.put((frame, analyzer.detect(frame.image, fallback=fallback)))
+                wanted += 1
+                if max_frames is not None and wanted >= max_frames:
+                    break
+        except BaseException as exc:  # handed to the consumer, raised there
+            ahead.put(exc)
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()  # release a capture in the thread that read it
+            ahead.put(_DONE)
+
+    worker = threading.Thread(target=produce, name="emolens-video-detect", daemon=True)
+    worker.start()
+    try:
+        while (item := ahead.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, tuple)
+            frame: Frame = item[0]
+            result = analyzer.classify([item[1]])[0]
+            faces = tracker.update(result.faces)
+            yield FrameResult(
+                frame.index, frame.time, faces, result.image_width, result.image_height, image=frame.image
+            )
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(queue.Empty):
+                ahead.get(timeout=0.05)
+        worker.join()
