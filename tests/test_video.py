@@ -200,3 +200,11 @@ def test_pipelined_video_stops_cleanly_and_raises_the_sources_errors(pan_video: 
 
     with pytest.raises(emolens.InvalidVideoError, match="went away"):
         list(analyze_video(broken(), detector="yunet", pipelined=True))
+
+
+def test_cli_pipelined_writes_the_same_timeline(pan_video: Path, tmp_path: Path) -> None:
+    plain, piped = tmp_path / "plain.csv", tmp_path / "piped.csv"
+    common = [str(pan_video), "--detector", "yunet", "--max-frames", "12", "--quiet"]
+    assert main(["video", *common, "--csv", str(plain)]) == 0
+    assert main(["video", *common, "--csv", str(piped), "--pipelined"]) == 0
+    assert plain.read_text() == piped.read_text() and plain.read_text().count("\n") > 12

@@ -26,6 +26,11 @@ def register(sub: Any) -> None:
     p.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N processed frames")
     p.add_argument("--smoothing", type=unit_interval, default=0.6, help="EMA weight of past probabilities (0 = off)")
     add_pipeline_options(p)
+    p.add_argument(
+        "--pipelined",
+        action="store_true",
+        help="detect the next frames in a second thread while one is classified (same results)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=run)
 
@@ -63,7 +68,12 @@ def run(args: argparse.Namespace) -> int:
     interrupted = False
     try:
         stream = analyze_video(
-            frames, every=args.every, smoothing=args.smoothing, max_frames=args.max_frames, analyzer=analyzer
+            frames,
+            every=args.every,
+            smoothing=args.smoothing,
+            max_frames=args.max_frames,
+            analyzer=analyzer,
+            pipelined=args.pipelined,
         )
         for frame in stream:
             analysis.add(frame)

@@ -100,8 +100,9 @@ def _pipelined(
 
     def produce() -> None:
         wanted = 0
+        iterator = iter(frames)
         try:
-            for frame in frames:
+            for frame in iterator:
                 if stop.is_set():
                     break
                 if frame.index % every:
@@ -113,9 +114,9 @@ def _pipelined(
         except BaseException as exc:  # handed to the consumer, raised there
             ahead.put(exc)
         finally:
-            close = getattr(frames, "close", None)
+            close = getattr(iterator, "close", None)
             if close is not None:
-                close()  # release a capture in the thread that read it
+                close()  # a capture is released in the thread that read it, and at once
             ahead.put(_DONE)
 
     worker = threading.Thread(target=produce, name="emolens-video-detect", daemon=True)
