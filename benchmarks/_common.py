@@ -41,11 +41,28 @@ def time_ms(fn: Callable[[], object], *, repeat: int, warmup: int = 2) -> dict[s
     }
 
 
+def cpu_description() -> str:
+    """The CPU's model name and the matrix features that decide which precision is fast."""
+    from emolens.models import cpu_info
+
+    return cpu_info().describe()
+
+
+#: Environment variables that change how idle threads wait, and with it every timing on 2 cores.
+THREAD_ENV = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "OMP_NUM_THREADS")
+
+
+def thread_env_note() -> str:
+    """``"; GOMP_SPINCOUNT=10000"`` for the thread settings exported to this run, for a table's heading."""
+    return "".join(f"; {name}={os.environ[name]}" for name in THREAD_ENV if name in os.environ)
+
+
 def machine() -> dict[str, Any]:
     import torch
 
     return {
-        "cpu": platform.processor() or platform.machine(),
+        "thread_env": {name: os.environ[name] for name in THREAD_ENV if name in os.environ},
+        "cpu": cpu_description(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,

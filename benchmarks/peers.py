@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
-from _common import machine, shared_path, time_ms, write_results
+from _common import machine, shared_path, thread_env_note, time_ms, write_results
 
 import emolens
 from emolens.models import MODELS
@@ -63,22 +63,59 @@ def scores(predicted: np.ndarray, crops: Crops) -> dict[str, float | int]:
     }
 
 
-def emolens_row(model: str, photo: np.ndarray, crops: Crops, repeat: int) -> dict[str, Any]:
-    analyzer = emolens.Analyzer(model=model)
-    analyzer.warmup()
-    faces = len(analyzer.analyze(photo, fallback=False).faces)
-    timing = time_ms(lambda: analyzer.analyze(photo), repeat=repeat)
+class Config(NamedTuple):
+    """One emolens configuration: a bundled model as shipped, or a speed setting of one."""
+
+    model: str
+    precision: str = "auto"
+    tta: bool | None = None  # None: the model's default
+    max_side: int | None = None  # detector input size; None: the detector's default
+
+    @property
+    def label(self) -> str:
+        parts = [f"{self.model} model"]
+        parts += [self.precision] if self.precision != "auto" else []
+        parts += [f"TTA {'on' if self.tta else 'off'}"] if self.tta is not None else []
+        parts += [f"detector at {self.max_side} px"] if self.max_side else []
+        return ", ".join(parts)
+
+
+#: Speed settings measured beside the shipped models: int8 (ONNX Runtime), and YuNet on a 320 px copy
+#: (benchmarks/detector_sizing.py: full recall on faces of 40 px and more at that size, lower below).
+SPEED_CONFIGS = (
+    Config("default", precision="int8"),
+    Config("default", precision="int8", max_side=320),
+    Config("default", tta=False, max_side=320),
+    Config("fast", precision="int8"),
+    Config("fast", precision="int8", max_side=320),
+)
+
+
+def crop_predictions(model: emolens.EmotionModel, crops: Crops) -> np.ndarray:
+    """The model's answer for every crop, given as a whole-image face box."""
     on_crops = emolens.Analyzer(detector=None, model=model)
     predicted = []
     for start in range(0, len(crops.paths), 256):
         results = on_crops.analyze_batch(crops.paths[start : start + 256])
         predicted += [LABELS.index(r.faces[0].emotion.value) for r in results]
+    return np.array(predicted)
+
+
+def emolens_row(config: Config, photo: np.ndarray, crops: Crops, repeat: int) -> dict[str, Any]:
+    model = emolens.load_model(config.model, precision=config.precision, tta=config.tta)
+    options = {"max_side": config.max_side} if config.max_side else None
+    analyzer = emolens.Analyzer(model=model, detector_options=options)
+    analyzer.warmup()
+    faces = len(analyzer.analyze(photo, fallback=False).faces)
+    timing = time_ms(lambda: analyzer.analyze(photo), repeat=repeat)
     return {
-        "name": f"emolens ({model} model, {analyzer.detector_name})",
-        "model": model,
+        "name": f"emolens ({config.label}, {analyzer.detector_name})",
+        "model": config.model,
+        "config": config._asdict(),
+        "tta": model.tta,
         "faces": faces,
         **timing,
-        **scores(np.array(predicted), crops),
+        **scores(crop_predictions(model, crops), crops),
     }
 
 
@@ -120,7 +157,8 @@ def main() -> None:
     )
     crops = val_crops(args.per_class)
     bundled = [spec.name for spec in MODELS.specs() if spec.weights and spec.weights[0].bundled]
-    rows = [emolens_row(name, photo, crops, args.repeat) for name in bundled]
+    configs = [Config(name) for name in bundled] + [c for c in SPEED_CONFIGS if c.model in bundled]
+    rows = [emolens_row(config, photo, crops, args.repeat) for config in configs]
     with tempfile.TemporaryDirectory() as tmp:
         photo_path = Path(tmp) / "photo.png"
         cv2.imwrite(str(photo_path), photo)
@@ -130,7 +168,8 @@ def main() -> None:
     lines = [
         f"Peer comparison (`{command} --fer-python <python with fer>`; group/multiface.jpg resized to "
         f"640x480 with 6 people; {len(crops.paths):,} FER2013 val crops passed as whole-crop face boxes, "
-        f"{int((crops.majority >= 0).sum()):,} of them with a FER+ majority)",
+        f"{int((crops.majority >= 0).sum()):,} of them with a FER+ majority; "
+        f"host: {machine()['cpu']}{thread_env_note()})",
         "",
         "| library | faces reported (6 people) | photo median / p95 ms | val accuracy (FER+ majority) "
         "| val accuracy (original label) |",

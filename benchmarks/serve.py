@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import shlex
 import statistics
 import tempfile
 import threading
@@ -21,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import REPO, machine, shared_path, write_results
+from _common import REPO, machine, shared_path, thread_env_note, write_results
 from tools.server import running_server
 
 from emolens import Analyzer
@@ -110,6 +111,9 @@ def main() -> None:
     parser.add_argument("--image", type=Path, default=None, help="default: ../shared/images/dlib-faces/2008_002470.jpg")
     parser.add_argument("--model", default="default")
     parser.add_argument("--baseline-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--server-args", default="", help="more `emolens serve` options, e.g. '--threads 2 --batch-window-ms 5'"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
     path = args.image or shared_path("images", "dlib-faces", "2008_002470.jpg")
@@ -121,7 +125,7 @@ def main() -> None:
     rows = []
     with (
         tempfile.TemporaryDirectory() as scratch,
-        running_server(["--model", args.model], log=Path(scratch) / "log") as server,
+        running_server(["--model", args.model, *shlex.split(args.server_args)], log=Path(scratch) / "log") as server,
     ):
         port = int(server.url.rsplit(":", 1)[1])
         memory = {"start": rss_mb(server.pid)}
@@ -141,6 +145,7 @@ def main() -> None:
         "image": path.name,
         "faces_per_image": faces,
         "model": args.model,
+        "server_args": args.server_args,
         "in_process_per_s": {"before": before, "after": after, "mean": baseline, "unstable": unstable},
         "rows": rows,
         "server_rss_mb": memory,
@@ -149,8 +154,11 @@ def main() -> None:
     lines = [
         f"# emolens serve: load test on 127.0.0.1 ({path.name}, {faces} faces, model `{args.model}`)",
         "",
-        f"Command: `python benchmarks/serve.py --requests {args.requests}`. Server defaults: 1 analysis thread, "
-        "8 requests in flight, then 503 + Retry-After.",
+        f"Command: `python benchmarks/serve.py --requests {args.requests}"
+        f"{f' --server-args {shlex.quote(args.server_args)}' if args.server_args else ''}`"
+        f"{thread_env_note().replace(';', ',')}. Host: {machine()['cpu']}. Server: "
+        f"{args.server_args or 'its defaults'} (see `emolens serve --help`); 8 requests in flight, then 503 + "
+        "Retry-After.",
         "",
         f"In-process `Analyzer.analyze`: {baseline:.1f} images/s (before {before:.1f}, after {after:.1f}){flag}.",
         "",

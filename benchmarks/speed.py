@@ -19,7 +19,7 @@ from typing import Any
 
 import cv2
 import numpy as np
-from _common import machine, shared_path, time_ms, write_results
+from _common import machine, shared_path, thread_env_note, time_ms, write_results
 
 import emolens
 from emolens import EmotionModel
@@ -115,11 +115,13 @@ def model_throughput(name: str, device: str, repeat: int) -> list[dict[str, Any]
     return rows
 
 
-def end_to_end(model: str, device: str, repeat: int, max_side: int | None = None) -> dict[str, Any]:
+def end_to_end(
+    model: str, device: str, repeat: int, max_side: int | None = None, precision: str = "auto"
+) -> dict[str, Any]:
     photo = cv2.imread(str(shared_path("images", "group", "multiface.jpg")))
     vga = cv2.resize(photo, (640, 480), interpolation=cv2.INTER_AREA)
     options = {"max_side": max_side} if max_side else {}
-    analyzer = emolens.Analyzer(model=model, device=device, detector_options=options)
+    analyzer = emolens.Analyzer(model=model, device=device, detector_options=options, precision=precision)
     analyzer.warmup()
     result = analyzer.analyze(vga)
     t = time_ms(lambda: analyzer.analyze(vga), repeat=repeat)
@@ -127,6 +129,7 @@ def end_to_end(model: str, device: str, repeat: int, max_side: int | None = None
     return {
         "image": "group/multiface.jpg resized to 640x480",
         "model": model,
+        "precision": precision,
         "detector_max_side": max_side,
         "faces": len(result.faces),
         "detector": analyzer.detector_name,
@@ -145,20 +148,23 @@ def cold_start(device: str, runs: int = 3) -> dict[str, Any]:
     return {k: float(np.median([s[k] for s in samples])) for k in samples[0]}
 
 
-def _row(kind: str, name: str, device: str, repeat: int, max_side: int | None) -> list[dict[str, Any]]:
+def _row(kind: str, name: str, device: str, repeat: int, max_side: int | None, precision: str) -> list[dict[str, Any]]:
     """One row (or the rows of one model), measured in this process: what ``--row`` prints as JSON."""
     if kind == "model":
         return model_throughput(name, device, repeat)
-    return [end_to_end(name, device, repeat, max_side=max_side)]
+    return [end_to_end(name, device, repeat, max_side=max_side, precision=precision)]
 
 
-def _fresh(kind: str, name: str, device: str, repeat: int, max_side: int | None = None) -> list[dict[str, Any]]:
+def _fresh(
+    kind: str, name: str, device: str, repeat: int, max_side: int | None = None, precision: str = "auto"
+) -> list[dict[str, Any]]:
     """The row measured twice, each time in a new process; the faster run is kept, the spread is recorded."""
     runs = []
     for _ in range(2):
         command = [sys.executable, __file__, "--row", kind, name, "--device", device, "--repeat", str(repeat)]
         if max_side:
             command += ["--max-side", str(max_side)]
+        command += ["--precision", precision]
         runs.append(json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout))
     rows = []
     for first, second in zip(*runs, strict=True):
@@ -182,18 +188,23 @@ def main() -> None:
     parser.add_argument("--models", help="comma-separated model names (default: every model whose weights are here)")
     parser.add_argument("--row", nargs=2, metavar=("KIND", "MODEL"), help=argparse.SUPPRESS)
     parser.add_argument("--max-side", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.row:
-        print(json.dumps(_row(args.row[0], args.row[1], args.device, args.repeat, args.max_side)))
+        print(json.dumps(_row(args.row[0], args.row[1], args.device, args.repeat, args.max_side, args.precision)))
         return
     names = args.models.split(",") if args.models else MODELS.names()
     names = [n for n in names if all(is_available(w) for w in MODELS.get(n).weights)]
     models = [row for name in names for row in _fresh("model", name, args.device, args.repeat)]
     e2e = [row for name in names for row in _fresh("e2e", name, args.device, args.repeat)]
     e2e += [row for name in names for row in _fresh("e2e", name, args.device, args.repeat, max_side=320)]
+    quantized = [name for name in names if MODELS.get(name).int8]
+    for max_side in (None, 320):
+        e2e += [row for n in quantized for row in _fresh("e2e", n, args.device, args.repeat, max_side, "int8")]
     cold = cold_start(args.device)
     lines = [
-        f"Speed on {args.device} (`python benchmarks/speed.py --device {args.device} --repeat {args.repeat}`)",
+        f"Speed on {args.device} (`python benchmarks/speed.py --device {args.device} --repeat {args.repeat}"
+        f"{' --models ' + args.models if args.models else ''}`; host: {machine()['cpu']}{thread_env_note()})",
         "",
         "| model | runtime | flip TTA | batch | faces/s | median ms | p95 ms |",
         "|---|---|---|---|---|---|---|",
@@ -208,10 +219,12 @@ def main() -> None:
         f"End to end `Analyzer.analyze` ({e2e[0]['image']}, detector {e2e[0]['detector']}, each model with its "
         "default TTA setting):",
         "",
-        "| model | detector input | faces | median ms | p95 ms | images/s | median load / detect / classify ms |",
-        "|---|---|---|---|---|---|---|",
+        "| model | precision | detector input | faces | median ms | p95 ms | images/s "
+        "| median load / detect / classify ms |",
+        "|---|---|---|---|---|---|---|---|",
         *(
-            f"| {r['model']} | {'640x480' if not r['detector_max_side'] else 'max side 320 (detector_options)'} "
+            f"| {r['model']} | {r['precision']} "
+            f"| {'640x480' if not r['detector_max_side'] else 'max side 320 (detector_options)'} "
             f"| {r['faces']} | {r['median_ms']:.1f}{' (unstable)' if r['unstable'] else ''} | {r['p95_ms']:.1f} "
             f"| {r['fps']:.0f} "
             f"| {r['stages_median_ms']['load']:.1f} / {r['stages_median_ms']['detect']:.1f} / "

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from _common import machine, shared_path, write_results
+from _common import machine, shared_path, thread_env_note, write_results
 
 import emolens
 from emolens.video import analyze_video
@@ -41,15 +41,19 @@ def rss_mb() -> float:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def fps_run(size: tuple[int, int], frames: int, every: int, folder: Path, pipelined: bool = False) -> dict[str, float]:
+def fps_run(
+    size: tuple[int, int], frames: int, every: int, folder: Path, pipelined: bool = False, precision: str = "auto"
+) -> dict[str, float]:
     path = folder / f"pan-{size[0]}x{size[1]}.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 30, size)
-    for frame in pan_frames(size, frames):
-        writer.write(frame)
-    writer.release()
-    list(analyze_video(path, max_frames=5))  # warm up the shared analyzer
+    if not path.exists():
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 30, size)
+        for frame in pan_frames(size, frames):
+            writer.write(frame)
+        writer.release()
+    analyzer = emolens.Analyzer(precision=precision)
+    list(analyze_video(path, max_frames=5, analyzer=analyzer))  # warm up
     start = time.perf_counter()
-    results = list(analyze_video(path, every=every, pipelined=pipelined))
+    results = list(analyze_video(path, every=every, pipelined=pipelined, analyzer=analyzer))
     seconds = time.perf_counter() - start
     faces = np.mean([len(r.faces) for r in results])
     return {
@@ -87,10 +91,12 @@ def main() -> None:
             for w, h in ((640, 480), (1280, 720))
             for pipelined in (False, True)
         }
+        runs["640x480 int8"] = fps_run((640, 480), args.frames, args.every, Path(folder), precision="int8")
     memory = long_run(args.long) if args.long else None
     lines = [
         f"Video (`python benchmarks/video.py --frames {args.frames} --long {args.long} --every {args.every}`; "
-        f"detector {detector}, default model, decoding included)",
+        f'detector {detector}, default model (int8: `precision="int8"`), decoding included; '
+        f"host: {machine()['cpu']}{thread_env_note()})",
         "",
         "| video | faces per frame | frames analysed | FPS (input frames per second) |",
         "|---|---|---|---|",
