@@ -169,3 +169,14 @@ def test_version_via_python_dash_m() -> None:
 
     proc = run("--version")
     assert proc.returncode == 0 and proc.stdout.strip() == f"emolens {emolens.__version__}"
+
+
+def test_the_command_shortens_openmp_spinning_unless_the_user_chose() -> None:
+    """torch's idle threads sleep sooner in the command's process (and its workers); an exported value wins."""
+    probe = "import os, sys; from emolens.cli import main; main(['models']); print(os.environ.get('GOMP_SPINCOUNT'))"
+    for exported, expected in ((None, "10000"), ("250", "250")):
+        env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+        env |= {"GOMP_SPINCOUNT": exported} if exported else {}
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip().splitlines()[-1] == expected

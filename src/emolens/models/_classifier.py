@@ -17,7 +17,7 @@ import torch
 
 from .._registry import ModelSpec
 from ..errors import InvalidOptionError, ModelError
-from ._network import build_model, calibrated_softmax, predict_logits, prepare_for_inference
+from ._network import build_model, calibrated_softmax, cpu_has_native_bf16, predict_logits, prepare_for_inference
 from ._preprocess import preprocess
 
 __all__ = ["EmotionModel", "ModelOutput", "OnnxRuntime", "Runtime", "TorchRuntime"]
@@ -54,19 +54,31 @@ class TorchRuntime:
     def forward(self, batch: torch.Tensor, *, tta: bool) -> torch.Tensor:
         return predict_logits(self.network, batch, tta=tta, amp=self.amp)
 
+    @property
+    def precision(self) -> str:
+        """``"bfloat16"`` where autocast runs it natively, else ``"float32"``."""
+        device = next(self.network.parameters()).device
+        native = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+        return "bfloat16" if self.amp and native else "float32"
+
 
 class OnnxRuntime:
     """An ONNX graph run by onnxruntime on the CPU (or CUDA, when asked for and available)."""
 
-    def __init__(self, spec: ModelSpec, weights: Path, device: torch.device) -> None:
+    def __init__(self, spec: ModelSpec, weights: Path, device: torch.device, *, precision: str = "float32") -> None:
         from .._optional import require
 
+        #: what the graph computes in: ``"float32"``, or ``"int8"`` for emolens' quantized graphs
+        self.precision = precision
         ort = require("onnxruntime", extra="onnx", feature=f"the ONNX model {spec.name!r}")
         providers = ["CPUExecutionProvider"]
         if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only: no warnings on stderr for users
+        # Idle threads sleep instead of spinning, so that this pool never holds the cores while the detector,
+        # the crops or torch run between two forward passes (benchmarks/threads.py compares both settings).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(weights), sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for malformed graphs
@@ -156,6 +168,13 @@ class EmotionModel:
     @property
     def labels(self) -> tuple[str, ...]:
         return self.spec.labels
+
+    @property
+    def precision(self) -> str:
+        """What computes the answers: ``"bfloat16"``/``"float32"`` (torch), ``"float32"``/``"int8"`` (ONNX graphs)."""
+        if isinstance(self.runtime, (TorchRuntime, OnnxRuntime)):
+            return self.runtime.precision
+        return "unknown"  # a user's own Runtime
 
     @property
     def input_size(self) -> int:
