@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import platform
 import re
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 from .errors import InvalidOptionError
 
-__all__ = ["check_device_name", "resolve_device"]
+__all__ = ["CpuInfo", "check_device_name", "cpu_info", "resolve_device"]
 
 _DEVICE_NAME = re.compile(r"cpu(:0)?|cuda(:\d+)?")
 
@@ -48,3 +51,30 @@ def resolve_device(device: Any) -> Any:
     elif resolved.type != "cpu":
         raise InvalidOptionError(f"device {str(device)!r} is not supported; use 'cpu' or 'cuda'", option="device")
     return resolved
+
+
+#: CPU features that decide which precision runs fast (native bf16, int8 dot products, matrix units).
+MATRIX_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+
+class CpuInfo(NamedTuple):
+    """This machine's CPU model name and which of :data:`MATRIX_FEATURES` it has."""
+
+    name: str
+    features: frozenset[str]
+
+    def describe(self) -> str:
+        """``AMD EPYC (avx2, avx512f, ...)``: for benchmark tables and remembered timings."""
+        return f"{self.name} ({', '.join(f for f in MATRIX_FEATURES if f in self.features) or 'no AVX2'})"
+
+
+@functools.cache
+def cpu_info() -> CpuInfo:
+    """The CPU, read once from /proc/cpuinfo (elsewhere: the platform's name and no known features)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return CpuInfo(platform.processor() or platform.machine(), frozenset())
+    fields = {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in text.splitlines())}
+    flags = set(fields.get("flags", "").split())
+    return CpuInfo(fields.get("model name", platform.machine()), frozenset(f for f in MATRIX_FEATURES if f in flags))

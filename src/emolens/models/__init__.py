@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from .._device import CpuInfo, cpu_info
 from .._lazy import lazy_attributes
 from .._registry import ArchitectureSpec, InputSpec, ModelSpec, Registry, WeightsFile
 from ..labels import HSEMOTION8
@@ -29,6 +30,7 @@ from ._source import model_spec, model_versions, pinned_spec
 
 if TYPE_CHECKING:
     from ._classifier import EmotionModel, ModelOutput, OnnxRuntime, Runtime, TorchRuntime
+    from ._fastest import fastest_choices
     from ._load import ModelSource, load_model, resolve_model
     from ._network import (
         NetworkWeights,
@@ -54,6 +56,7 @@ __all__ = [
     "RELEASE_URL",
     "CalibrationRecord",
     "CardMetrics",
+    "CpuInfo",
     "EmotionModel",
     "MeasuredRecord",
     "ModelCard",
@@ -72,7 +75,9 @@ __all__ = [
     "build_model",
     "build_partial",
     "cpu_has_native_bf16",
+    "cpu_info",
     "export_onnx",
+    "fastest_choices",
     "is_card_path",
     "last_epoch_weights",
     "load_model",
@@ -100,6 +105,7 @@ __getattr__, __dir__ = lazy_attributes(
     {
         "._classifier": ["EmotionModel", "ModelOutput", "OnnxRuntime", "Runtime", "TorchRuntime"],
         "._load": ["ModelSource", "load_model", "resolve_model"],
+        "._fastest": ["fastest_choices"],
         "._onnx_export": ["export_onnx"],
         "._network": [
             "NetworkWeights",
@@ -120,8 +126,10 @@ __getattr__, __dir__ = lazy_attributes(
 #: ``precision=`` of :func:`load_model`: ``"auto"`` runs emolens' torch models in bf16 where the device
 #: computes it natively (CUDA, CPUs with AVX-512 BF16 or AMX) and float32 elsewhere; ``"float32"`` always
 #: runs float32 (the same answers on every host, to float rounding; slower where bf16 is native);
-#: ``"int8"`` runs the model's int8 ONNX graph (``ModelSpec.int8``: ``default`` and ``fast``) on onnxruntime.
-PRECISIONS = ("auto", "float32", "int8")
+#: ``"int8"`` runs the model's int8 ONNX graph (``ModelSpec.int8``: ``default`` and ``fast``) on onnxruntime;
+#: ``"fastest"`` measures ``"auto"`` against ``"int8"`` (where the model has it and onnxruntime is installed)
+#: once per host and model, remembers the choice in the weights cache, and runs the faster.
+PRECISIONS = ("auto", "float32", "int8", "fastest")
 
 
 BUILTIN_ARCHITECTURES: tuple[ArchitectureSpec, ...] = (

@@ -50,6 +50,24 @@ def _runtime(spec: ModelSpec, weights: Path | None, device: torch.device, precis
     return TorchRuntime.load(spec, weights, device, amp=precision == "auto")
 
 
+def _fastest_model(source: str | Path, device: torch.device, tta: bool | None) -> EmotionModel:
+    """The model at ``"auto"`` or as its int8 graph, whichever this host ran faster (see ``_fastest``)."""
+    import importlib.util
+
+    from ._fastest import pick_fastest
+
+    def torch_model() -> EmotionModel:
+        return load_model(source, device=device, tta=tta)
+
+    if Path(str(source)).is_dir() or device.type != "cpu" or tta is not None:
+        return torch_model()  # a run folder, a GPU or a chosen TTA setting: no int8 graph to weigh against
+    spec = model_spec(source)
+    if not spec.int8 or importlib.util.find_spec("onnxruntime") is None:
+        return torch_model()
+    candidates = {"auto": torch_model, "int8": lambda: _int8_model(source, device, None)}
+    return pick_fastest(spec.identity, candidates)[1]
+
+
 def _int8_model(source: str | Path, device: torch.device, tta: bool | None) -> EmotionModel:
     """The int8 ONNX graph of a model that has one (TTA and calibration inside the graph)."""
     spec = model_spec(source)
@@ -67,7 +85,8 @@ def _int8_model(source: str | Path, device: torch.device, tta: bool | None) -> E
             option="tta",
         )
     graph = dataclasses.replace(spec, runtime="onnx", architecture="", weights=spec.int8, tta=False, options={})
-    return EmotionModel(graph, OnnxRuntime(graph, fetch(graph.weights[0]), device), device=device)
+    runtime = OnnxRuntime(graph, fetch(graph.weights[0]), device, precision="int8")
+    return EmotionModel(graph, runtime, device=device)
 
 
 def load_model(
@@ -78,7 +97,8 @@ def load_model(
     The weights are fetched (downloaded once and cached, or bundled) and verified before the model
     is built; the calibration stored with the weights is applied. ``tta=None`` keeps the model's
     default (flip test-time augmentation for ``default`` and ``large``). ``precision`` is ``"auto"``
-    (bf16 where the device has it natively) or ``"float32"`` (see :data:`PRECISIONS`).
+    (bf16 where the device has it natively), ``"float32"``, ``"int8"`` or ``"fastest"`` (see :data:`PRECISIONS`);
+    the model's :attr:`~EmotionModel.precision` says what runs.
     """
     if precision not in PRECISIONS:
         raise InvalidOptionError(
@@ -99,6 +119,8 @@ def load_model(
             option="model",
         )
     torch_device = resolve_device(device)
+    if precision == "fastest":
+        return _fastest_model(source, torch_device, tta)
     if precision == "int8":
         return _int8_model(source, torch_device, tta)
     spec, weights = resolve_model(source)

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._device import cpu_info
 from .._registry import ModelSpec, resolve
 from ..errors import WeightsError
 
@@ -221,16 +222,12 @@ def prepare_for_inference(network: nn.Module, device: str | torch.device = "cpu"
 
 @functools.cache
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware (AVX-512 BF16 or AMX), read once from /proc/cpuinfo.
+    """Whether this CPU computes bf16 in hardware (AVX-512 BF16 or AMX).
 
     Without it, PyTorch emulates bf16 on the CPU, which is several times *slower* than float32
     (measured 6x for training on an AVX2-only CPU), so emolens runs float32 there.
     """
-    try:
-        flags = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_info().features)
 
 
 def autocast_for(device: torch.device, enabled: bool = True) -> Any:

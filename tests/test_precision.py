@@ -1,0 +1,76 @@
+"""precision="fastest": measured once per host and model, remembered in the weights cache, never hidden."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import emolens
+from emolens.cli import main
+from emolens.models import PRECISIONS, cpu_info, fastest_choices
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("EMOLENS_HOME", str(tmp_path))
+    return tmp_path
+
+
+def test_fastest_measures_once_and_remembers_per_host(home: Path) -> None:
+    model = emolens.load_model("fast", precision="fastest")
+    choices = json.loads((home / "precisions.json").read_text())
+    (key, entry), *_ = choices.items()
+    assert key.startswith(cpu_info().describe()) and key.endswith(f" | {emolens.models.MODELS.get('fast').identity}")
+    assert set(entry["ms_per_8_faces"]) == {"auto", "int8"} and all(ms > 0 for ms in entry["ms_per_8_faces"].values())
+    faster = min(entry["ms_per_8_faces"], key=entry["ms_per_8_faces"].get)
+    assert entry["precision"] == faster
+    assert (model.precision == "int8") == (faster == "int8")
+    assert fastest_choices()[emolens.models.MODELS.get("fast").identity]["precision"] == faster
+
+    # the remembered choice is what later loads run, without measuring again
+    for remembered, runs in (("int8", "int8"), ("auto", emolens.load_model("fast").precision)):
+        entry["precision"] = remembered
+        (home / "precisions.json").write_text(json.dumps({key: entry}))
+        again = emolens.load_model("fast", precision="fastest")
+        assert again.precision == runs
+        assert json.loads((home / "precisions.json").read_text())[key]["precision"] == remembered
+    int8 = emolens.load_model("fast", precision="int8")
+    assert int8.precision == "int8" and int8.identity != emolens.load_model("fast").identity  # model_id says so
+
+
+def test_a_damaged_choices_file_is_measured_again(home: Path) -> None:
+    (home / "precisions.json").write_text("{not json")
+    emolens.load_model("fast", precision="fastest")
+    assert len(json.loads((home / "precisions.json").read_text())) == 1
+
+
+def test_other_hosts_choices_are_kept_and_not_used(home: Path) -> None:
+    elsewhere = {"Other CPU (avx2) x64, torch 0, onnxruntime 0 | x@1": {"precision": "int8"}}
+    (home / "precisions.json").write_text(json.dumps(elsewhere))
+    emolens.load_model("fast", precision="fastest")
+    kept = json.loads((home / "precisions.json").read_text())
+    assert len(kept) == 2 and kept | elsewhere == kept
+    assert "x@1" not in fastest_choices()
+
+
+def test_without_an_int8_graph_or_with_a_chosen_tta_nothing_is_measured(home: Path) -> None:
+    assert emolens.load_model("large", precision="fastest").precision in ("bfloat16", "float32")
+    assert emolens.load_model("default", precision="fastest", tta=False).tta is False
+    assert not (home / "precisions.json").exists()
+
+
+def test_the_command_line_offers_it_and_lists_the_choice(
+    home: Path, photos: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert "fastest" in PRECISIONS
+    photo = photos / "group" / "multiface.jpg"
+    assert main(["analyze", str(photo), "--model", "fast", "--precision", "fastest", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["faces"]
+    assert main(["models", "--verbose"]) == 0
+    out = capsys.readouterr().out
+    assert f"Host: {cpu_info().describe()}" in out
+    assert "fastest here: " in out and "ms for 8 faces: auto " in out
