@@ -34,7 +34,7 @@ from .labels import LabelSet
 from .types import AnalysisResult, Box, Detection, Emotion, Face, FrameResult, Landmarks, Point, TrackedFace
 
 if TYPE_CHECKING:
-    from ._analyzer import Analyzer
+    from ._analyzer import Analyzer, Detected
     from ._api import analyze, analyze_batch, clear_cache
     from ._batch import BatchInput, BatchReport, batch, expand_inputs
     from ._crop import face_crop
@@ -55,6 +55,7 @@ __all__ = [
     "BatchReport",
     "Box",
     "DatasetError",
+    "Detected",
     "Detection",
     "Detector",
     "DetectorSpec",
@@ -112,7 +113,7 @@ __all__ = [
 __getattr__, __dir__ = lazy_attributes(
     __name__,
     {
-        "._analyzer": ["Analyzer"],
+        "._analyzer": ["Analyzer", "Detected"],
         "._api": ["analyze", "analyze_batch", "clear_cache"],
         "._batch": ["BatchInput", "BatchReport", "batch", "expand_inputs"],
         "._crop": ["face_crop"],

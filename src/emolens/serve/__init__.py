@@ -17,6 +17,7 @@ from ._run import serve
 
 if TYPE_CHECKING:
     from ._app import create_app
+    from ._batcher import FaceBatcher
     from ._errors import STATUS_FOR_ERROR, status_for
     from ._schema import (
         AnalysisResultModel,
@@ -33,6 +34,7 @@ __all__ = [
     "AnalysisResultModel",
     "BatchResponseModel",
     "ErrorResponseModel",
+    "FaceBatcher",
     "ModelsResponseModel",
     "ServeConfig",
     "analysis_result_json_schema",
@@ -45,6 +47,7 @@ __getattr__, __dir__ = lazy_attributes(
     __name__,
     {
         "._app": ["create_app"],
+        "._batcher": ["FaceBatcher"],
         "._errors": ["STATUS_FOR_ERROR", "status_for"],
         "._schema": [
             "AnalysisResultModel",

@@ -12,9 +12,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from .._analyzer import Analyzer
+from .._analyzer import Analyzer, Detected
 from ..errors import EmolensError
-from ..types import AnalysisResult
+from ._batcher import FaceBatcher
 from ._config import ServeConfig
 from ._errors import RequestError
 from ._schema import AnalysisResultModel, BatchResponseModel, ErrorResponseModel
@@ -133,7 +133,7 @@ async def _analyse_request(
 
         def work() -> list[dict[str, Any]]:
             analyzer = service.analyzer(options.detector, options.model)
-            entries = _analyze_each(analyzer, files, config, options)
+            entries = _analyze_each(analyzer, service.batcher(analyzer), files, config, options)
             results = [entry["result"] for entry in entries if entry["result"] is not None]
             service.metrics.analysed(len(results), sum(len(result["faces"]) for result in results))
             return entries
@@ -145,29 +145,33 @@ async def _analyse_request(
 
 
 def _analyze_each(
-    analyzer: Analyzer, files: Sequence[Upload], config: ServeConfig, options: RequestOptions
+    analyzer: Analyzer, batcher: FaceBatcher, files: Sequence[Upload], config: ServeConfig, options: RequestOptions
 ) -> list[dict[str, Any]]:
-    """One entry per upload, in order: the readable images are classified in one batch, the others are errors."""
+    """One entry per upload, in order: each image is decoded and its faces found, then every face is classified
+    in one forward pass (shared with concurrent requests by ``batcher``); an image that fails is an error entry."""
     entries: list[dict[str, Any]] = [{"filename": u.filename, "result": None, "error": None} for u in files]
-    images: list[tuple[int, Any]] = []
-    for index, upload in enumerate(files):
-        try:
-            images.append((index, load_upload(upload, config)))
-        except RequestError as exc:
-            entries[index]["error"] = exc
-    fallback, min_size = options.fallback, options.min_face_size
-    try:
-        results: list[AnalysisResult] = analyzer.analyze_batch(
-            [image for _, image in images], fallback=fallback, min_face_size=min_size
-        )
-    except EmolensError:  # one image broke the batch: analyse them one by one to find which
-        results = []
-        for index, image in images:
+    found: list[tuple[int, Detected]] = []
+    with batcher.detecting():
+        for index, upload in enumerate(files):
             try:
-                results.append(analyzer.analyze(image, fallback=fallback, min_face_size=min_size))
+                image = load_upload(upload, config)
+                found.append(
+                    (index, analyzer.detect(image, fallback=options.fallback, min_face_size=options.min_face_size))
+                )
+            except RequestError as exc:
+                entries[index]["error"] = exc
             except EmolensError as exc:
                 entries[index]["error"] = RequestError.from_emolens(exc, max_pixels=config.max_pixels)
-        images = [(index, image) for index, image in images if entries[index]["error"] is None]
-    for (index, _), result in zip(images, results, strict=True):
+    try:
+        results = batcher.classify(analyzer, [detected for _, detected in found])
+    except EmolensError:  # one image broke the forward pass: classify them one by one to find which
+        results = []
+        for index, detected in found:
+            try:
+                results += analyzer.classify([detected])
+            except EmolensError as exc:
+                entries[index]["error"] = RequestError.from_emolens(exc, max_pixels=config.max_pixels)
+        found = [(index, detected) for index, detected in found if entries[index]["error"] is None]
+    for (index, _), result in zip(found, results, strict=True):
         entries[index]["result"] = result.to_dict()
     return entries

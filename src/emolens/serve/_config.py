@@ -38,6 +38,9 @@ class ServeConfig:
         max_files: most files in one ``/v1/analyze/batch`` request.
         max_in_flight: requests read or analysed at once per process; more get 503 with ``Retry-After``.
         threads: inference threads per process (the pool that runs analyses off the event loop).
+        batch_window_ms: micro-batching: how long a request whose faces are found waits for requests still
+            detecting, so that their faces share one forward pass (0: each request classified alone). A
+            request alone never waits.
         request_timeout_s: longest analysis before the client gets 503 (the work is not interrupted,
             so its slot stays taken until it ends: the in-flight limit stays true).
         read_timeout_s: longest time to receive a request body (408 beyond it: slow clients).
@@ -60,6 +63,7 @@ class ServeConfig:
     max_files: int = 32
     max_in_flight: int = 8
     threads: int = 1
+    batch_window_ms: float = 0.0
     request_timeout_s: float = 30.0
     read_timeout_s: float = 10.0
     workers: int = 1
@@ -79,6 +83,12 @@ class ServeConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
                 raise InvalidOptionError(f"{name} must be a positive number of seconds, got {value!r}", option=name)
+        window = self.batch_window_ms
+        if not isinstance(window, (int, float)) or isinstance(window, bool) or not 0 <= window <= 1000:
+            raise InvalidOptionError(
+                f"batch_window_ms must be a number of milliseconds from 0 to 1000, got {window!r}",
+                option="batch_window_ms",
+            )
         if self.port > 65535:
             raise InvalidOptionError(f"port must be at most 65535, got {self.port}", option="port")
         if self.models is not None:

@@ -36,6 +36,16 @@ class Metrics:
         )
         self.images = Counter("emolens_images_analysed", "Images analysed", registry=registry)
         self.faces = Counter("emolens_faces_analysed", "Faces classified (fallback faces included)", registry=registry)
+        self.passes = Counter(
+            "emolens_classify_passes",
+            "Forward passes of the emotion model (fewer than requests when micro-batching joins them)",
+            registry=registry,
+        )
+        self.passed_requests = Counter(
+            "emolens_classify_pass_requests",
+            "Requests served by those passes (divided by the passes: requests per forward pass)",
+            registry=registry,
+        )
         self.in_flight = Gauge(
             "emolens_requests_in_flight",
             "Analysis requests being read or analysed",
@@ -73,6 +83,11 @@ class Metrics:
         """Work done by one request."""
         self.images.inc(images)
         self.faces.inc(faces)
+
+    def classified(self, requests: int) -> None:
+        """One forward pass, for ``requests`` requests."""
+        self.passes.inc()
+        self.passed_requests.inc(requests)
 
     def shed(self, reason: str) -> None:
         """One request answered 503 without an analysis."""

@@ -12,6 +12,7 @@ import importlib.util
 import logging
 import signal
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from .._registry import DetectorSpec, ModelSpec
 from ..detectors import DETECTORS
 from ..errors import EmolensError, UnknownNameError
 from ..models import MODELS, model_versions, pinned_spec
+from ._batcher import FaceBatcher
 from ._config import ServeConfig
 from ._errors import RequestError
 from ._metrics import Metrics
@@ -93,6 +95,8 @@ class Service:
         self.metrics = Metrics()
         self._loaded: dict[str, str] = {}  # model name -> identity
         self._available: dict[str, bool] = {}  # "model:<name>" / "detector:<name>" -> weights and packages here
+        # one micro-batcher per shared Analyzer, gone with it when get_analyzer's bounded cache lets it go
+        self._batchers: weakref.WeakKeyDictionary[Analyzer, FaceBatcher] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     # --- names a client may use -------------------------------------------------------------
@@ -175,6 +179,15 @@ class Service:
                 self._loaded[analyzer.model.name] = analyzer.model.identity
                 self.metrics.model_loaded(analyzer.model.name, analyzer.model.identity)
         return analyzer
+
+    def batcher(self, analyzer: Analyzer) -> FaceBatcher:
+        """The micro-batcher that joins the forward passes of concurrent requests using ``analyzer``."""
+        with self._lock:
+            batcher = self._batchers.get(analyzer)
+            if batcher is None:
+                window_s = self.config.batch_window_ms / 1e3
+                batcher = self._batchers[analyzer] = FaceBatcher(window_s, on_pass=self.metrics.classified)
+            return batcher
 
     def start_up(self) -> None:
         """Load (and warm up) the default pipeline; ``/readyz`` answers 200 once this has finished."""
