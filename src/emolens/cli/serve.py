@@ -42,6 +42,13 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--threads", type=positive_int, default=_SERVE.threads, help="analysis threads per process")
     p.add_argument(
+        "--batch-window-ms",
+        type=float,
+        default=_SERVE.batch_window_ms,
+        help="micro-batching: how long a request waits for others still detecting, so that their faces share "
+        f"one forward pass (0: off; default {_SERVE.batch_window_ms:g})",
+    )
+    p.add_argument(
         "--max-in-flight",
         type=positive_int,
         default=_SERVE.max_in_flight,
@@ -139,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         models=args.models,
         workers=args.workers,
         threads=args.threads,
+        batch_window_ms=args.batch_window_ms,
         max_in_flight=args.max_in_flight,
         max_upload_bytes=max(1, int(args.max_upload_mb * 2**20)),
         max_pixels=max(1, int(args.max_megapixels * 1e6)),
