@@ -76,6 +76,11 @@ def render_models_page() -> str:
 
     from emolens.models import MODELS
 
+    speed_file = REPO / "benchmarks" / "results" / "speed-cpu.json"
+    measured = json.loads(speed_file.read_text()) if speed_file.exists() else {}
+    speed = measured.get("models", [])
+    speed_host = measured.get("machine", {}).get("cpu", "not recorded")
+
     head = [
         "# Emotion models\n",
         "emolens trains its own emotion models (the code is in `emolens.training`, see "
@@ -90,14 +95,12 @@ def render_models_page() -> str:
         "[Agreeing with people](training.md#agreeing-with-people-fer-consensus).\n",
         "Accuracies on FER2013 val (PublicTest) with each model's default TTA setting: *consensus* is against "
         "the FER+ majority (3,249 of the 3,589 images have one), *original* against the FER2013 label. Speed "
-        "is faces per second at batch 64 on the reference 2-core CPU, from `benchmarks/results/speed-cpu.json` "
-        "(`python benchmarks/speed.py`).\n",
+        "is faces per second at batch 64 on the reference 2-core CPU as `analyze()` runs it there, from "
+        f"`benchmarks/results/speed-cpu.json` (`python benchmarks/speed.py`; host: {speed_host}).\n",
         "| name | learned from | parameters | weights file | consensus accuracy | mean recall (consensus) "
         "| original accuracy | ECE (see each card) | faces/s, batch 64 |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    speed_file = REPO / "benchmarks" / "results" / "speed-cpu.json"
-    speed = json.loads(speed_file.read_text())["models"] if speed_file.exists() else []
     cards = []
     targets = [
         "\n## Targets\n",
@@ -208,8 +211,19 @@ ONNX_SECTION = [
     "The number of calibration images was chosen per model on these rows (1024 first; 2048 where 1024 moved CK+ "
     "by more than 0.3 points), so CK+ and val are not independent of that choice. The float32 graph differs "
     "from the shipped card's numbers by a few faces because `analyze()` runs bf16 on CPUs that have it "
-    '(`precision="float32"` turns that off). Speed rows per runtime are in the benchmarks once measured on a '
-    "quiet host.",
+    '(`precision="float32"` turns that off).',
+    "",
+    "What int8 buys depends on the CPU. On the AVX-512 BF16 + VNNI host of 2026-12-05 (`python benchmarks/speed.py`, "
+    "[Benchmarks](benchmarks.md#speed)) the int8 `default` classified 3.4x the faces per second of torch float32 "
+    "and 1.45x those of torch bf16 at batch 64 with flip TTA (2.5x bf16 at batch 1); it has not been measured on "
+    "a CPU without VNNI yet, where it should gain less. So no "
+    'precision is right everywhere, and the default stays `"auto"` (the same graph everywhere, bf16 where native). '
+    '`precision="fastest"` (`emolens analyze --precision fastest`) lets the host decide: the first load times '
+    '`"auto"` and `"int8"` on 8 faces, keeps the faster, and remembers the choice in `precisions.json` in the '
+    "weights cache, per CPU (model and features), core count, torch and onnxruntime versions and model identity, "
+    "so later loads and other processes agree without measuring. The model's `precision` attribute says what "
+    "runs, an int8 result's `model_id` names the int8 file, and `emolens models --verbose` lists this host's "
+    "choices with the milliseconds that decided them.",
 ]
 
 

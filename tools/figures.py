@@ -198,7 +198,8 @@ def speed_chart() -> None:
     axis.invert_yaxis()
     axis.set_xscale("log")
     axis.set_xlabel("faces per second, batch 64 (log scale)")
-    axis.set_title("Emotion-model throughput on the reference 2-core CPU (benchmarks/speed.py)", fontsize=9)
+    host = data.get("machine", {}).get("cpu", "the reference CPU")
+    axis.set_title(f"Emotion-model throughput, 2 cores of {host} (benchmarks/speed.py)", fontsize=8)
     figure.tight_layout()
     figure.savefig(IMAGES / "speed-cpu.png", dpi=110)
     plt.close(figure)
@@ -222,7 +223,7 @@ def peers_chart() -> None:
         speed.text(r["median_ms"], i, f" {r['median_ms']:.0f} ms", va="center", fontsize=8)
     speed.set_yticks(y, names, fontsize=8)
     speed.invert_yaxis()
-    speed.set_xlabel("median ms per call: 640x480 photo, 6 faces (lower is better)")
+    speed.set_xlabel("median ms, 640x480 photo with 6 faces (lower is better)", fontsize=8)
     height = 0.38
     quality.barh(y - height / 2, [r["consensus_accuracy"] for r in rows], height, color=colours, label="FER+ majority")
     quality.barh(y + height / 2, [r["accuracy"] for r in rows], height, color=colours, alpha=0.45, label="original")
@@ -232,9 +233,10 @@ def peers_chart() -> None:
         )
         quality.text(r["accuracy"], i + height / 2, f" {r['accuracy']:.1%}", va="center", fontsize=7, color="#555")
     quality.set_xlim(0, 1)
-    quality.set_xlabel("FER2013 val accuracy: FER+ majority (dark) and original label (light)")
+    quality.set_xlabel("FER2013 val accuracy: FER+ majority (dark), original label (light)", fontsize=8)
     figure.suptitle(
-        f"emolens and the fer package on the reference 2-core CPU (benchmarks/peers.py, {data['crops']:,} crops)",
+        f"emolens and the fer package on 2 cores of {data.get('machine', {}).get('cpu', 'the reference CPU')} "
+        f"(benchmarks/peers.py, {data['crops']:,} crops)",
         fontsize=9,
     )
     figure.tight_layout()
