@@ -74,3 +74,37 @@ def test_the_command_line_offers_it_and_lists_the_choice(
     out = capsys.readouterr().out
     assert f"Host: {cpu_info().describe()}" in out
     assert "fastest here: " in out and "ms for 8 faces: auto " in out
+
+
+def test_batch_runs_one_precision_and_its_table_says_which(home: Path, photos: Path, tmp_path: Path) -> None:
+    from emolens.models import int8_spec
+
+    photo = photos / "group" / "multiface.jpg"
+    out = tmp_path / "faces.csv"
+    report = emolens.batch([photo], out, model="fast", precision="int8", workers=1, progress=False)
+    assert report.faces == 6
+    assert {row["model_id"] for row in report.rows} == {int8_spec("fast").identity}
+    # another precision's weights are not appended to that table
+    with pytest.raises(emolens.InvalidOptionError, match="another --precision"):
+        emolens.batch([photo], out, model="fast", workers=1, progress=False)
+    # "fastest" is decided once, before the workers start: every row from the same weights
+    both = emolens.batch([photo, photo], None, model="fast", precision="fastest", workers=2, progress=False)
+    chosen = emolens.load_model("fast", precision="fastest")
+    assert {row["model_id"] for row in both.rows} == {chosen.identity}
+    with pytest.raises(emolens.InvalidOptionError, match="has no int8 graph"):
+        emolens.batch([photo], None, model="large", precision="int8", workers=1, progress=False)
+
+
+def test_serve_runs_its_precision_where_a_model_has_it(home: Path, photos: Path, tmp_path: Path) -> None:
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("fastapi")
+    from tools.server import running_server
+
+    from emolens.models import int8_spec
+
+    photo = (photos / "group" / "multiface.jpg").read_bytes()
+    with running_server(["--model", "fast", "--precision", "int8", "--no-warmup"], log=tmp_path / "log") as server:
+        fast = httpx.post(f"{server.url}/v1/analyze", content=photo, timeout=120)
+        large = httpx.post(f"{server.url}/v1/analyze?model=large", content=photo, timeout=120)
+    assert fast.status_code == 200 and fast.json()["model_id"] == int8_spec("fast").identity
+    assert large.status_code == 200 and large.json()["model_id"] == emolens.models.MODELS.get("large").identity

@@ -80,6 +80,7 @@ def batch(
     address: str | None = None,
     num_cpus: float = 1.0,
     num_gpus: float = 0.0,
+    precision: str = "auto",
 ) -> BatchReport:
     """Analyse every image and video in ``inputs``: one row per face, one row per failed or faceless input.
 
@@ -98,6 +99,8 @@ def batch(
         address: Ray cluster to join (``"auto"``, ``"ray://host:10001"``); default: start a local one.
         num_cpus: CPUs per Ray actor.
         num_gpus: GPUs per Ray actor (with ``device="cuda"``).
+        precision: as in :func:`emolens.load_model`; ``"fastest"`` is decided once, here, before the workers
+            start, so every row of the run comes from the same weights (its ``model_id``).
 
     A broken file is an error row (``error_type``, ``error_message``), never a crash and never missing.
     """
@@ -117,11 +120,9 @@ def batch(
         threads = 1
     items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
 
-    from ..models import model_spec
-
-    spec = model_spec(model)
+    spec, precision = _answering_spec(model, device, precision)
     store, todo, skipped = _open_store(out, spec, format, overwrite, expand_inputs(items))
-    job = Job(detector, model, device, fallback, min_face_size, max_pixels, every)
+    job = Job(detector, model, device, fallback, min_face_size, max_pixels, every, precision)
     show = sys.stderr.isatty() if progress is None else progress
     tally = _Tally(len(todo), show)
     chunks = list(_chunks(todo, batch_size))
@@ -153,6 +154,20 @@ def batch(
         rows=tuple(rows),
         columns=tuple(columns(spec.labels)),
     )
+
+
+def _answering_spec(model: str, device: str, precision: str) -> tuple[ModelSpec, str]:
+    """The spec whose weights will answer (the int8 graph's for int8) and the precision the workers run;
+    ``"fastest"`` is measured (or read from this host's remembered choice) here, once."""
+    from ..models import PRECISIONS, int8_spec, load_model, model_spec
+
+    if precision not in PRECISIONS:
+        raise InvalidOptionError(
+            f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r:.40}", option="precision"
+        )
+    if precision == "fastest":
+        precision = "int8" if load_model(model, device=device, precision="fastest").precision == "int8" else "auto"
+    return (int8_spec(model) if precision == "int8" else model_spec(model)), precision
 
 
 def _open_store(

@@ -20,3 +20,4 @@ class Job:
     min_face_size: int = DEFAULT_MIN_FACE_SIZE
     max_pixels: int = DEFAULT_MAX_PIXELS
     every: int = 1
+    precision: str = "auto"  # "auto", "float32" or "int8"; "fastest" is resolved by the driver first

@@ -29,7 +29,12 @@ class Worker:
             cv2.setNumThreads(threads)
         self.job = job
         self.analyzer = Analyzer(
-            job.detector, job.model, device=job.device, fallback=job.fallback, max_pixels=job.max_pixels
+            job.detector,
+            job.model,
+            device=job.device,
+            fallback=job.fallback,
+            max_pixels=job.max_pixels,
+            precision=job.precision,
         )
         self.labels = self.analyzer.model.labels
 

@@ -31,7 +31,7 @@ def register(sub: Any) -> None:
         "--part-size", type=positive_int, default=256, help="inputs per saved part: the most a killed run loses"
     )
     p.add_argument("--every", type=positive_int, default=1, metavar="N", help="analyse every N-th video frame")
-    add_pipeline_options(p, detector_options=False, precision=False)
+    add_pipeline_options(p, detector_options=False)
     p.add_argument("--no-fallback", action="store_true", help="an image without a face is a row without a face")
     p.add_argument("--overwrite", action="store_true", help="start again instead of resuming")
     p.add_argument("--address", help="Ray cluster to join: auto, or ray://host:10001 (default: start a local one)")
@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         every=args.every,
         fallback=not args.no_fallback,
         device=args.device,
+        precision=args.precision,
         overwrite=args.overwrite,
         format=args.format,
         progress=False if args.quiet else None,

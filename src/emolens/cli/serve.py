@@ -9,6 +9,7 @@ from typing import Any
 
 from .._argtypes import positive_int
 from .._files import check_regular_file
+from ..models import PRECISIONS
 from ..serve import API_KEY_ENV, ServeConfig
 from ._common import (
     MODEL_HELP,
@@ -41,6 +42,13 @@ def register(sub: Any) -> None:
         "--workers", type=positive_int, default=_SERVE.workers, help="worker processes, each with its models"
     )
     p.add_argument("--threads", type=positive_int, default=_SERVE.threads, help="analysis threads per process")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=_SERVE.precision,
+        help="how emolens' models run: auto (bf16 where native), float32, int8 (the models with an int8 graph; "
+        "the others run at auto), fastest (measured once per host); results' model_id says which weights answered",
+    )
     p.add_argument(
         "--batch-window-ms",
         type=float,
@@ -147,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         threads=args.threads,
         batch_window_ms=args.batch_window_ms,
+        precision=args.precision,
         max_in_flight=args.max_in_flight,
         max_upload_bytes=max(1, int(args.max_upload_mb * 2**20)),
         max_pixels=max(1, int(args.max_megapixels * 1e6)),

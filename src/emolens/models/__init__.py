@@ -31,7 +31,7 @@ from ._source import model_spec, model_versions, pinned_spec
 if TYPE_CHECKING:
     from ._classifier import EmotionModel, ModelOutput, OnnxRuntime, Runtime, TorchRuntime
     from ._fastest import fastest_choices
-    from ._load import ModelSource, load_model, resolve_model
+    from ._load import ModelSource, int8_spec, load_model, resolve_model
     from ._network import (
         NetworkWeights,
         autocast_for,
@@ -78,6 +78,7 @@ __all__ = [
     "cpu_info",
     "export_onnx",
     "fastest_choices",
+    "int8_spec",
     "is_card_path",
     "last_epoch_weights",
     "load_model",
@@ -104,7 +105,7 @@ __getattr__, __dir__ = lazy_attributes(
     __name__,
     {
         "._classifier": ["EmotionModel", "ModelOutput", "OnnxRuntime", "Runtime", "TorchRuntime"],
-        "._load": ["ModelSource", "load_model", "resolve_model"],
+        "._load": ["ModelSource", "int8_spec", "load_model", "resolve_model"],
         "._fastest": ["fastest_choices"],
         "._onnx_export": ["export_onnx"],
         "._network": [

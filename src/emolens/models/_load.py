@@ -23,7 +23,7 @@ from ._network import read_temperatures
 from ._run import RunFolder
 from ._source import model_spec
 
-__all__ = ["ModelSource", "load_model", "resolve_model"]
+__all__ = ["ModelSource", "int8_spec", "load_model", "resolve_model"]
 
 ModelSource = str | Path | EmotionModel
 
@@ -68,8 +68,11 @@ def _fastest_model(source: str | Path, device: torch.device, tta: bool | None) -
     return pick_fastest(spec.identity, candidates)[1]
 
 
-def _int8_model(source: str | Path, device: torch.device, tta: bool | None) -> EmotionModel:
-    """The int8 ONNX graph of a model that has one (TTA and calibration inside the graph)."""
+def int8_spec(source: str | Path) -> ModelSpec:
+    """The spec of a model's int8 ONNX graph (its ``identity`` is what int8 results record as ``model_id``).
+
+    Raises InvalidOptionError, naming the models that have one, when the model has none.
+    """
     spec = model_spec(source)
     if not spec.int8:
         from . import MODELS
@@ -78,13 +81,18 @@ def _int8_model(source: str | Path, device: torch.device, tta: bool | None) -> E
         raise InvalidOptionError(
             f"model {spec.name!r} has no int8 graph; models with one: {', '.join(having)}", option="precision"
         )
+    return dataclasses.replace(spec, runtime="onnx", architecture="", weights=spec.int8, tta=False, options={})
+
+
+def _int8_model(source: str | Path, device: torch.device, tta: bool | None) -> EmotionModel:
+    """The int8 ONNX graph of a model that has one (TTA and calibration inside the graph)."""
+    graph = int8_spec(source)
     if tta is not None:
         raise InvalidOptionError(
-            f"the int8 graph of {spec.name!r} runs its default TTA ({'on' if spec.tta else 'off'}) inside; "
-            "leave tta unset, or use precision='float32' to choose",
+            f"the int8 graph of {graph.name!r} runs its default TTA ({'on' if model_spec(source).tta else 'off'}) "
+            "inside; leave tta unset, or use precision='float32' to choose",
             option="tta",
         )
-    graph = dataclasses.replace(spec, runtime="onnx", architecture="", weights=spec.int8, tta=False, options={})
     runtime = OnnxRuntime(graph, fetch(graph.weights[0]), device, precision="int8")
     return EmotionModel(graph, runtime, device=device)
 

@@ -38,6 +38,9 @@ class ServeConfig:
         max_files: most files in one ``/v1/analyze/batch`` request.
         max_in_flight: requests read or analysed at once per process; more get 503 with ``Retry-After``.
         threads: inference threads per process (the pool that runs analyses off the event loop).
+        precision: how the server runs emolens' models (see :func:`emolens.load_model`): ``"int8"`` and
+            ``"fastest"`` apply to the models that have an int8 graph, the others run at ``"auto"``; every
+            result's ``model_id`` says which weights answered.
         batch_window_ms: micro-batching: how long a request whose faces are found waits for requests still
             detecting, so that their faces share one forward pass (0: each request classified alone). A
             request alone never waits.
@@ -63,6 +66,7 @@ class ServeConfig:
     max_files: int = 32
     max_in_flight: int = 8
     threads: int = 1
+    precision: str = "auto"
     batch_window_ms: float = 0.0
     request_timeout_s: float = 30.0
     read_timeout_s: float = 10.0
@@ -83,6 +87,12 @@ class ServeConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
                 raise InvalidOptionError(f"{name} must be a positive number of seconds, got {value!r}", option=name)
+        from ..models import PRECISIONS
+
+        if self.precision not in PRECISIONS:
+            raise InvalidOptionError(
+                f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r:.40}", option="precision"
+            )
         window = self.batch_window_ms
         if not isinstance(window, (int, float)) or isinstance(window, bool) or not 0 <= window <= 1000:
             raise InvalidOptionError(

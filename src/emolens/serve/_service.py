@@ -24,7 +24,7 @@ from .._api import get_analyzer
 from .._registry import DetectorSpec, ModelSpec
 from ..detectors import DETECTORS
 from ..errors import EmolensError, UnknownNameError
-from ..models import MODELS, model_versions, pinned_spec
+from ..models import MODELS, model_spec, model_versions, pinned_spec
 from ._batcher import FaceBatcher
 from ._config import ServeConfig
 from ._errors import RequestError
@@ -96,6 +96,7 @@ class Service:
         self._loaded: dict[str, str] = {}  # model name -> identity
         self._available: dict[str, bool] = {}  # "model:<name>" / "detector:<name>" -> weights and packages here
         # one micro-batcher per shared Analyzer, gone with it when get_analyzer's bounded cache lets it go
+        self._precisions: dict[str, str] = {}  # model source -> precision it runs at (bounded by the names)
         self._batchers: weakref.WeakKeyDictionary[Analyzer, FaceBatcher] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
@@ -173,12 +174,29 @@ class Service:
     # --- work in the pool ---------------------------------------------------------------------
     def analyzer(self, detector: str | None, model: str) -> Analyzer:
         """The shared Analyzer of a (detector, model) pair, built on first use; loaded models are counted."""
-        analyzer = get_analyzer(detector, model, max_pixels=self.config.max_pixels)
+        precision = self.precision_for(model)
+        analyzer = get_analyzer(detector, model, max_pixels=self.config.max_pixels, precision=precision)
         with self._lock:
             if analyzer.model.name not in self._loaded:
                 self._loaded[analyzer.model.name] = analyzer.model.identity
                 self.metrics.model_loaded(analyzer.model.name, analyzer.model.identity)
         return analyzer
+
+    def precision_for(self, model: str) -> str:
+        """The server's precision for ``model``: its ``int8`` covers the models that have an int8 graph, the others
+        run at ``"auto"`` (a result's ``model_id`` tells them apart)."""
+        if self.config.precision != "int8":
+            return self.config.precision
+        with self._lock:
+            known = self._precisions.get(model)
+        if known is None:
+            try:
+                known = "int8" if model_spec(model).int8 else "auto"
+            except EmolensError:  # reported by the model's own loading, with its message
+                known = "auto"
+            with self._lock:
+                self._precisions[model] = known
+        return known
 
     def batcher(self, analyzer: Analyzer) -> FaceBatcher:
         """The micro-batcher that joins the forward passes of concurrent requests using ``analyzer``."""
