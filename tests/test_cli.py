@@ -174,9 +174,10 @@ def test_version_via_python_dash_m() -> None:
 def test_the_command_shortens_openmp_spinning_unless_the_user_chose() -> None:
     """torch's idle threads sleep sooner in the command's process (and its workers); an exported value wins."""
     probe = "import os, sys; from emolens.cli import main; main(['models']); print(os.environ.get('GOMP_SPINCOUNT'))"
-    for exported, expected in ((None, "10000"), ("250", "250")):
-        env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
-        env |= {"GOMP_SPINCOUNT": exported} if exported else {}
+    cases = ((None, "10000"), ({"GOMP_SPINCOUNT": "250"}, "250"), ({"OMP_WAIT_POLICY": "PASSIVE"}, "None"))
+    for exported, expected in cases:
+        env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+        env |= exported or {}
         out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip().splitlines()[-1] == expected

@@ -24,7 +24,8 @@ def test_fastest_measures_once_and_remembers_per_host(home: Path) -> None:
     model = emolens.load_model("fast", precision="fastest")
     choices = json.loads((home / "precisions.json").read_text())
     (key, entry), *_ = choices.items()
-    assert key.startswith(cpu_info().describe()) and key.endswith(f" | {emolens.models.MODELS.get('fast').identity}")
+    graphs = f"{emolens.models.MODELS.get('fast').identity} vs {emolens.models.int8_spec('fast').identity}"
+    assert key.startswith(cpu_info().describe()) and key.endswith(f" | {graphs}")
     assert set(entry["ms_per_8_faces"]) == {"auto", "int8"} and all(ms > 0 for ms in entry["ms_per_8_faces"].values())
     faster = min(entry["ms_per_8_faces"], key=entry["ms_per_8_faces"].get)
     assert entry["precision"] == faster

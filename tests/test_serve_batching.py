@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ httpx = pytest.importorskip("httpx")
 
 from tools.server import running_server  # noqa: E402
 
-from emolens import Analyzer, Detected, ModelError  # noqa: E402
+from emolens import Analyzer, Detected, InvalidOptionError, ModelError  # noqa: E402
 from emolens.serve import FaceBatcher  # noqa: E402
 from emolens.types import AnalysisResult  # noqa: E402
 
@@ -43,28 +43,30 @@ def _probabilities(results: Sequence[AnalysisResult]) -> np.ndarray:
     return np.array([face.probabilities for result in results for face in result.faces])
 
 
+def _until(condition: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+    """Wait for another thread to reach a state (the batcher's own, read for the test's ordering)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.001)
+
+
 def test_requests_that_arrive_together_share_one_forward_pass(analyzer: Analyzer, detected: list[Detected]) -> None:
     passes: list[int] = []
-    batcher = FaceBatcher(window_s=5.0, on_pass=passes.append)
+    batcher = FaceBatcher(window_s=1.0, on_pass=passes.append)
     answers: dict[str, list[AnalysisResult]] = {}
-    first_waits = threading.Event()
 
     def second_request() -> None:
-        with batcher.detecting():  # still "detecting" while the first request's faces wait for it
-            first_waits.wait(5)
-            time.sleep(0.05)
-        answers["second"] = batcher.classify(analyzer, detected[1:])
+        with batcher.detecting() as slot:  # still detecting while the first request's faces wait for it
+            _until(lambda: batcher._leading, "the first request leads")
+            answers["second"] = batcher.classify(analyzer, detected[1:], slot=slot)
 
     worker = threading.Thread(target=second_request)
     worker.start()
-    while batcher._detecting == 0:  # the second request is on its way
-        time.sleep(0.001)
-    first_waits.set()
-    started = time.perf_counter()
+    _until(lambda: batcher._detecting == 1, "the second request is on its way")
     answers["first"] = batcher.classify(analyzer, detected[:1])
-    worker.join()
+    worker.join(60)
     assert passes == [2], "one forward pass served both requests"
-    assert time.perf_counter() - started < 2.0, "the leader stopped waiting when the other request arrived"
     alone = _probabilities(analyzer.classify(detected[:1])), _probabilities(analyzer.classify(detected[1:]))
     assert np.abs(_probabilities(answers["first"]) - alone[0]).max() < 1e-5
     assert np.abs(_probabilities(answers["second"]) - alone[1]).max() < 1e-5
@@ -72,11 +74,19 @@ def test_requests_that_arrive_together_share_one_forward_pass(analyzer: Analyzer
 
 
 def test_a_request_alone_does_not_wait(analyzer: Analyzer, detected: list[Detected]) -> None:
-    batcher = FaceBatcher(window_s=10.0)
+    analyzer.classify(detected)  # warm
+    batcher = FaceBatcher(window_s=1.0)
     started = time.perf_counter()
-    results = batcher.classify(analyzer, detected)
-    assert time.perf_counter() - started < 2.0
+    for _ in range(5):
+        results = batcher.classify(analyzer, detected)
+    assert time.perf_counter() - started < 4.0, "five requests alone would take 5 s if each waited the window"
     assert len(results) == 3 and all(r.faces for r in results)
+
+
+def test_the_window_is_checked() -> None:
+    for bad in (-0.1, float("inf"), float("nan"), 2.0, True):
+        with pytest.raises(InvalidOptionError, match="window_s"):
+            FaceBatcher(window_s=bad)
 
 
 class _FailsOn:
@@ -93,24 +103,25 @@ class _FailsOn:
 
 def test_one_requests_failure_does_not_fail_the_others(analyzer: Analyzer, detected: list[Detected]) -> None:
     stand_in: Any = _FailsOn(analyzer, detected[2])
-    batcher = FaceBatcher(window_s=5.0)
+    passes: list[int] = []
+    batcher = FaceBatcher(window_s=1.0, on_pass=passes.append)
     outcome: dict[str, Any] = {}
-    release = threading.Event()
+    all_detecting = threading.Barrier(3)
 
     def request(name: str, found: list[Detected]) -> None:
-        with batcher.detecting():
-            release.wait(5)
-        try:
-            outcome[name] = batcher.classify(stand_in, found)
-        except ModelError as exc:
-            outcome[name] = exc
+        with batcher.detecting() as slot:
+            all_detecting.wait(30)  # the first to classify waits for the two others: one shared pass
+            try:
+                outcome[name] = batcher.classify(stand_in, found, slot=slot)
+            except ModelError as exc:
+                outcome[name] = exc
 
     workers = [threading.Thread(target=request, args=(n, [d])) for n, d in zip("abc", detected, strict=True)]
     for worker in workers:
         worker.start()
-    release.set()
     for worker in workers:
-        worker.join(30)
+        worker.join(60)
+    assert passes == [3], "the three requests met in one pass, which failed and was split"
     assert isinstance(outcome["c"], ModelError)
     for name, index in (("a", 0), ("b", 1)):
         expected = _probabilities(analyzer.classify([detected[index]]))
@@ -119,9 +130,10 @@ def test_one_requests_failure_does_not_fail_the_others(analyzer: Analyzer, detec
 
 def test_server_batches_concurrent_requests_with_unchanged_answers(photos: Path, tmp_path: Path) -> None:
     files = sorted((photos / "dlib-faces").glob("*.jpg"))[:4]
-    reference = Analyzer(model="fast")
+    reference = Analyzer(model="fast", precision="float32")
     expected = {f.name: reference.analyze(f).to_dict() for f in files}
-    args = ["--model", "fast", "--threads", "2", "--batch-window-ms", "20", "--max-in-flight", "16"]
+    args = ["--model", "fast", "--precision", "float32", "--threads", "2", "--batch-window-ms", "500"]
+    args += ["--max-in-flight", "16"]
     with running_server(args, log=tmp_path / "log") as handle:
 
         def post(file: Path) -> tuple[str, dict[str, Any]]:

@@ -80,7 +80,9 @@ class Store:
         for row in rows:
             if self.model_id and row.get("model_id"):  # which weights wrote them decides, whatever the name
                 if row["model_id"] != self.model_id:
-                    raise self._mixed(f"{row['model_id']!r}, not {self.model_id!r} (another --precision, or emolens was upgraded?)")
+                    raise self._mixed(
+                        f"{row['model_id']!r}, not {self.model_id!r} (another --precision, or emolens was upgraded?)"
+                    )
             elif row.get("model") not in (None, self.model):
                 raise self._mixed(f"model {row['model']!r}, not {self.model!r}")
         return rows

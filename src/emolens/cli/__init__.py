@@ -20,8 +20,9 @@ __all__ = ["build_parser", "main"]
 
 #: Busy-wait iterations of torch's idle OpenMP threads before they sleep, for this command's process and its
 #: workers. libgomp's default (300,000) keeps both cores spinning while the detector runs between two forward
-#: passes; 10,000 made ``analyze`` of a 640x480 photo 11-25 % faster on 2 cores (benchmarks/threads.py). A value
-#: the user exported wins; the library itself never sets it (libgomp reads it once, when torch loads).
+#: passes; 10,000 made ``analyze`` of a 640x480 photo 11-25 % faster on 2 cores (benchmarks/threads.py). Set only
+#: when the user exported neither it nor ``OMP_WAIT_POLICY``; the library itself never sets it (libgomp reads it
+#: once, when torch loads, so it only takes effect when ``main()`` runs before torch is imported).
 OPENMP_SPIN_COUNT = "10000"
 
 #: The commands, in the order ``emolens --help`` lists them.
@@ -49,8 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     args.argv = argv  # recorded in model cards
-    if "torch" not in sys.modules:
-        os.environ.setdefault("GOMP_SPINCOUNT", OPENMP_SPIN_COUNT)
+    # libgomp lets GOMP_SPINCOUNT override OMP_WAIT_POLICY: a user who chose either keeps their choice.
+    if "torch" not in sys.modules and not {"GOMP_SPINCOUNT", "OMP_WAIT_POLICY"} & set(os.environ):
+        os.environ["GOMP_SPINCOUNT"] = OPENMP_SPIN_COUNT  # inherited by this command's workers
     with warnings.catch_warnings():  # one-line warnings, for this command only
         warnings.simplefilter("default")
         warnings.showwarning = _show_warning

@@ -65,7 +65,7 @@ def _fastest_model(source: str | Path, device: torch.device, tta: bool | None) -
     if not spec.int8 or importlib.util.find_spec("onnxruntime") is None:
         return torch_model()
     candidates = {"auto": torch_model, "int8": lambda: _int8_model(source, device, None)}
-    return pick_fastest(spec.identity, candidates)[1]
+    return pick_fastest(spec.identity, f"{spec.identity} vs {int8_spec(source).identity}", candidates)[1]
 
 
 def int8_spec(source: str | Path) -> ModelSpec:

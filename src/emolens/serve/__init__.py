@@ -17,7 +17,7 @@ from ._run import serve
 
 if TYPE_CHECKING:
     from ._app import create_app
-    from ._batcher import FaceBatcher
+    from ._batcher import DetectingSlot, FaceBatcher
     from ._errors import STATUS_FOR_ERROR, status_for
     from ._schema import (
         AnalysisResultModel,
@@ -33,6 +33,7 @@ __all__ = [
     "STATUS_FOR_ERROR",
     "AnalysisResultModel",
     "BatchResponseModel",
+    "DetectingSlot",
     "ErrorResponseModel",
     "FaceBatcher",
     "ModelsResponseModel",
@@ -47,7 +48,7 @@ __getattr__, __dir__ = lazy_attributes(
     __name__,
     {
         "._app": ["create_app"],
-        "._batcher": ["FaceBatcher"],
+        "._batcher": ["DetectingSlot", "FaceBatcher"],
         "._errors": ["STATUS_FOR_ERROR", "status_for"],
         "._schema": [
             "AnalysisResultModel",

@@ -151,7 +151,7 @@ def _analyze_each(
     in one forward pass (shared with concurrent requests by ``batcher``); an image that fails is an error entry."""
     entries: list[dict[str, Any]] = [{"filename": u.filename, "result": None, "error": None} for u in files]
     found: list[tuple[int, Detected]] = []
-    with batcher.detecting():
+    with batcher.detecting() as slot:
         for index, upload in enumerate(files):
             try:
                 image = load_upload(upload, config)
@@ -162,16 +162,16 @@ def _analyze_each(
                 entries[index]["error"] = exc
             except EmolensError as exc:
                 entries[index]["error"] = RequestError.from_emolens(exc, max_pixels=config.max_pixels)
-    try:
-        results = batcher.classify(analyzer, [detected for _, detected in found])
-    except EmolensError:  # one image broke the forward pass: classify them one by one to find which
-        results = []
-        for index, detected in found:
-            try:
-                results += analyzer.classify([detected])
-            except EmolensError as exc:
-                entries[index]["error"] = RequestError.from_emolens(exc, max_pixels=config.max_pixels)
-        found = [(index, detected) for index, detected in found if entries[index]["error"] is None]
+        try:
+            results = batcher.classify(analyzer, [detected for _, detected in found], slot=slot)
+        except EmolensError:  # one image broke the forward pass: classify them one by one to find which
+            results = []
+            for index, detected in found:
+                try:
+                    results += analyzer.classify([detected])
+                except EmolensError as exc:
+                    entries[index]["error"] = RequestError.from_emolens(exc, max_pixels=config.max_pixels)
+            found = [(index, detected) for index, detected in found if entries[index]["error"] is None]
     for (index, _), result in zip(found, results, strict=True):
         entries[index]["result"] = result.to_dict()
     return entries
