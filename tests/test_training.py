@@ -395,3 +395,28 @@ def test_distributed_training_with_two_cpu_processes(tiny: Path, tmp_path: Path)
     state = __import__("torch").load(out / "checkpoint.pt", weights_only=True)
     assert state["world"] == 2 and state["epoch"] == 2
     assert (out / "best.safetensors").is_file()
+
+
+def test_a_network_in_training_is_measured_in_inference_mode_and_left_as_it_was(fer_val: Path) -> None:
+    """Validation during training goes through EmotionModel.from_network: BatchNorm must use its running
+    statistics (not the batch's) and must not learn them from the data being measured."""
+    import cv2
+    import torch
+
+    from emolens.models import EmotionModel, build_model
+    from emolens.weights import fetch
+
+    from .conftest import fer_samples
+
+    spec = MODELS.get("fast")
+    network = build_model(spec, fetch(spec.weights[0]))
+    files, _ = fer_samples(fer_val, 4)
+    crops = [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files]
+    expected = EmotionModel.from_network(spec, network.eval()).predict(crops)
+    network.train()
+    before = {k: v.clone() for k, v in network.state_dict().items()}
+    measured = EmotionModel.from_network(spec, network).predict(crops)
+    assert network.training, "the caller's mode is restored"
+    assert all(torch.equal(before[k], v) for k, v in network.state_dict().items()), "running statistics unchanged"
+    assert np.abs(measured - expected).max() < 1e-6
+    assert (measured.argmax(1) == expected.argmax(1)).all()

@@ -238,13 +238,25 @@ def autocast_for(device: torch.device, enabled: bool = True) -> Any:
 
 
 def predict_logits(network: nn.Module, batch: torch.Tensor, *, tta: bool = False, amp: bool = True) -> torch.Tensor:
-    """Float32 logits for a standardised batch; ``tta`` averages with the horizontal mirror."""
+    """Float32 logits for a standardised batch; ``tta`` averages with the horizontal mirror.
+
+    Always in inference mode: a network in training mode (one being trained, or its EMA copy) is switched
+    to ``eval()`` for the call and back after it, so BatchNorm uses its running statistics and never
+    updates them from the data being measured.
+    """
     device = next(network.parameters()).device
     batch = batch.to(device).contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode(), autocast_for(device, amp):
-        if tta:
-            both = network(torch.cat([batch, batch.flip(-1)]))
-            logits: torch.Tensor = (both[: len(batch)].float() + both[len(batch) :].float()) / 2
-        else:
-            logits = network(batch).float()
+    training = network.training
+    if training:
+        network.eval()
+    try:
+        with torch.inference_mode(), autocast_for(device, amp):
+            if tta:
+                both = network(torch.cat([batch, batch.flip(-1)]))
+                logits: torch.Tensor = (both[: len(batch)].float() + both[len(batch) :].float()) / 2
+            else:
+                logits = network(batch).float()
+    finally:
+        if training:
+            network.train()
     return logits
