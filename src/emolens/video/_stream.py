@@ -48,7 +48,8 @@ def analyze_video(
         analyzer: use this Analyzer instead of the shared one for ``detector``/``model``/``device``.
         detector_options: keyword arguments for the detector's builder, e.g. ``{"max_side": 320}``.
         pipelined: decode and detect the next frames in a second thread while this one is classified (at
-            most two frames ahead); the same results in the same order. Off by default until measured.
+            most two frames ahead); the same results in the same order. Off by default: on 2 cores it was not
+            faster (docs/benchmarks.md); it is for machines with cores to spare.
 
     Raises:
         InvalidVideoError: the source cannot be opened or read.
