@@ -240,6 +240,12 @@ def _pinning_section(weights_dir: Path) -> list[str]:
         "in the wheel; older ones are downloaded by hash from the project's release assets, like any other "
         "weights file. What changed between releases, and by how much: the [changelog]"
         "(https://github.com/emolens/emolens/blob/main/CHANGELOG.md).\n",
+        "A pin fixes the weights, not the arithmetic: `precision=\"auto\"` (the default) runs bf16 on CPUs and GPUs "
+        "that compute it natively and float32 elsewhere, so the same pinned model can answer with slightly "
+        "different probabilities on two machines (`tests/test_precision.py` checks that they stay within 0.02 of "
+        "float32 on every face of the labelled photos, with at most 1 label in 20 changed). For answers that agree "
+        'across machines to float rounding, pass `precision="float32"`; `precision="int8"` and `"fastest"` may '
+        "run the int8 graph, whose results carry its own `model_id`.\n",
         "| pin | weights (`model_id`) | where | val consensus accuracy |",
         "|---|---|---|---|",
     ]
