@@ -240,7 +240,7 @@ def _pinning_section(weights_dir: Path) -> list[str]:
         "in the wheel; older ones are downloaded by hash from the project's release assets, like any other "
         "weights file. What changed between releases, and by how much: the [changelog]"
         "(https://github.com/emolens/emolens/blob/main/CHANGELOG.md).\n",
-        "A pin fixes the weights, not the arithmetic: `precision=\"auto\"` (the default) runs bf16 on CPUs and GPUs "
+        'A pin fixes the weights, not the arithmetic: `precision="auto"` (the default) runs bf16 on CPUs and GPUs '
         "that compute it natively and float32 elsewhere, so the same pinned model can answer with slightly "
         "different probabilities on two machines (`tests/test_precision.py` checks that they stay within 0.02 of "
         "float32 on every face of the labelled photos, with at most 1 label in 20 changed). For answers that agree "
