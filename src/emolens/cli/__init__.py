@@ -20,7 +20,7 @@ __all__ = ["build_parser", "main"]
 
 #: Busy-wait iterations of torch's idle OpenMP threads before they sleep, for this command's process and its
 #: workers. libgomp's default (300,000) keeps both cores spinning while the detector runs between two forward
-#: passes; 10,000 made ``analyze`` of a 640x480 photo 11-25 % faster on 2 cores (benchmarks/threads.py). Set only
+#: passes; 10,000 took 13-26 % off ``analyze`` of a 640x480 photo on 2 cores (benchmarks/threads.py). Set only
 #: when the user exported neither it nor ``OMP_WAIT_POLICY``; the library itself never sets it (libgomp reads it
 #: once, when torch loads, so it only takes effect when ``main()`` runs before torch is imported).
 OPENMP_SPIN_COUNT = "10000"
