@@ -159,13 +159,9 @@ def batch(
 def _answering_spec(model: str, device: str, precision: str) -> tuple[ModelSpec, str]:
     """The spec whose weights will answer (the int8 graph's for int8) and the precision the workers run;
     ``"fastest"`` is measured (or read from this host's remembered choice) here, once."""
-    from ..models import PRECISIONS, int8_spec, load_model, model_spec
+    from ..models import check_precision, int8_spec, load_model, model_spec
 
-    if precision not in PRECISIONS:
-        raise InvalidOptionError(
-            f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r:.40}", option="precision"
-        )
-    if precision == "fastest":
+    if check_precision(precision) == "fastest":
         precision = "int8" if load_model(model, device=device, precision="fastest").precision == "int8" else "auto"
     return (int8_spec(model) if precision == "int8" else model_spec(model)), precision
 

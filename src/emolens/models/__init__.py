@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from .._device import CpuInfo, cpu_info
 from .._lazy import lazy_attributes
 from .._registry import ArchitectureSpec, InputSpec, ModelSpec, Registry, WeightsFile
+from ..errors import InvalidOptionError
 from ..labels import HSEMOTION8
 from ._card import ModelCard, is_card_path, spec_from_card
 from ._card_record import (
@@ -74,6 +75,7 @@ __all__ = [
     "autocast_for",
     "build_model",
     "build_partial",
+    "check_precision",
     "cpu_has_native_bf16",
     "cpu_info",
     "export_onnx",
@@ -131,6 +133,15 @@ __getattr__, __dir__ = lazy_attributes(
 #: ``"fastest"`` measures ``"auto"`` against ``"int8"`` (where the model has it and onnxruntime is installed)
 #: once per host and model, remembers the choice in the weights cache, and runs the faster.
 PRECISIONS = ("auto", "float32", "int8", "fastest")
+
+
+def check_precision(precision: object) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`, else InvalidOptionError naming them."""
+    if precision not in PRECISIONS:
+        raise InvalidOptionError(
+            f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r:.40}", option="precision"
+        )
+    return str(precision)
 
 
 BUILTIN_ARCHITECTURES: tuple[ArchitectureSpec, ...] = (

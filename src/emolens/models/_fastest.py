@@ -71,7 +71,9 @@ def fastest_choices() -> dict[str, dict[str, Any]]:
     """This host's remembered choices, by model identity (empty when none, or the file is unreadable)."""
     prefix = f"{host_key()} | "
     return {
-        str(entry.get("model", key[len(prefix) :])): entry for key, entry in _read().items() if key.startswith(prefix)
+        entry["model"]: entry
+        for key, entry in _read().items()
+        if key.startswith(prefix) and isinstance(entry.get("model"), str)
     }
 
 

@@ -17,7 +17,7 @@ from .._device import resolve_device
 from .._registry import ModelSpec, weights_identity
 from ..errors import InvalidOptionError, ModelError
 from ..weights import fetch, sha256_of
-from . import PRECISIONS
+from . import check_precision
 from ._classifier import EmotionModel, OnnxRuntime, Runtime, TorchRuntime
 from ._network import read_temperatures
 from ._run import RunFolder
@@ -108,10 +108,7 @@ def load_model(
     (bf16 where the device has it natively), ``"float32"``, ``"int8"`` or ``"fastest"`` (see :data:`PRECISIONS`);
     the model's :attr:`~EmotionModel.precision` says what runs.
     """
-    if precision not in PRECISIONS:
-        raise InvalidOptionError(
-            f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r:.40}", option="precision"
-        )
+    check_precision(precision)
     if isinstance(source, EmotionModel):
         return source
     if not isinstance(source, (str, Path)):

@@ -77,9 +77,7 @@ class FaceBatcher:
             yield slot
         finally:
             with self._cond:
-                if not slot.released:
-                    slot.released = True
-                    self._detecting -= 1
+                self._release(slot)
                 self._cond.notify_all()
 
     def classify(
@@ -118,7 +116,6 @@ class FaceBatcher:
     def _lead(self, analyzer: Analyzer) -> None:
         """Wait for the requests still detecting (bounded), then classify every waiting ticket."""
         deadline = time.monotonic() + self.window_s
-        batch: list[_Ticket] = []
         try:
             with self._cond:
                 while (

@@ -87,12 +87,9 @@ class ServeConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
                 raise InvalidOptionError(f"{name} must be a positive number of seconds, got {value!r}", option=name)
-        from ..models import PRECISIONS
+        from ..models import check_precision
 
-        if self.precision not in PRECISIONS:
-            raise InvalidOptionError(
-                f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r:.40}", option="precision"
-            )
+        check_precision(self.precision)
         window = self.batch_window_ms
         if not isinstance(window, (int, float)) or isinstance(window, bool) or not 0 <= window <= 1000:
             raise InvalidOptionError(
