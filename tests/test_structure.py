@@ -110,3 +110,70 @@ def test_functions_in_the_server_and_batch_are_short(package: str) -> None:
                 if lines > 60:
                     long.append(f"{path.name}:{node.name} ({lines} lines)")
     assert long == [], f"functions over 60 lines (docstring aside): {long}"
+
+
+def _load_time_imports(path: Path) -> set[str]:
+    """The emolens modules a source file imports when it is loaded: module-level statements only, not
+    ``if TYPE_CHECKING:`` blocks nor imports inside functions (those run at call time)."""
+    import ast
+
+    package = _package_of(path) if path.name != "__init__.py" else _module_of(path)
+    modules = {_module_of(p) for p in _src_modules()}
+    found: set[str] = set()
+
+    def visit(statements: list[ast.stmt]) -> None:
+        for node in statements:
+            if isinstance(node, ast.If):
+                if "TYPE_CHECKING" not in ast.unparse(node.test):
+                    visit(node.body)
+                visit(node.orelse)
+            elif isinstance(node, ast.Try):
+                for block in (node.body, node.orelse, node.finalbody, *(h.body for h in node.handlers)):
+                    visit(block)
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                if node.level:
+                    base = package.split(".")
+                    module = ".".join([*base[: len(base) - (node.level - 1)], *([module] if module else [])])
+                for alias in node.names:  # ``from pkg import submodule`` imports the submodule
+                    found.add(f"{module}.{alias.name}" if f"{module}.{alias.name}" in modules else module)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")).body)
+    return found & modules
+
+
+def _module_of(path: Path) -> str:
+    parts = ["emolens", *path.relative_to(SRC).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_modules_load_without_import_cycles() -> None:
+    """What a module imports at load time forms no cycle, so layers are real: a lower module reaches a
+    higher one only at call time (e.g. ``AnalysisResult._repr_html_`` imports the HTML presenter when
+    Jupyter asks for it; the presenters import the result types only for annotations)."""
+    graph = {_module_of(path): _load_time_imports(path) for path in _src_modules()}
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+    path: list[str] = []
+
+    def visit(module: str) -> None:
+        state[module] = 1
+        path.append(module)
+        for target in sorted(graph[module]):
+            if state.get(target) == 1:
+                cycles.append([*path[path.index(target) :], target])
+            elif target not in state:
+                visit(target)
+        path.pop()
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module)
+    assert cycles == [], "import cycles at load time: " + "; ".join(" -> ".join(c) for c in cycles)
+    # the presenters depend on the result types, never the reverse at load time
+    presenters = {module for module in graph if module.rsplit(".", 1)[-1] in ("_display", "_rows")}
+    assert len(presenters) == 2
+    assert not presenters & graph["emolens.types"]
