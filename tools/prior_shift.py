@@ -1,6 +1,6 @@
 """Sweep the export's prior shift for a run trained with ``--logit-adjustment``: one table row per shift.
 
-    python -m tools.prior_shift RUN --shifts 0.3,0.4,0.5 [--val DIR] [--ckplus DIR] [--last]
+    python -m tools.prior_shift RUN [RUN ...] --shifts 0.3,0.4,0.5 [--val DIR] [--ckplus DIR] [--last]
 
 For each shift T, the run's best weights score ``softmax(log p + T x log(prior))`` (what
 ``emolens export --prior-shift T`` bakes into the output bias; the prior is the mean training target)
@@ -8,6 +8,8 @@ on FER2013 val (consensus accuracy, mean recall on the consensus labels, origina
 and on CK+ (accuracy), uncalibrated and with flip TTA where the model ships with it. Rows of the
 trade-off curve in docs/training.md come from here; the shipped shift is then checked on the
 exported card with ``emolens evaluate``, whose calibration can move a few borderline faces.
+Several runs (trained on the same data and targets) are scored as an ensemble: their probabilities are
+averaged before the shift, as a distillation with one ``--teacher`` per run averages them.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from .testdata import SHARED
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path, help="run folder written by `emolens train`")
+    parser.add_argument("runs", type=Path, nargs="+", help="run folder(s) of `emolens train` (several: an ensemble)")
     parser.add_argument("--shifts", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.8,1", help="comma-separated shifts")
     parser.add_argument("--val", type=Path, default=SHARED / "datasets" / "fer2013" / "val")
     parser.add_argument("--ckplus", type=Path, default=SHARED / "datasets" / "ckplus48")
@@ -37,23 +39,32 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    run = RunFolder(args.run)
-    config, spec = run.config(), run.spec()
-    weights = last_epoch_weights(run.checkpoint()) if args.last else run.best_weights
-    model = EmotionModel.from_network(spec, prepare_for_inference(build_model(spec, weights)))  # uncalibrated
+    runs = [RunFolder(path) for path in args.runs]
+    configs = [run.config() for run in runs]
+    config = configs[0]
+    if any((c["train_data"], c["targets"]) != (config["train_data"], config["targets"]) for c in configs):
+        parser.error("an ensemble's runs must share their training data and targets (one prior for the shift)")
     train = load_dataset(config["train_data"], "train", ferplus="auto")
     targets, kept = build_targets(train, config["targets"], original_weight=config.get("original_weight", 0.5))
     log_prior = np.log(np.clip(targets[kept].mean(0), 1e-6, None))
     val, ckplus = load_dataset(args.val, "val"), load_dataset(args.ckplus, "val", ferplus=None)
-    log_val = np.log(np.clip(predict_dataset(model, val), 1e-12, None))
-    log_ck = np.log(np.clip(predict_dataset(model, ckplus), 1e-12, None))
+    probabilities_val, probabilities_ck = [], []
+    for run in runs:
+        spec = run.spec()
+        weights = last_epoch_weights(run.checkpoint()) if args.last else run.best_weights
+        model = EmotionModel.from_network(spec, prepare_for_inference(build_model(spec, weights)))  # uncalibrated
+        probabilities_val.append(predict_dataset(model, val))
+        probabilities_ck.append(predict_dataset(model, ckplus))
+        print(f"{run.path} ({spec.name}, flip TTA {'on' if spec.tta else 'off'})")
+    log_val = np.log(np.clip(np.mean(probabilities_val, axis=0), 1e-12, None))
+    log_ck = np.log(np.clip(np.mean(probabilities_ck, axis=0), 1e-12, None))
 
     def shifted(log_p: np.ndarray, shift: float) -> np.ndarray:
         z = log_p + shift * log_prior
         e = np.exp(z - z.max(1, keepdims=True))
         return e / e.sum(1, keepdims=True)
 
-    print(f"{args.run} ({spec.name}, flip TTA {'on' if spec.tta else 'off'}); prior {np.round(np.exp(log_prior), 3)}")
+    print(f"prior {np.round(np.exp(log_prior), 3)}" + (f"; ensemble of {len(runs)} runs" if len(runs) > 1 else ""))
     names = list(spec.labels)
     print(
         "| prior shift | consensus accuracy | mean recall (consensus) | original accuracy | CK+ accuracy | "
