@@ -40,17 +40,18 @@ def main() -> None:
     args = parser.parse_args()
 
     runs = [RunFolder(path) for path in args.runs]
-    configs = [run.config() for run in runs]
+    configs, specs = [run.config() for run in runs], [run.spec() for run in runs]
     config = configs[0]
     if any((c["train_data"], c["targets"]) != (config["train_data"], config["targets"]) for c in configs):
         parser.error("an ensemble's runs must share their training data and targets (one prior for the shift)")
+    if any(spec.labels != specs[0].labels for spec in specs):
+        parser.error("an ensemble's runs must share their labels, in the same order")
     train = load_dataset(config["train_data"], "train", ferplus="auto")
     targets, kept = build_targets(train, config["targets"], original_weight=config.get("original_weight", 0.5))
     log_prior = np.log(np.clip(targets[kept].mean(0), 1e-6, None))
     val, ckplus = load_dataset(args.val, "val"), load_dataset(args.ckplus, "val", ferplus=None)
     probabilities_val, probabilities_ck = [], []
-    for run in runs:
-        spec = run.spec()
+    for run, spec in zip(runs, specs, strict=True):
         weights = last_epoch_weights(run.checkpoint()) if args.last else run.best_weights
         model = EmotionModel.from_network(spec, prepare_for_inference(build_model(spec, weights)))  # uncalibrated
         probabilities_val.append(predict_dataset(model, val))
@@ -65,7 +66,7 @@ def main() -> None:
         return e / e.sum(1, keepdims=True)
 
     print(f"prior {np.round(np.exp(log_prior), 3)}" + (f"; ensemble of {len(runs)} runs" if len(runs) > 1 else ""))
-    names = list(spec.labels)
+    names = list(specs[0].labels)
     print(
         "| prior shift | consensus accuracy | mean recall (consensus) | original accuracy | CK+ accuracy | "
         + " | ".join(f"{name} recall (consensus)" for name in names)
