@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import graphlib
 import re
 from pathlib import Path
 
@@ -44,22 +46,24 @@ def _package_of(path: Path) -> str:
     return ".".join(parts[:-1])
 
 
+def _absolute(node: ast.ImportFrom, package: str) -> str:
+    """The dotted module a ``from ... import`` statement in ``package`` reads from (relative levels resolved)."""
+    module = node.module or ""
+    if not node.level:
+        return module
+    base = package.split(".")
+    return ".".join([*base[: len(base) - (node.level - 1)], *([module] if module else [])])
+
+
 def _imported_modules(path: Path) -> list[str]:
     """Every module a source file imports, as absolute dotted names (relative imports resolved)."""
-    import ast
-
     package = _package_of(path)
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - (node.level - 1)]
-                found.append(".".join([*base, *([node.module] if node.module else [])]))
-            elif node.module:
-                found.append(node.module)
+        elif isinstance(node, ast.ImportFrom) and (node.level or node.module):
+            found.append(_absolute(node, package))
     return [name for name in found if name == "emolens" or name.startswith("emolens.")]
 
 
@@ -99,8 +103,6 @@ def test_no_source_file_is_longer_than_a_sitting() -> None:
 
 @pytest.mark.parametrize("package", ["serve", "_batch"])
 def test_functions_in_the_server_and_batch_are_short(package: str) -> None:
-    import ast
-
     long = []
     for path in sorted((SRC / package).rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -112,13 +114,10 @@ def test_functions_in_the_server_and_batch_are_short(package: str) -> None:
     assert long == [], f"functions over 60 lines (docstring aside): {long}"
 
 
-def _load_time_imports(path: Path) -> set[str]:
-    """The emolens modules a source file imports when it is loaded: module-level statements only, not
+def _load_time_imports(path: Path, modules: set[str]) -> set[str]:
+    """The emolens ``modules`` a source file imports when it is loaded: module-level statements only, not
     ``if TYPE_CHECKING:`` blocks nor imports inside functions (those run at call time)."""
-    import ast
-
-    package = _package_of(path) if path.name != "__init__.py" else _module_of(path)
-    modules = {_module_of(p) for p in _src_modules()}
+    package = _package_of(path)
     found: set[str] = set()
 
     def visit(statements: list[ast.stmt]) -> None:
@@ -133,10 +132,7 @@ def _load_time_imports(path: Path) -> set[str]:
             elif isinstance(node, ast.Import):
                 found.update(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom):
-                module = node.module or ""
-                if node.level:
-                    base = package.split(".")
-                    module = ".".join([*base[: len(base) - (node.level - 1)], *([module] if module else [])])
+                module = _absolute(node, package)
                 for alias in node.names:  # ``from pkg import submodule`` imports the submodule
                     found.add(f"{module}.{alias.name}" if f"{module}.{alias.name}" in modules else module)
 
@@ -153,26 +149,12 @@ def test_modules_load_without_import_cycles() -> None:
     """What a module imports at load time forms no cycle, so layers are real: a lower module reaches a
     higher one only at call time (e.g. ``AnalysisResult._repr_html_`` imports the HTML presenter when
     Jupyter asks for it; the presenters import the result types only for annotations)."""
-    graph = {_module_of(path): _load_time_imports(path) for path in _src_modules()}
-    cycles: list[list[str]] = []
-    state: dict[str, int] = {}  # 1: on the current path, 2: finished
-    path: list[str] = []
-
-    def visit(module: str) -> None:
-        state[module] = 1
-        path.append(module)
-        for target in sorted(graph[module]):
-            if state.get(target) == 1:
-                cycles.append([*path[path.index(target) :], target])
-            elif target not in state:
-                visit(target)
-        path.pop()
-        state[module] = 2
-
-    for module in sorted(graph):
-        if module not in state:
-            visit(module)
-    assert cycles == [], "import cycles at load time: " + "; ".join(" -> ".join(c) for c in cycles)
+    modules = {_module_of(path) for path in _src_modules()}
+    graph = {_module_of(path): _load_time_imports(path, modules) for path in _src_modules()}
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as error:
+        pytest.fail(f"import cycle at load time: {' -> '.join(error.args[1])}")
     # the presenters depend on the result types, never the reverse at load time
     presenters = {module for module in graph if module.rsplit(".", 1)[-1] in ("_display", "_rows")}
     assert len(presenters) == 2
