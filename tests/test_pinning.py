@@ -1,4 +1,4 @@
-"""Reproducible answers: results say which weights answered, and ``model="default@v2"`` keeps v2's answers."""
+"""Reproducible answers: results say which weights answered, and ``model="default@v3"`` keeps v3's answers."""
 
 from __future__ import annotations
 
@@ -21,6 +21,10 @@ from emolens.models import MODELS, PREVIOUS_MODELS, RELEASE_URL, released_weight
 from .conftest import fer_samples
 
 WEIGHTS = Path(emolens.__file__).parent / "models" / "weights"
+#: The release of ``default`` before the current one: it ships in the wheel.
+PREVIOUS = next(spec for spec in reversed(PREVIOUS_MODELS) if spec.name.startswith("default@"))
+PREVIOUS_FILE = PREVIOUS.weights[0].name
+PREVIOUS_CARD = PREVIOUS_FILE.removesuffix(".safetensors")
 
 
 @pytest.fixture(scope="module")
@@ -29,32 +33,43 @@ def crops(fer_val: Path) -> list[np.ndarray]:
     return [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files]
 
 
-def test_default_at_v2_works_offline_and_gives_v2s_answers(
+def test_the_previous_default_works_offline_and_gives_its_own_answers(
     empty_home: Path, monkeypatch: pytest.MonkeyPatch, crops: list[np.ndarray]
 ) -> None:
     monkeypatch.setenv("EMOLENS_OFFLINE", "1")
-    current, v2 = load_model("default"), load_model("default@v2")
+    assert PREVIOUS.weights[0].bundled
+    current, previous = load_model("default"), load_model(PREVIOUS.name)
     version = MODELS.get("default").version
-    assert version and version != "v2"
+    assert version and f"default@{version}" != PREVIOUS.name
     pinned_current = load_model(f"default@{version}")
-    assert v2.name == "default@v2" and v2.identity.startswith("emolens-consensus-default-v2@")
-    assert pinned_current.identity == current.identity != v2.identity
-    answers, v2_answers = current.predict(crops), v2.predict(crops)
-    assert np.abs(answers - v2_answers).max() > 0.01  # other weights, other answers
+    assert previous.name == PREVIOUS.name and previous.identity.startswith(f"{PREVIOUS_CARD}@")
+    assert pinned_current.identity == current.identity != previous.identity
+    answers, previous_answers = current.predict(crops), previous.predict(crops)
+    assert np.abs(answers - previous_answers).max() > 0.01  # other weights, other answers
     np.testing.assert_array_equal(pinned_current.predict(crops), answers)
     assert list(empty_home.iterdir()) == []  # nothing was fetched: the pinned version ships in the wheel
 
 
+def test_a_release_that_left_the_wheel_says_how_to_get_it(empty_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    downloaded = [spec for spec in PREVIOUS_MODELS if not spec.weights[0].bundled]
+    assert downloaded  # default@v2 left the wheel with v4
+    monkeypatch.setenv("EMOLENS_OFFLINE", "1")
+    for spec in downloaded:
+        with pytest.raises(WeightsError, match="emolens download"):
+            load_model(spec.name)
+        assert not (empty_home / spec.weights[0].name).exists()
+
+
 def test_a_results_identity_names_the_same_weights(photos: Path) -> None:
     image = photos / "group" / "multiface.jpg"
-    result = emolens.analyze(image, model="default@v2", detector="yunet")
-    assert (result.model, result.detector) == ("default@v2", "yunet")
-    sha = hashlib.sha256((WEIGHTS / "emolens-consensus-default-v2.safetensors").read_bytes()).hexdigest()
-    assert result.model_id == f"emolens-consensus-default-v2@{sha[:12]}"
+    result = emolens.analyze(image, model=PREVIOUS.name, detector="yunet")
+    assert (result.model, result.detector) == (PREVIOUS.name, "yunet")
+    sha = hashlib.sha256((WEIGHTS / PREVIOUS_FILE).read_bytes()).hexdigest()
+    assert result.model_id == f"{PREVIOUS_CARD}@{sha[:12]}"
     assert result.detector_id.startswith("yunet@") and len(result.detector_id) == len("yunet@") + 12
     data = json.loads(result.to_json())
     assert (data["model_id"], data["detector_id"]) == (result.model_id, result.detector_id)
-    for same in (result.model_id, "emolens-consensus-default-v2"):  # what a result says, or the card's name
+    for same in (result.model_id, PREVIOUS_CARD):  # what a result says, or the card's name
         again = emolens.analyze(image, model=same, detector="yunet")
         assert again.model_id == result.model_id
         assert [f.probabilities for f in again.faces] == [f.probabilities for f in result.faces]
@@ -93,6 +108,7 @@ def test_a_version_that_left_the_wheel_is_downloaded_by_hash(
     monkeypatch.setattr(emolens.models, "PREVIOUS_MODELS", (*PREVIOUS_MODELS, stand_in))
     monkeypatch.setenv("EMOLENS_MIRROR", serve(mirror))
 
+    assert emolens.download(["fast@v1"]) == [str(empty_home / asset.name)]  # as `emolens download fast@v1`
     downloaded = load_model("fast@v1")
     assert (empty_home / asset.name).is_file() and downloaded.identity == f"emolens-consensus-fast-v1@{sha[:12]}"
     np.testing.assert_array_equal(downloaded.predict(crops), load_model("fast@v2").predict(crops))

@@ -251,7 +251,7 @@ def _pinning_section(weights_dir: Path) -> list[str]:
     ]
     for pin, spec in sorted(model_versions().items()):
         card_file = weights_dir / spec.weights[0].name.replace(".safetensors", ".json")
-        accuracy = ""
+        accuracy = "in the changelog (card not in the wheel)"
         if card_file.exists():
             consensus = _record(card_file).metrics.default(spec.tta).consensus
             accuracy = f"{consensus.accuracy:.4f}" if consensus else ""

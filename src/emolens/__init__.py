@@ -165,19 +165,25 @@ def register_model(spec: ModelSpec, *, overwrite: bool = False) -> ModelSpec:
 
 
 def download(names: list[str] | None = None) -> list[str]:
-    """Fetch the weights of the named detectors/models (all when ``None``) for offline use.
+    """Fetch the weights of the named detectors/models (all registered ones when ``None``) for offline use.
 
-    Returns the local paths. Raises :class:`WeightsError` if a file cannot be fetched.
+    A name may also pin an earlier release (``"default@v2"``, or the ``model_id`` a result recorded): the
+    releases that have left the wheel are downloaded by hash. Returns the local paths. Raises
+    :class:`WeightsError` if a file cannot be fetched.
     """
     from .detectors import DETECTORS
-    from .models import MODELS
+    from .models import MODELS, model_versions, pinned_spec
     from .weights import fetch
 
     specs: list[DetectorSpec | ModelSpec] = [*DETECTORS.specs(), *MODELS.specs()]
     if names is not None:
         by_name = {spec.name: spec for spec in specs}
-        unknown = [n for n in names if n not in by_name]
-        if unknown:
-            raise UnknownNameError("detector or model", unknown[0], sorted(by_name))
-        specs = [by_name[n] for n in names]
+        chosen: list[DetectorSpec | ModelSpec] = []
+        for name in names:
+            try:
+                chosen.append(by_name[name] if name in by_name else pinned_spec(name))
+            except UnknownNameError:
+                known = sorted([*by_name, *model_versions()])
+                raise UnknownNameError("detector or model", name, known) from None
+        specs = chosen
     return [str(fetch(w)) for spec in specs for w in spec.weights]

@@ -183,7 +183,7 @@ class AnalysisResult:
         timings_ms: wall time per stage ("load", "detect", "classify", "total") in milliseconds.
         source: file path of the input, when it was given as a path.
         model_id: which weights answered: ``<weights file stem>@<first 12 hex digits of their sha256>``
-            (``"emolens-consensus-default-v3@8447c42cc853"``); pass it as ``model=`` to get the same answers
+            (``"emolens-consensus-default-v4@7ede1c68c5db"``); pass it as ``model=`` to get the same answers
             after an upgrade.
         detector_id: the detector likewise (``"yunet@8f2383e4dd3c"``; its name when it has no weights file).
     """

@@ -14,7 +14,7 @@ from ._common import (
 def register(sub: Any) -> None:
     """Add ``emolens download`` to the subcommands."""
     p = sub.add_parser("download", help="prefetch weights for offline use")
-    p.add_argument("names", nargs="*", metavar="NAME", help="detector or model names")
+    p.add_argument("names", nargs="*", metavar="NAME", help="detector or model names, or a pinned release (default@v2)")
     p.add_argument("--all", action="store_true", help="every registered detector and model")
     p.set_defaults(func=run)
 

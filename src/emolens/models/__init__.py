@@ -201,16 +201,16 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         ),
         options=_DEFAULT_OPTIONS,
         weights=_bundled(
-            "emolens-consensus-default-v3.safetensors",
-            "8447c42cc85351b0480bcf3c5f91ccb9de0ed6e20b0e9524c5314ed9fdd6dfbc",
+            "emolens-consensus-default-v4.safetensors",
+            "7ede1c68c5db82ca4654c34086d923bfc1137b472f579b61f731b6f09b05d699",
             _FERPLUS_LICENSE,
         ),
-        version="v3",
+        version="v4",
         license=_FERPLUS_LICENSE,
         tta=True,
         int8=_int8(
-            "emolens-consensus-default-v3-int8.onnx",
-            "4865d88559716d721462a26de024893483f1a55c497bd2795394a8cfc9473404",
+            "emolens-consensus-default-v4-int8.onnx",
+            "32e5536e7661f9ca5143a243a6a1eb084fd70bbe343f2fc48a384cd6d47f8019",
         ),
     ),
     ModelSpec(
@@ -304,9 +304,18 @@ PREVIOUS_MODELS: tuple[ModelSpec, ...] = (
     _previous(
         "default",
         "v2",
-        _bundled(
+        released_weights(
             "emolens-consensus-default-v2.safetensors",
             "238c8bc93ff3f69a4cb2c31b7b0ad02a260d70017223ca2f9a887fc0a7f2f4ea",
+            10_465_980,
+        ),
+    ),
+    _previous(
+        "default",
+        "v3",
+        _bundled(
+            "emolens-consensus-default-v3.safetensors",
+            "8447c42cc85351b0480bcf3c5f91ccb9de0ed6e20b0e9524c5314ed9fdd6dfbc",
             _FERPLUS_LICENSE,
         ),
     ),
