@@ -64,8 +64,9 @@ def _fastest_model(source: str | Path, device: torch.device, tta: bool | None) -
     spec = model_spec(source)
     if not spec.int8 or importlib.util.find_spec("onnxruntime") is None:
         return torch_model()
-    candidates = {"auto": torch_model, "int8": lambda: _int8_model(source, device, None)}
-    return pick_fastest(spec.identity, f"{spec.identity} vs {int8_spec(source).identity}", candidates)[1]
+    graph = _int8_of(spec)
+    candidates = {"auto": torch_model, "int8": lambda: _int8_model(graph, device)}
+    return pick_fastest(spec.identity, f"{spec.identity} vs {graph.identity}", candidates)[1]
 
 
 def int8_spec(source: str | Path) -> ModelSpec:
@@ -73,7 +74,10 @@ def int8_spec(source: str | Path) -> ModelSpec:
 
     Raises InvalidOptionError, naming the models that have one, when the model has none.
     """
-    spec = model_spec(source)
+    return _int8_of(model_spec(source))
+
+
+def _int8_of(spec: ModelSpec) -> ModelSpec:
     if not spec.int8:
         from . import MODELS
 
@@ -84,15 +88,8 @@ def int8_spec(source: str | Path) -> ModelSpec:
     return dataclasses.replace(spec, runtime="onnx", architecture="", weights=spec.int8, tta=False, options={})
 
 
-def _int8_model(source: str | Path, device: torch.device, tta: bool | None) -> EmotionModel:
-    """The int8 ONNX graph of a model that has one (TTA and calibration inside the graph)."""
-    graph = int8_spec(source)
-    if tta is not None:
-        raise InvalidOptionError(
-            f"the int8 graph of {graph.name!r} runs its default TTA ({'on' if model_spec(source).tta else 'off'}) "
-            "inside; leave tta unset, or use precision='float32' to choose",
-            option="tta",
-        )
+def _int8_model(graph: ModelSpec, device: torch.device) -> EmotionModel:
+    """A model's int8 ONNX graph (:func:`int8_spec`; TTA and calibration inside the graph)."""
     runtime = OnnxRuntime(graph, fetch(graph.weights[0]), device, precision="int8")
     return EmotionModel(graph, runtime, device=device)
 
@@ -127,7 +124,15 @@ def load_model(
     if precision == "fastest":
         return _fastest_model(source, torch_device, tta)
     if precision == "int8":
-        return _int8_model(source, torch_device, tta)
+        spec = model_spec(source)
+        graph = _int8_of(spec)
+        if tta is not None:
+            raise InvalidOptionError(
+                f"the int8 graph of {graph.name!r} runs its default TTA ({'on' if spec.tta else 'off'}) inside; "
+                "leave tta unset, or use precision='float32' to choose",
+                option="tta",
+            )
+        return _int8_model(graph, torch_device)
     spec, weights = resolve_model(source)
     temperatures = None
     identity = spec.identity

@@ -6,6 +6,7 @@ inference (:func:`predict_dataset`) that ``emolens evaluate`` and ``analyze()`` 
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import platform
@@ -155,7 +156,8 @@ def _measure(
     network = build_model(spec, weights_path)
     # Calibrate the mode analyze() uses by default: the TTA setting of the model the weights ship as.
     default_tta = (models.MODELS.get(registered_as) if registered_as in models.MODELS else spec).tta
-    shipped = EmotionModel.from_network(spec, prepare_for_inference(build_model(spec, weights_path)))
+    # Inference folds BatchNorm in place: a copy runs, the unfolded network is what gets saved.
+    shipped = EmotionModel.from_network(spec, prepare_for_inference(copy.deepcopy(network)))
     train = load_dataset(training.train_data, "train", size=spec.input_size)
     raw = {tta: predict_dataset(shipped.with_options(tta=tta, temperatures=()), val) for tta in (False, True)}
     # A model trained on the crowd's votes is calibrated against them; one trained on FER2013 labels, against those.
