@@ -236,7 +236,7 @@ def _pinning_section(weights_dir: Path) -> list[str]:
         "A name such as `default` follows the newest release. Every result records which weights answered "
         "(`model_id`: weights file and the first 12 hex digits of its sha256; `detector_id` likewise) in its JSON, "
         "DataFrame and batch table. To keep an earlier release's answers after an upgrade, pass "
-        '`model="default@v2"` (or the `model_id` a result recorded). The release before the current one ships '
+        '`model="default@v3"` (or the `model_id` a result recorded). The release before the current one ships '
         "in the wheel; older ones are downloaded by hash from the project's release assets, like any other "
         "weights file. What changed between releases, and by how much: the [changelog]"
         "(https://github.com/emolens/emolens/blob/main/CHANGELOG.md).\n",
