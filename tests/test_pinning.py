@@ -22,7 +22,7 @@ from .conftest import fer_samples
 
 WEIGHTS = Path(emolens.__file__).parent / "models" / "weights"
 #: The release of ``default`` before the current one: it ships in the wheel.
-PREVIOUS = next(spec for spec in reversed(PREVIOUS_MODELS) if spec.name.startswith("default@"))
+PREVIOUS = next(spec for spec in PREVIOUS_MODELS if spec.name.startswith("default@") and spec.weights[0].bundled)
 PREVIOUS_FILE = PREVIOUS.weights[0].name
 PREVIOUS_CARD = PREVIOUS_FILE.removesuffix(".safetensors")
 
@@ -48,6 +48,13 @@ def test_the_previous_default_works_offline_and_gives_its_own_answers(
     assert np.abs(answers - previous_answers).max() > 0.01  # other weights, other answers
     np.testing.assert_array_equal(pinned_current.predict(crops), answers)
     assert list(empty_home.iterdir()) == []  # nothing was fetched: the pinned version ships in the wheel
+
+
+@pytest.mark.parametrize("name", ["default@v0", "emolens-consensus-default-v2@000000000000"])
+def test_download_names_the_versions_of_an_unknown_pin(name: str) -> None:
+    with pytest.raises(UnknownNameError, match="default@v2") as unknown:
+        emolens.download([name])
+    assert "default@v3" in unknown.value.suggestions
 
 
 def test_a_release_that_left_the_wheel_says_how_to_get_it(empty_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

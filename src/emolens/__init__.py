@@ -167,8 +167,8 @@ def register_model(spec: ModelSpec, *, overwrite: bool = False) -> ModelSpec:
 def download(names: list[str] | None = None) -> list[str]:
     """Fetch the weights of the named detectors/models (all registered ones when ``None``) for offline use.
 
-    A name may also pin an earlier release (``"default@v2"``, or the ``model_id`` a result recorded): the
-    releases that have left the wheel are downloaded by hash. Returns the local paths. Raises
+    A name may also pin an earlier release (``"default@v2"``, or the ``model_id`` a float32 or bf16 result
+    recorded): the releases that have left the wheel are downloaded by hash. Returns the local paths. Raises
     :class:`WeightsError` if a file cannot be fetched.
     """
     from .detectors import DETECTORS
@@ -182,8 +182,8 @@ def download(names: list[str] | None = None) -> list[str]:
         for name in names:
             try:
                 chosen.append(by_name[name] if name in by_name else pinned_spec(name))
-            except UnknownNameError:
+            except UnknownNameError as unknown:  # the pins' suggestions (the versions of that name) are kept
                 known = sorted([*by_name, *model_versions()])
-                raise UnknownNameError("detector or model", name, known) from None
+                raise UnknownNameError("detector or model", name, known, unknown.suggestions or None) from None
         specs = chosen
     return [str(fetch(w)) for spec in specs for w in spec.weights]

@@ -179,7 +179,7 @@ class AnalysisResult:
         faces: analysed faces, largest first.
         image_width, image_height: size of the input image in pixels.
         detector: name of the detector actually used (``"none"`` when detection was skipped).
-        model: name of the emotion model used (``"default"``, or ``"default@v2"`` when pinned).
+        model: name of the emotion model used (``"default"``, or ``"default@v3"`` when pinned).
         timings_ms: wall time per stage ("load", "detect", "classify", "total") in milliseconds.
         source: file path of the input, when it was given as a path.
         model_id: which weights answered: ``<weights file stem>@<first 12 hex digits of their sha256>``

@@ -78,6 +78,7 @@ def int8_spec(source: str | Path) -> ModelSpec:
 
 
 def _int8_of(spec: ModelSpec) -> ModelSpec:
+    """:func:`int8_spec` of a spec already resolved."""
     if not spec.int8:
         from . import MODELS
 
