@@ -210,8 +210,7 @@ ONNX_SECTION = [
     "",
     "The number of calibration images was chosen per model on these rows (1024 first; 2048 where 1024 moved CK+ "
     "by more than 0.3 points; v4 kept v3's 2048), so CK+ and val are not independent of that choice. The float32 "
-    "graph differs "
-    "from the shipped card's numbers by a few faces because `analyze()` runs bf16 on CPUs that have it "
+    "graph differs from the shipped card's numbers by a few faces because `analyze()` runs bf16 on CPUs that have it "
     '(`precision="float32"` turns that off).',
     "",
     "What int8 buys depends on the CPU. On the AVX-512 BF16 + VNNI host of 2026-12-05 (`python benchmarks/speed.py`, "
