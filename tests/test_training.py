@@ -244,6 +244,49 @@ def test_an_exported_model_is_used_by_the_path_of_its_card(
         spec_from_card(tmp_path / "other.json")
 
 
+def test_a_teacher_trained_at_another_input_size(tiny: Path, tmp_path: Path, shared: Path) -> None:
+    """``--input-size 64`` trains, exports and analyses at 64x64, and teaches a 48x48 student."""
+    import dataclasses
+    import json
+
+    import torch
+    import torch.nn.functional as F
+
+    import emolens
+    from emolens._registry import InputSpec
+    from emolens.models import RunFolder
+    from emolens.training import Teachers, export_run
+
+    run = tmp_path / "run64"
+    result = train(dataclasses.replace(_config(tiny, run, epochs=1), model="fast", init="fast", input_size=64))
+    assert np.isfinite(result.history[0]["train_loss"])
+    assert json.loads((run / "config.json").read_text())["input_size"] == 64 and RunFolder(run).spec().input_size == 64
+    card = export_run(run, tmp_path / "out", "fast-64")
+    assert card.input.size == 64 and json.loads((tmp_path / "out" / "fast-64.json").read_text())["input_size"] == 64
+    faces = emolens.analyze(shared / "images" / "group" / "multiface.jpg", model=str(tmp_path / "out" / "fast-64.json"))
+    assert len(faces.faces) >= 5 and all(abs(sum(f.probabilities) - 1) < 1e-4 for f in faces.faces)
+
+    # a 48x48 student's batch reaches the 64x64 teacher resized, beside a 48x48 teacher that sees it as it is
+    student_input = MODELS.get("default").input
+    teachers = Teachers([str(run), "fast"], torch.device("cpu"), student_input=student_input)
+    assert teachers.sizes == [64, 48]
+    batch = torch.randn(4, 1, 48, 48)
+    alone = Teachers([str(run)], torch.device("cpu"), student_input=student_input)
+    resized = F.interpolate(batch, size=(64, 64), mode="bilinear", align_corners=False, antialias=True)
+    with torch.inference_mode():
+        expected = torch.softmax(alone.networks[0](resized).float() / 2.0, dim=1)
+    assert torch.allclose(alone.probabilities(batch, 2.0), expected, atol=1e-2)  # bf16 autocast where native
+    assert teachers.probabilities(batch, 2.0).shape == (4, 7)
+    student = dataclasses.replace(_config(tiny, tmp_path / "student", epochs=1), model="fast", teachers=(str(run),))
+    assert np.isfinite(train(student).history[0]["train_loss"])
+    with pytest.raises(InvalidOptionError, match="differs from the student's in size at most"):
+        Teachers(
+            [str(run)],
+            torch.device("cpu"),
+            student_input=InputSpec(size=48, color="rgb", mean=(0.5,) * 3, std=(0.5,) * 3),
+        )
+
+
 def test_a_finished_run_keeps_its_architecture_when_the_registry_changes(tiny: Path, tmp_path: Path) -> None:
     import dataclasses
     import json

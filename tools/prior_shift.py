@@ -49,13 +49,18 @@ def main() -> None:
     train = load_dataset(config["train_data"], "train", ferplus="auto")
     targets, kept = build_targets(train, config["targets"], original_weight=config.get("original_weight", 0.5))
     log_prior = np.log(np.clip(targets[kept].mean(0), 1e-6, None))
-    val, ckplus = load_dataset(args.val, "val"), load_dataset(args.ckplus, "val", ferplus=None)
+    # One copy of val and CK+ per input size among the runs (a 64x64 teacher beside 48x48 ones).
+    sized = {
+        size: (load_dataset(args.val, "val", size=size), load_dataset(args.ckplus, "val", ferplus=None, size=size))
+        for size in sorted({spec.input_size for spec in specs})
+    }
+    val, ckplus = sized[specs[0].input_size]  # the labels and votes are the same at every size
     probabilities_val, probabilities_ck = [], []
     for run, spec in zip(runs, specs, strict=True):
         weights = last_epoch_weights(run.checkpoint()) if args.last else run.best_weights
         model = EmotionModel.from_network(spec, prepare_for_inference(build_model(spec, weights)))  # uncalibrated
-        probabilities_val.append(predict_dataset(model, val))
-        probabilities_ck.append(predict_dataset(model, ckplus))
+        probabilities_val.append(predict_dataset(model, sized[spec.input_size][0]))
+        probabilities_ck.append(predict_dataset(model, sized[spec.input_size][1]))
         print(f"{run.path} ({spec.name}, flip TTA {'on' if spec.tta else 'off'})")
     log_val = np.log(np.clip(np.mean(probabilities_val, axis=0), 1e-12, None))
     log_ck = np.log(np.clip(np.mean(probabilities_ck, axis=0), 1e-12, None))

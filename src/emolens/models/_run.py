@@ -36,10 +36,13 @@ def run_spec(config: Mapping[str, Any]) -> ModelSpec:
 
     spec = MODELS.get(config["model"]) if not is_card_path(str(config["model"])) else spec_from_card(config["model"])
     labels = tuple(config.get("labels") or spec.labels)
+    size = config.get("input_size")
+    input_spec = dataclasses.replace(spec.input, size=int(size)) if size else spec.input
     if "architecture_options" in config:  # pinned when the run was trained: the registry may have moved on
-        return dataclasses.replace(spec, options=dict(config["architecture_options"]), weights=(), labels=labels)
-    overrides = config.get("model_options") or {}
-    return dataclasses.replace(spec, options={**spec.options, **overrides}, weights=(), labels=labels)
+        options = dict(config["architecture_options"])
+    else:
+        options = {**spec.options, **(config.get("model_options") or {})}
+    return dataclasses.replace(spec, options=options, weights=(), labels=labels, input=input_spec)
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,14 @@ class TrainConfig:
             metavar="JSON",
         ),
     )
+    input_size: int | None = _option(
+        None,
+        "--input-size",
+        "train at this input size (pixels per side) instead of the model's: images are resized to it, and "
+        "--init leaves tensors whose shape depends on it untrained",
+        type=positive_int,
+        metavar="PIXELS",
+    )
     epochs: int = _option(40, "--epochs", type=positive_int)
     batch_size: int = _option(64, "--batch-size", type=positive_int)
     optimizer: str = _option("sgd", "--optimizer", "Nesterov SGD or AdamW", choices=OPTIMIZERS)

@@ -2,7 +2,9 @@
 
 A teacher is a registered model name (``"default"``) or a run folder written by ``emolens train``
 (its ``best.safetensors``). Several teachers form an ensemble whose probabilities are averaged,
-which is how a single shipped model can learn from models too slow to ship.
+which is how a single shipped model can learn from models too slow to ship. A teacher may take
+another input size than its student (a 64x64 teacher for a 48x48 student): each sees the student's
+batch resized to its own size.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from .._registry import InputSpec
+from ..errors import InvalidOptionError
 from ..models import autocast_for
 from ._spec import load_trained
 
@@ -19,19 +23,53 @@ __all__ = ["Teachers", "distillation_loss"]
 
 
 class Teachers:
-    """An ensemble of frozen teachers whose temperature-softened probabilities are averaged."""
+    """An ensemble of frozen teachers whose temperature-softened probabilities are averaged.
 
-    def __init__(self, sources: Sequence[str], device: torch.device, *, amp: bool = True) -> None:
+    ``student_input`` is the input the batches are prepared for: a teacher must take the same colour
+    and normalisation (its size may differ), or it is refused here rather than taught from garbage.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[str],
+        device: torch.device,
+        *,
+        amp: bool = True,
+        student_input: InputSpec | None = None,
+    ) -> None:
         self.sources = tuple(sources)
         self.device = device
         self.amp = amp
-        self.networks = [load_trained(source, device)[1] for source in self.sources]
+        loaded = [load_trained(source, device) for source in self.sources]
+        for source, (spec, _) in zip(self.sources, loaded, strict=True):
+            other = spec.input
+            if student_input is not None and _normalisation(other) != _normalisation(student_input):
+                raise InvalidOptionError(
+                    f"teacher {source!r} takes {other.color} input normalised as {other.mean or 'per image'}, the "
+                    f"student {student_input.color} normalised as {student_input.mean or 'per image'}: distil from "
+                    "a teacher whose input differs from the student's in size at most",
+                    option="teacher",
+                )
+        self.networks = [network for _, network in loaded]
+        self.sizes = [spec.input.size for spec, _ in loaded]
 
     def probabilities(self, batch: torch.Tensor, temperature: float) -> torch.Tensor:
-        """Mean softmax(logits / temperature) of all teachers for a standardised batch."""
+        """Mean softmax(logits / temperature) of all teachers for a standardised batch (N, C, H, H)."""
+        probs = []
         with torch.inference_mode(), autocast_for(self.device, self.amp):
-            probs = [torch.softmax(net(batch).float() / temperature, dim=1) for net in self.networks]
+            for network, size in zip(self.networks, self.sizes, strict=True):
+                seen = batch if batch.shape[-1] == size else _resized(batch, size)
+                probs.append(torch.softmax(network(seen).float() / temperature, dim=1))
         return torch.stack(probs).mean(0).clone()  # clone: an ordinary tensor usable in autograd
+
+
+def _normalisation(spec: InputSpec) -> tuple[object, ...]:
+    return spec.color, spec.mean, spec.std
+
+
+def _resized(batch: torch.Tensor, size: int) -> torch.Tensor:
+    """The batch at ``size`` x ``size``, interpolated as preprocessing resizes a crop (area-like when shrinking)."""
+    return F.interpolate(batch.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float) -> torch.Tensor:

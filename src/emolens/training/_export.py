@@ -141,7 +141,8 @@ def recalibrate_card(card_path: str | Path) -> ModelCard:
     if old.record is None:
         raise DatasetError(f"{card_path} has no training record to measure again from (was it written by hand?)")
     training = old.record.training
-    spec = run_spec({**training.config, "labels": list(old.labels), "architecture_options": dict(old.options)})
+    pinned = {"labels": list(old.labels), "architecture_options": dict(old.options), "input_size": old.input.size}
+    spec = run_spec({**training.config, **pinned})
     half = old.record.weights_storage.startswith("float16")
     val = load_dataset(training.val_data, "val", size=spec.input_size)
     card = _measure(card_path.with_name(old.weights_file), spec, old.name, training, val, half=half)
