@@ -245,7 +245,7 @@ def test_an_exported_model_is_used_by_the_path_of_its_card(
 
 
 def test_a_teacher_trained_at_another_input_size(tiny: Path, tmp_path: Path, shared: Path) -> None:
-    """``--input-size 64`` trains, exports and analyses at 64x64, and teaches a 48x48 student."""
+    """``--input-size 64`` trains, exports and analyses at 64x64, and teaches a 48x48 student (with flip TTA)."""
     import dataclasses
     import json
 
@@ -277,7 +277,15 @@ def test_a_teacher_trained_at_another_input_size(tiny: Path, tmp_path: Path, sha
         expected = torch.softmax(alone.networks[0](resized).float() / 2.0, dim=1)
     assert torch.allclose(alone.probabilities(batch, 2.0), expected, atol=1e-2)  # bf16 autocast where native
     assert teachers.probabilities(batch, 2.0).shape == (4, 7)
-    student = dataclasses.replace(_config(tiny, tmp_path / "student", epochs=1), model="fast", teachers=(str(run),))
+    mirrored = Teachers([str(run)], torch.device("cpu"), student_input=student_input, tta=True)
+    with torch.inference_mode():
+        both = mirrored.networks[0](torch.cat([resized, resized.flip(-1)])).float()
+    expected = torch.softmax((both[:4] + both[4:]) / 2 / 2.0, dim=1)  # mean of the two views' logits, at T=2
+    assert torch.allclose(mirrored.probabilities(batch, 2.0), expected, atol=1e-2)
+    assert not torch.allclose(mirrored.probabilities(batch, 2.0), alone.probabilities(batch, 2.0), atol=1e-4)
+    student = dataclasses.replace(
+        _config(tiny, tmp_path / "student", epochs=1), model="fast", teachers=(str(run),), teacher_tta=True
+    )
     assert np.isfinite(train(student).history[0]["train_loss"])
     with pytest.raises(InvalidOptionError, match="differs from the student's in size at most"):
         Teachers(

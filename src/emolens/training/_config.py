@@ -110,6 +110,12 @@ class TrainConfig:
         action="append",
         metavar="MODEL_OR_RUN",
     )
+    teacher_tta: bool = _option(
+        False,
+        "--teacher-tta",
+        "teachers average their logits on each batch and its mirror image (flip TTA, as they are scored)",
+        action="store_true",
+    )
     distill_weight: float = _option(0.5, "--distill-weight", "weight of the distillation loss", type=unit_interval)
     distill_temperature: float = _option(
         2.0, "--distill-temperature", "softening temperature for distillation", type=float

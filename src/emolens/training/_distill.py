@@ -27,6 +27,8 @@ class Teachers:
 
     ``student_input`` is the input the batches are prepared for: a teacher must take the same colour
     and normalisation (its size may differ), or it is refused here rather than taught from garbage.
+    ``tta`` averages each teacher's logits on the batch and its mirror image, as emolens scores a
+    model with flip TTA (one more teacher forward pass per step).
     """
 
     def __init__(
@@ -36,10 +38,12 @@ class Teachers:
         *,
         amp: bool = True,
         student_input: InputSpec | None = None,
+        tta: bool = False,
     ) -> None:
         self.sources = tuple(sources)
         self.device = device
         self.amp = amp
+        self.tta = tta
         loaded = [load_trained(source, device) for source in self.sources]
         for source, (spec, _) in zip(self.sources, loaded, strict=True):
             other = spec.input
@@ -59,7 +63,12 @@ class Teachers:
         with torch.inference_mode(), autocast_for(self.device, self.amp):
             for network, size in zip(self.networks, self.sizes, strict=True):
                 seen = batch if batch.shape[-1] == size else _resized(batch, size)
-                probs.append(torch.softmax(network(seen).float() / temperature, dim=1))
+                if self.tta:
+                    both = network(torch.cat([seen, seen.flip(-1)])).float()
+                    logits = (both[: len(seen)] + both[len(seen) :]) / 2
+                else:
+                    logits = network(seen).float()
+                probs.append(torch.softmax(logits / temperature, dim=1))
         return torch.stack(probs).mean(0).clone()  # clone: an ordinary tensor usable in autograd
 
 

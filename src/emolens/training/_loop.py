@@ -274,7 +274,9 @@ def _build(cfg: TrainConfig, data: _Data, rank: int, world: int) -> _Run:
         cfg.optimizer, network.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
     )
     scheduler = build_schedule(cfg.schedule, optimizer, lr=cfg.lr, total_steps=cfg.epochs * data.steps_per_epoch)
-    teachers = Teachers(cfg.teachers, device, amp=cfg.amp, student_input=data.spec.input) if cfg.teachers else None
+    teachers = None
+    if cfg.teachers:
+        teachers = Teachers(cfg.teachers, device, amp=cfg.amp, student_input=data.spec.input, tta=cfg.teacher_tta)
     model: nn.Module = network
     if world > 1:
         model = DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None)
