@@ -277,16 +277,23 @@ def test_a_teacher_trained_at_another_input_size(tiny: Path, tmp_path: Path, sha
         expected = torch.softmax(alone.networks[0](resized).float() / 2.0, dim=1)
     assert torch.allclose(alone.probabilities(batch, 2.0), expected, atol=1e-2)  # bf16 autocast where native
     assert teachers.probabilities(batch, 2.0).shape == (4, 7)
-    mirrored = Teachers([str(run)], torch.device("cpu"), student_input=student_input, tta=True)
+    # --teacher-tta mirrors the teachers whose model ships with flip TTA (default), not the others (fast's run)
+    mirrored = Teachers([str(run), "default"], torch.device("cpu"), student_input=student_input, tta=True)
+    assert mirrored.mirrored == [False, True] and MODELS.get("default").tta and not MODELS.get("fast").tta
+    plain = Teachers(["default"], torch.device("cpu"), student_input=student_input)
     with torch.inference_mode():
-        both = mirrored.networks[0](torch.cat([resized, resized.flip(-1)])).float()
-    expected = torch.softmax((both[:4] + both[4:]) / 2 / 2.0, dim=1)  # mean of the two views' logits, at T=2
-    assert torch.allclose(mirrored.probabilities(batch, 2.0), expected, atol=1e-2)
-    assert not torch.allclose(mirrored.probabilities(batch, 2.0), alone.probabilities(batch, 2.0), atol=1e-4)
+        both = plain.networks[0](torch.cat([batch, batch.flip(-1)])).float()
+    expected_default = torch.softmax((both[:4] + both[4:]) / 2 / 2.0, dim=1)  # mean of the two views' logits, T=2
+    assert torch.allclose(mirrored.probabilities(batch, 2.0), (expected + expected_default) / 2, atol=1e-2)
+    assert not torch.allclose(plain.probabilities(batch, 2.0), expected_default, atol=1e-4)
     student = dataclasses.replace(
         _config(tiny, tmp_path / "student", epochs=1), model="fast", teachers=(str(run),), teacher_tta=True
     )
     assert np.isfinite(train(student).history[0]["train_loss"])
+    with pytest.raises(InvalidOptionError, match="--teacher-tta needs at least one --teacher"):
+        dataclasses.replace(_config(tiny, tmp_path / "x", epochs=1), teacher_tta=True)
+    with pytest.raises(InvalidOptionError, match="input size 16 is smaller than the 32 pixels that 5 stages halve"):
+        train(dataclasses.replace(_config(tiny, tmp_path / "x", epochs=1), model="fast", input_size=16))
     with pytest.raises(InvalidOptionError, match="differs from the student's in size at most"):
         Teachers(
             [str(run)],
@@ -330,6 +337,7 @@ def test_resume_accepts_checkpoints_from_before_new_options(tiny: Path, tmp_path
     train(_config(tiny, tmp_path, epochs=2), stop_after=1)
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     newer = ("teachers", "distill_weight", "distill_temperature", "optimizer", "schedule", "skip_unreadable")
+    newer += ("input_size", "teacher_tta")
     for key in newer:  # options an older emolens did not write
         del state["config"][key]
     torch.save(state, tmp_path / "checkpoint.pt")

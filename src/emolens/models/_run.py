@@ -26,11 +26,12 @@ __all__ = ["RunFolder", "last_epoch_weights", "run_spec"]
 
 
 def run_spec(config: Mapping[str, Any]) -> ModelSpec:
-    """The spec a training run trains: ``config["model"]``'s spec with the run's architecture options and labels.
+    """The spec a training run trains: ``config["model"]``'s spec with the run's architecture options,
+    labels and input size (``--input-size``, else the model's).
 
     ``config`` is a run's configuration (``dataclasses.asdict(TrainConfig)`` or a run folder's
-    ``config.json``). A run folder pins the options it was trained with (``architecture_options``)
-    and its labels, so it keeps its architecture when the registered model later changes.
+    ``config.json``). A run folder pins the options it was trained with (``architecture_options``),
+    its labels and its input size, so it keeps its architecture when the registered model later changes.
     """
     from . import MODELS
 
@@ -130,7 +131,7 @@ class RunFolder:
     def training_config(self, checkpoint: Mapping[str, Any]) -> dict[str, Any]:
         """The run's options as its checkpoint recorded them, with the architecture and labels it pinned."""
         pinned = self.config() if self.config_file.is_file() else {}
-        keep = ("architecture_options", "labels")
+        keep = ("architecture_options", "labels", "input_size")
         return {**checkpoint["config"], **{key: pinned[key] for key in keep if key in pinned}}
 
     def epochs(self) -> list[dict[str, float]]:

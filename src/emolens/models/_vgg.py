@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..errors import InvalidOptionError
+
 __all__ = ["VGGNet"]
 
 
@@ -49,6 +51,12 @@ class VGGNet(nn.Module):
             layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
         side = input_size // 2 ** len(widths)
+        if side < 1:
+            raise InvalidOptionError(
+                f"input size {input_size} is smaller than the {2 ** len(widths)} pixels that {len(widths)} stages "
+                "halve: use a larger input or fewer stages",
+                option="input-size",
+            )
         self.classifier = nn.Sequential(
             nn.Flatten(),
             nn.Dropout(dropout),

@@ -14,7 +14,7 @@ from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any
 
 from .._argtypes import json_object, positive_int, unit_interval
-from ..errors import UnknownNameError
+from ..errors import InvalidOptionError, UnknownNameError
 
 __all__ = [
     "DEFAULT_LR",
@@ -113,7 +113,7 @@ class TrainConfig:
     teacher_tta: bool = _option(
         False,
         "--teacher-tta",
-        "teachers average their logits on each batch and its mirror image (flip TTA, as they are scored)",
+        "teachers whose model ships with flip TTA average their logits on each batch and its mirror image",
         action="store_true",
     )
     distill_weight: float = _option(0.5, "--distill-weight", "weight of the distillation loss", type=unit_interval)
@@ -187,6 +187,12 @@ class TrainConfig:
             object.__setattr__(self, "lr", DEFAULT_LR[self.optimizer])
         if self.weight_decay is None:
             object.__setattr__(self, "weight_decay", DEFAULT_WEIGHT_DECAY[self.optimizer])
+        if self.input_size is not None and not 8 <= self.input_size <= 1024:
+            raise InvalidOptionError(
+                f"--input-size must be from 8 to 1024 pixels, got {self.input_size}", option="input-size"
+            )
+        if self.teacher_tta and not self.teachers:
+            raise InvalidOptionError("--teacher-tta needs at least one --teacher", option="teacher-tta")
         object.__setattr__(self, "teachers", tuple(self.teachers))
 
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .._registry import InputSpec
 from ..errors import InvalidOptionError
-from ..models import autocast_for
+from ..models import predict_logits
 from ._spec import load_trained
 
 __all__ = ["Teachers", "distillation_loss"]
@@ -27,8 +27,8 @@ class Teachers:
 
     ``student_input`` is the input the batches are prepared for: a teacher must take the same colour
     and normalisation (its size may differ), or it is refused here rather than taught from garbage.
-    ``tta`` averages each teacher's logits on the batch and its mirror image, as emolens scores a
-    model with flip TTA (one more teacher forward pass per step).
+    ``tta`` averages the logits on the batch and its mirror image for each teacher whose model ships
+    with flip TTA, as emolens scores it (one more forward pass of that teacher per step).
     """
 
     def __init__(
@@ -49,26 +49,21 @@ class Teachers:
             other = spec.input
             if student_input is not None and _normalisation(other) != _normalisation(student_input):
                 raise InvalidOptionError(
-                    f"teacher {source!r} takes {other.color} input normalised as {other.mean or 'per image'}, the "
-                    f"student {student_input.color} normalised as {student_input.mean or 'per image'}: distil from "
-                    "a teacher whose input differs from the student's in size at most",
+                    f"teacher {source!r} takes {other.describe()} input, the student {student_input.describe()}: "
+                    "distil from a teacher whose input differs from the student's in size at most",
                     option="teacher",
                 )
         self.networks = [network for _, network in loaded]
         self.sizes = [spec.input.size for spec, _ in loaded]
+        self.mirrored = [tta and spec.tta for spec, _ in loaded]
 
     def probabilities(self, batch: torch.Tensor, temperature: float) -> torch.Tensor:
         """Mean softmax(logits / temperature) of all teachers for a standardised batch (N, C, H, H)."""
         probs = []
-        with torch.inference_mode(), autocast_for(self.device, self.amp):
-            for network, size in zip(self.networks, self.sizes, strict=True):
-                seen = batch if batch.shape[-1] == size else _resized(batch, size)
-                if self.tta:
-                    both = network(torch.cat([seen, seen.flip(-1)])).float()
-                    logits = (both[: len(seen)] + both[len(seen) :]) / 2
-                else:
-                    logits = network(seen).float()
-                probs.append(torch.softmax(logits / temperature, dim=1))
+        for network, size, mirrored in zip(self.networks, self.sizes, self.mirrored, strict=True):
+            seen = batch if batch.shape[-1] == size else _resized(batch, size)
+            logits = predict_logits(network, seen, tta=mirrored, amp=self.amp)
+            probs.append(torch.softmax(logits / temperature, dim=1))
         return torch.stack(probs).mean(0).clone()  # clone: an ordinary tensor usable in autograd
 
 

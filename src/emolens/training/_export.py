@@ -7,6 +7,7 @@ inference (:func:`predict_dataset`) that ``emolens evaluate`` and ``analyze()`` 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import json
 import platform
@@ -141,8 +142,8 @@ def recalibrate_card(card_path: str | Path) -> ModelCard:
     if old.record is None:
         raise DatasetError(f"{card_path} has no training record to measure again from (was it written by hand?)")
     training = old.record.training
-    pinned = {"labels": list(old.labels), "architecture_options": dict(old.options), "input_size": old.input.size}
-    spec = run_spec({**training.config, **pinned})
+    pinned = {"labels": list(old.labels), "architecture_options": dict(old.options)}
+    spec = dataclasses.replace(run_spec({**training.config, **pinned}), input=old.input)  # the card's input, whole
     half = old.record.weights_storage.startswith("float16")
     val = load_dataset(training.val_data, "val", size=spec.input_size)
     card = _measure(card_path.with_name(old.weights_file), spec, old.name, training, val, half=half)
