@@ -1,4 +1,4 @@
-"""Reproducible answers: results say which weights answered, and ``model="default@v3"`` keeps v3's answers."""
+"""Reproducible answers: results say which weights answered, and ``model="default@v4"`` keeps v4's answers."""
 
 from __future__ import annotations
 
@@ -54,12 +54,12 @@ def test_the_previous_default_works_offline_and_gives_its_own_answers(
 def test_download_names_the_versions_of_an_unknown_pin(name: str) -> None:
     with pytest.raises(UnknownNameError, match="default@v2") as unknown:
         emolens.download([name])
-    assert "default@v3" in unknown.value.suggestions
+    assert "default@v3" in unknown.value.suggestions and "default@v4" in unknown.value.suggestions
 
 
 def test_a_release_that_left_the_wheel_says_how_to_get_it(empty_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     downloaded = [spec for spec in PREVIOUS_MODELS if not spec.weights[0].bundled]
-    assert downloaded  # default@v2 left the wheel with v4
+    assert downloaded  # default@v2 left the wheel with v4, default@v3 with v5
     monkeypatch.setenv("EMOLENS_OFFLINE", "1")
     for spec in downloaded:
         with pytest.raises(WeightsError, match="emolens download"):

@@ -166,7 +166,7 @@ def test_models_say_what_this_server_really_has(server: str, seeded_home: Path) 
     """Offline, a model whose weights are not here is listed as unavailable, and asking for it says so
     without the server's paths or operator instructions."""
     models = {m["name"]: m for m in httpx.get(f"{server}/v1/models").json()["models"]}
-    assert models["fast"]["available"] and models["default@v3"]["available"]  # the previous release is bundled
+    assert models["fast"]["available"] and models["default@v4"]["available"]  # the previous release is bundled
     assert not models["default@v2"]["available"]  # an older one is downloaded by hash, and never was here
     assert not models["hsemotion-b0-va"]["available"]  # not downloaded: the tests never reach the network
     assert models["default"]["identity"].startswith("emolens-consensus-default-v") and models["default"]["version"]

@@ -253,7 +253,7 @@ def test_a_teacher_trained_at_another_input_size(tiny: Path, tmp_path: Path, sha
     import torch.nn.functional as F
 
     import emolens
-    from emolens._registry import InputSpec
+    from emolens import InputSpec
     from emolens.models import RunFolder
     from emolens.training import Teachers, export_run
 

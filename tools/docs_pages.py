@@ -178,7 +178,7 @@ def render_models_page() -> str:
 ONNX_SECTION = [
     "\n## Deploying without emolens (ONNX)\n",
     "`emolens export MODEL --onnx --out DIR --name NAME` (or `emolens.models.export_onnx`) writes any emolens "
-    "model (a registered name, a pin such as `default@v3`, a card or a run folder) as `NAME.onnx` plus its card "
+    "model (a registered name, a pin such as `default@v4`, a card or a run folder) as `NAME.onnx` plus its card "
     "`NAME.json`. The graph takes the normalised batch `input` (N, channels, size, size) that the card's `input` "
     "describes (emolens' own models: the face crop as 48x48 grayscale, scaled to [0, 1], then standardised per "
     "image: minus its mean, divided by its sample standard deviation (N - 1) plus 0.001) and returns calibrated "
@@ -196,20 +196,23 @@ ONNX_SECTION = [
     "is built by `python -m tools.quantize MODEL --images N`: the graph above, then ONNX Runtime's static "
     "quantization (QDQ; int8 weights per channel, uint8 activations, percentile ranges from N FER2013 training "
     "images, the same number per class). It ships only within 0.3 points of the float32 graph on val consensus "
-    "and CK+ (`tests/test_onnx.py` checks the shipped files). Measured by that command (2026-12-05, AMD EPYC, "
-    "AVX-512 BF16 + VNNI; `default` v4's rows from the session that shipped it, the 1024-image row from v3's):",
+    "and CK+ (`tests/test_onnx.py` checks the shipped files). Measured by that command (AMD EPYC, AVX-512 BF16 + "
+    "VNNI; `default` v5's rows on 2026-12-06 in the session that shipped it, `fast`'s on 2026-12-05):",
     "",
     "| model | graph | val consensus | val original | CK+ |",
     "|---|---|---|---|---|",
-    "| `default` | float32 | 83.81 % | 62.69 % | 78.21 % |",
-    "| `default` | int8, 2048 images (ships) | 83.69 % | 62.66 % | 78.43 % |",
-    "| `default` v3 | int8, 1024 images (float32: 83.41 %, CK+ 77.56 %) | 83.44 % | 62.78 % | 77.89 % |",
+    "| `default` | float32 | 84.15 % | 62.50 % | 78.96 % |",
+    "| `default` | int8, 1024 images | 84.21 % | 62.69 % | 79.72 % |",
+    "| `default` | int8, 2048 images | 84.12 % | 62.50 % | 79.29 % |",
+    "| `default` | int8, 2048 images, min-max ranges | 84.15 % | 62.64 % | 79.40 % |",
+    "| `default` | int8, 4096 images (ships) | 84.06 % | 62.64 % | 79.07 % |",
     "| `fast` | float32 | 78.70 % | 62.39 % | 77.02 % |",
     "| `fast` | int8, 1024 images (ships) | 78.52 % | 62.39 % | 77.24 % |",
     "| `fast` | int8, 2048 images | 78.49 % | 62.41 % | 77.45 % |",
     "",
-    "The number of calibration images was chosen per model on these rows (1024 first; 2048 where 1024 moved CK+ "
-    "by more than 0.3 points; v4 kept v3's 2048), so CK+ and val are not independent of that choice. The float32 "
+    "The number of calibration images was chosen per model on these rows (1024 first, then more where CK+ moved "
+    "by more than 0.3 points: for `default` v5 every setting but 4096 images moved it by 0.3-0.8 points, always "
+    "upwards), so CK+ and val are not independent of that choice. The float32 "
     "graph differs from the shipped card's numbers by a few faces because `analyze()` runs bf16 on CPUs that have it "
     '(`precision="float32"` turns that off).',
     "",
@@ -236,7 +239,7 @@ def _pinning_section(weights_dir: Path) -> list[str]:
         "A name such as `default` follows the newest release. Every result records which weights answered "
         "(`model_id`: weights file and the first 12 hex digits of its sha256; `detector_id` likewise) in its JSON, "
         "DataFrame and batch table. To keep an earlier release's answers after an upgrade, pass "
-        '`model="default@v3"` (or the `model_id` a result recorded). The release before the current one ships '
+        '`model="default@v4"` (or the `model_id` a result recorded). The release before the current one ships '
         "in the wheel; older ones are downloaded by hash from the project's release assets, like any other "
         "weights file. What changed between releases, and by how much: the [changelog]"
         "(https://github.com/emolens/emolens/blob/main/CHANGELOG.md).\n",

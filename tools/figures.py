@@ -323,7 +323,7 @@ def tradeoff_chart() -> None:
                     (p["ckplus"], p["consensus"]),
                     fontsize=7.5,
                     weight="bold",
-                    xytext=(6, 4),
+                    xytext=(6, -12) if family == "default" else (6, 4),  # default and large ship close together
                     textcoords="offset points",
                 )
     for family, colour in colours.items():

@@ -179,11 +179,11 @@ class AnalysisResult:
         faces: analysed faces, largest first.
         image_width, image_height: size of the input image in pixels.
         detector: name of the detector actually used (``"none"`` when detection was skipped).
-        model: name of the emotion model used (``"default"``, or ``"default@v3"`` when pinned).
+        model: name of the emotion model used (``"default"``, or ``"default@v4"`` when pinned).
         timings_ms: wall time per stage ("load", "detect", "classify", "total") in milliseconds.
         source: file path of the input, when it was given as a path.
         model_id: which weights answered: ``<weights file stem>@<first 12 hex digits of their sha256>``
-            (``"emolens-consensus-default-v4@7ede1c68c5db"``); pass it as ``model=`` to get the same answers
+            (``"emolens-consensus-default-v5@1bf7de45b8de"``); pass it as ``model=`` to get the same answers
             after an upgrade.
         detector_id: the detector likewise (``"yunet@8f2383e4dd3c"``; its name when it has no weights file).
     """

@@ -204,16 +204,16 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         ),
         options=_DEFAULT_OPTIONS,
         weights=_bundled(
-            "emolens-consensus-default-v4.safetensors",
-            "7ede1c68c5db82ca4654c34086d923bfc1137b472f579b61f731b6f09b05d699",
+            "emolens-consensus-default-v5.safetensors",
+            "1bf7de45b8de761d034140d0af2512ba1685e694bc65f41a289f73f18acd57e3",
             _FERPLUS_LICENSE,
         ),
-        version="v4",
+        version="v5",
         license=_FERPLUS_LICENSE,
         tta=True,
         int8=_int8(
-            "emolens-consensus-default-v4-int8.onnx",
-            "32e5536e7661f9ca5143a243a6a1eb084fd70bbe343f2fc48a384cd6d47f8019",
+            "emolens-consensus-default-v5-int8.onnx",
+            "89dcdee37baec5daa9bf37d7f8ef653fe9563aa7c38bda68c8a3ca2427f1fed7",
         ),
     ),
     ModelSpec(
@@ -316,9 +316,18 @@ PREVIOUS_MODELS: tuple[ModelSpec, ...] = (
     _previous(
         "default",
         "v3",
-        _bundled(
+        released_weights(
             "emolens-consensus-default-v3.safetensors",
             "8447c42cc85351b0480bcf3c5f91ccb9de0ed6e20b0e9524c5314ed9fdd6dfbc",
+            10_465_980,
+        ),
+    ),
+    _previous(
+        "default",
+        "v4",
+        _bundled(
+            "emolens-consensus-default-v4.safetensors",
+            "7ede1c68c5db82ca4654c34086d923bfc1137b472f579b61f731b6f09b05d699",
             _FERPLUS_LICENSE,
         ),
     ),

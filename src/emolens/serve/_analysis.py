@@ -69,7 +69,7 @@ _BATCH_BODY = {
 # Query parameters of both analysis endpoints.
 DetectorQuery = Annotated[str | None, Query(description="Detector name, 'auto' or 'none' (default: the server's)")]
 ModelQuery = Annotated[
-    str | None, Query(description="Model name, or a pinned version such as 'default@v3' (default: the server's)")
+    str | None, Query(description="Model name, or a pinned version such as 'default@v4' (default: the server's)")
 ]
 FallbackQuery = Annotated[bool, Query(description="Classify the whole image when no face is found")]
 MinFaceQuery = Annotated[int | None, Query(ge=0, le=100_000, description="Ignore faces smaller than this (pixels)")]

@@ -73,7 +73,7 @@ class AnalysisResultModel(_Strict):
     source: str | None = Field(description="File path of the input when given as a path; null over HTTP.")
     image: ImageSizeModel
     detector: str = Field(description="Detector actually used ('none' when detection was skipped).")
-    model: str = Field(description="Emotion model used ('default', or 'default@v3' when pinned).")
+    model: str = Field(description="Emotion model used ('default', or 'default@v4' when pinned).")
     detector_id: str = Field(
         description="Which detector answered: '<name>@<first 12 hex digits of its weights' sha256>'."
     )

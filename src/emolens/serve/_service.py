@@ -103,7 +103,7 @@ class Service:
     # --- names a client may use -------------------------------------------------------------
     @staticmethod
     def model_specs() -> dict[str, ModelSpec]:
-        """Registered models and every pinned version (``default@v3``), by the name a request uses."""
+        """Registered models and every pinned version (``default@v4``), by the name a request uses."""
         return {**{spec.name: spec for spec in MODELS.specs()}, **model_versions()}
 
     def model_names(self) -> list[str]:
