@@ -175,7 +175,7 @@ class ModelSpec:
     or ``"onnx"`` (an ONNX graph run by onnxruntime: ``emolens[onnx]``). ``labels`` is the order
     of the model's outputs (any distinct names; the canonical ones are in :mod:`emolens.labels`).
     With ``valence_arousal=True`` the model outputs two more values after the logits, valence and
-    arousal in [-1, 1]. ``version`` tells releases of the same name apart (``"v3"``): ``model="default@v4"``
+    arousal in [-1, 1]. ``version`` tells releases of the same name apart (``"v4"``): ``model="default@v4"``
     picks an earlier one (see :data:`emolens.models.PREVIOUS_MODELS`). ``int8`` is an int8 ONNX graph of
     the same weights (TTA and calibration inside), run by ``load_model(..., precision="int8")``.
     """
