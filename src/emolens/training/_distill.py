@@ -43,7 +43,6 @@ class Teachers:
         self.sources = tuple(sources)
         self.device = device
         self.amp = amp
-        self.tta = tta
         loaded = [load_trained(source, device) for source in self.sources]
         for source, (spec, _) in zip(self.sources, loaded, strict=True):
             other = spec.input
