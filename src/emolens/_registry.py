@@ -85,6 +85,10 @@ class DetectorSpec:
         return f"{self.name}@{self.weights[0].sha256[:IDENTITY_DIGITS]}"
 
 
+#: The face-crop sizes, in pixels, an :class:`InputSpec` (and ``emolens train --input-size``) accepts.
+MIN_INPUT_SIZE, MAX_INPUT_SIZE = 8, 1024
+
+
 @dataclass(frozen=True, slots=True)
 class InputSpec:
     """What an emotion model takes as input, so one preprocessing function serves training and inference.
@@ -102,8 +106,11 @@ class InputSpec:
     margin: float = 0.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.size, int) or not 8 <= self.size <= 1024:
-            raise InvalidOptionError(f"input size must be an integer from 8 to 1024, got {self.size!r}", option="input")
+        if not isinstance(self.size, int) or not MIN_INPUT_SIZE <= self.size <= MAX_INPUT_SIZE:
+            raise InvalidOptionError(
+                f"input size must be an integer from {MIN_INPUT_SIZE} to {MAX_INPUT_SIZE}, got {self.size!r}",
+                option="input",
+            )
         if self.color not in ("gray", "rgb"):
             raise InvalidOptionError(f"input color must be 'gray' or 'rgb', got {self.color!r}", option="input")
         if (self.mean is None) != (self.std is None):

@@ -14,6 +14,7 @@ from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any
 
 from .._argtypes import json_object, positive_int, unit_interval
+from .._registry import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 from ..errors import InvalidOptionError, UnknownNameError
 
 __all__ = [
@@ -187,9 +188,10 @@ class TrainConfig:
             object.__setattr__(self, "lr", DEFAULT_LR[self.optimizer])
         if self.weight_decay is None:
             object.__setattr__(self, "weight_decay", DEFAULT_WEIGHT_DECAY[self.optimizer])
-        if self.input_size is not None and not 8 <= self.input_size <= 1024:
+        if self.input_size is not None and not MIN_INPUT_SIZE <= self.input_size <= MAX_INPUT_SIZE:
             raise InvalidOptionError(
-                f"--input-size must be from 8 to 1024 pixels, got {self.input_size}", option="input-size"
+                f"--input-size must be from {MIN_INPUT_SIZE} to {MAX_INPUT_SIZE} pixels, got {self.input_size}",
+                option="input-size",
             )
         if self.teacher_tta and not self.teachers:
             raise InvalidOptionError("--teacher-tta needs at least one --teacher", option="teacher-tta")
