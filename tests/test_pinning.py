@@ -16,7 +16,8 @@ import pytest
 import emolens
 from emolens import load_model
 from emolens.errors import InvalidOptionError, UnknownNameError, WeightsError
-from emolens.models import MODELS, PREVIOUS_MODELS, RELEASE_URL, released_weights
+from emolens.models import MODELS, PREVIOUS_MODELS, RELEASE_URL, ModelCard, released_weights
+from emolens.training import evaluate_model
 
 from .conftest import fer_samples
 
@@ -93,9 +94,25 @@ def test_every_previous_version_is_named_and_built_like_its_model(spec: emolens.
     name, _, version = spec.name.partition("@")
     current = MODELS.get(name)
     assert spec.version == version and version != current.version
-    assert (spec.architecture, spec.labels, spec.input) == (current.architecture, current.labels, current.input)
+    assert (spec.architecture, spec.labels) == (current.architecture, current.labels)
     weights = spec.weights[0]
     assert weights.bundled or weights.urls == (f"{RELEASE_URL}/{weights.name}",)
+    if weights.bundled:  # the release's own input (large@v1 read 48x48 crops, large@v2 64x64), as its card records
+        assert spec.input == ModelCard.read(WEIGHTS / Path(weights.name).with_suffix(".json")).input
+
+
+@pytest.mark.slow
+def test_a_release_read_at_another_input_size_keeps_its_own_answers(fer_val: Path) -> None:
+    """large v2 reads 64x64 crops; large@v1 still reads 48x48 ones and reproduces its card on val."""
+    previous = next(spec for spec in PREVIOUS_MODELS if spec.name == "large@v1")
+    assert (previous.input.size, MODELS.get("large").input.size) == (48, 64)
+    assert load_model("large@v1").input_size == 48 and load_model("large").input_size == 64
+    card = json.loads((WEIGHTS / previous.weights[0].name).with_suffix(".json").read_text())
+    evaluation, _, _ = evaluate_model("large@v1", str(fer_val))
+    assert evaluation.consensus is not None
+    measured = card["metrics"]["val_tta"]
+    assert evaluation.accuracy == pytest.approx(measured["accuracy"], abs=0.002)
+    assert evaluation.consensus.accuracy == pytest.approx(measured["consensus"]["accuracy"], abs=0.002)
 
 
 def test_a_version_that_left_the_wheel_is_downloaded_by_hash(

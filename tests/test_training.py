@@ -344,6 +344,33 @@ def test_resume_accepts_checkpoints_from_before_new_options(tiny: Path, tmp_path
     assert len(train(_config(tiny, tmp_path, epochs=2), resume=True).history) == 2
 
 
+def test_a_run_from_before_input_sizes_keeps_reading_48x48(tiny: Path, tmp_path: Path) -> None:
+    """`large` reads 64x64 crops since v2: a `large` run that pinned no input size was trained at 48x48, and
+    loads, resumes and exports at 48x48; a new run without --input-size follows the registry."""
+    import dataclasses
+    import json
+
+    import torch
+
+    from emolens import load_model
+    from emolens.models import RunFolder, run_spec
+
+    assert run_spec(dataclasses.asdict(_config(tiny, tmp_path / "new", epochs=1, model="large"))).input_size == 64
+    old = _config(tiny, tmp_path / "old", epochs=2, model="large", input_size=48)
+    train(old, stop_after=1)
+    config_file, checkpoint_file = tmp_path / "old" / "config.json", tmp_path / "old" / "checkpoint.pt"
+    config = json.loads(config_file.read_text())
+    del config["input_size"]  # as an emolens from before --input-size wrote them
+    config_file.write_text(json.dumps(config))
+    state = torch.load(checkpoint_file, weights_only=True)
+    del state["config"]["input_size"], state["config"]["teacher_tta"]
+    torch.save(state, checkpoint_file)
+    assert RunFolder(tmp_path / "old").spec().input_size == 48
+    resumed = train(dataclasses.replace(old, input_size=None), resume=True)
+    assert len(resumed.history) == 2 and json.loads(config_file.read_text())["input_size"] == 48
+    assert load_model(str(tmp_path / "old")).input_size == 48
+
+
 def test_unknown_class_folder_is_rejected(tmp_path: Path) -> None:
     (tmp_path / "happy").mkdir()
     (tmp_path / "bored").mkdir()

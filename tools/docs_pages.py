@@ -180,8 +180,9 @@ ONNX_SECTION = [
     "`emolens export MODEL --onnx --out DIR --name NAME` (or `emolens.models.export_onnx`) writes any emolens "
     "model (a registered name, a pin such as `default@v4`, a card or a run folder) as `NAME.onnx` plus its card "
     "`NAME.json`. The graph takes the normalised batch `input` (N, channels, size, size) that the card's `input` "
-    "describes (emolens' own models: the face crop as 48x48 grayscale, scaled to [0, 1], then standardised per "
-    "image: minus its mean, divided by its sample standard deviation (N - 1) plus 0.001) and returns calibrated "
+    "describes (emolens' own models: the face crop as grayscale at the model's size, 48x48, or 64x64 for `large`, "
+    "scaled to [0, 1], then standardised per image: minus its mean, divided by its sample standard deviation "
+    "(N - 1) plus 0.001) and returns calibrated "
     "log-probabilities `log_probabilities` (N, labels): flip TTA (where the model runs it) and the per-class "
     "temperatures are inside the graph, so `softmax` (or `exp`) of the output is emolens' answer. The card loads "
     'in emolens as an ONNX model (`model="DIR/NAME.json"`). `tests/test_onnx.py` exports every bundled model '

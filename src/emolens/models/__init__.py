@@ -170,6 +170,7 @@ _LARGE_OPTIONS = {"widths": (64, 128, 256, 512), "convs_per_stage": (2, 2, 2, 2)
 _FAST_OPTIONS = {"widths": (16, 32, 64, 128, 256), "convs_per_stage": (1, 1, 2, 2, 1), "dropout": 0.25}
 _DEFAULT_TEXT = "VGG-style CNN (a full-resolution stem conv, then 4 stages of 64-512 channels; 2.6M params)"
 _LARGE_TEXT = "Wide VGG-style CNN (4 stages of 64-512 channels, 2 convs each; 5.9M params)"
+_LARGE_64_TEXT = "Wide VGG-style CNN reading 64x64 crops (4 stages of 64-512 channels, 2 convs each; 6.8M params)"
 _FAST_TEXT = "Small VGG-style CNN (5 stages, 16-256 channels, 0.65M params)"
 
 
@@ -238,16 +239,17 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="large",
         description=(
-            f"{_LARGE_TEXT} trained by emolens on the FER+ crowd votes: the most accurate model, about 4x "
+            f"{_LARGE_64_TEXT} trained by emolens on the FER+ crowd votes: the most accurate model, about 7x "
             "slower than default; the teacher for distilling smaller ones."
         ),
         options=_LARGE_OPTIONS,
+        input=InputSpec(size=64),
         weights=_bundled(
-            "emolens-consensus-large-v1.safetensors",
-            "8a12316dcb92494654f2fd092128bb1bdc1560948b4e1fc1f28d1d672c36553f",
+            "emolens-consensus-large-v2.safetensors",
+            "68037ed42ea8c396054c0dfff54272689697e4a5ccfdf28dcbe993456bf51c90",
             _FERPLUS_LICENSE,
         ),
-        version="v1",
+        version="v2",
         license=_FERPLUS_LICENSE,
         tta=True,
     ),
@@ -288,13 +290,17 @@ def released_weights(name: str, sha256: str, size: int, license: str = _FERPLUS_
     return (WeightsFile(name=name, sha256=sha256, urls=(f"{RELEASE_URL}/{name}",), size=size, license=license),)
 
 
-def _previous(name: str, version: str, weights: tuple[WeightsFile, ...]) -> ModelSpec:
+def _previous(
+    name: str, version: str, weights: tuple[WeightsFile, ...], input_spec: InputSpec | None = None
+) -> ModelSpec:
+    """``<name>@<version>``: today's spec of ``name`` with that release's weights (and input, where it differed)."""
     current = next(spec for spec in BUILTIN_MODELS if spec.name == name)
     return replace(
         current,
         name=f"{name}@{version}",
         version=version,
         weights=weights,
+        input=input_spec or current.input,
         int8=(),  # the int8 graph is the current release's
         description=f"{name} as released in {version} (pinned: its answers do not change when {name} does)",
     )
@@ -302,7 +308,7 @@ def _previous(name: str, version: str, weights: tuple[WeightsFile, ...]) -> Mode
 
 #: Earlier versions of built-in models, named ``<name>@<version>`` (``model="default@v2"``). The release
 #: before the current one ships in the wheel; older ones are downloaded by hash (:func:`released_weights`).
-#: A version whose architecture differs from today's gives its own options here.
+#: A version whose input size differs from today's gives its own :class:`InputSpec` here.
 PREVIOUS_MODELS: tuple[ModelSpec, ...] = (
     _previous(
         "default",
@@ -330,6 +336,16 @@ PREVIOUS_MODELS: tuple[ModelSpec, ...] = (
             "7ede1c68c5db82ca4654c34086d923bfc1137b472f579b61f731b6f09b05d699",
             _FERPLUS_LICENSE,
         ),
+    ),
+    _previous(
+        "large",
+        "v1",
+        _bundled(
+            "emolens-consensus-large-v1.safetensors",
+            "8a12316dcb92494654f2fd092128bb1bdc1560948b4e1fc1f28d1d672c36553f",
+            _FERPLUS_LICENSE,
+        ),
+        input_spec=InputSpec(size=48),  # v1 read 48x48 crops, v2 reads 64x64
     ),
     _previous(
         "fast",

@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 
 __all__ = ["RunFolder", "last_epoch_weights", "run_spec"]
 
+#: What every built-in model read before runs recorded their input size (``emolens train --input-size``).
+LEGACY_INPUT_SIZE = 48
+#: What a run folder's ``config.json`` pins when training starts, so it keeps its network when the registry moves on.
+PINNED = ("architecture_options", "labels", "input_size")
+
 
 def run_spec(config: Mapping[str, Any]) -> ModelSpec:
     """The spec a training run trains: ``config["model"]``'s spec with the run's architecture options,
@@ -33,11 +38,13 @@ def run_spec(config: Mapping[str, Any]) -> ModelSpec:
     ``config.json``). A run folder pins the options it was trained with (``architecture_options``),
     its labels and its input size, so it keeps its architecture when the registered model later changes.
     """
-    from . import MODELS
+    from . import BUILTIN_MODELS, MODELS
 
     spec = MODELS.get(config["model"]) if not is_card_path(str(config["model"])) else spec_from_card(config["model"])
     labels = tuple(config.get("labels") or spec.labels)
     size = config.get("input_size")
+    if "input_size" not in config and any(config["model"] == builtin.name for builtin in BUILTIN_MODELS):
+        size = LEGACY_INPUT_SIZE  # a run from before --input-size: large reads 64x64 since v2, such runs read 48x48
     input_spec = dataclasses.replace(spec.input, size=int(size)) if size else spec.input
     if "architecture_options" in config:  # pinned when the run was trained: the registry may have moved on
         options = dict(config["architecture_options"])
@@ -130,9 +137,18 @@ class RunFolder:
 
     def training_config(self, checkpoint: Mapping[str, Any]) -> dict[str, Any]:
         """The run's options as its checkpoint recorded them, with the architecture and labels it pinned."""
+        return self.with_pinned(checkpoint["config"])
+
+    def with_pinned(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` with the architecture, labels and input size this run pinned when it started.
+
+        A run from before runs pinned their input size keeps none, so :func:`run_spec` reads it as such.
+        """
         pinned = self.config() if self.config_file.is_file() else {}
-        keep = ("architecture_options", "labels", "input_size")
-        return {**checkpoint["config"], **{key: pinned[key] for key in keep if key in pinned}}
+        merged = {**options, **{key: pinned[key] for key in PINNED if key in pinned}}
+        if pinned and "input_size" not in pinned:
+            merged.pop("input_size", None)
+        return merged
 
     def epochs(self) -> list[dict[str, float]]:
         """The epoch log (one row per finished epoch, with its ``seconds``); empty for a run not started."""

@@ -186,7 +186,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     rank, world = _init_distributed()
     folder = RunFolder(cfg.out_dir)
     folder.path.mkdir(parents=True, exist_ok=True)
-    data = _setup(cfg, folder, rank, world)
+    data = _setup(cfg, folder, rank, world, resume=resume and folder.checkpoint_file.exists())
     run = _build(cfg, data, rank, world)
     fingerprint = data.train.fingerprint()
     if resume and folder.checkpoint_file.exists():
@@ -210,9 +210,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     return TrainResult(run.best_epoch, run.best_acc, folder.best_weights, run.history, elapsed, data.select)
 
 
-def _setup(cfg: TrainConfig, folder: RunFolder, rank: int, world: int) -> _Data:
-    """Read the data, turn labels or votes into targets, and write the run's config (process 0)."""
-    spec = run_spec(asdict(cfg))
+def _setup(cfg: TrainConfig, folder: RunFolder, rank: int, world: int, *, resume: bool) -> _Data:
+    """Read the data, turn labels or votes into targets, and write the run's config (process 0).
+
+    A resumed run keeps the network it started with (:meth:`RunFolder.with_pinned`), whatever the registry says now.
+    """
+    spec = run_spec(folder.with_pinned(asdict(cfg)) if resume else asdict(cfg))
     # Votes are read for training only when the targets use them, so a model trained on the original
     # labels keeps the data fingerprint it always had.
     train_votes = None if cfg.targets == "original" else cfg.ferplus_train or AUTO
