@@ -16,7 +16,7 @@ import pytest
 import emolens
 from emolens import load_model
 from emolens.errors import InvalidOptionError, UnknownNameError, WeightsError
-from emolens.models import MODELS, PREVIOUS_MODELS, RELEASE_URL, ModelCard, released_weights
+from emolens.models import MODELS, PREVIOUS_MODELS, RELEASE_URL, ModelCard, released_weights, run_spec
 from emolens.training import evaluate_model
 
 from .conftest import fer_samples
@@ -97,8 +97,26 @@ def test_every_previous_version_is_named_and_built_like_its_model(spec: emolens.
     assert (spec.architecture, spec.labels) == (current.architecture, current.labels)
     weights = spec.weights[0]
     assert weights.bundled or weights.urls == (f"{RELEASE_URL}/{weights.name}",)
-    if weights.bundled:  # the release's own input (large@v1 read 48x48 crops, large@v2 64x64), as its card records
+    if weights.bundled:  # the release's own input (large@v1 reads 48x48 crops), as its card records
         assert spec.input == ModelCard.read(WEIGHTS / Path(weights.name).with_suffix(".json")).input
+    else:  # no card in the wheel: a release that left it read what today's release reads
+        assert spec.input == current.input
+
+
+@pytest.mark.parametrize("name", [spec.name for spec in MODELS.specs() if spec.weights and spec.weights[0].bundled])
+def test_every_bundled_model_reads_the_input_its_card_records(name: str) -> None:
+    spec = MODELS.get(name)
+    card = ModelCard.read(WEIGHTS / Path(spec.weights[0].name).with_suffix(".json"))
+    assert spec.input == card.input and spec.weights[0].sha256 == card.weights_sha256
+
+
+def test_a_run_folders_input_size() -> None:
+    """--input-size when given; the registered model's without it; 48x48 for a run folder of a built-in model
+    written before runs recorded their input size (large reads 64x64 since v2)."""
+    assert run_spec({"model": "large", "input_size": 80}).input_size == 80
+    assert run_spec({"model": "large", "input_size": None}).input_size == MODELS.get("large").input_size == 64
+    assert run_spec({"model": "large"}).input_size == 48
+    assert run_spec({"model": "fast"}).input_size == 48
 
 
 @pytest.mark.slow

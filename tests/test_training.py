@@ -354,6 +354,7 @@ def test_a_run_from_before_input_sizes_keeps_reading_48x48(tiny: Path, tmp_path:
 
     from emolens import load_model
     from emolens.models import RunFolder, run_spec
+    from emolens.training import export_run
 
     assert run_spec(dataclasses.asdict(_config(tiny, tmp_path / "new", epochs=1, model="large"))).input_size == 64
     old = _config(tiny, tmp_path / "old", epochs=2, model="large", input_size=48)
@@ -366,9 +367,14 @@ def test_a_run_from_before_input_sizes_keeps_reading_48x48(tiny: Path, tmp_path:
     del state["config"]["input_size"], state["config"]["teacher_tta"]
     torch.save(state, checkpoint_file)
     assert RunFolder(tmp_path / "old").spec().input_size == 48
+    assert load_model(str(tmp_path / "old")).input_size == 48
+    export_run(str(tmp_path / "old"), str(tmp_path / "out"), name="old-large", last_epoch=True)
+    assert json.loads((tmp_path / "out" / "old-large.json").read_text())["input"]["size"] == 48
     resumed = train(dataclasses.replace(old, input_size=None), resume=True)
     assert len(resumed.history) == 2 and json.loads(config_file.read_text())["input_size"] == 48
-    assert load_model(str(tmp_path / "old")).input_size == 48
+    config_file.unlink()  # nothing left says which network the checkpoint holds: refused, not guessed
+    with pytest.raises(WeightsError, match=r"config\.json"):
+        train(dataclasses.replace(old, epochs=3, input_size=None), resume=True)
 
 
 def test_unknown_class_folder_is_rejected(tmp_path: Path) -> None:

@@ -21,6 +21,8 @@ from .labels import FER2013, LabelSet, label_set
 
 __all__ = [
     "IDENTITY_DIGITS",
+    "MAX_INPUT_SIZE",
+    "MIN_INPUT_SIZE",
     "ArchitectureSpec",
     "DetectorSpec",
     "InputSpec",

@@ -300,7 +300,7 @@ def _previous(
         name=f"{name}@{version}",
         version=version,
         weights=weights,
-        input=input_spec or current.input,
+        input=input_spec if input_spec is not None else current.input,
         int8=(),  # the int8 graph is the current release's
         description=f"{name} as released in {version} (pinned: its answers do not change when {name} does)",
     )

@@ -32,7 +32,9 @@ PINNED = ("architecture_options", "labels", "input_size")
 
 def run_spec(config: Mapping[str, Any]) -> ModelSpec:
     """The spec a training run trains: ``config["model"]``'s spec with the run's architecture options,
-    labels and input size (``--input-size``, else the model's).
+    labels and input size: ``input_size`` when set; the registered model's when it is ``None`` (a run
+    without ``--input-size``); :data:`LEGACY_INPUT_SIZE` for a built-in model when the key is absent (a
+    run folder written before runs recorded their input size, when every built-in model read 48x48).
 
     ``config`` is a run's configuration (``dataclasses.asdict(TrainConfig)`` or a run folder's
     ``config.json``). A run folder pins the options it was trained with (``architecture_options``),
@@ -109,7 +111,7 @@ class RunFolder:
         return config
 
     def spec(self) -> ModelSpec:
-        """The spec the run trains (its pinned architecture and labels), named after the folder."""
+        """The spec the run trains (its pinned architecture, labels and input size), named after the folder."""
         if not self.is_finished():
             raise WeightsError(
                 f"{str(self.path)!r} is not a finished `emolens train` run folder (it needs {self.CONFIG} and "
@@ -136,13 +138,14 @@ class RunFolder:
         return state
 
     def training_config(self, checkpoint: Mapping[str, Any]) -> dict[str, Any]:
-        """The run's options as its checkpoint recorded them, with the architecture and labels it pinned."""
+        """The run's options as its checkpoint recorded them, with the architecture, labels and input size it pinned."""
         return self.with_pinned(checkpoint["config"])
 
     def with_pinned(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """``options`` with the architecture, labels and input size this run pinned when it started.
 
-        A run from before runs pinned their input size keeps none, so :func:`run_spec` reads it as such.
+        A run from before runs pinned their input size keeps no ``input_size`` key, so :func:`run_spec`
+        reads it as :data:`LEGACY_INPUT_SIZE`.
         """
         pinned = self.config() if self.config_file.is_file() else {}
         merged = {**options, **{key: pinned[key] for key in PINNED if key in pinned}}

@@ -30,7 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .._registry import ModelSpec
-from ..errors import DatasetError
+from ..errors import DatasetError, WeightsError
 from ..labels import LabelSet
 from ..models import (
     EmotionModel,
@@ -186,10 +186,17 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     rank, world = _init_distributed()
     folder = RunFolder(cfg.out_dir)
     folder.path.mkdir(parents=True, exist_ok=True)
-    data = _setup(cfg, folder, rank, world, resume=resume and folder.checkpoint_file.exists())
+    resuming = resume and folder.checkpoint_file.exists()
+    if resuming and not folder.config_file.is_file():
+        raise WeightsError(
+            f"{folder.path} has a checkpoint but no {folder.CONFIG}, which says which network the run trains "
+            "(architecture, labels, input size); restore it, or start a new run in another --out folder",
+            filename=folder.CONFIG,
+        )
+    data = _setup(cfg, folder, rank, world, resume=resuming)
     run = _build(cfg, data, rank, world)
     fingerprint = data.train.fingerprint()
-    if resume and folder.checkpoint_file.exists():
+    if resuming:
         _resume(run, cfg, folder, world, fingerprint, rank)
 
     session_start = time.perf_counter()
