@@ -53,10 +53,15 @@ def test_train_logs_checkpoints_and_exports(tiny: Path, tmp_path: Path, monkeypa
     assert len(result.history) == 1 and 0 <= result.best_val_accuracy <= 1
 
 
-@pytest.mark.parametrize(("optimizer", "schedule"), [("sgd", "onecycle"), ("adamw", "cosine")])
-def test_resume_continues_bit_for_bit(tiny: Path, tmp_path: Path, optimizer: str, schedule: str) -> None:
+@pytest.mark.parametrize(
+    ("optimizer", "schedule", "mixing"),
+    [("sgd", "onecycle", {}), ("adamw", "cosine", {"mixup": 0.2, "cutmix": 1.0})],
+)
+def test_resume_continues_bit_for_bit(
+    tiny: Path, tmp_path: Path, optimizer: str, schedule: str, mixing: dict[str, float]
+) -> None:
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    options = {"optimizer": optimizer, "schedule": schedule}
+    options: dict[str, Any] = {"optimizer": optimizer, "schedule": schedule, **mixing}
     config = _config(tiny, straight, epochs=2, **options)
     result = train(config)
     assert config.lr is not None and result.history[-1]["lr"] < 0.02 * config.lr  # both schedules end near zero
@@ -72,6 +77,32 @@ def test_resume_continues_bit_for_bit(tiny: Path, tmp_path: Path, optimizer: str
     with pytest.raises(InvalidOptionError, match="different configuration"):
         other = "sgd" if optimizer == "adamw" else "adamw"
         train(_config(tiny, resumed, epochs=2, optimizer=other, schedule=schedule), resume=True)
+
+
+@pytest.mark.parametrize("mixer", ["mixup", "cutmix"])
+def test_mixed_images_learn_the_mixed_targets(mixer: str) -> None:
+    """Image i is filled with the value i and its target is class i: after mixing, each image's mean value
+    must equal the expected class of its new target, so pixels and targets were mixed in the same proportion."""
+    import torch
+
+    from emolens import training
+
+    mix = getattr(training, mixer)
+    images = torch.arange(7, dtype=torch.float32).view(7, 1, 1, 1).expand(7, 1, 48, 48).contiguous()
+    targets = torch.eye(7)
+    gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    moved = 0
+    for _ in range(20):
+        mixed, mixed_targets = mix(images, targets, 1.0, gen)
+        assert mixed.shape == images.shape and mixed_targets.shape == targets.shape
+        assert torch.allclose(mixed_targets.sum(1), torch.ones(7))
+        expected = mixed_targets @ torch.arange(7, dtype=torch.float32)
+        assert torch.allclose(mixed.mean((1, 2, 3)), expected, atol=1e-5)
+        moved += int((mixed != images).any())
+    assert moved >= 15  # it mixes (a Beta(1, 1) weight is rarely so close to 1 that nothing changes)
+    if mixer == "cutmix":  # a pasted box: every pixel comes from one of the two images, unblended
+        assert set(torch.unique(mixed).tolist()) <= set(range(7))
 
 
 def test_resume_refuses_changed_training_data(tiny: Path, tmp_path: Path) -> None:
@@ -124,6 +155,40 @@ def test_optimizer_defaults_and_names(capsys: pytest.CaptureFixture[str]) -> Non
     assert "{" + ",".join(OPTIMIZERS) + "}" in text and "{" + ",".join(SCHEDULES) + "}" in text
     for name in OPTIMIZERS:
         assert f"{DEFAULT_LR[name]} for {name}" in text and f"{DEFAULT_WEIGHT_DECAY[name]} for {name}" in text
+
+
+def test_a_shipped_model_becomes_its_unshifted_teacher_again(tiny: Path, tmp_path: Path) -> None:
+    """tools/unshift.py takes a prior-shifted float16 export back to the run's own scores: the weights of an
+    export without the shift, to float16 rounding, and a card that says so and loads."""
+    import argparse
+
+    from tools.prior_shift import _member
+    from tools.unshift import unshift
+
+    from emolens.models import ModelCard
+    from emolens.training import export_run
+    from emolens.weights import sha256_of
+
+    run = tmp_path / "run"
+    train(_config(tiny, run, epochs=1))
+    export_run(run, tmp_path / "plain", "plain", last_epoch=True)
+    export_run(run, tmp_path / "shipped", "shipped", last_epoch=True, prior_shift=0.5, half=True)
+    teacher = unshift(tmp_path / "shipped" / "shipped.json", tmp_path / "teacher", "teacher")
+    plain = load_file(str(tmp_path / "plain" / "plain.safetensors"))
+    shipped = load_file(str(tmp_path / "shipped" / "shipped.safetensors"))
+    unshifted = load_file(str(tmp_path / "teacher" / "teacher.safetensors"))
+    assert plain.keys() == unshifted.keys() and all(unshifted[k].dtype == plain[k].dtype for k in plain)
+    assert max(float(np.abs(shipped[k].astype(np.float32) - plain[k]).max()) for k in plain) > 0.1  # it was shifted
+    assert all(np.allclose(unshifted[k], plain[k], rtol=1e-3, atol=5e-3) for k in plain)  # and is no longer
+    assert teacher.record is not None and teacher.record.training.prior_shift is None
+    assert teacher.record.weights_storage == "float32" and "tools/unshift.py" in teacher.record.training.note
+    card = ModelCard.read(tmp_path / "teacher" / "teacher.json")
+    assert card.weights_sha256 == sha256_of(tmp_path / "teacher" / "teacher.safetensors")  # measured, not stale
+    # tools/prior_shift scores the unshifted card beside run folders, and refuses a shifted one
+    config, spec, weights = _member(tmp_path / "teacher" / "teacher.json", False, argparse.ArgumentParser())
+    assert config["train_data"] == str(tiny) and spec.input_size == 48 and Path(str(weights)).is_file()
+    with pytest.raises(SystemExit):
+        _member(tmp_path / "shipped" / "shipped.json", False, argparse.ArgumentParser())
 
 
 def test_distillation_from_a_model_and_a_run_folder(tiny: Path, tmp_path: Path) -> None:

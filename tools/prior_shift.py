@@ -2,6 +2,10 @@
 
     python -m tools.prior_shift RUN [RUN ...] --shifts 0.3,0.4,0.5 [--val DIR] [--ckplus DIR] [--last]
 
+A RUN is a run folder of ``emolens train`` or an unshifted exported card (``<name>.json``, e.g. a teacher
+written by ``emolens export RUN --last-epoch`` or ``python -m tools.unshift``): the card's weights stand in
+for the run's, and its recorded training configuration for the folder's.
+
 For each shift T, the run's best weights score ``softmax(log p + T x log(prior))`` (what
 ``emolens export --prior-shift T`` bakes into the output bias; the prior is the mean training target)
 on FER2013 val (consensus accuracy, mean recall on the consensus labels, original-label accuracy)
@@ -16,10 +20,21 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from emolens.models import EmotionModel, RunFolder, build_model, last_epoch_weights, prepare_for_inference
+from emolens.models import (
+    EmotionModel,
+    ModelCard,
+    ModelSpec,
+    NetworkWeights,
+    RunFolder,
+    build_model,
+    last_epoch_weights,
+    prepare_for_inference,
+    spec_from_card,
+)
 from emolens.training import build_targets, load_dataset, predict_dataset, score
 
 from .testdata import SHARED
@@ -27,7 +42,9 @@ from .testdata import SHARED
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", type=Path, nargs="+", help="run folder(s) of `emolens train` (several: an ensemble)")
+    parser.add_argument(
+        "runs", type=Path, nargs="+", help="run folder(s) of `emolens train` or exported cards (several: an ensemble)"
+    )
     parser.add_argument("--shifts", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.8,1", help="comma-separated shifts")
     parser.add_argument("--val", type=Path, default=SHARED / "datasets" / "fer2013" / "val")
     parser.add_argument("--ckplus", type=Path, default=SHARED / "datasets" / "ckplus48")
@@ -39,8 +56,8 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    runs = [RunFolder(path) for path in args.runs]
-    configs, specs = [run.config() for run in runs], [run.spec() for run in runs]
+    members = [_member(path, args.last, parser) for path in args.runs]
+    configs, specs = [config for config, _, _ in members], [spec for _, spec, _ in members]
     config = configs[0]
     if any((c["train_data"], c["targets"]) != (config["train_data"], config["targets"]) for c in configs):
         parser.error("an ensemble's runs must share their training data and targets (one prior for the shift)")
@@ -56,12 +73,11 @@ def main() -> None:
     }
     val, ckplus = sized[specs[0].input_size]  # the labels and votes are the same at every size
     probabilities_val, probabilities_ck = [], []
-    for run, spec in zip(runs, specs, strict=True):
-        weights = last_epoch_weights(run.checkpoint()) if args.last else run.best_weights
+    for path, (_, spec, weights) in zip(args.runs, members, strict=True):
         model = EmotionModel.from_network(spec, prepare_for_inference(build_model(spec, weights)))  # uncalibrated
         probabilities_val.append(predict_dataset(model, sized[spec.input_size][0]))
         probabilities_ck.append(predict_dataset(model, sized[spec.input_size][1]))
-        print(f"{run.path} ({spec.name}, flip TTA {'on' if spec.tta else 'off'})")
+        print(f"{path} ({spec.name}, flip TTA {'on' if spec.tta else 'off'})")
     log_val = np.log(np.clip(np.mean(probabilities_val, axis=0), 1e-12, None))
     log_ck = np.log(np.clip(np.mean(probabilities_ck, axis=0), 1e-12, None))
 
@@ -70,7 +86,8 @@ def main() -> None:
         e = np.exp(z - z.max(1, keepdims=True))
         return e / e.sum(1, keepdims=True)
 
-    print(f"prior {np.round(np.exp(log_prior), 3)}" + (f"; ensemble of {len(runs)} runs" if len(runs) > 1 else ""))
+    ensemble = f"; ensemble of {len(members)} runs" if len(members) > 1 else ""
+    print(f"prior {np.round(np.exp(log_prior), 3)}{ensemble}")
     names = list(specs[0].labels)
     print(
         "| prior shift | consensus accuracy | mean recall (consensus) | original accuracy | CK+ accuracy | "
@@ -86,6 +103,21 @@ def main() -> None:
             f"| {shift:g} | {v.consensus.accuracy:.2%} | {v.consensus.mean_recall:.2%} | {v.accuracy:.2%} "
             f"| {c.accuracy:.2%} | " + " | ".join(f"{v.consensus.per_class_recall[name]:.2f}" for name in names) + " |"
         )
+
+
+def _member(
+    path: Path, last: bool, parser: argparse.ArgumentParser
+) -> tuple[dict[str, Any], ModelSpec, NetworkWeights]:
+    """A run folder's (or an exported card's) training configuration, spec and weights to score."""
+    if path.suffix != ".json":
+        run = RunFolder(path)
+        return run.config(), run.spec(), last_epoch_weights(run.checkpoint()) if last else run.best_weights
+    card = ModelCard.read(path)
+    if card.record is None:
+        parser.error(f"{path} has no training record: its prior is unknown")
+    if card.record.training.prior_shift is not None:
+        parser.error(f"{path} is exported with a prior shift: take it out first (python -m tools.unshift)")
+    return dict(card.record.training.config), spec_from_card(path), path.with_name(card.weights_file)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from ._config import (
 )
 
 if TYPE_CHECKING:
+    from ._augment import cutmix, mixup
     from ._calibrate import (
         CALIBRATORS,
         MIN_ROWS_PER_CLASS,
@@ -80,6 +81,7 @@ __all__ = [
     "build_targets",
     "choose_calibration",
     "cross_fitted_ece",
+    "cutmix",
     "distillation_loss",
     "evaluate_dataset",
     "evaluate_ensemble",
@@ -93,6 +95,7 @@ __all__ = [
     "load_image_folder",
     "majority_labels",
     "majority_vote",
+    "mixup",
     "plan_stage",
     "predict_dataset",
     "project_probabilities",
@@ -108,11 +111,11 @@ __all__ = [
 __getattr__, __dir__ = lazy_attributes(
     __name__,
     {
+        "._augment": ["cutmix", "mixup"],
         "._calibrate": [
             "CALIBRATORS",
             "MIN_ROWS_PER_CLASS",
             "Calibration",
-            "add_train_arguments",
             "apply_temperature",
             "apply_temperatures",
             "choose_calibration",

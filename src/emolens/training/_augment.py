@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["augment", "random_erase"]
+__all__ = ["augment", "cutmix", "mixup", "random_erase"]
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Tensor:
@@ -64,3 +64,40 @@ def random_erase(
     ).unsqueeze(1)
     noise = torch.randn(images.shape, generator=gen)
     return torch.where(mask, noise, images)
+
+
+def mixup(
+    images: torch.Tensor, targets: torch.Tensor, alpha: float, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blend each image and its target distribution with another of the batch (Zhang et al., 2018).
+
+    One weight ``lam ~ Beta(alpha, alpha)`` for the batch: ``lam * x + (1 - lam) * x[perm]``, and the same for
+    the targets.
+    """
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    perm = torch.randperm(len(images), generator=gen).to(images.device)
+    return lam * images + (1 - lam) * images[perm], lam * targets + (1 - lam) * targets[perm]
+
+
+def cutmix(
+    images: torch.Tensor, targets: torch.Tensor, alpha: float, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paste a box of another image of the batch into each image (Yun et al., 2019).
+
+    The box covers about ``1 - lam`` of the image (``lam ~ Beta(alpha, alpha)``, one box for the batch, clipped
+    at the border); the targets are mixed by the area each image keeps, so a face that lost its mouth to
+    another's learns the blend of both distributions in that proportion.
+    """
+    n, _, height, width = images.shape
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    cut = math.sqrt(1.0 - lam)
+    box_h, box_w = round(height * cut), round(width * cut)
+    centre_y = int(torch.randint(height, (1,), generator=gen))
+    centre_x = int(torch.randint(width, (1,), generator=gen))
+    top, bottom = max(centre_y - box_h // 2, 0), min(centre_y + (box_h + 1) // 2, height)
+    left, right = max(centre_x - box_w // 2, 0), min(centre_x + (box_w + 1) // 2, width)
+    perm = torch.randperm(n, generator=gen).to(images.device)
+    mixed = images.clone()
+    mixed[:, :, top:bottom, left:right] = images[perm, :, top:bottom, left:right]
+    kept = 1.0 - (bottom - top) * (right - left) / (height * width)
+    return mixed, kept * targets + (1 - kept) * targets[perm]

@@ -102,6 +102,12 @@ class TrainConfig:
     augment_strength: float = _option(1.0, "--augment", "augmentation strength (0 disables)", type=float)
     erase_p: float = _option(0.5, "--erase", "random-erasing probability", type=unit_interval)
     mixup: float = _option(0.0, "--mixup", "mixup Beta(a, a) parameter (0 disables)", type=float)
+    cutmix: float = _option(
+        0.0,
+        "--cutmix",
+        "CutMix Beta(a, a) parameter (0 disables; with --mixup too, each step uses one of the two at random)",
+        type=float,
+    )
     ema_decay: float = _option(0.999, "--ema", "weight EMA decay", type=unit_interval)
     balanced: bool = _option(False, "--balanced", "class-balanced sampling", action="store_true")
     teachers: tuple[str, ...] = _option(

@@ -42,7 +42,7 @@ from ..models import (
     run_spec,
     save_state,
 )
-from ._augment import augment, random_erase
+from ._augment import augment, cutmix, mixup, random_erase
 from ._config import TrainConfig
 from ._data import AUTO, FaceDataset, load_dataset
 from ._distill import Teachers, distillation_loss
@@ -342,12 +342,8 @@ def _train_epoch(run: _Run, cfg: TrainConfig, data: _Data, epoch: int, rank: int
 def _train_step(
     run: _Run, cfg: TrainConfig, data: _Data, batch: torch.Tensor, targets: torch.Tensor, gen: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimizer step: mixup, forward, (logit-adjusted) loss plus distillation, backward, EMA."""
-    if cfg.mixup > 0:
-        mix_lambda = float(torch.distributions.Beta(cfg.mixup, cfg.mixup).sample())
-        perm = torch.randperm(len(batch), generator=gen).to(run.device)
-        batch = mix_lambda * batch + (1 - mix_lambda) * batch[perm]
-        targets = mix_lambda * targets + (1 - mix_lambda) * targets[perm]
+    """One optimizer step: mixup or CutMix, forward, (logit-adjusted) loss plus distillation, backward, EMA."""
+    batch, targets = _mix(cfg, batch, targets, gen)
     with autocast_for(run.device, cfg.amp):
         logits = run.model(batch)
     logits = logits.float()
@@ -363,6 +359,18 @@ def _train_step(
     run.scheduler.step()
     run.ema.update_parameters(run.network)
     return loss, logits
+
+
+def _mix(
+    cfg: TrainConfig, batch: torch.Tensor, targets: torch.Tensor, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch after mixup or CutMix, as configured; with both, one of them, chosen per step."""
+    mixers = [(alpha, mixer) for alpha, mixer in ((cfg.mixup, mixup), (cfg.cutmix, cutmix)) if alpha > 0]
+    if not mixers:
+        return batch, targets
+    pick = int(torch.randint(len(mixers), (1,), generator=gen)) if len(mixers) > 1 else 0
+    alpha, mixer = mixers[pick]
+    return mixer(batch, targets, alpha, gen)
 
 
 def _evaluate(
