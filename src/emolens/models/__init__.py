@@ -26,7 +26,7 @@ from ._card_record import (
     TrainingRecord,
     VoteMetrics,
 )
-from ._run import RunFolder, last_epoch_weights, run_spec
+from ._run import RunFolder, last_epoch_weights, pinned_entries, run_spec
 from ._source import model_spec, model_versions, pinned_spec
 
 if TYPE_CHECKING:
@@ -88,6 +88,7 @@ __all__ = [
     "model_spec",
     "model_versions",
     "normalize",
+    "pinned_entries",
     "pinned_spec",
     "predict_logits",
     "prepare_for_inference",

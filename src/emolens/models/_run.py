@@ -22,12 +22,19 @@ from ._card import is_card_path, spec_from_card
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["RunFolder", "last_epoch_weights", "run_spec"]
+__all__ = ["RunFolder", "last_epoch_weights", "pinned_entries", "run_spec"]
 
 #: What every built-in model read before runs recorded their input size (``emolens train --input-size``).
 LEGACY_INPUT_SIZE = 48
 #: What a run folder's ``config.json`` pins when training starts, so it keeps its network when the registry moves on.
 PINNED = ("architecture_options", "labels", "input_size")
+
+
+def pinned_entries(spec: ModelSpec) -> dict[str, Any]:
+    """The :data:`PINNED` entries of a run that trains ``spec``, as its ``config.json`` records them."""
+    entries = {"architecture_options": dict(spec.options), "labels": list(spec.labels), "input_size": spec.input.size}
+    assert tuple(entries) == PINNED
+    return entries
 
 
 def run_spec(config: Mapping[str, Any]) -> ModelSpec:

@@ -17,7 +17,7 @@ import torch
 
 from .._registry import ModelSpec
 from ..errors import DatasetError, InvalidOptionError
-from ..models import RunFolder
+from ..models import RunFolder, pinned_entries
 from ._config import TrainConfig
 
 __all__ = ["check_resumable", "save_checkpoint", "write_logs", "write_run_config"]
@@ -25,9 +25,8 @@ __all__ = ["check_resumable", "save_checkpoint", "write_logs", "write_run_config
 
 def write_run_config(folder: RunFolder, cfg: TrainConfig, spec: ModelSpec) -> None:
     """``config.json``: the run's options plus the architecture options, labels and input size it was trained with."""
-    pinned = {"architecture_options": dict(spec.options), "labels": list(spec.labels), "input_size": spec.input.size}
     partial = folder.config_file.with_suffix(".json.tmp")  # atomic: other processes may be reading it
-    partial.write_text(json.dumps({**asdict(cfg), **pinned}, indent=2, ensure_ascii=False))
+    partial.write_text(json.dumps({**asdict(cfg), **pinned_entries(spec)}, indent=2, ensure_ascii=False))
     os.replace(partial, folder.config_file)
 
 
