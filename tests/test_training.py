@@ -214,6 +214,18 @@ def test_distillation_from_a_model_and_a_run_folder(tiny: Path, tmp_path: Path) 
     with pytest.raises(WeightsError, match="run folder"):
         Teachers([str(tmp_path)], torch.device("cpu"))
 
+    # a resumed run keeps its teachers: a teacher whose weights changed in between is refused, not swapped in
+    cfg = dataclasses.replace(_config(tiny, tmp_path / "resumed", epochs=2), teachers=(str(teacher_run),))
+    train(cfg, stop_after=1)
+    best = teacher_run / "best.safetensors"
+    original = best.read_bytes()
+    train(dataclasses.replace(_config(tiny, tmp_path / "other", epochs=1), seed=1))
+    best.write_bytes((tmp_path / "other" / "best.safetensors").read_bytes())
+    with pytest.raises(InvalidOptionError, match=r"teacher '.*teacher' means other weights than when .* was written"):
+        train(cfg, resume=True)
+    best.write_bytes(original)
+    assert len(train(cfg, resume=True).history) == 2
+
 
 def test_architecture_overrides_train_and_export_with_a_model_card(
     tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -29,6 +29,8 @@ class Teachers:
     and normalisation (its size may differ), or it is refused here rather than taught from garbage.
     ``tta`` averages the logits on the batch and its mirror image for each teacher whose model ships
     with flip TTA, as emolens scores it (one more forward pass of that teacher per step).
+    ``weights_sha256`` names the weights each source resolved to: a resumed run compares them, so a
+    teacher whose name now means other weights (a new release of ``large``) cannot change mid-run.
     """
 
     def __init__(
@@ -44,7 +46,7 @@ class Teachers:
         self.device = device
         self.amp = amp
         loaded = [load_trained(source, device) for source in self.sources]
-        for source, (spec, _) in zip(self.sources, loaded, strict=True):
+        for source, (spec, _, _) in zip(self.sources, loaded, strict=True):
             other = spec.input
             if student_input is not None and _normalisation(other) != _normalisation(student_input):
                 raise InvalidOptionError(
@@ -52,9 +54,10 @@ class Teachers:
                     "distil from a teacher whose input differs from the student's in size at most",
                     option="teacher",
                 )
-        self.networks = [network for _, network in loaded]
-        self.sizes = [spec.input.size for spec, _ in loaded]
-        self.mirrored = [tta and spec.tta for spec, _ in loaded]
+        self.networks = [network for _, network, _ in loaded]
+        self.sizes = [spec.input.size for spec, _, _ in loaded]
+        self.mirrored = [tta and spec.tta for spec, _, _ in loaded]
+        self.weights_sha256 = tuple(sha for _, _, sha in loaded)
 
     def probabilities(self, batch: torch.Tensor, temperature: float) -> torch.Tensor:
         """Mean softmax(logits / temperature) of all teachers for a standardised batch (N, C, H, H)."""

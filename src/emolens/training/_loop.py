@@ -296,7 +296,8 @@ def _build(cfg: TrainConfig, data: _Data, rank: int, world: int) -> _Run:
 def _resume(run: _Run, cfg: TrainConfig, folder: RunFolder, world: int, fingerprint: str, rank: int) -> None:
     """Continue from the checkpoint: weights, EMA, optimizer, schedule and the record so far."""
     state = folder.checkpoint(map_location=run.device)
-    check_resumable(state, cfg, world, fingerprint, folder.checkpoint_file)
+    teachers = run.teachers.weights_sha256 if run.teachers is not None else ()
+    check_resumable(state, cfg, world, fingerprint, folder.checkpoint_file, teachers)
     run.network.load_state_dict(state["network"])
     run.ema.load_state_dict(state["ema"])
     run.optimizer.load_state_dict(state["optimizer"])
@@ -425,5 +426,6 @@ def _checkpoint(
             "epoch": epoch + 1,
             "elapsed": elapsed,
             "train_fingerprint": fingerprint,
+            "teacher_weights": list(run.teachers.weights_sha256) if run.teachers is not None else [],
         },
     )

@@ -46,8 +46,16 @@ def write_logs(folder: RunFolder, history: list[dict[str, float]]) -> None:
     folder.log_json.write_text(json.dumps(history, indent=2))
 
 
-def check_resumable(state: dict[str, Any], cfg: TrainConfig, world: int, fingerprint: str, path: Path) -> None:
-    """Refuse to continue a checkpoint with other options, another process count or other training data."""
+def check_resumable(
+    state: dict[str, Any],
+    cfg: TrainConfig,
+    world: int,
+    fingerprint: str,
+    path: Path,
+    teacher_weights: tuple[str, ...] = (),
+) -> None:
+    """Refuse to continue a checkpoint with other options, another process count, other training data or
+    teachers whose weights changed (``teacher_weights``: their SHA-256s, as the checkpoint records them)."""
     # options added after a checkpoint was written take their defaults
     saved = {**_comparable(TrainConfig(cfg.train_data, cfg.val_data, cfg.out_dir)), **_comparable(state["config"])}
     saved["processes"] = state.get("world", 1)
@@ -59,6 +67,15 @@ def check_resumable(state: dict[str, Any], cfg: TrainConfig, world: int, fingerp
             "options, or start a new run in another --out folder",
             option="resume",
         )
+    saved_teachers = tuple(state.get("teacher_weights", teacher_weights))  # absent: a checkpoint from before
+    for source, before, now in zip(cfg.teachers, saved_teachers, teacher_weights, strict=False):
+        if before != now:
+            raise InvalidOptionError(
+                f"teacher {source!r} means other weights than when {path} was written ({before[:12]}, now "
+                f"{now[:12]}): resume with the same teacher (a pinned name such as large@v1, an exported card or "
+                "a run folder that is not trained further), or start a new run in another --out folder",
+                option="teacher",
+            )
     if state.get("train_fingerprint", fingerprint) != fingerprint:
         raise DatasetError(
             f"the training data in {cfg.train_data} changed since {path} was written; restore it, or start a "

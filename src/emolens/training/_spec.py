@@ -14,6 +14,7 @@ from torch import nn
 from .._registry import ModelSpec
 from ..errors import WeightsError
 from ..models import build_model, prepare_for_inference, resolve_model
+from ..weights import sha256_of
 
 __all__ = ["load_trained", "source_weights"]
 
@@ -35,9 +36,9 @@ def source_weights(source: str | Path) -> Path:
     return _torch_source(source)[1]
 
 
-def load_trained(source: str | Path, device: str | torch.device = "cpu") -> tuple[ModelSpec, nn.Module]:
-    """The spec and a frozen inference network of a model source, uncalibrated (for teachers)."""
+def load_trained(source: str | Path, device: str | torch.device = "cpu") -> tuple[ModelSpec, nn.Module, str]:
+    """The spec, a frozen inference network (uncalibrated, for teachers) and the weights' SHA-256 of a model source."""
     spec, weights = _torch_source(source)
     prepared = prepare_for_inference(build_model(spec, weights), device)
     prepared.requires_grad_(False)
-    return spec, prepared
+    return spec, prepared, sha256_of(weights)
