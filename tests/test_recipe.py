@@ -78,6 +78,13 @@ def test_recipe_in_miniature(voted_tiny: Path, tmp_path: Path, capsys: pytest.Ca
     assert main(args) == 0
     assert capsys.readouterr().err.count("already trained and exported") == 3
     assert (out / "emolens-consensus-fast.safetensors").stat().st_mtime_ns == before
+    # an export of large from before it read 64x64 crops is not this stage's: trained (resumed) and exported again
+    large_card = out / "emolens-consensus-large.json"
+    assert json.loads(large_card.read_text())["input"]["size"] == 64
+    large_card.write_text(large_card.read_text().replace('"size": 64', '"size": 48'))
+    assert main([*args, "--stage", "large"]) == 0
+    assert "already trained and exported" not in capsys.readouterr().err
+    assert json.loads(large_card.read_text())["input"]["size"] == 64
     # the last epoch, exported on its own: the weights of the checkpoint's EMA, and the card says so
     run = out / "runs" / "consensus-fast"
     card = export_run(run, tmp_path / "last", "fast-last", last_epoch=True)

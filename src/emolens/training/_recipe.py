@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidOptionError, WeightsError
-from ..models import ModelCard, RunFolder
+from ..models import ModelCard, RunFolder, run_spec
 from ._config import TrainConfig, train_command
 from ._export import export_run
 from ._loop import train
@@ -169,8 +169,9 @@ def run_recipe(
 
 
 def _exported_from(card_path: Path, cfg: TrainConfig) -> bool:
-    """Whether ``card_path`` is this stage's export: same model, epochs and training data (the run folder,
-    often gone by the next session, is not needed)."""
+    """Whether ``card_path`` is this stage's export: same model, input size, epochs and training data (the run
+    folder, often gone by the next session, is not needed). An export of ``large`` from before it read 64x64
+    crops is not this stage's."""
     if not card_path.is_file():
         return False
     try:
@@ -180,8 +181,9 @@ def _exported_from(card_path: Path, cfg: TrainConfig) -> bool:
     if card.record is None:
         return False
     trained = card.record.training
-    return (trained.model, trained.epochs, trained.train_data, trained.targets) == (
+    return (trained.model, card.input.size, trained.epochs, trained.train_data, trained.targets) == (
         cfg.model,
+        run_spec(dataclasses.asdict(cfg)).input.size,
         cfg.epochs,
         cfg.train_data,
         cfg.targets,
