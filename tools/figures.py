@@ -235,8 +235,8 @@ def peers_chart() -> None:
     quality.set_xlim(0, 1)
     quality.set_xlabel("FER2013 val accuracy: FER+ majority (dark), original label (light)", fontsize=8)
     figure.suptitle(
-        f"emolens and the fer package on 2 cores of {data.get('machine', {}).get('cpu', 'the reference CPU')} "
-        f"(benchmarks/peers.py, {data['crops']:,} crops)",
+        f"emolens and the fer package on 2 cores of {data.get('machine', {}).get('cpu', 'the reference CPU')}\n"
+        f"(benchmarks/peers.py, {data['crops']:,} crops)",  # two lines: a long CPU name must not run off the page
         fontsize=9,
     )
     figure.tight_layout()
