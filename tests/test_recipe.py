@@ -85,6 +85,13 @@ def test_recipe_in_miniature(voted_tiny: Path, tmp_path: Path, capsys: pytest.Ca
     assert main([*args, "--stage", "large"]) == 0
     assert "already trained and exported" not in capsys.readouterr().err
     assert json.loads(large_card.read_text())["input"]["size"] == 64
+    # an old export beside a run folder pinned at the old size: refused, not resumed and exported at 48 again
+    large_card.write_text(large_card.read_text().replace('"size": 64', '"size": 48'))
+    config = out / "runs" / "consensus-large" / "config.json"
+    config.write_text(config.read_text().replace('"input_size": 64', '"input_size": 48'))
+    assert main([*args, "--stage", "large"]) == 2
+    refusal = "holds a run of consensus-large at 48x48 pixels and this recipe trains it at 64x64"
+    assert refusal in capsys.readouterr().err
     # the last epoch, exported on its own: the weights of the checkpoint's EMA, and the card says so
     run = out / "runs" / "consensus-fast"
     card = export_run(run, tmp_path / "last", "fast-last", last_epoch=True)

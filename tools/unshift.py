@@ -30,6 +30,8 @@ def unshift(card_path: Path, out: Path, name: str) -> ModelCard:
     shift = card.record.training.prior_shift
     network = build_model(spec_from_card(card_path), card_path.with_name(card.weights_file))
     outputs = [m for m in network.modules() if isinstance(m, torch.nn.Linear) and m.out_features == len(card.labels)]
+    if not outputs or outputs[-1].bias is None:
+        raise SystemExit(f"{card_path}: no output layer with {len(card.labels)} outputs and a bias to unshift")
     outputs[-1].bias.data -= torch.tensor(shift.bias_added)
     out.mkdir(parents=True, exist_ok=True)
     weights = out / f"{name}.safetensors"
@@ -37,6 +39,7 @@ def unshift(card_path: Path, out: Path, name: str) -> ModelCard:
     training = dataclasses.replace(
         card.record.training,
         prior_shift=None,
+        val_accuracy_fp32_weights=None,  # the shifted model's: not measured again here
         note=f"{card.name} with its prior shift ({shift.tau:g}) taken out by tools/unshift.py. "
         + card.record.training.note,
     )

@@ -140,6 +140,7 @@ def run_recipe(
         if resume and _exported_from(exported, cfg):
             say(f"{stage.name}: already trained and exported ({exported}); skipped")
             continue
+        _check_pinned_input(run_dir, cfg, stage.name)
         if not resume and RunFolder(run_dir).checkpoint_file.exists():
             raise InvalidOptionError(
                 f"{run_dir} holds an earlier run of {stage.name}; resume it (the default) or give another --out",
@@ -188,6 +189,22 @@ def _exported_from(card_path: Path, cfg: TrainConfig) -> bool:
         cfg.train_data,
         cfg.targets,
     )
+
+
+def _check_pinned_input(run_dir: Path, cfg: TrainConfig, stage: str) -> None:
+    """Refuse a stage whose run folder is pinned to another input size than the stage trains (a ``large`` run
+    from before it read 64x64 crops): resuming it would train and export the old size again."""
+    folder = RunFolder(run_dir)
+    if not folder.config_file.is_file():
+        return
+    wanted = run_spec(dataclasses.asdict(cfg)).input.size
+    pinned = run_spec(folder.with_pinned(dataclasses.asdict(cfg))).input.size
+    if pinned != wanted:
+        raise InvalidOptionError(
+            f"{run_dir} holds a run of {stage} at {pinned}x{pinned} pixels and this recipe trains it at "
+            f"{wanted}x{wanted}: move that folder away (its export stays usable), or give another --out",
+            option="resume",
+        )
 
 
 def _chosen(stages: Sequence[str] | None) -> set[str]:

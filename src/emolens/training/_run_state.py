@@ -72,8 +72,9 @@ def check_resumable(
         if before != now:
             raise InvalidOptionError(
                 f"teacher {source!r} means other weights than when {path} was written ({before[:12]}, now "
-                f"{now[:12]}): resume with the same teacher (a pinned name such as large@v1, an exported card or "
-                "a run folder that is not trained further), or start a new run in another --out folder",
+                f"{now[:12]}; the whole weights file counts, so a card measured again counts too): resume with "
+                "the same teacher (a pinned name such as large@v1, an exported card or a run folder that is not "
+                "trained further), or start a new run in another --out folder",
                 option="teacher",
             )
     if state.get("train_fingerprint", fingerprint) != fingerprint:
