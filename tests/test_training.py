@@ -164,22 +164,22 @@ def test_optimizer_defaults_and_names(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_a_shipped_model_becomes_its_unshifted_teacher_again(tiny: Path, tmp_path: Path) -> None:
-    """tools/unshift.py takes a prior-shifted float16 export back to the run's own scores: the weights of an
+    """unshift_card takes a prior-shifted float16 export back to the run's own scores: the weights of an
     export without the shift, to float16 rounding, and a card that says so and loads."""
     import argparse
 
     from tools.prior_shift import _member
-    from tools.unshift import unshift
 
+    from emolens.errors import DatasetError
     from emolens.models import ModelCard
-    from emolens.training import export_run
+    from emolens.training import export_run, unshift_card
     from emolens.weights import sha256_of
 
     run = tmp_path / "run"
     train(_config(tiny, run, epochs=1))
     export_run(run, tmp_path / "plain", "plain", last_epoch=True)
     export_run(run, tmp_path / "shipped", "shipped", last_epoch=True, prior_shift=0.5, half=True)
-    teacher = unshift(tmp_path / "shipped" / "shipped.json", tmp_path / "teacher", "teacher")
+    teacher = unshift_card(tmp_path / "shipped" / "shipped.json", tmp_path / "teacher", "teacher")
     plain = load_file(str(tmp_path / "plain" / "plain.safetensors"))
     shipped = load_file(str(tmp_path / "shipped" / "shipped.safetensors"))
     unshifted = load_file(str(tmp_path / "teacher" / "teacher.safetensors"))
@@ -187,7 +187,7 @@ def test_a_shipped_model_becomes_its_unshifted_teacher_again(tiny: Path, tmp_pat
     assert max(float(np.abs(shipped[k].astype(np.float32) - plain[k]).max()) for k in plain) > 0.1  # it was shifted
     assert all(np.allclose(unshifted[k], plain[k], rtol=1e-3, atol=5e-3) for k in plain)  # and is no longer
     assert teacher.record is not None and teacher.record.training.prior_shift is None
-    assert teacher.record.weights_storage == "float32" and "tools/unshift.py" in teacher.record.training.note
+    assert teacher.record.weights_storage == "float32" and "unshift_card" in teacher.record.training.note
     card = ModelCard.read(tmp_path / "teacher" / "teacher.json")
     assert card.weights_sha256 == sha256_of(tmp_path / "teacher" / "teacher.safetensors")  # measured, not stale
     # tools/prior_shift scores the unshifted card beside run folders, and refuses a shifted one
@@ -195,6 +195,8 @@ def test_a_shipped_model_becomes_its_unshifted_teacher_again(tiny: Path, tmp_pat
     assert config["train_data"] == str(tiny) and spec.input_size == 48 and Path(str(weights)).is_file()
     with pytest.raises(SystemExit):
         _member(tmp_path / "shipped" / "shipped.json", False, argparse.ArgumentParser())
+    with pytest.raises(DatasetError, match="records no prior shift"):  # nothing to take out of a plain export
+        unshift_card(tmp_path / "plain" / "plain.json", tmp_path / "again", "again")
 
 
 def test_distillation_from_a_model_and_a_run_folder(tiny: Path, tmp_path: Path) -> None:

@@ -52,7 +52,8 @@ def main() -> None:
         "--last",
         action="store_true",
         help="score the last epoch's EMA weights (from checkpoint.pt) instead of the best epoch's: the best epoch "
-        "is chosen on unshifted scores, which favours early epochs of a run started from a prior-shifted model",
+        "is chosen on unshifted scores, which favours early epochs of a run started from a prior-shifted model; "
+        "run folders only: a card is scored with the weights it was exported with",
     )
     args = parser.parse_args()
 
@@ -117,6 +118,8 @@ def _member(
         parser.error(f"{path} has no training record: its prior is unknown")
     if card.record.training.prior_shift is not None:
         parser.error(f"{path} is exported with a prior shift: take it out first (python -m tools.unshift)")
+    if last:
+        print(f"note: --last applies to run folders; {path} is scored with the weights it was exported with")
     return dict(card.record.training.config), spec_from_card(path), path.with_name(card.weights_file)
 
 

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
         project_probabilities,
         score,
     )
-    from ._export import export_run, recalibrate_card
+    from ._export import export_run, recalibrate_card, unshift_card
     from ._loop import TrainResult, train
     from ._optim import build_optimizer, build_schedule
     from ._recipe import RECIPE_STAGES, RecipeStage, StagePlan, plan_stage, run_recipe
@@ -105,6 +105,7 @@ __all__ = [
     "score",
     "train",
     "train_config_from_args",
+    "unshift_card",
     "vote_distribution",
 ]
 
@@ -137,7 +138,7 @@ __getattr__, __dir__ = lazy_attributes(
             "project_probabilities",
             "score",
         ],
-        "._export": ["export_run", "recalibrate_card"],
+        "._export": ["export_run", "recalibrate_card", "unshift_card"],
         "._loop": ["TrainResult", "train"],
         "._optim": ["build_optimizer", "build_schedule"],
         "._recipe": ["RECIPE_STAGES", "RecipeStage", "StagePlan", "plan_stage", "run_recipe"],

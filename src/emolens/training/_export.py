@@ -35,6 +35,7 @@ from ..models import (
     prepare_for_inference,
     run_spec,
     save_state,
+    spec_from_card,
 )
 from ..weights import sha256_of
 from ._calibrate import apply_temperatures, choose_calibration
@@ -42,7 +43,7 @@ from ._data import FaceDataset, load_dataset
 from ._evaluate import evaluate_dataset, predict_dataset, score
 from ._targets import build_targets, vote_distribution
 
-__all__ = ["export_run", "recalibrate_card"]
+__all__ = ["export_run", "recalibrate_card", "unshift_card"]
 
 
 def export_run(
@@ -125,7 +126,7 @@ def _output_layer(network: torch.nn.Module, classes: int) -> torch.nn.Linear:
     """The network's last Linear layer with one output per class (where a prior shift goes)."""
     layers = [m for m in network.modules() if isinstance(m, torch.nn.Linear) and m.out_features == classes]
     if not layers or layers[-1].bias is None:
-        raise DatasetError(f"cannot apply a prior shift: no output layer with {classes} outputs and a bias")
+        raise DatasetError(f"cannot shift the prior: no output layer with {classes} outputs and a bias")
     return layers[-1]
 
 
@@ -148,6 +149,37 @@ def recalibrate_card(card_path: str | Path) -> ModelCard:
     val = load_dataset(training.val_data, "val", size=spec.input_size)
     card = _measure(card_path.with_name(old.weights_file), spec, old.name, training, val, half=half)
     return _write_card(card, card_path)
+
+
+def unshift_card(card_path: str | Path, out_dir: str | Path, name: str) -> ModelCard:
+    """Write ``<out_dir>/<name>.json`` and ``.safetensors``: the exported model without its prior shift.
+
+    A teacher for distillation should give the class-balanced scores it was trained to give, so a
+    shipped (prior-shifted) model becomes a teacher again by subtracting the card's recorded bias
+    shift; the weights are stored in float32 (float16 widened: no value changes but the bias) and
+    measured again, so the card describes the unshifted model. No run folder is needed.
+    """
+    card_path, out_dir = Path(card_path), Path(out_dir)
+    card = ModelCard.read(card_path)
+    if card.record is None or card.record.training.prior_shift is None:
+        raise DatasetError(f"{card_path} records no prior shift: there is nothing to take out")
+    shift = card.record.training.prior_shift
+    network = build_model(spec_from_card(card_path), card_path.with_name(card.weights_file))
+    _output_layer(network, len(card.labels)).bias.data -= torch.tensor(shift.bias_added)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    weights_path = out_dir / f"{name}.safetensors"
+    save_state(network.float(), weights_path)
+    training = dataclasses.replace(
+        card.record.training,
+        prior_shift=None,
+        val_accuracy_fp32_weights=None,  # the shifted model's: not measured again here
+        note=f"{card.name} with its prior shift ({shift.tau:g}) taken out (emolens.training.unshift_card). "
+        + card.record.training.note,
+    )
+    record = dataclasses.replace(card.record, training=training, weights_storage="float32")
+    teacher = dataclasses.replace(card, name=name, weights_file=weights_path.name, record=record)
+    teacher.write(out_dir / f"{name}.json")  # the hash is stale until recalibrate_card measures and rewrites it
+    return recalibrate_card(out_dir / f"{name}.json")
 
 
 def _measure(
