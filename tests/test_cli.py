@@ -86,6 +86,9 @@ def test_bad_numeric_options_are_usage_errors(tmp_path: Path) -> None:
             ["train", str(tmp_path), str(tmp_path), "--out", str(tmp_path), "--epochs", "zero"],
             "expected a whole number",
         ),
+        (["train", str(tmp_path), str(tmp_path), "--out", str(tmp_path), "--mixup", "-1"], "must be 0 or more"),
+        (["train", str(tmp_path), str(tmp_path), "--out", str(tmp_path), "--cutmix", "nan"], "a finite number"),
+        (["train", str(tmp_path), str(tmp_path), "--out", str(tmp_path), "--lr", "0"], "must be more than 0"),
     ]:
         proc = run(*args)
         assert proc.returncode == 2, args

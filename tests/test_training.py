@@ -377,6 +377,9 @@ def test_a_teacher_trained_at_another_input_size(tiny: Path, tmp_path: Path, sha
     assert np.isfinite(train(student).history[0]["train_loss"])
     with pytest.raises(InvalidOptionError, match="--teacher-tta needs at least one --teacher"):
         dataclasses.replace(_config(tiny, tmp_path / "x", epochs=1), teacher_tta=True)
+    for option, value in [("mixup", -0.2), ("cutmix", float("nan")), ("lr", 0.0), ("weight_decay", -1e-4)]:
+        with pytest.raises(InvalidOptionError, match="must be a finite number"):  # the CLI's check, for Python callers
+            dataclasses.replace(_config(tiny, tmp_path / "x", epochs=1), **{option: value})
     with pytest.raises(InvalidOptionError, match="input size 16 is smaller than the 32 pixels that 5 stages halve"):
         train(dataclasses.replace(_config(tiny, tmp_path / "x", epochs=1), model="fast", input_size=16))
     with pytest.raises(InvalidOptionError, match="differs from the student's in size at most"):

@@ -9,11 +9,12 @@ generated from them (:func:`add_train_arguments`), read back into a config
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any
 
-from .._argtypes import json_object, positive_int, unit_interval
+from .._argtypes import json_object, non_negative, positive_int, positive_number, unit_interval
 from .._registry import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 from ..errors import InvalidOptionError, UnknownNameError
 
@@ -89,24 +90,24 @@ class TrainConfig:
         None,
         "--lr",
         "peak learning rate (default: " + ", ".join(f"{v:g} for {k}" for k, v in DEFAULT_LR.items()) + ")",
-        type=float,
+        type=positive_number,
     )
     momentum: float = _option(0.9, "--momentum", "SGD momentum, AdamW's first beta", type=unit_interval)
     weight_decay: float | None = _option(
         None,
         "--weight-decay",
         "default: " + ", ".join(f"{v:g} for {k}" for k, v in DEFAULT_WEIGHT_DECAY.items()) + " (decoupled)",
-        type=float,
+        type=non_negative,
     )
     label_smoothing: float = _option(0.1, "--label-smoothing", type=unit_interval)
-    augment_strength: float = _option(1.0, "--augment", "augmentation strength (0 disables)", type=float)
+    augment_strength: float = _option(1.0, "--augment", "augmentation strength (0 disables)", type=non_negative)
     erase_p: float = _option(0.5, "--erase", "random-erasing probability", type=unit_interval)
-    mixup: float = _option(0.0, "--mixup", "mixup Beta(a, a) parameter (0 disables)", type=float)
+    mixup: float = _option(0.0, "--mixup", "mixup Beta(a, a) parameter (0 disables)", type=non_negative)
     cutmix: float = _option(
         0.0,
         "--cutmix",
         "CutMix Beta(a, a) parameter (0 disables; with --mixup too, each step uses one of the two at random)",
-        type=float,
+        type=non_negative,
     )
     ema_decay: float = _option(0.999, "--ema", "weight EMA decay", type=unit_interval)
     balanced: bool = _option(False, "--balanced", "class-balanced sampling", action="store_true")
@@ -125,7 +126,7 @@ class TrainConfig:
     )
     distill_weight: float = _option(0.5, "--distill-weight", "weight of the distillation loss", type=unit_interval)
     distill_temperature: float = _option(
-        2.0, "--distill-temperature", "softening temperature for distillation", type=float
+        2.0, "--distill-temperature", "softening temperature for distillation", type=positive_number
     )
     targets: str = _option(
         "original",
@@ -199,9 +200,25 @@ class TrainConfig:
                 f"--input-size must be from {MIN_INPUT_SIZE} to {MAX_INPUT_SIZE} pixels, got {self.input_size}",
                 option="input-size",
             )
+        for flag, value, positive in self._numbers():
+            if not math.isfinite(value) or value < 0 or (positive and value == 0):
+                relation = "more than 0" if positive else "0 or more (0: off)"
+                raise InvalidOptionError(f"{flag} must be a finite number, {relation}; got {value}", option=flag[2:])
         if self.teacher_tta and not self.teachers:
             raise InvalidOptionError("--teacher-tta needs at least one --teacher", option="teacher-tta")
         object.__setattr__(self, "teachers", tuple(self.teachers))
+
+    def _numbers(self) -> list[tuple[str, float, bool]]:
+        """(flag, value, must be > 0) of the numeric options a Python caller could set out of range."""
+        assert self.lr is not None and self.weight_decay is not None  # filled in above
+        return [
+            ("--lr", self.lr, True),
+            ("--weight-decay", self.weight_decay, False),
+            ("--augment", self.augment_strength, False),
+            ("--mixup", self.mixup, False),
+            ("--cutmix", self.cutmix, False),
+            ("--distill-temperature", self.distill_temperature, True),
+        ]
 
 
 def _options() -> list[tuple[Field[Any], dict[str, Any]]]:
