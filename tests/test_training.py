@@ -231,8 +231,22 @@ def test_distillation_from_a_model_and_a_run_folder(tiny: Path, tmp_path: Path) 
     best.write_bytes((tmp_path / "other" / "best.safetensors").read_bytes())
     with pytest.raises(InvalidOptionError, match=r"teacher '.*teacher' means other weights than when .* was written"):
         train(cfg, resume=True)
+    # the same tensors under other metadata (a card measured again rewrites its temperatures) teach the same
+    from safetensors.numpy import save_file
+
     best.write_bytes(original)
+    save_file(load_file(str(best)), str(best), metadata={"note": "measured again"})
+    assert best.read_bytes() != original
     assert len(train(cfg, resume=True).history) == 2
+    # a checkpoint from before the tensors were hashed compares the whole file, as it did
+    old = dataclasses.replace(cfg, out_dir=str(tmp_path / "old-checkpoint"))
+    train(old, stop_after=1)
+    state = torch.load(tmp_path / "old-checkpoint" / "checkpoint.pt", weights_only=True)
+    del state["teacher_tensors"]
+    torch.save(state, tmp_path / "old-checkpoint" / "checkpoint.pt")
+    best.write_bytes(original)
+    with pytest.raises(InvalidOptionError, match="means other weights"):
+        train(old, resume=True)
 
 
 def test_architecture_overrides_train_and_export_with_a_model_card(

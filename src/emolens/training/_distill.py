@@ -29,8 +29,9 @@ class Teachers:
     and normalisation (its size may differ), or it is refused here rather than taught from garbage.
     ``tta`` averages the logits on the batch and its mirror image for each teacher whose model ships
     with flip TTA, as emolens scores it (one more forward pass of that teacher per step).
-    ``weights_sha256`` names the weights each source resolved to: a resumed run compares them, so a
-    teacher whose name now means other weights (a new release of ``large``) cannot change mid-run.
+    ``tensors_sha256`` names the tensors each source resolved to: a resumed run compares them, so a
+    teacher whose name now means other weights (a new release of ``large``) cannot change mid-run
+    (``weights_sha256``, the whole files', for checkpoints written before the tensors were hashed).
     """
 
     def __init__(
@@ -46,18 +47,19 @@ class Teachers:
         self.device = device
         self.amp = amp
         loaded = [load_trained(source, device) for source in self.sources]
-        for source, (spec, _, _) in zip(self.sources, loaded, strict=True):
-            other = spec.input
+        for source, trained in zip(self.sources, loaded, strict=True):
+            other = trained.spec.input
             if student_input is not None and _normalisation(other) != _normalisation(student_input):
                 raise InvalidOptionError(
                     f"teacher {source!r} takes {other.describe()} input, the student {student_input.describe()}: "
                     "distil from a teacher whose input differs from the student's in size at most",
                     option="teacher",
                 )
-        self.networks = [network for _, network, _ in loaded]
-        self.sizes = [spec.input.size for spec, _, _ in loaded]
-        self.mirrored = [tta and spec.tta for spec, _, _ in loaded]
-        self.weights_sha256 = tuple(sha for _, _, sha in loaded)
+        self.networks = [trained.network for trained in loaded]
+        self.sizes = [trained.spec.input.size for trained in loaded]
+        self.mirrored = [tta and trained.spec.tta for trained in loaded]
+        self.weights_sha256 = tuple(trained.file_sha256 for trained in loaded)
+        self.tensors_sha256 = tuple(trained.tensors_sha256 for trained in loaded)
 
     def probabilities(self, batch: torch.Tensor, temperature: float) -> torch.Tensor:
         """Mean softmax(logits / temperature) of all teachers for a standardised batch (N, C, H, H)."""

@@ -296,8 +296,7 @@ def _build(cfg: TrainConfig, data: _Data, rank: int, world: int) -> _Run:
 def _resume(run: _Run, cfg: TrainConfig, folder: RunFolder, world: int, fingerprint: str, rank: int) -> None:
     """Continue from the checkpoint: weights, EMA, optimizer, schedule and the record so far."""
     state = folder.checkpoint(map_location=run.device)
-    teachers = run.teachers.weights_sha256 if run.teachers is not None else ()
-    check_resumable(state, cfg, world, fingerprint, folder.checkpoint_file, teachers)
+    check_resumable(state, cfg, world, fingerprint, folder.checkpoint_file, run.teachers)
     run.network.load_state_dict(state["network"])
     run.ema.load_state_dict(state["ema"])
     run.optimizer.load_state_dict(state["optimizer"])
@@ -427,5 +426,6 @@ def _checkpoint(
             "elapsed": elapsed,
             "train_fingerprint": fingerprint,
             "teacher_weights": list(run.teachers.weights_sha256) if run.teachers is not None else [],
+            "teacher_tensors": list(run.teachers.tensors_sha256) if run.teachers is not None else [],
         },
     )

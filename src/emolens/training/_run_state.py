@@ -11,7 +11,7 @@ import json
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -19,6 +19,9 @@ from .._registry import ModelSpec
 from ..errors import DatasetError, InvalidOptionError
 from ..models import RunFolder, pinned_entries
 from ._config import TrainConfig
+
+if TYPE_CHECKING:
+    from ._distill import Teachers
 
 __all__ = ["check_resumable", "save_checkpoint", "write_logs", "write_run_config"]
 
@@ -52,10 +55,10 @@ def check_resumable(
     world: int,
     fingerprint: str,
     path: Path,
-    teacher_weights: tuple[str, ...] = (),
+    teachers: Teachers | None = None,
 ) -> None:
     """Refuse to continue a checkpoint with other options, another process count, other training data or
-    teachers whose weights changed (``teacher_weights``: their SHA-256s, as the checkpoint records them)."""
+    teachers whose tensors changed since it was written."""
     # options added after a checkpoint was written take their defaults
     saved = {**_comparable(TrainConfig(cfg.train_data, cfg.val_data, cfg.out_dir)), **_comparable(state["config"])}
     saved["processes"] = state.get("world", 1)
@@ -67,16 +70,21 @@ def check_resumable(
             "options, or start a new run in another --out folder",
             option="resume",
         )
-    saved_teachers = tuple(state.get("teacher_weights", teacher_weights))  # absent: a checkpoint from before
-    for source, before, now in zip(cfg.teachers, saved_teachers, teacher_weights, strict=False):
-        if before != now:
-            raise InvalidOptionError(
-                f"teacher {source!r} means other weights than when {path} was written ({before[:12]}, now "
-                f"{now[:12]}; the whole weights file counts, so a card measured again counts too): resume with "
-                "the same teacher (a pinned name such as large@v1, an exported card or a run folder that is not "
-                "trained further), or start a new run in another --out folder",
-                option="teacher",
-            )
+    if teachers is not None:
+        # Checkpoints record the tensors' digests; older ones the weights files' (absent: older still).
+        key, now_all = (
+            ("teacher_tensors", teachers.tensors_sha256)
+            if "teacher_tensors" in state
+            else ("teacher_weights", teachers.weights_sha256)
+        )
+        for source, before, now in zip(cfg.teachers, state.get(key, now_all), now_all, strict=False):
+            if before != now:
+                raise InvalidOptionError(
+                    f"teacher {source!r} means other weights than when {path} was written ({before[:12]}, now "
+                    f"{now[:12]}): resume with the same teacher (a pinned name such as large@v1, an exported card "
+                    "or a run folder that is not trained further), or start a new run in another --out folder",
+                    option="teacher",
+                )
     if state.get("train_fingerprint", fingerprint) != fingerprint:
         raise DatasetError(
             f"the training data in {cfg.train_data} changed since {path} was written; restore it, or start a "

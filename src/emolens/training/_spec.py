@@ -6,7 +6,9 @@ weights files and run folders alike); this module only turns the result into a f
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -16,7 +18,7 @@ from ..errors import WeightsError
 from ..models import build_model, prepare_for_inference, resolve_model
 from ..weights import sha256_of
 
-__all__ = ["load_trained", "source_weights"]
+__all__ = ["Trained", "load_trained", "source_weights", "tensors_sha256"]
 
 
 def _torch_source(source: str | Path) -> tuple[ModelSpec, Path]:
@@ -36,9 +38,31 @@ def source_weights(source: str | Path) -> Path:
     return _torch_source(source)[1]
 
 
-def load_trained(source: str | Path, device: str | torch.device = "cpu") -> tuple[ModelSpec, nn.Module, str]:
-    """The spec, a frozen inference network (uncalibrated, for teachers) and the weights' SHA-256 of a model source."""
+class Trained(NamedTuple):
+    """A frozen inference network (uncalibrated, for teachers) and what identifies its weights."""
+
+    spec: ModelSpec
+    network: nn.Module
+    file_sha256: str  # the weights file, metadata (calibration, names) included
+    tensors_sha256: str  # the tensors alone: what the network computes with
+
+
+def load_trained(source: str | Path, device: str | torch.device = "cpu") -> Trained:
+    """The spec, frozen inference network and weight digests of a model source."""
     spec, weights = _torch_source(source)
-    prepared = prepare_for_inference(build_model(spec, weights), device)
+    network = build_model(spec, weights)
+    digest = tensors_sha256(network.state_dict())
+    prepared = prepare_for_inference(network, device)
     prepared.requires_grad_(False)
-    return spec, prepared, sha256_of(weights)
+    return Trained(spec, prepared, sha256_of(weights), digest)
+
+
+def tensors_sha256(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of a state dict's names, dtypes, shapes and values: unchanged when only file metadata changes
+    (a card measured again rewrites the calibration temperatures, which a teacher does not use)."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
