@@ -9,7 +9,6 @@ generated from them (:func:`add_train_arguments`), read back into a config
 from __future__ import annotations
 
 import argparse
-import math
 import shlex
 from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any
@@ -200,25 +199,24 @@ class TrainConfig:
                 f"--input-size must be from {MIN_INPUT_SIZE} to {MAX_INPUT_SIZE} pixels, got {self.input_size}",
                 option="input-size",
             )
-        for flag, value, positive in self._numbers():
-            if not math.isfinite(value) or value < 0 or (positive and value == 0):
-                relation = "more than 0" if positive else "0 or more (0: off)"
-                raise InvalidOptionError(f"{flag} must be a finite number, {relation}; got {value}", option=flag[2:])
+        for f, options in _options():  # the command line's bounds, for Python callers too
+            relation, value = _BOUNDS.get(options.get("type")), getattr(self, f.name)
+            if relation is None or value is None:
+                continue
+            try:
+                options["type"](str(value))
+            except argparse.ArgumentTypeError:
+                flag = options["flag"]
+                raise InvalidOptionError(
+                    f"{flag} must be a finite number, {relation}; got {value}", option=flag[2:]
+                ) from None
         if self.teacher_tta and not self.teachers:
             raise InvalidOptionError("--teacher-tta needs at least one --teacher", option="teacher-tta")
         object.__setattr__(self, "teachers", tuple(self.teachers))
 
-    def _numbers(self) -> list[tuple[str, float, bool]]:
-        """(flag, value, must be > 0) of the numeric options a Python caller could set out of range."""
-        assert self.lr is not None and self.weight_decay is not None  # filled in above
-        return [
-            ("--lr", self.lr, True),
-            ("--weight-decay", self.weight_decay, False),
-            ("--augment", self.augment_strength, False),
-            ("--mixup", self.mixup, False),
-            ("--cutmix", self.cutmix, False),
-            ("--distill-temperature", self.distill_temperature, True),
-        ]
+
+#: Argument types whose bound ``TrainConfig`` checks for Python callers too, with how its message words it.
+_BOUNDS: dict[Any, str] = {non_negative: "0 or more (0: off)", positive_number: "more than 0"}
 
 
 def _options() -> list[tuple[Field[Any], dict[str, Any]]]:
