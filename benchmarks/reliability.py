@@ -5,8 +5,9 @@ python benchmarks/reliability.py [--cases 10000] [--soak 3000] [--out benchmarks
 
 The inputs are generated with a fixed seed: mutated and truncated JPEG/PNG/TIFF/WebP/BMP files of a real
 photo, random bytes behind real magic numbers, header bombs, PNG chunks whose length lies, TIFF
-directories with duplicated or oversized tags, BMPs of every header layout, images with a side beyond
-32,767 pixels, arrays of every dtype and odd shapes and strides, and hostile paths (tools/hostile.py).
+directories with duplicated or oversized tags, BMPs of every header layout, progressive JPEGs with up to
+400 empty scans, images with a side beyond 32,767 pixels, arrays of every dtype and odd shapes and
+strides, and hostile paths (tools/hostile.py).
 Each is analysed with YuNet and the fast model; the outcome is the result or the type of the exception,
 and the peak memory the case adds is measured. Anything outside the emolens tree is a failure.
 """
@@ -27,7 +28,16 @@ from typing import Any
 import cv2
 import numpy as np
 from _common import machine, shared_path, write_results
-from tools.hostile import bmp, hostile_uploads, peak_memory, png_chunks, png_with_chunk_length, tall_with_face, tiff
+from tools.hostile import (
+    bmp,
+    hostile_uploads,
+    jpeg_with_scans,
+    peak_memory,
+    png_chunks,
+    png_with_chunk_length,
+    tall_with_face,
+    tiff,
+)
 
 import emolens
 from emolens import EmolensError
@@ -58,7 +68,20 @@ def inputs(count: int, seed: int, tmp: Path) -> Iterator[tuple[str, Any]]:
     ]
     dtypes = [np.uint8, np.int8, np.uint16, np.int32, np.float16, np.float32, np.float64, bool, np.complex64]
     chunk_count = len(png_chunks(encoded["png"]))
-    kinds = ["mutated", "truncated", "random", "bomb", "array", "path", "png-chunk", "tiff-tags", "bmp", "tall"]
+    progressive = bytes(cv2.imencode(".jpg", photo, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1])
+    kinds = [
+        "mutated",
+        "truncated",
+        "random",
+        "bomb",
+        "array",
+        "path",
+        "png-chunk",
+        "tiff-tags",
+        "bmp",
+        "jpeg-scans",
+        "tall",
+    ]
     for index in range(count):
         kind = kinds[index % len(kinds)]
         if kind in ("mutated", "truncated"):
@@ -94,6 +117,8 @@ def inputs(count: int, seed: int, tmp: Path) -> Iterator[tuple[str, Any]]:
             yield kind, tiff(photo, extra, big_endian=bool(rng.random() < 0.5))
         elif kind == "bmp":
             yield kind, bmp(photo, int(rng.choice([12, 40, 108, 124, 0, 13, 1 << 20])))
+        elif kind == "jpeg-scans":
+            yield kind, jpeg_with_scans(progressive, int(rng.integers(0, 400)))
         else:  # a side beyond OpenCV's 32,767-pixel addressing limit, with a face in it
             tall = tall_with_face(photo)
             yield kind, tall if rng.random() < 0.5 else np.ascontiguousarray(np.swapaxes(tall, 0, 1))
@@ -125,6 +150,36 @@ def fuzz(count: int, seed: int, tmp: Path) -> dict[str, Any]:
         "peak_mb_per_case": costliest[0],
         "costliest_kind": costliest[1],
     }
+
+
+def jpeg_scan_cost(counts: tuple[int, ...] = (0, 1_000, 4_000)) -> list[dict[str, Any]]:
+    """What a progressive 6000x6000 JPEG with ``count`` more empty scans costs OpenCV's decoder alone (what
+    emolens' scan limit prevents), and how long emolens takes to refuse it."""
+    flat = np.full((6000, 6000, 3), 128, np.uint8)  # a flat grey image: a small file
+    base = bytes(cv2.imencode(".jpg", flat, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1])
+    rows = []
+    for count in counts:
+        data = jpeg_with_scans(base, count)
+        start = time.perf_counter()
+        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        decode_s = time.perf_counter() - start
+        start = time.perf_counter()
+        try:
+            emolens.load_image(data)
+            outcome = "decoded"
+        except EmolensError as exc:
+            outcome = type(exc).__name__
+        rows.append(
+            {
+                "extra_scans": count,
+                "file_bytes": len(data),
+                "opencv_decoded": decoded is not None,
+                "opencv_s": decode_s,
+                "emolens": outcome,
+                "emolens_s": time.perf_counter() - start,
+            }
+        )
+    return rows
 
 
 def detector_memory() -> dict[str, Any]:
@@ -240,6 +295,7 @@ def main() -> None:
         threaded = threads()
         soaked = soak(args.soak)
         served = server_memory(Path(tmp))
+    scans = jpeg_scan_cost()
     detectors = detector_memory()  # last: a detector's peak stays resident (the allocator keeps it)
     command = f"python benchmarks/reliability.py --cases {args.cases} --soak {args.soak} --seed {args.seed}"
     lines = [
@@ -264,6 +320,17 @@ def main() -> None:
             for name, row in detectors.items()
         ),
         "",
+        "A progressive 6000x6000 JPEG with empty scans added (`tools.hostile.jpeg_with_scans`): what OpenCV's",
+        "decoder alone spends on it, and what `emolens.load_image` does:",
+        "",
+        "| scans added | file KB | OpenCV decode s | emolens | emolens s |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {row['extra_scans']:,} | {row['file_bytes'] / 1024:,.0f} | {row['opencv_s']:.2f} | {row['emolens']} | "
+            f"{row['emolens_s']:.2f} |"
+            for row in scans
+        ),
+        "",
         f"Server (`emolens serve --threads 2 --max-in-flight 8`, model `fast`): {served['uploads']} hostile uploads at "
         f"once (statuses {', '.join(map(str, served['statuses']))}) added {served['added_mb']:.0f} MB to its "
         f"{served['baseline_mb']:.0f} MB.",
@@ -281,6 +348,7 @@ def main() -> None:
             "fuzz": fuzzed,
             "detector_memory": detectors,
             "server_memory": served,
+            "jpeg_scans": scans,
             "threads": threaded,
             "soak": soaked,
             "command": command,

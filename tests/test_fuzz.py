@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from tools.hostile import bmp, peak_memory, png_chunks, png_with_chunk_length, tall_with_face, tiff
+from tools.hostile import bmp, jpeg_with_scans, peak_memory, png_chunks, png_with_chunk_length, tall_with_face, tiff
 
 import emolens
 from emolens import Analyzer, EmolensError
@@ -281,6 +281,24 @@ def test_bmp_header_layouts() -> None:
     for size in (0, 13, 39, 1 << 20):
         with pytest.raises(emolens.InvalidImageError, match="BMP header"):
             emolens.load_image(bmp(photo, size))
+
+
+def test_jpeg_scans_and_segments_are_counted_before_decoding() -> None:
+    """Each scan makes libjpeg pass over the whole image again, so a few bytes per empty scan cost seconds:
+    more than 100 scans (or 10,000 marker segments) are refused unread; progressive and restart-marker JPEGs,
+    and one of exactly 100 scans, decode."""
+    photo = cv2.imdecode(np.frombuffer(SAMPLES["png"], np.uint8), cv2.IMREAD_COLOR)
+    progressive = bytes(cv2.imencode(".jpg", photo, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1])
+    restarts = bytes(cv2.imencode(".jpg", photo, [cv2.IMWRITE_JPEG_RST_INTERVAL, 1])[1])
+    scans = progressive.count(b"\xff\xda")  # entropy-coded data never holds 0xFFDA (0xFF is followed by 0x00)
+    assert scans > 1
+    for data in (progressive, restarts, jpeg_with_scans(progressive, 100 - scans)):
+        assert emolens.load_image(data).bgr.shape == photo.shape
+    with pytest.raises(emolens.InvalidImageError, match="more than 100 scans"):
+        emolens.load_image(jpeg_with_scans(progressive, 101 - scans))
+    comments = progressive[:2] + b"\xff\xfe\x00\x02" * 10_001 + progressive[2:]
+    with pytest.raises(emolens.InvalidImageError, match="more than 10,000 JPEG marker segments"):
+        emolens.load_image(comments)
 
 
 def _face_photo() -> np.ndarray:

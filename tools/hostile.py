@@ -2,9 +2,9 @@
 
 Shared by the fuzz tests (``tests/test_fuzz.py``) and the reliability figures
 (``benchmarks/reliability.py``), so both exercise the same classes of input: PNG chunks whose length
-field lies, TIFF directories with duplicated or oversized tags, BMP headers of every layout, and
-images with a side beyond OpenCV's 32,767-pixel addressing limit. Nothing here is a stored file:
-each input is built from a real image and a few numbers.
+field lies, TIFF directories with duplicated or oversized tags, BMP headers of every layout, progressive
+JPEGs with thousands of empty scans, and images with a side beyond OpenCV's 32,767-pixel addressing
+limit. Nothing here is a stored file: each input is built from a real image and a few numbers.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ __all__ = [
     "PeakMemory",
     "bmp",
     "hostile_uploads",
+    "jpeg_with_scans",
     "peak_memory",
     "png_chunk",
     "png_chunks",
@@ -111,6 +112,17 @@ def bmp(image: np.ndarray, header_size: int = 40) -> bytes:
     return b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset) + info + pixels
 
 
+def jpeg_with_scans(data: bytes, count: int) -> bytes:
+    """A JPEG ``data`` with ``count`` more scans before its end: copies of its last scan's header with no data.
+
+    Each costs a few bytes, yet makes libjpeg pass over the whole image again (warning about an inconsistent
+    progression and filling in nothing): a few thousand of them in a progressive JPEG cost seconds to minutes."""
+    start = data.rindex(b"\xff\xda")
+    (length,) = struct.unpack(">H", data[start + 2 : start + 4])
+    end = data.rindex(b"\xff\xd9")
+    return data[:end] + data[start : start + 2 + length] * count + data[end:]
+
+
 def tall_with_face(photo: np.ndarray) -> np.ndarray:
     """A 68x32768 image with ``photo`` shrunk into it: a side beyond OpenCV's 32,767-pixel addressing limit."""
     import cv2
@@ -121,9 +133,9 @@ def tall_with_face(photo: np.ndarray) -> np.ndarray:
 
 
 def hostile_uploads(photo: np.ndarray) -> list[tuple[bytes, int]]:
-    """Small files that used to cost a server gigabytes, each with the HTTP status it must get: two PNG chunk
-    bombs, a TIFF with duplicated size tags, one with giant tiles (400); an OS/2 BMP, a 6324x6324 JPEG and a
-    68x32768 JPEG (200)."""
+    """Small files that used to cost a server gigabytes or minutes, each with the HTTP status it must get: two PNG
+    chunk bombs, a TIFF with duplicated size tags, one with giant tiles, a 6324x6324 progressive JPEG with 2,000
+    empty scans (400); an OS/2 BMP, a 6324x6324 JPEG and a 68x32768 JPEG (200)."""
     import cv2
 
     small = cv2.resize(photo, (96, 72))
@@ -134,6 +146,7 @@ def hostile_uploads(photo: np.ndarray) -> list[tuple[bytes, int]]:
         (png_with_chunk_length(png, 1, 2**31 - 1), 400),
         (tiff(small, [(256, 4, 30_000), (257, 4, 30_000)]), 400),
         (tiff(small, [(322, 4, 65_536), (323, 4, 65_536)]), 400),
+        (jpeg_with_scans(bytes(cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1]), 2_000), 400),
         (bmp(small, 12), 200),
         (bytes(cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 70])[1]), 200),
         (bytes(cv2.imencode(".jpg", tall_with_face(photo))[1]), 200),

@@ -7,6 +7,7 @@ docs/reliability.md). Only JPEG, PNG, WebP, BMP, TIFF and GIF are recognised.
 
 from __future__ import annotations
 
+import re
 import struct
 from typing import NamedTuple
 
@@ -16,6 +17,14 @@ FORMATS = ("JPEG", "PNG", "WebP", "BMP", "TIFF", "GIF")
 
 #: More chunks than this is not a picture (a 256 MB PNG written in libpng's 8 KB chunks has 32,000).
 _MAX_PNG_CHUNKS = 200_000
+#: More scans than this is not a photo: libjpeg's progressive modes write 6 (grey) or 10 (colour), searched scan
+#: scripts a few dozen, and each scan makes the decoder pass over the whole image again (a 181 KB file of 4,000
+#: empty scans held a 36-megapixel decode for 19 s).
+_MAX_JPEG_SCANS = 100
+#: More marker segments than this is not a photo either (a camera JPEG has a few dozen; they are walked one by one).
+_MAX_JPEG_SEGMENTS = 10_000
+#: The next marker after entropy-coded data: 0xFF followed by neither a stuffed zero, a restart marker nor fill.
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 
 
 class Header(NamedTuple):
@@ -109,11 +118,18 @@ def _png(data: bytes) -> Header | None:
 
 
 def _jpeg(data: bytes) -> Header | None:
-    """Walk the JPEG markers to the first start-of-frame, which holds the size."""
-    position = 2
+    """The first start-of-frame's size, after walking every marker to the end of the image: at most
+    :data:`_MAX_JPEG_SCANS` scans and :data:`_MAX_JPEG_SEGMENTS` segments."""
+    header: Header | None = None
+    position, segments, scans = 2, 0, 0
     while position + 4 <= len(data):
         if data[position] != 0xFF:
-            return None
+            if header is None:
+                return None
+            found = _JPEG_MARKER.search(data, position)  # bytes between segments: libjpeg skips them too
+            if found is None:
+                break
+            position = found.start()
         marker = data[position + 1]
         if marker == 0xFF:  # fill byte
             position += 1
@@ -121,16 +137,36 @@ def _jpeg(data: bytes) -> Header | None:
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
             position += 2
             continue
+        if marker == 0xD9:  # end of image
+            break
+        segments += 1
+        if segments > _MAX_JPEG_SEGMENTS:
+            raise MalformedImage(f"it has more than {_MAX_JPEG_SEGMENTS:,} JPEG marker segments")
         (length,) = struct.unpack(">H", data[position + 2 : position + 4])
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+        if header is None and 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
             height, width, components = struct.unpack(">HHB", data[position + 5 : position + 10])
             if not 1 <= components <= 4:
                 raise MalformedImage(f"its JPEG frame has {components} colour components (1 to 4 are images)")
-            return Header("JPEG", width, height)
+            header = Header("JPEG", width, height)
         if length < 2:
-            return None
+            if header is None:
+                return None
+            break
         position += 2 + length
-    return None
+        if marker == 0xDA:  # start of scan: its entropy-coded data runs to the next marker
+            if header is None:
+                return None
+            scans += 1
+            if scans > _MAX_JPEG_SCANS:
+                raise MalformedImage(
+                    f"its JPEG has more than {_MAX_JPEG_SCANS} scans (photos have at most a few dozen, and each "
+                    "one makes the decoder pass over the whole image again)"
+                )
+            found = _JPEG_MARKER.search(data, position)
+            if found is None:
+                break
+            position = found.start()
+    return header
 
 
 def _webp(data: bytes) -> Header | None:
