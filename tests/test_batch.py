@@ -138,6 +138,16 @@ def test_video_rows_every_third_frame(local_run: Any) -> None:
     assert all(row["face"] == 0 and row["label"] for row in frames)
 
 
+def test_video_frames_over_max_pixels_are_one_error_row(collection: Path, tmp_path: Path) -> None:
+    """A video whose frames exceed max_pixels is refused before a frame is decoded: one error row, nothing else."""
+    clip = next(item.path for item in expand_inputs([collection]) if item.path.endswith("clip.avi"))
+    out = tmp_path / "rows.parquet"
+    emolens.batch([clip], out, max_pixels=100, progress=False)
+    rows = _read(out)
+    assert [(row["error_type"], row["frame"]) for row in rows] == [("ImageTooLargeError", None)]
+    assert "its frames are" in rows[0]["error_message"]
+
+
 def test_columns_follow_the_model_labels(local_run: Any) -> None:
     out, report = local_run
     import pyarrow.parquet as parquet

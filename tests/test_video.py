@@ -121,6 +121,24 @@ def test_bad_sources() -> None:
         list(analyze_video(3.5))
 
 
+def test_frames_over_max_pixels_are_refused_before_one_is_decoded(
+    pan_video: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The frame size a video declares is checked at open (a 1.6 MB video of 16000x16000 frames cost 2 GB when its
+    first frame was decoded): over the analyzer's max_pixels is an ImageTooLargeError at the call, one CLI line."""
+    pixels = 640 * 336
+    tight = emolens.Analyzer("yunet", "fast", max_pixels=pixels - 1)
+    with pytest.raises(emolens.ImageTooLargeError, match="its frames are 640x336 pixels"):
+        analyze_video(pan_video, analyzer=tight)
+    roomy = emolens.Analyzer("yunet", "fast", max_pixels=pixels)
+    assert [r.width for r in analyze_video(pan_video, analyzer=roomy, max_frames=1)] == [640]
+    big = _write(pan_video.parent / "big.avi", [np.full((6400, 6400, 3), 90, np.uint8)])  # 41 megapixels
+    with pytest.raises(emolens.ImageTooLargeError, match="over the limit of 40 megapixels"):
+        analyze_video(big, detector="yunet", model="fast")
+    assert main(["video", str(big), "--model", "fast"]) == 2
+    assert "its frames are 6400x6400 pixels" in capsys.readouterr().err
+
+
 def test_cli_writes_video_csv_and_plot(pan_video: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out, table, plot = tmp_path / "annotated.mp4", tmp_path / "timeline.csv", tmp_path / "timeline.png"
     code = main(

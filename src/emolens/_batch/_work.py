@@ -99,7 +99,7 @@ class Worker:
             pending.clear()
 
         try:
-            for frame in open_source(item.path):
+            for frame in open_source(item.path, max_pixels=self.job.max_pixels):
                 if frame.index % self.job.every == 0:
                     pending.append(frame)
                     if len(pending) == FRAMES_PER_PASS:

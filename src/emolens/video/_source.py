@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 
 from .._image import load_image
-from ..errors import InvalidVideoError
+from .._limits import DEFAULT_MAX_PIXELS, RAISE_MAX_PIXELS
+from ..errors import ImageTooLargeError, InvalidVideoError
 
 __all__ = ["Frame", "VideoSource", "open_source"]
 
@@ -27,9 +28,12 @@ class Frame:
 
 
 class _Capture:
-    """Frames of an OpenCV capture (file or camera), released when iteration ends."""
+    """Frames of an OpenCV capture (file or camera), released when iteration ends.
 
-    def __init__(self, source: str | int) -> None:
+    Frames larger than ``max_pixels`` are refused at open, from the size the stream declares: a 1.6 MB video
+    of 16000x16000 frames cost 2 GB when its first frame was decoded and then refused."""
+
+    def __init__(self, source: str | int, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.source = source
         if isinstance(source, int) and source < 0:
             raise InvalidVideoError(f"camera index must be 0 or more, got {source}", source=source)
@@ -49,6 +53,14 @@ class _Capture:
             what = f"camera {source}" if isinstance(source, int) else f"video {source}"
             hint = "is a camera connected, and free?" if isinstance(source, int) else "is it a video OpenCV can decode?"
             raise InvalidVideoError(f"cannot open {what}; {hint}", source=source)
+        width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if width * height > max_pixels:
+            capture.release()
+            raise ImageTooLargeError(
+                f"{source}: its frames are {width}x{height} pixels ({width * height / 1e6:.3g} megapixels), over the "
+                f"limit of {max_pixels / 1e6:g} megapixels; shrink the video, or {RAISE_MAX_PIXELS}",
+                source=source,
+            )
         self._capture = capture
         fps = capture.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and np.isfinite(fps) and fps > 0 else 30.0
@@ -83,16 +95,17 @@ class _Images:
             yield Frame(index, index / self.fps, load_image(image).bgr)
 
 
-def open_source(source: VideoSource, *, fps: float = 30.0) -> _Capture | _Images:
-    """A frame iterator with ``fps`` and ``frame_count`` (None when unknown, e.g. cameras)."""
+def open_source(source: VideoSource, *, fps: float = 30.0, max_pixels: int = DEFAULT_MAX_PIXELS) -> _Capture | _Images:
+    """A frame iterator with ``fps`` and ``frame_count`` (None when unknown, e.g. cameras); a file or camera
+    whose frames are larger than ``max_pixels`` is refused before its first frame is decoded."""
     if isinstance(source, (_Capture, _Images)):
         return source
     if isinstance(source, bool):
         raise InvalidVideoError("video source must be a path, a camera index or an iterable of images", source=source)
     if isinstance(source, int):
-        return _Capture(source)
+        return _Capture(source, max_pixels)
     if isinstance(source, (str, Path)):
-        return _Capture(str(source))
+        return _Capture(str(source), max_pixels)
     if isinstance(source, Iterable) and not isinstance(source, (bytes, np.ndarray)):
         return _Images(source, fps)
     raise InvalidVideoError(

@@ -10,6 +10,7 @@ from typing import Any
 
 from .._analyzer import Analyzer
 from .._api import get_analyzer
+from .._limits import DEFAULT_MAX_PIXELS
 from ..detectors import Detector
 from ..errors import InvalidOptionError
 from ..models import ModelSource
@@ -53,6 +54,7 @@ def analyze_video(
 
     Raises:
         InvalidVideoError: the source cannot be opened or read.
+        ImageTooLargeError: its frames are larger than the analyzer's ``max_pixels`` (40 megapixels by default).
         InvalidOptionError: ``every``, ``smoothing`` or ``max_frames`` is out of range (checked at the call).
     """
     _check_count("every", every)
@@ -61,7 +63,7 @@ def analyze_video(
     if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0.0 <= smoothing < 1.0:
         raise InvalidOptionError(f"smoothing must be a number in [0, 1), got {smoothing!r}", option="smoothing")
     # Checked and opened now, not at the first next(): a bad argument or source fails at the call.
-    frames = open_source(source)
+    frames = open_source(source, max_pixels=analyzer.max_pixels if analyzer is not None else DEFAULT_MAX_PIXELS)
     analyzer = analyzer or get_analyzer(detector, model, device, detector_options)
     tracker = Tracker(smoothing=float(smoothing))
     if pipelined:
