@@ -58,6 +58,21 @@ def test_analyze_table_folder_glob_and_annotate(
     assert written == ["dlib-faces/2008_002470.jpg", "group/multiface.jpg"]
 
 
+def test_max_megapixels_bounds_images_and_names_itself_in_the_advice(
+    photos: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The refusal of a too-large image tells a CLI user the option that raises the limit, and the option works."""
+    image = str(photos / "dlib-faces" / "2008_002470.jpg")  # 500x375 pixels
+    assert main(["analyze", image, "--max-megapixels", "0.1"]) == 1
+    line = capsys.readouterr().err
+    assert "over the limit of 0.1 megapixels" in line and "pass a larger --max-megapixels" in line
+    assert main(["analyze", image, "--json", "--max-megapixels", "0.1"]) == 1
+    record = json.loads(capsys.readouterr().out)
+    assert record["error"]["type"] == "ImageTooLargeError" and "--max-megapixels" in record["error"]["message"]
+    assert main(["analyze", image, "--json", "--max-megapixels", "0.19"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["faces"]) == 6
+
+
 def test_bad_inputs_give_one_line_errors_and_nonzero_exit(tmp_path: Path) -> None:
     corrupt = tmp_path / "corrupt.jpg"
     corrupt.write_bytes(b"\xff\xd8 not really a jpeg")
@@ -82,6 +97,7 @@ def test_bad_numeric_options_are_usage_errors(tmp_path: Path) -> None:
     for args, message in [
         (["video", str(video), "--every", "0"], "must be at least 1"),
         (["video", str(video), "--smoothing", "1.5"], "must be in [0, 1)"),
+        (["analyze", str(video), "--max-megapixels", "0"], "must be more than 0"),
         (
             ["train", str(tmp_path), str(tmp_path), "--out", str(tmp_path), "--epochs", "zero"],
             "expected a whole number",

@@ -136,7 +136,10 @@ def test_frames_over_max_pixels_are_refused_before_one_is_decoded(
     with pytest.raises(emolens.ImageTooLargeError, match="over the limit of 40 megapixels"):
         analyze_video(big, detector="yunet", model="fast")
     assert main(["video", str(big), "--model", "fast"]) == 2
-    assert "its frames are 6400x6400 pixels" in capsys.readouterr().err
+    line = capsys.readouterr().err
+    assert "its frames are 6400x6400 pixels" in line and "pass a larger --max-megapixels" in line
+    assert main(["video", str(pan_video), "--model", "fast", "--max-megapixels", "0.2"]) == 2
+    assert "over the limit of 0.2 megapixels" in capsys.readouterr().err
 
 
 def test_cli_writes_video_csv_and_plot(pan_video: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from ..errors import EmolensError, InternalError
 from . import analyze, batch, dataset, download, evaluate, export, models, recipe, serve, train, video
-from ._common import err
+from ._common import err, error_text
 
 __all__ = ["build_parser", "main"]
 
@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             err(f"{exc} (not a problem with your input; if it persists, please report it)")
             return 70
         except EmolensError as exc:
-            err(str(exc))
+            err(error_text(exc, args))
             return 2
         except KeyboardInterrupt:
             err("interrupted")

@@ -10,7 +10,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from .._argtypes import json_object
+from .._argtypes import json_object, positive_number
+from .._limits import DEFAULT_MAX_PIXELS, RAISE_MAX_PIXELS
 from ..errors import InvalidOptionError
 from ..models import PRECISIONS
 
@@ -19,6 +20,20 @@ _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 def err(message: str) -> None:
     print(f"emolens: error: {message}", file=sys.stderr)
+
+
+def error_text(exc: BaseException, args: argparse.Namespace) -> str:
+    """An error's message for this command line: advice to raise ``max_pixels`` names ``--max-megapixels``
+    where the command has it."""
+    text = str(exc)
+    if hasattr(args, "max_megapixels"):
+        text = text.replace(RAISE_MAX_PIXELS, "pass a larger --max-megapixels if you trust the input")
+    return text
+
+
+def max_pixels(args: argparse.Namespace) -> int:
+    """``--max-megapixels`` in pixels."""
+    return max(1, int(args.max_megapixels * 1e6))
 
 
 def expand_paths(paths: Sequence[str]) -> Iterator[tuple[str, Path | None]]:
@@ -79,16 +94,17 @@ def output_folder(value: str | None) -> Path | None:
     return folder
 
 
-def error_record(source: str, exc: BaseException) -> str:
+def error_record(source: str, exc: BaseException, message: str | None = None) -> str:
     """The --json line for an input that failed: same top-level shape as a result, with an error object."""
     return json.dumps(
-        {"source": source, "error": {"type": type(exc).__name__, "message": str(exc)}}, ensure_ascii=False
+        {"source": source, "error": {"type": type(exc).__name__, "message": message or str(exc)}},
+        ensure_ascii=False,
     )
 
 
 def add_pipeline_options(p: argparse.ArgumentParser, *, detector_options: bool = True, precision: bool = True) -> None:
-    """``--detector`` (with ``--detector-options``), ``--model``, ``--device`` and ``--precision``: how a command
-    analyses images."""
+    """``--detector`` (with ``--detector-options``), ``--model``, ``--device``, ``--precision`` and
+    ``--max-megapixels``: how a command analyses images."""
     p.add_argument("--detector", default="auto", help="detector name, 'auto' (default) or 'none' for face crops")
     if detector_options:
         add_detector_options(p)
@@ -103,6 +119,14 @@ def add_pipeline_options(p: argparse.ArgumentParser, *, detector_options: bool =
             "int8 graph of default and fast (needs emolens[onnx]); fastest: auto or int8, whichever a short "
             "measurement finds faster here (remembered per host; see `emolens models --verbose`)",
         )
+    p.add_argument(
+        "--max-megapixels",
+        type=positive_number,
+        default=DEFAULT_MAX_PIXELS / 1e6,
+        metavar="N",
+        help=f"largest image or video frame analysed (default {DEFAULT_MAX_PIXELS / 1e6:g}); larger ones are "
+        "refused from their header, before decoding",
+    )
 
 
 def add_detector_options(p: argparse.ArgumentParser) -> None:

@@ -13,7 +13,9 @@ from ._common import (
     detector_arg,
     err,
     error_record,
+    error_text,
     expand_paths,
+    max_pixels,
     output_folder,
 )
 
@@ -43,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         fallback=not args.no_fallback,
         detector_options=args.detector_options,
         precision=args.precision,
+        max_pixels=max_pixels(args),
     )
     inputs = list(expand_paths(args.paths))
     files = [path for _, path in inputs if path is not None]
@@ -59,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
             result = analyzer.analyze(path)
         except EmolensError as exc:
             failures += 1
-            print(error_record(str(path), exc), flush=True) if args.json else err(str(exc))
+            text = error_text(exc, args)
+            print(error_record(str(path), exc, text), flush=True) if args.json else err(text)
             continue
         if args.json:
             print(result.to_json(), flush=True)

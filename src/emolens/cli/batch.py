@@ -9,6 +9,7 @@ from .._argtypes import positive_int
 from ._common import (
     add_pipeline_options,
     detector_arg,
+    max_pixels,
 )
 
 
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         fallback=not args.no_fallback,
         device=args.device,
         precision=args.precision,
+        max_pixels=max_pixels(args),
         overwrite=args.overwrite,
         format=args.format,
         progress=False if args.quiet else None,

@@ -11,6 +11,7 @@ from ._common import (
     add_pipeline_options,
     detector_arg,
     err,
+    max_pixels,
     output_file,
 )
 
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         from .._optional import require
 
         require("matplotlib", extra="plot", feature="--plot")
-    frames = open_source(source)  # fails early, with a clear error, for a missing file or camera
+    frames = open_source(source, max_pixels=max_pixels(args))  # fails early for a missing file or camera
     total = frames.frame_count
     if total is not None:
         total = -(-total // args.every)
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         fallback=False,
         detector_options=args.detector_options,
         precision=args.precision,
+        max_pixels=max_pixels(args),
     )
     analysis = VideoAnalysis()
     writer: AnnotatedVideoWriter | None = None
