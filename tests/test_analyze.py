@@ -70,6 +70,22 @@ def test_detector_none_classifies_the_whole_image(group_photo: Path) -> None:
     assert result.faces[0].fallback is False
 
 
+@pytest.mark.parametrize("model", ["default", "fast", "large"])
+def test_a_whole_image_crop_waits_small_and_answers_as_the_full_image(photos: Path, model: str) -> None:
+    """A detected image keeps its crops, not its pixels: a whole-image crop (fallback, detector None) is at most
+    1,024 pixels a side, and classifies within 0.02 of the full image (the model shrinks both to its input)."""
+    analyzer = emolens.Analyzer(None, model, precision="float32")
+    for name in ("2008_002470.jpg", "dogs.jpg"):
+        photo = cv2.imread(str(photos / "dlib-faces" / name))
+        big = cv2.resize(photo, None, fx=6, fy=6, interpolation=cv2.INTER_CUBIC)  # 3000 pixels wide
+        detected = analyzer.detect(big)
+        assert (detected.width, detected.height) == (big.shape[1], big.shape[0])
+        assert max(detected.candidates[0].crop.shape[:2]) == 1024
+        shrunk = np.array(analyzer.classify([detected])[0].faces[0].probabilities)
+        full = analyzer.model.predict_output([big]).probabilities[0]
+        assert np.abs(shrunk - full).max() < 0.02
+
+
 def test_min_face_size_drops_small_faces(group_photo: Path) -> None:
     sizes = sorted(min(f.box.width, f.box.height) for f in emolens.analyze(group_photo).faces)
     limit = sizes[2] + 1

@@ -511,6 +511,27 @@ def _status_mb(pid: int, field: str) -> float:
     raise AssertionError(f"no {field} for process {pid}")
 
 
+def test_a_batch_of_small_files_of_huge_images_stays_within_the_memory_bound(tmp_path: Path) -> None:
+    """32 flat 6324x6324 WebPs are 48 KB in all, and decode to 3.8 GB: a batch request holds each image only while
+    its faces are found (it held all 32 at once, 3.9 GB, before), so one analysis thread stays within 1 GB."""
+    import cv2
+    import numpy as np
+
+    flat = bytes(cv2.imencode(".webp", np.full((6324, 6324, 3), 120, np.uint8), [cv2.IMWRITE_WEBP_QUALITY, 101])[1])
+    files = [("files", (f"{i}.webp", flat, "image/webp")) for i in range(32)]
+    args = ["--model", "fast", "--threads", "1", "--no-warmup"]
+    with running_server(args, log=tmp_path / "log") as handle:
+        httpx.post(f"{handle.url}/v1/analyze", content=flat, timeout=120)  # models loaded before the baseline
+        Path(f"/proc/{handle.pid}/clear_refs").write_text("5")
+        baseline = _status_mb(handle.pid, "VmRSS")
+        answer = httpx.post(f"{handle.url}/v1/analyze/batch", files=files, timeout=300)
+        added = _status_mb(handle.pid, "VmHWM") - baseline
+    assert answer.status_code == 200, answer.text
+    entries = answer.json()["results"]
+    assert len(entries) == 32 and all(e["result"]["image"]["width"] == 6324 for e in entries)
+    assert added < 1024, f"the server added {added:.0f} MB for one batch (bound 1,024 MB per analysis thread)"
+
+
 def test_hostile_uploads_at_once_stay_within_the_servers_memory_bound(tmp_path: Path, photos: Path) -> None:
     """Small files that used to cost gigabytes, sent together: each is refused or analysed, and the server's
     peak memory stays within threads x 1 GB + in-flight uploads (docs/reliability.md)."""

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ._checks import check_bool, check_int, check_number, check_options
-from ._crop import eye_angle, face_crop
+from ._crop import eye_angle, face_crop, whole_image_crop
 from ._device import resolve_device
 from ._image import ColorOrder, ImageInput, LoadedImage, load_image
 from ._limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_FACE_SIZE
@@ -38,9 +38,14 @@ class _Candidate:
 
 @dataclass(frozen=True, slots=True)
 class Detected:
-    """An image after :meth:`Analyzer.detect`: loaded, its faces found and cropped, not yet classified."""
+    """An image after :meth:`Analyzer.detect`: its faces found and cropped, not yet classified.
 
-    image: LoadedImage
+    It keeps the image's size and source and the crops (at most 1,024 pixels a side), not the image itself,
+    so many can wait for one forward pass without holding their decoded images."""
+
+    width: int
+    height: int
+    source: str | None
     candidates: list[_Candidate]
     timings_ms: Mapping[str, float]
 
@@ -164,11 +169,10 @@ class Analyzer:
         t1 = time.perf_counter()
         found = self._candidates(img, fallback, min_size)
         t2 = time.perf_counter()
-        return Detected(img, found, {"load": (t1 - t0) * 1e3, "detect": (t2 - t1) * 1e3})
+        return Detected(img.width, img.height, img.source, found, {"load": (t1 - t0) * 1e3, "detect": (t2 - t1) * 1e3})
 
     def classify(self, detected: Sequence[Detected]) -> list[AnalysisResult]:
         """The second stage of :meth:`analyze`: classify the faces of detected images in one forward pass."""
-        loaded = [d.image for d in detected]
         candidates = [d.candidates for d in detected]
         timings = [dict(d.timings_ms) for d in detected]
         t0 = time.perf_counter()
@@ -179,7 +183,7 @@ class Analyzer:
 
         results = []
         offset = 0
-        for img, found, timing in zip(loaded, candidates, timings, strict=True):
+        for image, found, timing in zip(detected, candidates, timings, strict=True):
             faces = tuple(
                 Face(
                     box=c.detection.box,
@@ -199,12 +203,12 @@ class Analyzer:
             results.append(
                 AnalysisResult(
                     faces=faces,
-                    image_width=img.width,
-                    image_height=img.height,
+                    image_width=image.width,
+                    image_height=image.height,
                     detector=self.detector_name,
                     model=self.model.name,
                     timings_ms=timing,
-                    source=img.source,
+                    source=image.source,
                     model_id=self.model.identity,
                     detector_id=self.detector_id,
                 )
@@ -243,7 +247,7 @@ class Analyzer:
         found.sort(key=lambda c: (-c.detection.box.area, c.detection.box.y, c.detection.box.x, -c.detection.score))
         if not found and (fallback or self.detector is None):
             whole = Detection(Box(0, 0, img.width, img.height), 1.0)
-            found.append(_Candidate(whole, img.bgr, fallback=self.detector is not None))
+            found.append(_Candidate(whole, whole_image_crop(img.bgr), fallback=self.detector is not None))
         return found
 
 
