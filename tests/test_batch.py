@@ -16,6 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from tools.hostile import peak_memory
 from tools.server import free_port
 
 import emolens
@@ -146,6 +147,19 @@ def test_video_frames_over_max_pixels_are_one_error_row(collection: Path, tmp_pa
     rows = _read(out)
     assert [(row["error_type"], row["frame"]) for row in rows] == [("ImageTooLargeError", None)]
     assert "its frames are" in rows[0]["error_message"]
+
+
+def test_a_chunk_of_huge_images_costs_what_one_does(tmp_path: Path) -> None:
+    """A worker decodes a chunk's images one at a time and keeps only their crops for the forward pass: 16 flat
+    6324x6324 WebPs (1.9 GB decoded) stay within the 1 GB one analysis may add."""
+    flat = bytes(cv2.imencode(".webp", np.full((6324, 6324, 3), 120, np.uint8), [cv2.IMWRITE_WEBP_QUALITY, 101])[1])
+    for i in range(16):
+        (tmp_path / f"{i:02}.webp").write_bytes(flat)
+    emolens.batch([tmp_path / "00.webp"], tmp_path / "warm.csv", workers=1, model="fast", progress=False)
+    with peak_memory() as memory:
+        report = emolens.batch([tmp_path], tmp_path / "rows.csv", workers=1, model="fast", progress=False)
+    assert report.analysed == 16 and report.errors == 0
+    assert memory.mb < 1024, f"{memory.mb:.0f} MB for one chunk"
 
 
 def test_columns_follow_the_model_labels(local_run: Any) -> None:

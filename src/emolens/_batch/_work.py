@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .._analyzer import Analyzer
-from .._image import load_image
+from .._analyzer import Analyzer, Detected
 from .._rows import Row, error_row, result_rows
 from ._inputs import BatchInput
 from ._job import Job
@@ -60,26 +59,26 @@ class Worker:
         )
 
     def _image_rows(self, images: Sequence[BatchInput]) -> dict[str, list[Row]]:
-        """All readable images' faces are classified in one forward pass."""
+        """Each image is decoded and its faces cropped in turn (only the crops wait, not the decoded images), then
+        every face is classified in one forward pass."""
         out: dict[str, list[Row]] = {}
-        loaded: list[tuple[str, Any]] = []
+        found: list[tuple[str, Detected]] = []
         for item in images:
             try:
-                loaded.append((item.path, load_image(item.path, max_pixels=self.job.max_pixels).bgr))
+                found.append((item.path, self.analyzer.detect(item.path, min_face_size=self.job.min_face_size)))
             except Exception as exc:  # an unreadable file is a row, whatever failed
                 out[item.path] = [self._error(item.path, exc)]
-        analyze = self.analyzer.analyze_batch
         try:
-            results = analyze([image for _, image in loaded], min_face_size=self.job.min_face_size)
-        except Exception:  # one image broke the batch: one by one, to find which
-            for path, image in loaded:
+            results = self.analyzer.classify([detected for _, detected in found])
+        except Exception:  # one image broke the forward pass: one by one, to find which
+            for path, detected in found:
                 try:
-                    (result,) = analyze([image], min_face_size=self.job.min_face_size)
+                    (result,) = self.analyzer.classify([detected])
                     out[path] = result_rows(result, self.labels, file=path)
                 except Exception as exc:
                     out[path] = [self._error(path, exc)]
             return out
-        for (path, _), result in zip(loaded, results, strict=True):
+        for (path, _), result in zip(found, results, strict=True):
             out[path] = result_rows(result, self.labels, file=path)
         return out
 
