@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from .._analyzer import Analyzer, Detected
 from .._rows import Row, error_row, result_rows
@@ -87,20 +86,19 @@ class Worker:
         from ..video import open_source
 
         rows: list[Row] = []
-        pending: list[Any] = []
+        pending: list[tuple[int, float, Detected]] = []  # frames' crops, not their pixels
 
         def flush() -> None:
-            results = self.analyzer.analyze_batch(
-                [frame.image for frame in pending], min_face_size=self.job.min_face_size
-            )
-            for frame, result in zip(pending, results, strict=True):
-                rows.extend(result_rows(result, self.labels, file=item.path, frame=frame.index, time_s=frame.time))
+            results = self.analyzer.classify([detected for _, _, detected in pending])
+            for (index, time_s, _), result in zip(pending, results, strict=True):
+                rows.extend(result_rows(result, self.labels, file=item.path, frame=index, time_s=time_s))
             pending.clear()
 
         try:
             for frame in open_source(item.path, max_pixels=self.job.max_pixels):
                 if frame.index % self.job.every == 0:
-                    pending.append(frame)
+                    detected = self.analyzer.detect(frame.image, min_face_size=self.job.min_face_size)
+                    pending.append((frame.index, frame.time, detected))
                     if len(pending) == FRAMES_PER_PASS:
                         flush()
             if pending:
