@@ -18,8 +18,8 @@ FORMATS = ("JPEG", "PNG", "WebP", "BMP", "TIFF", "GIF")
 #: More chunks than this is not a picture (a 256 MB PNG written in libpng's 8 KB chunks has 32,000).
 _MAX_PNG_CHUNKS = 200_000
 #: More scans than this is not a photo: libjpeg's progressive modes write 6 (grey) or 10 (colour), searched scan
-#: scripts a few dozen, and each scan makes the decoder pass over the whole image again (a 181 KB file of 4,000
-#: empty scans held a 36-megapixel decode for 19 s).
+#: scripts a few dozen, and each scan makes the decoder pass over the whole image again (a 246 KB file of 4,000
+#: empty scans held a 36-megapixel decode for 20 s: benchmarks/reliability.py).
 _MAX_JPEG_SCANS = 100
 #: More marker segments than this is not a photo either (a camera JPEG has a few dozen; they are walked one by one).
 _MAX_JPEG_SEGMENTS = 10_000
