@@ -299,6 +299,17 @@ def test_jpeg_scans_and_segments_are_counted_before_decoding() -> None:
     comments = progressive[:2] + b"\xff\xfe\x00\x02" * 10_001 + progressive[2:]
     with pytest.raises(emolens.InvalidImageError, match="more than 10,000 JPEG marker segments"):
         emolens.load_image(comments)
+    # Scans hidden from a walk that would read junk as a segment: libjpeg skips an escaped 0xFF between segments
+    # and reads on after a length under 2, so both are walked (or refused) the way libjpeg reads them.
+    end = progressive.rindex(b"\xff\xd9")
+    extra = jpeg_with_scans(progressive, 101 - scans)[end:-2]
+    with pytest.raises(emolens.InvalidImageError, match="more than 100 scans"):
+        emolens.load_image(progressive[:end] + b"\xff\xfe\x00\x02\xff\x00\x7f\xff" + extra + b"\xff\xd9")
+    with pytest.raises(emolens.InvalidImageError, match="not JPEG"):
+        emolens.load_image(progressive[:end] + b"\xff\xfe\x00\x00" + extra + b"\xff\xd9")
+    # a marker found in the last bytes of a truncated file is the decoder's to judge, not a header error
+    with pytest.raises(emolens.InvalidImageError, match="corrupt or truncated"):
+        emolens.load_image(progressive[:end] + b"\x00\x00\xff\xc4")
 
 
 def _face_photo() -> np.ndarray:

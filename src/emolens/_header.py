@@ -123,13 +123,16 @@ def _jpeg(data: bytes) -> Header | None:
     header: Header | None = None
     position, segments, scans = 2, 0, 0
     while position + 4 <= len(data):
-        if data[position] != 0xFF:
-            if header is None:
+        if data[position] != 0xFF or data[position + 1] == 0x00:
+            if header is None:  # a JPEG is its segments: anything between them before the frame is corrupt
                 return None
-            found = _JPEG_MARKER.search(data, position)  # bytes between segments: libjpeg skips them too
+            # Bytes between segments, an escaped 0xFF among them: libjpeg skips them, and so does this walk,
+            # or a scan hidden after them would go uncounted.
+            found = _JPEG_MARKER.search(data, position + 1)
             if found is None:
                 break
             position = found.start()
+            continue
         marker = data[position + 1]
         if marker == 0xFF:  # fill byte
             position += 1
@@ -148,10 +151,8 @@ def _jpeg(data: bytes) -> Header | None:
             if not 1 <= components <= 4:
                 raise MalformedImage(f"its JPEG frame has {components} colour components (1 to 4 are images)")
             header = Header("JPEG", width, height)
-        if length < 2:
-            if header is None:
-                return None
-            break
+        if length < 2:  # a segment's length counts its own two bytes: libjpeg would read on from inside it
+            return None
         position += 2 + length
         if marker == 0xDA:  # start of scan: its entropy-coded data runs to the next marker
             if header is None:

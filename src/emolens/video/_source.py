@@ -85,14 +85,15 @@ class _Capture:
 class _Images:
     """Frames from an iterable of images (arrays, paths, ...), at a nominal frame rate."""
 
-    def __init__(self, images: Iterable[Any], fps: float) -> None:
+    def __init__(self, images: Iterable[Any], fps: float, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self._images = images
         self.fps = fps
+        self.max_pixels = max_pixels
         self.frame_count: int | None = len(images) if hasattr(images, "__len__") else None  # type: ignore[arg-type]
 
     def __iter__(self) -> Iterator[Frame]:
         for index, image in enumerate(self._images):
-            yield Frame(index, index / self.fps, load_image(image).bgr)
+            yield Frame(index, index / self.fps, load_image(image, max_pixels=self.max_pixels).bgr)
 
 
 def open_source(source: VideoSource, *, fps: float = 30.0, max_pixels: int = DEFAULT_MAX_PIXELS) -> _Capture | _Images:
@@ -107,7 +108,7 @@ def open_source(source: VideoSource, *, fps: float = 30.0, max_pixels: int = DEF
     if isinstance(source, (str, Path)):
         return _Capture(str(source), max_pixels)
     if isinstance(source, Iterable) and not isinstance(source, (bytes, np.ndarray)):
-        return _Images(source, fps)
+        return _Images(source, fps, max_pixels)
     raise InvalidVideoError(
         f"unsupported video source {type(source).__name__}; pass a file path, a camera index or an iterable of images",
         source=type(source).__name__,
