@@ -513,7 +513,7 @@ def _status_mb(pid: int, field: str) -> float:
 
 def test_a_batch_of_small_files_of_huge_images_stays_within_the_memory_bound(tmp_path: Path) -> None:
     """32 flat 6324x6324 WebPs are 48 KB in all, and decode to 3.8 GB: a batch request holds each image only while
-    its faces are found (it held all 32 at once, 3.9 GB, before), so one analysis thread stays within 1 GB."""
+    its faces are found (it held all 32 at once, 3.8 GB, before), so one analysis thread stays within 1 GB."""
     import cv2
     import numpy as np
 
