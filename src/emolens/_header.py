@@ -126,8 +126,8 @@ def _jpeg(data: bytes) -> Header | None:
         if data[position] != 0xFF or data[position + 1] == 0x00:
             if header is None:  # a JPEG is its segments: anything between them before the frame is corrupt
                 return None
-            # Bytes between segments, an escaped 0xFF among them: libjpeg skips them, and so does this walk,
-            # or a scan hidden after them would go uncounted.
+            # A scan's entropy-coded data, or bytes between segments (an escaped 0xFF among them): libjpeg
+            # skips them, and so does this walk, or a scan hidden after them would go uncounted.
             found = _JPEG_MARKER.search(data, position + 1)
             if found is None:
                 break
@@ -154,7 +154,7 @@ def _jpeg(data: bytes) -> Header | None:
         if length < 2:  # a segment's length counts its own two bytes: libjpeg would read on from inside it
             return None
         position += 2 + length
-        if marker == 0xDA:  # start of scan: its entropy-coded data runs to the next marker
+        if marker == 0xDA:  # start of scan: its entropy-coded data, up to the next marker, is skipped above
             if header is None:
                 return None
             scans += 1
@@ -163,10 +163,6 @@ def _jpeg(data: bytes) -> Header | None:
                     f"its JPEG has more than {_MAX_JPEG_SCANS} scans (photos have at most a few dozen, and each "
                     "one makes the decoder pass over the whole image again)"
                 )
-            found = _JPEG_MARKER.search(data, position)
-            if found is None:
-                break
-            position = found.start()
     return header
 
 

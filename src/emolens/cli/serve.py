@@ -13,6 +13,7 @@ from ..models import PRECISIONS
 from ..serve import API_KEY_ENV, ServeConfig
 from ._common import (
     MODEL_HELP,
+    max_pixels,
 )
 
 _SERVE = ServeConfig()  # the server's defaults, shown in --help
@@ -158,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision,
         max_in_flight=args.max_in_flight,
         max_upload_bytes=max(1, int(args.max_upload_mb * 2**20)),
-        max_pixels=max(1, int(args.max_megapixels * 1e6)),
+        max_pixels=max_pixels(args),
         max_files=args.max_files,
         request_timeout_s=args.request_timeout,
         read_timeout_s=args.read_timeout,
