@@ -5,6 +5,7 @@
 Recall and precision at IoU >= 0.3 on ../shared/images/dlib-faces (testing.xml + training.xml,
 43 faces), faces found on group/multiface.jpg (6 people) and bald_guys.jpg (24+ faces), faces
 reported on dogs.jpg (none are real), and median / p95 latency on the group photo resized to 640x480 and to 1280x720.
+YuNet runs twice: on its default engine (onnxruntime) and on OpenCV's ``cv2.FaceDetectorYN``.
 """
 
 from __future__ import annotations
@@ -15,15 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-from _common import machine, shared_path, time_ms, write_results
+from _common import machine, shared_path, thread_env_note, time_ms, write_results
 from tools.testdata import labelled_faces, match_faces
 
 from emolens import EmolensError, create_detector
 from emolens.detectors import DETECTORS
 
+#: Rows beyond one per registered detector: (row label, detector, options).
+EXTRA_ROWS = (("yunet (OpenCV engine)", "yunet", {"engine": "opencv"}),)
 
-def bench(name: str, device: str, repeat: int) -> dict[str, Any]:
-    detector = create_detector(name, device=device)
+
+def bench(label: str, name: str, options: dict[str, Any], device: str, repeat: int) -> dict[str, Any]:
+    detector = create_detector(name, device=device, **options)
     assert detector is not None
     truth = labelled_faces(shared_path("images"))
     found = false_pos = total = 0
@@ -40,7 +44,7 @@ def bench(name: str, device: str, repeat: int) -> dict[str, Any]:
     vga = cv2.resize(group, (640, 480), interpolation=cv2.INTER_AREA)
     detected = found + false_pos
     return {
-        "detector": name,
+        "detector": label,
         "recall": found / total,
         "found": found,
         "labelled": total,
@@ -64,13 +68,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     rows, skipped = [], []
-    for name in DETECTORS.names():
+    cases = [(name, name, {}) for name in DETECTORS.names()] + list(EXTRA_ROWS)
+    for label, name, options in sorted(cases, key=lambda case: case[0]):
         try:
-            rows.append(bench(name, args.device, args.repeat))
+            rows.append(bench(label, name, options, args.device, args.repeat))
         except EmolensError as exc:
-            skipped.append(f"{name}: {exc}")
+            skipped.append(f"{label}: {exc}")
     lines = [
-        f"Detectors on {args.device} (`python benchmarks/detectors.py --device {args.device} --repeat {args.repeat}`)",
+        f"Detectors on {args.device} (`python benchmarks/detectors.py --device {args.device} --repeat {args.repeat}`; "
+        f"host: {machine()['cpu']}{thread_env_note()})",
         "",
         "| detector | recall (43 faces, IoU>=0.3) | false pos. | multiface (6) | bald_guys (24+) | dogs (0) "
         "| 640x480 median / p95 ms | 1280x720 median / p95 ms |",

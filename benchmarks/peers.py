@@ -70,6 +70,7 @@ class Config(NamedTuple):
     precision: str = "auto"
     tta: bool | None = None  # None: the model's default
     max_side: int | None = None  # detector input size; None: the detector's default
+    engine: str | None = None  # what runs YuNet; None: its default (onnxruntime where installed)
 
     @property
     def label(self) -> str:
@@ -77,12 +78,21 @@ class Config(NamedTuple):
         parts += [self.precision] if self.precision != "auto" else []
         parts += [f"TTA {'on' if self.tta else 'off'}"] if self.tta is not None else []
         parts += [f"detector at {self.max_side} px"] if self.max_side else []
+        parts += [f"detector on {self.engine}"] if self.engine else []
         return ", ".join(parts)
 
+    @property
+    def detector_options(self) -> dict[str, Any] | None:
+        options = {"max_side": self.max_side, "engine": self.engine}
+        return {key: value for key, value in options.items() if value is not None} or None
 
-#: Speed settings measured beside the shipped models: int8 (ONNX Runtime), and YuNet on a 320 px copy
-#: (benchmarks/detector_sizing.py: full recall on faces of 40 px and more at that size, lower below).
+
+#: Speed settings measured beside the shipped models: YuNet on OpenCV (its engine before onnxruntime became the
+#: default), int8 (ONNX Runtime), and YuNet on a 320 px copy (benchmarks/detector_sizing.py: full recall on faces
+#: of 40 px and more at that size, lower below).
 SPEED_CONFIGS = (
+    Config("default", engine="opencv"),
+    Config("fast", engine="opencv"),
     Config("default", precision="int8"),
     Config("default", precision="int8", max_side=320),
     Config("default", tta=False, max_side=320),
@@ -103,8 +113,7 @@ def crop_predictions(model: emolens.EmotionModel, crops: Crops) -> np.ndarray:
 
 def emolens_row(config: Config, photo: np.ndarray, crops: Crops, repeat: int) -> dict[str, Any]:
     model = emolens.load_model(config.model, precision=config.precision, tta=config.tta)
-    options = {"max_side": config.max_side} if config.max_side else None
-    analyzer = emolens.Analyzer(model=model, detector_options=options)
+    analyzer = emolens.Analyzer(model=model, detector_options=config.detector_options)
     analyzer.warmup()
     faces = len(analyzer.analyze(photo, fallback=False).faces)
     timing = time_ms(lambda: analyzer.analyze(photo), repeat=repeat)

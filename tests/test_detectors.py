@@ -1,5 +1,6 @@
 """Every registered detector, on real photos with hand-labelled faces."""
 
+import sys
 from pathlib import Path
 
 import cv2
@@ -9,6 +10,7 @@ from tools.testdata import labelled_faces, match_faces
 
 from emolens import Detection, create_detector
 from emolens.detectors import DETECTORS
+from emolens.errors import InvalidOptionError, MissingDependencyError
 
 from .conftest import shared_path
 
@@ -28,14 +30,19 @@ def _match(found: list[Detection], truth: list[tuple[int, int, int, int]]) -> tu
 UNTESTABLE_ACCURACY = {"retinaface"}
 
 
-@pytest.fixture(scope="module", params=[n for n in DETECTORS.names() if n not in UNTESTABLE_ACCURACY])
+# Every registered detector, and YuNet once more on its second engine (OpenCV; the default is onnxruntime).
+DETECTOR_CASES = [n for n in DETECTORS.names() if n not in UNTESTABLE_ACCURACY] + ["yunet:opencv"]
+
+
+@pytest.fixture(scope="module", params=DETECTOR_CASES)
 def detector(request: pytest.FixtureRequest) -> object:
-    spec = DETECTORS.get(request.param)
+    name, _, engine = request.param.partition(":")
+    spec = DETECTORS.get(name)
     for module in spec.requires:
         pytest.importorskip(module, reason=f"pip install 'emolens[{spec.extra}]' to test {spec.name}")
     if spec.weights and not spec.weights[0].bundled:
         shared_path("weights")  # the session's weights cache is seeded from ../shared/weights
-    return create_detector(request.param)
+    return create_detector(name, **({"engine": engine} if engine else {}))
 
 
 def test_finds_the_labelled_faces(detector, photos: Path) -> None:
@@ -116,7 +123,7 @@ def test_yunet_drops_rows_that_are_not_finite(photos: Path) -> None:
 
     Such rows, and boxes off the image, are garbage, not faces: they are skipped instead of failing the image.
     """
-    yunet = create_detector("yunet", max_side=None)
+    yunet = create_detector("yunet", max_side=None, engine="opencv")
     assert yunet is not None
     image = cv2.imread(str(photos / "group" / "multiface.jpg"))
     found = yunet.detect(image)
@@ -133,3 +140,79 @@ def test_yunet_drops_rows_that_are_not_finite(photos: Path) -> None:
 
     yunet._net = Net()  # type: ignore[attr-defined]
     assert len(yunet.detect(image)) == len(real) == 6
+
+
+def _yunet_rows(detections: list[Detection]) -> np.ndarray:
+    """Box, landmarks and score of each detection, sorted by position: comparable across engines."""
+    rows = [
+        [*d.box.xyxy, *(c for p in (d.landmarks or ()) for c in (p.x, p.y)), d.score]
+        for d in sorted(detections, key=lambda d: (d.box.x, d.box.y))
+    ]
+    return np.array(rows, dtype=np.float64).reshape(len(rows), 15)
+
+
+def test_yunet_engines_find_the_same_faces(photos: Path) -> None:
+    """onnxruntime (the default where installed) and OpenCV run the same graph: the same faces, boxes to the
+    pixel, landmarks within a pixel and scores within 1e-3, on every photo of ../shared at five sizes."""
+    on_ort = create_detector("yunet", engine="onnxruntime")
+    on_cv = create_detector("yunet", engine="opencv")
+    assert on_ort is not None and on_cv is not None
+    assert (on_ort.engine, on_cv.engine, create_detector("yunet").engine) == ("onnxruntime", "opencv", "onnxruntime")
+    faces = 0
+    for path in [*sorted((photos / "dlib-faces").glob("*.jpg")), photos / "group" / "multiface.jpg"]:
+        photo = cv2.imread(str(path))
+        for scale in (1.0, 0.6, 0.3, 0.1, 0.03):
+            image = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else photo
+            a, b = _yunet_rows(on_ort.detect(image)), _yunet_rows(on_cv.detect(image))
+            assert a.shape == b.shape, f"{path.name} at {scale}: {len(a)} faces on onnxruntime, {len(b)} on OpenCV"
+            if len(a):
+                assert np.abs(a[:, :4] - b[:, :4]).max() <= 1
+                assert np.abs(a[:, 4:-1] - b[:, 4:-1]).max() <= 1
+                assert np.abs(a[:, -1] - b[:, -1]).max() <= 1e-3
+            faces += len(a)
+    assert faces >= 200
+
+
+def test_yunet_engine_option_is_checked_and_falls_back_without_onnxruntime(
+    photos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(InvalidOptionError, match=r"'engine'.*'auto', 'onnxruntime', 'opencv'"):
+        create_detector("yunet", engine="tensorrt")
+    with pytest.raises(InvalidOptionError, match=r"'engine'.*must be str"):
+        create_detector("yunet", engine=1)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
+    with pytest.raises(MissingDependencyError, match="onnxruntime"):
+        create_detector("yunet", engine="onnxruntime")
+    fallback = create_detector("yunet")
+    assert fallback is not None and fallback.engine == "opencv"
+    assert len(fallback.detect(cv2.imread(str(photos / "group" / "multiface.jpg")))) == 6
+
+
+def test_yunet_on_onnxruntime_uses_torchs_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """emolens batch workers set torch's thread count; the detector's onnxruntime pool follows it."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        yunet = create_detector("yunet", engine="onnxruntime")
+    finally:
+        torch.set_num_threads(before)
+    assert yunet._session.get_session_options().intra_op_num_threads == 1  # type: ignore[attr-defined]
+
+
+def test_bundled_yunet_is_opencv_zoos_graph_with_an_open_input_size() -> None:
+    """The bundled file is what tools/yunet_any_size.py makes of OpenCV Zoo's: same nodes and weights."""
+    onnx = pytest.importorskip("onnx")
+    from tools.yunet_any_size import UPSTREAM_NAME, any_size
+
+    from emolens.weights import fetch
+
+    upstream = shared_path("weights", UPSTREAM_NAME).read_bytes()
+    bundled = onnx.load(str(fetch(DETECTORS.get("yunet").weights[0])))
+    assert onnx.load_from_string(any_size(upstream)) == bundled
+    original = onnx.load_from_string(upstream)
+    assert list(original.graph.node) == list(bundled.graph.node)
+    assert list(original.graph.initializer) == list(bundled.graph.initializer)
+    dims = [d.dim_param or d.dim_value for d in bundled.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [1, 3, "height", "width"]

@@ -181,7 +181,7 @@ class ModelSpec:
     """How to build an emotion model.
 
     ``runtime`` is ``"torch"`` (a registered ``architecture`` with ``options``, safetensors weights)
-    or ``"onnx"`` (an ONNX graph run by onnxruntime: ``emolens[onnx]``). ``labels`` is the order
+    or ``"onnx"`` (an ONNX graph run by onnxruntime). ``labels`` is the order
     of the model's outputs (any distinct names; the canonical ones are in :mod:`emolens.labels`).
     With ``valence_arousal=True`` the model outputs two more values after the logits, valence and
     arousal in [-1, 1]. ``version`` tells releases of the same name apart (``"v4"``): ``model="default@v4"``

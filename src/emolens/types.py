@@ -185,7 +185,7 @@ class AnalysisResult:
         model_id: which weights answered: ``<weights file stem>@<first 12 hex digits of their sha256>``
             (``"emolens-consensus-default-v5@1bf7de45b8de"``); pass it as ``model=`` to get the same answers
             after an upgrade.
-        detector_id: the detector likewise (``"yunet@8f2383e4dd3c"``; its name when it has no weights file).
+        detector_id: the detector likewise (``"yunet@85260e29ac9c"``; its name when it has no weights file).
     """
 
     faces: tuple[Face, ...]

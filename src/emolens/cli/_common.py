@@ -116,7 +116,7 @@ def add_pipeline_options(p: argparse.ArgumentParser, *, detector_options: bool =
             choices=PRECISIONS,
             default="auto",
             help="auto: bf16 where the CPU has it natively; float32: the same answers on every host; int8: the "
-            "int8 graph of default and fast (needs emolens[onnx]); fastest: auto or int8, whichever a short "
+            "int8 graph of default and fast (on onnxruntime); fastest: auto or int8, whichever a short "
             "measurement finds faster here (remembered per host; see `emolens models --verbose`)",
         )
     p.add_argument(

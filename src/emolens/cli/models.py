@@ -51,8 +51,6 @@ def run(args: argparse.Namespace) -> int:
             ", valence, arousal" if m.valence_arousal else ""
         )
         print(f"  {'':<22} {'':<18} outputs: {outputs}; input: {m.input.describe()}; runtime: {m.runtime}")
-        if m.runtime == "onnx":
-            print(f"  {'':<22} {'':<18} needs: pip install 'emolens[onnx]'")
         if m.license:
             print(f"  {'':<22} {'':<18} license: {m.license}")
         if m.version:

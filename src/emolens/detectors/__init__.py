@@ -17,14 +17,14 @@ if TYPE_CHECKING:
 __all__ = ["BUILTIN_DETECTORS", "DETECTORS", "Detector", "create_detector", "reset_auto_choice"]
 
 YUNET_WEIGHTS = WeightsFile(
-    name="face_detection_yunet_2023mar.onnx",
-    sha256="8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
-    urls=(
-        "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/face_detection_yunet_2023mar.onnx",
+    name="face_detection_yunet_2023mar_any_size.onnx",
+    sha256="85260e29ac9c2546c0f4dcb9f98ad5b754e986f76592473013aa6cfd8c0e446b",
+    size=229770,
+    bundled=True,  # 230 KB, MIT: inside the wheel, so the default detector works offline on the first run
+    license=(
+        "MIT (OpenCV Zoo, YuNet by Shiqi Yu et al.; its input size left open by tools/yunet_any_size.py; "
+        "notice in emolens/detectors/weights/LICENSE-YuNet.txt)"
     ),
-    size=232589,
-    bundled=True,  # 232 KB, MIT: inside the wheel, so the default detector works offline on the first run
-    license="MIT (OpenCV Zoo, YuNet by Shiqi Yu et al.; notice in emolens/detectors/weights/LICENSE-YuNet.txt)",
 )
 
 RETINAFACE_MOBILENET_WEIGHTS = WeightsFile(
@@ -56,11 +56,11 @@ BUILTIN_DETECTORS: tuple[DetectorSpec, ...] = (
     DetectorSpec(
         name="yunet",
         builder="emolens.detectors.yunet:YuNetDetector",
-        description="OpenCV YuNet (cv2.FaceDetectorYN): accurate, fast, 5 landmarks; 230 KB weights bundled.",
+        description="OpenCV Zoo's YuNet on onnxruntime (or OpenCV): accurate, fast, 5 landmarks; 230 KB bundled.",
         weights=(YUNET_WEIGHTS,),
         landmarks=True,
         license=YUNET_WEIGHTS.license,
-        options={"score_threshold": 0.8, "nms_threshold": 0.3, "top_k": 5000, "max_side": 1280},
+        options={"score_threshold": 0.8, "nms_threshold": 0.3, "top_k": 5000, "max_side": 1280, "engine": "auto"},
     ),
     DetectorSpec(
         name="retinaface-mobilenet",

@@ -1,7 +1,8 @@
-"""YuNet (OpenCV Zoo), run by OpenCV's built-in ``cv2.FaceDetectorYN``.
+"""YuNet (OpenCV Zoo): small (230 KB, bundled), accurate on real photos, five landmarks per face.
 
-Small (230 KB), fast on CPU, accurate on real photos, and returns five landmarks per face.
-The ONNX weights are fetched on first use through the weights store.
+Two engines run the same graph and give the same faces: ONNX Runtime (about three times faster on the
+CPU, so the default wherever onnxruntime is installed) and OpenCV's built-in ``cv2.FaceDetectorYN``.
+With onnxruntime, the graph's outputs are turned into faces here, as ``cv2.FaceDetectorYN`` does it.
 """
 
 from __future__ import annotations
@@ -14,17 +15,25 @@ import numpy as np
 
 from .._image import downscale
 from .._registry import DetectorSpec
+from ..errors import InvalidOptionError, MissingDependencyError, ModelError
 from ..types import Box, Detection, Landmarks
 from ..weights import fetch
 
-__all__ = ["YuNetDetector"]
+__all__ = ["ENGINES", "YuNetDetector"]
+
+#: ``engine`` values: ``"auto"`` is ``"onnxruntime"`` where it is installed, else ``"opencv"``.
+ENGINES = ("auto", "onnxruntime", "opencv")
+
+#: The graph's strides: one anchor per cell of the 8-, 16- and 32-pixel grids of the input.
+_STRIDES = (8, 16, 32)
 
 
 class YuNetDetector:
     """YuNet with a score threshold of 0.8 and NMS at IoU 0.3.
 
     Images whose longer side exceeds ``max_side`` are downscaled for detection (boxes are mapped
-    back to original pixels); ``max_side=None`` always runs at full size.
+    back to original pixels); ``max_side=None`` always runs at full size. ``engine`` picks what
+    runs the graph (:data:`ENGINES`); :attr:`engine` says which one does.
     """
 
     def __init__(
@@ -36,21 +45,41 @@ class YuNetDetector:
         nms_threshold: float = 0.3,
         top_k: int = 5000,
         max_side: int | None = 1280,
+        engine: str = "auto",
         **_: Any,
     ) -> None:
+        if engine not in ENGINES:
+            raise InvalidOptionError(
+                f"detector option 'engine' of {spec.name!r} must be one of {', '.join(map(repr, ENGINES))}, "
+                f"got {engine!r:.40}",
+                option="engine",
+            )
         self.name = spec.name
-        path = fetch(spec.weights[0])
-        self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold, nms_threshold, top_k)
         self._max_side = max_side
-        self._lock = threading.Lock()
+        self._thresholds = (score_threshold, nms_threshold, top_k)
+        path = fetch(spec.weights[0])
+        self._session: Any = None
+        if engine != "opencv":
+            try:
+                from .._onnx import onnx_session
+
+                self._session = onnx_session(path, feature="YuNet on onnxruntime (detector option engine)")
+                self._input = self._session.get_inputs()[0].name
+                self._outputs = [output.name for output in self._session.get_outputs()]
+            except MissingDependencyError:
+                if engine == "onnxruntime":
+                    raise
+            except Exception as exc:  # onnxruntime's own exception types for a graph it cannot load
+                raise ModelError(f"onnxruntime cannot load {path.name}: {exc}", component=spec.name) from None
+        #: what runs the graph: ``"onnxruntime"`` or ``"opencv"``
+        self.engine = "opencv" if self._session is None else "onnxruntime"
+        if self._session is None:
+            self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold, nms_threshold, top_k)
+            self._lock = threading.Lock()  # FaceDetectorYN keeps the input size between calls
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         image, scale = downscale(image, self._max_side)
-        with self._lock:
-            self._net.setInputSize((image.shape[1], image.shape[0]))
-            _, faces = self._net.detect(image)
-        if faces is None:
-            return []
+        faces = self._run_onnxruntime(image) if self._session is not None else self._run_opencv(image)
         height, width = image.shape[:2]
         to_original = np.array([scale] * 14 + [1.0], dtype=np.float32)  # boxes and landmarks, not the score
         detections = []
@@ -64,6 +93,50 @@ class YuNetDetector:
             box = Box(round(x), round(y), round(w), round(h))
             detections.append(Detection(box, float(row[14]), landmarks))
         return detections
+
+    def _run_opencv(self, image: np.ndarray) -> np.ndarray:
+        with self._lock:
+            self._net.setInputSize((image.shape[1], image.shape[0]))
+            _, faces = self._net.detect(image)
+        return np.zeros((0, 15), np.float32) if faces is None else np.asarray(faces)
+
+    def _run_onnxruntime(self, image: np.ndarray) -> np.ndarray:
+        """Rows of x, y, w, h, five landmarks (x, y), score: the layout ``cv2.FaceDetectorYN`` returns."""
+        score_threshold, nms_threshold, top_k = self._thresholds
+        height, width = image.shape[:2]
+        # The graph halves its input five times: zero-pad the bottom and right to a multiple of 32.
+        padded = np.zeros((1, 3, -(-height // 32) * 32, -(-width // 32) * 32), np.float32)
+        padded[0, :, :height, :width] = image.transpose(2, 0, 1)
+        outputs = dict(zip(self._outputs, self._session.run(None, {self._input: padded}), strict=True))
+        rows = [
+            _decode(outputs, stride, padded.shape[3] // stride, score_threshold)
+            for stride in _STRIDES  # per stride: cls, obj (N, 1), bbox (N, 4), kps (N, 10), N = grid cells
+        ]
+        faces: np.ndarray = np.concatenate(rows)
+        faces = faces[np.isfinite(faces).all(axis=1)]  # a box size of exp(large) is inf: no face to keep
+        if not len(faces):
+            return faces
+        boxes, scores = faces[:, :4].tolist(), faces[:, 14].tolist()
+        keep = cv2.dnn.NMSBoxes(boxes, scores, score_threshold, nms_threshold, top_k=top_k)
+        kept: np.ndarray = faces[np.asarray(keep, dtype=np.int64).reshape(-1)]
+        return kept
+
+
+def _decode(outputs: dict[str, np.ndarray], stride: int, columns: int, score_threshold: float) -> np.ndarray:
+    """The anchors of one stride scoring at least ``score_threshold``, as face rows.
+
+    Each grid cell predicts a class and an objectness probability (the score is their geometric mean),
+    its box centre as an offset from the cell's corner and its size as a log, both in strides, and the
+    five landmarks as offsets from the corner.
+    """
+    score = np.sqrt(np.clip(outputs[f"cls_{stride}"][0, :, 0], 0, 1) * np.clip(outputs[f"obj_{stride}"][0, :, 0], 0, 1))
+    (cells,) = np.nonzero(score >= score_threshold)
+    corner = np.stack([cells % columns, cells // columns], axis=1).astype(np.float32)  # (x, y) of each cell
+    box = outputs[f"bbox_{stride}"][0, cells]
+    centre = (corner + box[:, :2]) * stride
+    size = np.exp(box[:, 2:4]) * stride
+    points = (outputs[f"kps_{stride}"][0, cells].reshape(-1, 5, 2) + corner[:, None, :]) * stride
+    return np.column_stack([centre - size / 2, size, points.reshape(-1, 10), score[cells]]).astype(np.float32)
 
 
 def _plausible(row: np.ndarray, width: int, height: int) -> bool:

@@ -1,7 +1,7 @@
 """EmotionModel: a model's spec, runtime and calibration, ready to classify face crops.
 
 Two runtimes sit behind one interface: emolens' own torch networks (a registered architecture with
-safetensors weights) and ONNX graphs (onnxruntime, the ``emolens[onnx]`` extra). Build models with
+safetensors weights) and ONNX graphs (onnxruntime). Build models with
 :func:`emolens.load_model`, which resolves, fetches, verifies and loads them; this module only runs them.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .._registry import ModelSpec
-from ..errors import InvalidOptionError, ModelError
+from ..errors import InvalidOptionError, MissingDependencyError, ModelError
 from ._network import build_model, calibrated_softmax, cpu_has_native_bf16, predict_logits, prepare_for_inference
 from ._preprocess import preprocess
 
@@ -66,21 +66,14 @@ class OnnxRuntime:
     """An ONNX graph run by onnxruntime on the CPU (or CUDA, when asked for and available)."""
 
     def __init__(self, spec: ModelSpec, weights: Path, device: torch.device, *, precision: str = "float32") -> None:
-        from .._optional import require
+        from .._onnx import onnx_session
 
         #: what the graph computes in: ``"float32"``, or ``"int8"`` for emolens' quantized graphs
         self.precision = precision
-        ort = require("onnxruntime", extra="onnx", feature=f"the ONNX model {spec.name!r}")
-        providers = ["CPUExecutionProvider"]
-        if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only: no warnings on stderr for users
-        # Idle threads sleep instead of spinning, so that this pool never holds the cores while the detector,
-        # the crops or torch run between two forward passes (benchmarks/threads.py compares both settings).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(str(weights), sess_options=options, providers=providers)
+            self.session = onnx_session(weights, feature=f"the ONNX model {spec.name!r}", cuda=device.type == "cuda")
+        except MissingDependencyError:
+            raise
         except Exception as exc:  # onnxruntime raises its own exception types for malformed graphs
             raise ModelError(
                 f"cannot load ONNX model {spec.name!r} from {weights.name}: {exc}", component=spec.name

@@ -1,7 +1,7 @@
 """``precision="fastest"``: the quicker of a model's runtimes on this host, measured once and remembered.
 
 The candidates are the torch network at ``precision="auto"`` (bf16 where the CPU has it natively, else
-float32) and, for models that ship one, the int8 ONNX graph (the ``emolens[onnx]`` extra). Each classifies
+float32) and, for models that ship one, the int8 ONNX graph (run by onnxruntime). Each classifies
 the same 8 crops a few times; the faster median wins. The choice is kept in ``precisions.json`` in the
 weights cache, per host (CPU model and features, core count, torch and onnxruntime versions) and model
 identity, so later loads skip the measurement and every process on the host agrees. What was chosen is
