@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from _common import machine, shared_path, write_results
+from _common import machine, shared_path, thread_env_note, write_results
 
 HERE = Path(__file__).resolve().parent
 
@@ -99,7 +99,7 @@ def main() -> None:
             rows.append({"model": model, "setting": label, **result})
     lines = [
         f"End-to-end profile (`python benchmarks/profile_e2e.py --repeat {args.repeat}`; group/multiface.jpg "
-        "at 640x480, detector auto, fresh process per row)"
+        f"at 640x480, detector auto, fresh process per row; host: {machine()['cpu']}{thread_env_note()})"
         + (f"; not measured, weights not here: {', '.join(skipped)}" if skipped else ""),
         "",
         "| model | setting | analyze median ms | in pipeline: load / detect / classify ms | detect alone ms "

@@ -42,7 +42,13 @@ def rss_mb() -> float:
 
 
 def fps_run(
-    size: tuple[int, int], frames: int, every: int, folder: Path, pipelined: bool = False, precision: str = "auto"
+    size: tuple[int, int],
+    frames: int,
+    every: int,
+    folder: Path,
+    pipelined: bool = False,
+    precision: str = "auto",
+    engine: str | None = None,
 ) -> dict[str, float]:
     path = folder / f"pan-{size[0]}x{size[1]}.mp4"
     if not path.exists():
@@ -50,7 +56,7 @@ def fps_run(
         for frame in pan_frames(size, frames):
             writer.write(frame)
         writer.release()
-    analyzer = emolens.Analyzer(precision=precision)
+    analyzer = emolens.Analyzer(precision=precision, detector_options={"engine": engine} if engine else None)
     list(analyze_video(path, max_frames=5, analyzer=analyzer))  # warm up
     start = time.perf_counter()
     results = list(analyze_video(path, every=every, pipelined=pipelined, analyzer=analyzer))
@@ -92,6 +98,8 @@ def main() -> None:
             for pipelined in (False, True)
         }
         runs["640x480 int8"] = fps_run((640, 480), args.frames, args.every, Path(folder), precision="int8")
+        # YuNet's engine before onnxruntime became its default, beside the rows above
+        runs["640x480, YuNet on OpenCV"] = fps_run((640, 480), args.frames, args.every, Path(folder), engine="opencv")
     memory = long_run(args.long) if args.long else None
     lines = [
         f"Video (`python benchmarks/video.py --frames {args.frames} --long {args.long} --every {args.every}`; "

@@ -220,8 +220,10 @@ ONNX_SECTION = [
     "What int8 buys depends on the CPU. On the AVX-512 BF16 + VNNI host of 2026-12-05 (`python benchmarks/speed.py`, "
     "[Benchmarks](benchmarks.md#speed)) the int8 `default` classified 3.4x the faces per second of torch float32 "
     "and 1.45x those of torch bf16 at batch 64 with flip TTA (2.5x bf16 at batch 1). On the AMX Xeon of 2026-12-06 "
-    "(`benchmarks/results/speed-cpu-amx.md`, the same command) int8 was 3.7x float32 at batch 64 but 0.90x torch "
-    "bf16 there (AMX computes bf16 natively), and 2.4x bf16 at batch 1. It has not been measured on a CPU without "
+    "(`benchmarks/results/speed-cpu-amx.md`, the same command, twelfth session) int8 was 2.8x float32 at batch 64 "
+    "but 0.63x torch bf16 there (AMX computes bf16 natively), and 2.4x bf16 at batch 1 (an earlier run on that "
+    "host, `benchmarks/results/earlier-runs/speed-cpu-amx-opencv.md`: 3.7x, 0.90x and 2.4x). It has not been "
+    "measured on a CPU without "
     "VNNI yet, where it should gain less. So no "
     'precision is right everywhere, and the default stays `"auto"` (the same graph everywhere, bf16 where native). '
     '`precision="fastest"` (`emolens analyze --precision fastest`) lets the host decide: the first load times '

@@ -3,7 +3,7 @@
     python -m tools.yunet_any_size [UPSTREAM] [--out FILE]
 
 OpenCV Zoo's ``face_detection_yunet_2023mar.onnx`` declares a 1x3x640x640 input. OpenCV's
-``cv2.FaceDetectorYN`` reshapes it to every image anyway, but ONNX Runtime (about three times faster
+``cv2.FaceDetectorYN`` reshapes it to every image anyway, but ONNX Runtime (about twice as fast
 on the CPU, docs/detectors.md) holds a graph to its declared shapes. Nothing in the graph depends on
 the size (its reshapes keep -1, its upsampling is by a scale factor), so this script only names the
 input's height and width and the outputs' anchor counts as symbolic dimensions and drops the recorded

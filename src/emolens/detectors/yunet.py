@@ -1,6 +1,6 @@
 """YuNet (OpenCV Zoo): small (230 KB, bundled), accurate on real photos, five landmarks per face.
 
-Two engines run the same graph and give the same faces: ONNX Runtime (about three times faster on the
+Two engines run the same graph and give the same faces: ONNX Runtime (about twice as fast on the
 CPU, so the default wherever onnxruntime is installed) and OpenCV's built-in ``cv2.FaceDetectorYN``.
 With onnxruntime, the graph's outputs are turned into faces here, as ``cv2.FaceDetectorYN`` does it.
 """
