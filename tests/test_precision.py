@@ -76,6 +76,7 @@ def test_the_command_line_offers_it_and_lists_the_choice(
     out = capsys.readouterr().out
     assert f"Host: {cpu_info().describe()}" in out
     assert "fastest here: " in out and "ms for 8 faces: auto " in out
+    assert "engine here: onnxruntime" in out  # YuNet's engine (tests/test_detectors.py: its fallback)
 
 
 def test_batch_runs_one_precision_and_its_table_says_which(home: Path, photos: Path, tmp_path: Path) -> None:

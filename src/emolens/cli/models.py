@@ -13,7 +13,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--verbose",
         action="store_true",
-        help="also this host's CPU and the precision `--precision fastest` measured and chose for each model",
+        help="also this host's CPU, the precision `--precision fastest` measured and chose for each model, and what "
+        "runs a detector that has engines (YuNet: onnxruntime or OpenCV)",
     )
     p.set_defaults(func=run)
 
@@ -44,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     for d in DETECTORS.specs():
         extra = f" [extra: {d.extra}]" if d.extra else ""
         print(f"  {d.name:<22} {status(d.weights):<18} {d.description}{extra}")
+        if args.verbose and "engine" in d.options:
+            print(f"  {'':<22} {'':<18} engine here: {_engine(d.name)}")
     print("Emotion models")
     for m in MODELS.specs():
         print(f"  {m.name:<22} {status(m.weights):<18} {m.description}")
@@ -66,6 +69,17 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {spec.name:<22} {status(spec.weights):<18} {spec.identity}")
     print(f"Weights cache: {cache_dir()}")
     return 0
+
+
+def _engine(detector: str) -> str:
+    """What runs ``detector`` with its default options on this host (its ``engine`` attribute)."""
+    from ..detectors import create_detector
+    from ..errors import EmolensError
+
+    try:
+        return str(getattr(create_detector(detector), "engine", "?"))
+    except EmolensError as exc:
+        return f"unavailable ({exc})"
 
 
 def _describe_choice(choice: dict[str, Any]) -> str:
