@@ -14,7 +14,6 @@ import pytest
 from tools.testdata import SHARED
 
 REPO = Path(__file__).resolve().parents[1]
-YUNET = "face_detection_yunet_2023mar.onnx"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

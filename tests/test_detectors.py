@@ -216,3 +216,53 @@ def test_bundled_yunet_is_opencv_zoos_graph_with_an_open_input_size() -> None:
     assert list(original.graph.initializer) == list(bundled.graph.initializer)
     dims = [d.dim_param or d.dim_value for d in bundled.graph.input[0].type.tensor_type.shape.dim]
     assert dims == [1, 3, "height", "width"]
+
+
+def test_yunet_on_onnxruntime_drops_rows_that_are_not_finite(photos: Path) -> None:
+    """A box size of exp(huge) is inf: such anchors are dropped before NMS, the real faces stay."""
+    yunet = create_detector("yunet", max_side=None, engine="onnxruntime")
+    assert yunet is not None
+    image = cv2.imread(str(photos / "group" / "multiface.jpg"))
+    real = yunet._session  # type: ignore[attr-defined]
+
+    class Session:
+        def run(self, names: object, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+            outputs = dict(zip(yunet._outputs, real.run(names, feed), strict=True))  # type: ignore[attr-defined]
+            for kind in ("cls_8", "obj_8"):
+                outputs[kind][0, :5] = 1.0  # five confident anchors ...
+            outputs["bbox_8"][0, :5, 2:] = 1e4  # ... whose size overflows
+            outputs["bbox_8"][0, 5, 0] = np.nan
+            return [outputs[name] for name in yunet._outputs]  # type: ignore[attr-defined]
+
+    yunet._session = Session()  # type: ignore[attr-defined]
+    assert len(yunet.detect(image)) == 6
+    assert yunet.detect(np.zeros((0, 0, 3), np.uint8)) == []
+
+
+def test_yunet_falls_back_to_opencv_for_a_graph_onnxruntime_cannot_run(photos: Path) -> None:
+    """OpenCV Zoo's own file declares a 640x640 input, which onnxruntime holds it to: with ``engine="auto"``
+    YuNet says so and runs on OpenCV; asked for onnxruntime, it refuses with a ModelError naming the fix."""
+    import dataclasses
+    import warnings
+
+    from tools.yunet_any_size import UPSTREAM_NAME
+
+    from emolens import EmolensWarning, ModelError
+    from emolens.detectors.yunet import YuNetDetector
+    from emolens.weights import sha256_of
+
+    upstream = shared_path("weights", UPSTREAM_NAME)
+    yunet = DETECTORS.get("yunet")
+    weights = dataclasses.replace(
+        yunet.weights[0], name=UPSTREAM_NAME, sha256=sha256_of(upstream), path=str(upstream), bundled=False
+    )
+    spec = dataclasses.replace(yunet, weights=(weights,), options={})
+    with pytest.warns(EmolensWarning, match="YuNet runs on OpenCV"):
+        fallback = YuNetDetector(spec)
+    assert fallback.engine == "opencv"
+    assert len(fallback.detect(cv2.imread(str(photos / "group" / "multiface.jpg")))) == 6
+    with pytest.raises(ModelError, match=r"open input size.*tools.yunet_any_size"):
+        YuNetDetector(spec, engine="onnxruntime")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the bundled graph: no warning
+        assert YuNetDetector(yunet).engine == "onnxruntime"

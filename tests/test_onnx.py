@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +63,6 @@ def mirrored_b0(tmp_path: Path, serve: object, monkeypatch: pytest.MonkeyPatch, 
     weights = dataclasses.replace(real.weights[0], sha256=sha256_of(standin), git_sha1=git_blob_sha1(standin))
     home = tmp_path / "home"
     home.mkdir()
-    shutil.copy(shared / "weights" / "face_detection_yunet_2023mar.onnx", home)
     monkeypatch.setenv("EMOLENS_HOME", str(home))
     monkeypatch.setenv("EMOLENS_MIRROR", serve(folder))  # type: ignore[operator]
     emolens.register_model(dataclasses.replace(real, weights=(weights,)), overwrite=True)
@@ -97,7 +95,7 @@ def test_cli_json_has_8_labels_and_valence_arousal(
         assert -1 <= face["valence"] <= 1 and -1 <= face["arousal"] <= 1
     # downloaded once, verified, cached under its own name with nothing left beside it
     cached = sorted(p.name for p in cache_dir().iterdir() if p.suffix != ".lock")  # lock files stay, empty
-    assert cached == ["enet_b0_8_va_mtl.onnx", "face_detection_yunet_2023mar.onnx"]
+    assert cached == ["enet_b0_8_va_mtl.onnx"]
 
 
 def test_preprocessing_and_outputs_match_the_graph(mirrored_b0: Path) -> None:

@@ -8,6 +8,8 @@ With onnxruntime, the graph's outputs are turned into faces here, as ``cv2.FaceD
 from __future__ import annotations
 
 import threading
+import warnings
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -15,7 +17,7 @@ import numpy as np
 
 from .._image import downscale
 from .._registry import DetectorSpec
-from ..errors import InvalidOptionError, MissingDependencyError, ModelError
+from ..errors import EmolensWarning, InvalidOptionError, MissingDependencyError, ModelError
 from ..types import Box, Detection, Landmarks
 from ..weights import fetch
 
@@ -61,16 +63,19 @@ class YuNetDetector:
         self._session: Any = None
         if engine != "opencv":
             try:
-                from .._onnx import onnx_session
-
-                self._session = onnx_session(path, feature="YuNet on onnxruntime (detector option engine)")
-                self._input = self._session.get_inputs()[0].name
-                self._outputs = [output.name for output in self._session.get_outputs()]
-            except MissingDependencyError:
+                self._session, self._input, self._outputs = _onnxruntime_session(path)
+            except Exception as exc:  # no onnxruntime, or one that cannot run this graph
                 if engine == "onnxruntime":
-                    raise
-            except Exception as exc:  # onnxruntime's own exception types for a graph it cannot load
-                raise ModelError(f"onnxruntime cannot load {path.name}: {exc}", component=spec.name) from None
+                    if isinstance(exc, (MissingDependencyError, ModelError)):
+                        raise
+                    raise ModelError(f"onnxruntime cannot run {path.name}: {exc}", component=spec.name) from None
+                if not isinstance(exc, MissingDependencyError):
+                    warnings.warn(
+                        f"emolens: YuNet runs on OpenCV, at about half the speed: onnxruntime cannot run {path.name} "
+                        f"({exc}); reinstall onnxruntime, or pass detector_options={{'engine': 'opencv'}}",
+                        EmolensWarning,
+                        stacklevel=2,
+                    )
         #: what runs the graph: ``"onnxruntime"`` or ``"opencv"``
         self.engine = "opencv" if self._session is None else "onnxruntime"
         if self._session is None:
@@ -104,6 +109,8 @@ class YuNetDetector:
         """Rows of x, y, w, h, five landmarks (x, y), score: the layout ``cv2.FaceDetectorYN`` returns."""
         score_threshold, nms_threshold, top_k = self._thresholds
         height, width = image.shape[:2]
+        if not height or not width:
+            return np.zeros((0, 15), np.float32)
         # The graph halves its input five times: zero-pad the bottom and right to a multiple of 32.
         padded = np.zeros((1, 3, -(-height // 32) * 32, -(-width // 32) * 32), np.float32)
         padded[0, :, :height, :width] = image.transpose(2, 0, 1)
@@ -116,10 +123,28 @@ class YuNetDetector:
         faces = faces[np.isfinite(faces).all(axis=1)]  # a box size of exp(large) is inf: no face to keep
         if not len(faces):
             return faces
-        boxes, scores = faces[:, :4].tolist(), faces[:, 14].tolist()
+        boxes, scores = np.trunc(faces[:, :4]).tolist(), faces[:, 14].tolist()  # OpenCV's NMS sees whole pixels
         keep = cv2.dnn.NMSBoxes(boxes, scores, score_threshold, nms_threshold, top_k=top_k)
         kept: np.ndarray = faces[np.asarray(keep, dtype=np.int64).reshape(-1)]
         return kept
+
+
+def _onnxruntime_session(path: Path) -> tuple[Any, str, list[str]]:
+    """A session for the graph at ``path``, its input's name and its outputs' names; ModelError unless the graph
+    takes an image of any size and gives the outputs :func:`_decode` reads."""
+    from .._onnx import onnx_session
+
+    session = onnx_session(path, feature="YuNet on onnxruntime (detector option engine)")
+    (image,) = session.get_inputs()
+    outputs = [output.name for output in session.get_outputs()]
+    expected = {f"{kind}_{stride}" for kind in ("cls", "obj", "bbox", "kps") for stride in _STRIDES}
+    if any(isinstance(side, int) for side in image.shape[2:]) or not expected <= set(outputs):
+        raise ModelError(
+            f"{path.name} is not YuNet with an open input size (input {image.shape}, outputs {outputs}); "
+            "python -m tools.yunet_any_size writes one",
+            component="yunet",
+        )
+    return session, str(image.name), outputs
 
 
 def _decode(outputs: dict[str, np.ndarray], stride: int, columns: int, score_threshold: float) -> np.ndarray:
@@ -134,13 +159,15 @@ def _decode(outputs: dict[str, np.ndarray], stride: int, columns: int, score_thr
     corner = np.stack([cells % columns, cells // columns], axis=1).astype(np.float32)  # (x, y) of each cell
     box = outputs[f"bbox_{stride}"][0, cells]
     centre = (corner + box[:, :2]) * stride
-    size = np.exp(box[:, 2:4]) * stride
+    with np.errstate(over="ignore"):  # a garbage size overflows to inf; such rows are dropped
+        size = np.exp(box[:, 2:4]) * stride
     points = (outputs[f"kps_{stride}"][0, cells].reshape(-1, 5, 2) + corner[:, None, :]) * stride
     return np.column_stack([centre - size / 2, size, points.reshape(-1, 10), score[cells]]).astype(np.float32)
 
 
 def _plausible(row: np.ndarray, width: int, height: int) -> bool:
-    """False for garbage rows: on inputs of a few dozen pixels OpenCV now and then returns inf/NaN boxes."""
+    """False for garbage rows: inf/NaN boxes (OpenCV now and then returns them for inputs of a few dozen pixels)
+    and boxes off the image."""
     if not np.isfinite(row).all():
         return False
     x, y, w, h = (float(v) for v in row[:4])
