@@ -17,12 +17,13 @@ import argparse
 import hashlib
 from pathlib import Path
 
+from emolens.detectors import DETECTORS
+
 #: OpenCV Zoo's file (https://github.com/opencv/opencv_zoo/tree/main/models/face_detection_yunet).
 UPSTREAM_NAME = "face_detection_yunet_2023mar.onnx"
 UPSTREAM_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
-BUNDLED = (
-    Path(__file__).resolve().parents[1] / "src/emolens/detectors/weights" / "face_detection_yunet_2023mar_any_size.onnx"
-)
+#: Where the wheel's copy lies, under the name the detector registry gives it.
+BUNDLED = Path(__file__).resolve().parents[1] / "src/emolens/detectors/weights" / DETECTORS.get("yunet").weights[0].name
 
 
 def any_size(upstream: bytes) -> bytes:
