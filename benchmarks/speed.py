@@ -58,6 +58,28 @@ def flops_per_face(model: EmotionModel) -> float:
     return float(counter.get_total_flops())
 
 
+class _AutocastRuntime:
+    """bf16 autocast over the float32 network, every weight cast on every call: how ``precision="auto"`` ran
+    on the CPU before emolens kept a bf16 copy of the network (compared side by side in one run)."""
+
+    def __init__(self, network: Any) -> None:
+        self.network = network
+
+    def forward(self, batch: Any, *, tta: bool) -> Any:
+        from emolens.models import predict_logits
+
+        return predict_logits(self.network, batch, tta=tta, amp=True)
+
+
+def _autocast(model: EmotionModel) -> EmotionModel:
+    """``model`` (torch, bf16) run as :class:`_AutocastRuntime` runs it: the same answers, bit for bit."""
+    runtime = _AutocastRuntime(model.network)
+    calibration = model.temperatures
+    return EmotionModel(
+        model.spec, runtime, device=model.device, tta=model.tta, temperatures=calibration, identity=model.identity
+    )
+
+
 #: The runtime a model runs on by default: bf16 where the device computes it natively, else float32.
 DEFAULT_RUNTIMES = ("torch bf16", "torch float32")
 
@@ -71,6 +93,8 @@ def runtimes(name: str, device: str, tta: bool, scratch: Path) -> list[tuple[str
     found = [("torch float32", emolens.load_model(name, device=device, tta=tta, precision="float32"))]
     if device.startswith("cuda") or cpu_has_native_bf16():
         found.append(("torch bf16", emolens.load_model(name, device=device, tta=tta)))
+    if not device.startswith("cuda") and cpu_has_native_bf16():
+        found.append(("torch bf16 autocast", _autocast(found[-1][1])))
     if tta == spec.tta and spec.runtime == "torch":
         try:
             export_onnx(name, scratch, f"{name}-fp32")

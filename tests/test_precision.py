@@ -128,3 +128,39 @@ def test_auto_precision_answers_like_float32(name: str, photos: Path) -> None:
     assert max(gaps) < 0.02 and changed <= faces // 20
     if auto.model.precision == "float32":
         assert max(gaps) < 1e-5
+
+
+@pytest.mark.parametrize("name", ["default", "large"])
+def test_bf16_runs_on_a_copy_that_computes_as_autocast_and_follows_the_weights(name: str, photos: Path) -> None:
+    """Where the CPU has bf16, "auto" classifies with a bf16 copy of the network (no weight casts per call):
+    the same logits, bit for bit, as bf16 autocast on the float32 network, and a change to the network's
+    weights reaches the copy before the next call."""
+    import cv2
+    import torch
+
+    from emolens.models import cpu_has_native_bf16, predict_logits, preprocess
+
+    if not cpu_has_native_bf16():
+        pytest.skip("this CPU has no native bf16: 'auto' runs float32 (test_auto_precision_answers_like_float32)")
+    model = emolens.load_model(name)
+    assert model.precision == "bfloat16"
+    crops = []
+    for photo in sorted((photos / "dlib-faces").glob("*.jpg"))[:4]:
+        image = cv2.imread(str(photo))
+        for face in emolens.analyze(image).faces:
+            box = face.box
+            crops.append(image[max(box.y, 0) : box.y + box.height, max(box.x, 0) : box.x + box.width])
+    assert len(crops) >= 6
+    batch = preprocess(crops, model.spec.input)
+    network = model.network
+    assert next(network.parameters()).dtype == torch.float32  # the master stays float32 (export, fine-tuning)
+
+    def autocast_logits() -> torch.Tensor:
+        return predict_logits(network, batch, tta=model.tta, amp=True)  # casts every weight on the call
+
+    assert torch.equal(model.runtime.forward(batch, tta=model.tta), autocast_logits())
+    with torch.no_grad():
+        next(network.parameters()).mul_(0.5)  # a user's (or a fine-tune's) change to the weights
+    changed = model.runtime.forward(batch, tta=model.tta)
+    assert torch.equal(changed, autocast_logits())
+    assert not torch.equal(changed, predict_logits(network, batch, tta=model.tta, amp=False))  # bf16, not float32
