@@ -83,6 +83,8 @@ class YuNetDetector:
             self._lock = threading.Lock()  # FaceDetectorYN keeps the input size between calls
 
     def detect(self, image: np.ndarray) -> list[Detection]:
+        # Not detectors._base.detect_downscaled: that maps whole-pixel boxes back (an error of up to 1/scale
+        # pixels); YuNet's rows are floats, mapped back here before they are rounded.
         image, scale = downscale(image, self._max_side)
         faces = self._run_onnxruntime(image) if self._session is not None else self._run_opencv(image)
         height, width = image.shape[:2]
@@ -113,7 +115,8 @@ class YuNetDetector:
             return np.zeros((0, 15), np.float32)
         # The graph halves its input five times: zero-pad the bottom and right to a multiple of 32.
         padded = np.zeros((1, 3, -(-height // 32) * 32, -(-width // 32) * 32), np.float32)
-        padded[0, :, :height, :width] = image.transpose(2, 0, 1)
+        for channel, plane in enumerate(cv2.split(image)):  # contiguous planes: faster than a strided transpose
+            padded[0, channel, :height, :width] = plane
         outputs = dict(zip(self._outputs, self._session.run(None, {self._input: padded}), strict=True))
         rows = [
             _decode(outputs, stride, padded.shape[3] // stride, score_threshold)
