@@ -85,8 +85,9 @@ DEFAULT_RUNTIMES = ("torch bf16", "torch float32")
 
 
 def runtimes(name: str, device: str, tta: bool, scratch: Path) -> list[tuple[str, EmotionModel]]:
-    """The ways this host can run the model: torch float32, torch bf16 (where native), and, at the model's
-    default TTA setting (ONNX graphs carry it inside), ONNX Runtime float32 and int8 (where it ships)."""
+    """The ways this host can run the model: torch float32, torch bf16 (where native; on a CPU also as autocast
+    over the float32 network, how it ran before the bf16 copy), and, at the model's default TTA setting (ONNX
+    graphs carry it inside), ONNX Runtime float32 and int8 (where it ships)."""
     from emolens.models import cpu_has_native_bf16, export_onnx
 
     spec = MODELS.get(name)

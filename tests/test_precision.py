@@ -132,18 +132,19 @@ def test_auto_precision_answers_like_float32(name: str, photos: Path) -> None:
 
 @pytest.mark.parametrize("name", ["default", "large"])
 def test_bf16_runs_on_a_copy_that_computes_as_autocast_and_follows_the_weights(name: str, photos: Path) -> None:
-    """Where the CPU has bf16, "auto" classifies with a bf16 copy of the network (no weight casts per call):
-    the same logits, bit for bit, as bf16 autocast on the float32 network, and a change to the network's
-    weights reaches the copy before the next call."""
+    """Where the CPU has bf16, "auto" classifies with a copy of the network whose convolution and linear weights
+    are bf16 already (no casts per call): the same logits, bit for bit, as bf16 autocast on the float32 network,
+    and a change to the network's weights reaches the copy before the next call."""
     import cv2
     import torch
 
-    from emolens.models import cpu_has_native_bf16, predict_logits, preprocess
+    from emolens.models import TorchRuntime, cpu_has_native_bf16, predict_logits, preprocess
 
     if not cpu_has_native_bf16():
         pytest.skip("this CPU has no native bf16: 'auto' runs float32 (test_auto_precision_answers_like_float32)")
     model = emolens.load_model(name)
-    assert model.precision == "bfloat16"
+    runtime = model.runtime
+    assert isinstance(runtime, TorchRuntime) and model.precision == "bfloat16"
     crops = []
     for photo in sorted((photos / "dlib-faces").glob("*.jpg"))[:4]:
         image = cv2.imread(str(photo))
@@ -153,14 +154,18 @@ def test_bf16_runs_on_a_copy_that_computes_as_autocast_and_follows_the_weights(n
     assert len(crops) >= 6
     batch = preprocess(crops, model.spec.input)
     network = model.network
-    assert next(network.parameters()).dtype == torch.float32  # the master stays float32 (export, fine-tuning)
+    copied = runtime.inference_network
+    assert copied is not network and runtime.inference_network is copied  # made once, then kept
+    assert {p.dtype for p in copied.parameters()} == {torch.bfloat16}  # emolens' networks: convolutions, linear
+    assert {p.dtype for p in network.parameters()} == {torch.float32}  # the master (export, fine-tuning)
 
     def autocast_logits() -> torch.Tensor:
         return predict_logits(network, batch, tta=model.tta, amp=True)  # casts every weight on the call
 
-    assert torch.equal(model.runtime.forward(batch, tta=model.tta), autocast_logits())
+    assert torch.equal(runtime.forward(batch, tta=model.tta), autocast_logits())
     with torch.no_grad():
         next(network.parameters()).mul_(0.5)  # a user's (or a fine-tune's) change to the weights
-    changed = model.runtime.forward(batch, tta=model.tta)
+    changed = runtime.forward(batch, tta=model.tta)
+    assert runtime.inference_network is not copied
     assert torch.equal(changed, autocast_logits())
     assert not torch.equal(changed, predict_logits(network, batch, tta=model.tta, amp=False))  # bf16, not float32

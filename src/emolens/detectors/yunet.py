@@ -17,7 +17,7 @@ import numpy as np
 
 from .._image import downscale
 from .._registry import DetectorSpec
-from ..errors import EmolensWarning, InvalidOptionError, MissingDependencyError, ModelError
+from ..errors import EmolensWarning, InvalidImageError, InvalidOptionError, MissingDependencyError, ModelError
 from ..types import Box, Detection, Landmarks
 from ..weights import fetch
 
@@ -111,6 +111,8 @@ class YuNetDetector:
         """Rows of x, y, w, h, five landmarks (x, y), score: the layout ``cv2.FaceDetectorYN`` returns."""
         score_threshold, nms_threshold, top_k = self._thresholds
         height, width = image.shape[:2]
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise InvalidImageError(f"YuNet takes a BGR image of shape (height, width, 3), not {image.shape}")
         if not height or not width:
             return np.zeros((0, 15), np.float32)
         # The graph halves its input five times: zero-pad the bottom and right to a multiple of 32.

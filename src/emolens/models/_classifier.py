@@ -41,40 +41,48 @@ class Runtime(Protocol):
     def forward(self, batch: torch.Tensor, *, tta: bool) -> torch.Tensor: ...
 
 
+#: The layers whose weights bf16 autocast casts on every call: the bf16 copy holds them cast once.
+_AUTOCAST_LAYERS = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear)
+
+
 class TorchRuntime:
     """A torch network that takes a normalised batch: emolens' own (BatchNorm folded), or one being trained.
 
-    Where bf16 runs on a CPU that computes it natively, inference runs on a bf16 copy of the network, made
-    once and made again whenever the network's weights change: the same arithmetic as bf16 autocast (the
-    same logits, bit for bit) without casting every weight on every call, a cost that matters most for the
-    few faces of one photo. ``network`` stays the float32 master.
+    With ``bf16_copy`` (as :meth:`load` builds emolens' models) on a CPU that computes bf16 natively, inference
+    runs on a copy of the network whose convolution and linear layers hold their weights in bf16 already,
+    under the same autocast: the same logits, bit for bit, without casting those weights on every call (a
+    cost that matters most for the few faces of one photo). The copy is made on first use and again when a
+    parameter or buffer of ``network`` is replaced or changed in place (changes through ``.data`` are not
+    seen). ``network`` stays the float32 master; forward hooks belong on :attr:`inference_network`.
     """
 
-    def __init__(self, network: torch.nn.Module, *, amp: bool = True) -> None:
+    def __init__(self, network: torch.nn.Module, *, amp: bool = True, bf16_copy: bool = False) -> None:
         self.network = network
         self.amp = amp  # bf16 autocast where the device computes bf16 natively (see autocast_for)
-        self._bf16: tuple[tuple[int, ...], torch.nn.Module] | None = None  # (weight versions, copy)
+        self.bf16_copy = bf16_copy
+        self._bf16: tuple[tuple[tuple[int, int], ...], torch.nn.Module] | None = None  # (weights key, copy)
         self._bf16_lock = threading.Lock()
 
     @classmethod
     def load(cls, spec: ModelSpec, weights: Path | None, device: torch.device, *, amp: bool = True) -> TorchRuntime:
         """The spec's network with its (verified) weights, prepared for inference on ``device``."""
-        return cls(prepare_for_inference(build_model(spec, weights), device), amp=amp)
+        return cls(prepare_for_inference(build_model(spec, weights), device), amp=amp, bf16_copy=True)
 
     def forward(self, batch: torch.Tensor, *, tta: bool) -> torch.Tensor:
-        return predict_logits(self._inference_network(), batch, tta=tta, amp=self.amp)
+        return predict_logits(self.inference_network, batch, tta=tta, amp=self.amp)
 
-    def _inference_network(self) -> torch.nn.Module:
-        """``network``, or its bf16 copy where the CPU computes bf16 natively (kept in step with its weights)."""
-        if self.network.training or self.precision != "bfloat16" or self._device().type != "cpu":
-            return self.network  # a network being trained, float32, or a GPU: autocast as before
-        versions = tuple(t._version for t in (*self.network.parameters(), *self.network.buffers()))
+    @property
+    def inference_network(self) -> torch.nn.Module:
+        """The module that answers: ``network``, or its copy with bf16 weights (see the class), in step with it."""
+        if not self.bf16_copy or self.network.training or self.precision != "bfloat16" or self._device().type != "cpu":
+            return self.network  # float32, a GPU (autocast as before), or a network being trained
+        key = _weights_key(self.network)
         cached = self._bf16
-        if cached is None or cached[0] != versions:
+        if cached is None or cached[0] != key:
             with self._bf16_lock:
                 cached = self._bf16
-                if cached is None or cached[0] != versions:
-                    cached = (versions, copy.deepcopy(self.network).to(torch.bfloat16))
+                if cached is None or cached[0] != key:
+                    cached = (key, _with_bf16_weights(self.network))
                     self._bf16 = cached
         return cached[1]
 
@@ -83,10 +91,30 @@ class TorchRuntime:
 
     @property
     def precision(self) -> str:
-        """``"bfloat16"`` where autocast runs it natively, else ``"float32"``."""
+        """``"bfloat16"`` where the device computes it natively and ``amp`` is on, else ``"float32"``."""
         device = self._device()
         native = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
         return "bfloat16" if self.amp and native else "float32"
+
+
+def _weights_key(network: torch.nn.Module) -> tuple[tuple[int, int], ...]:
+    """What changes when a parameter or buffer is replaced (its storage) or changed in place (its version;
+    inference tensors keep none)."""
+    tensors = (*network.parameters(), *network.buffers())
+    return tuple((t.data_ptr(), -1 if t.is_inference() else t._version) for t in tensors)
+
+
+def _with_bf16_weights(network: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``network`` without gradients whose convolution and linear layers hold bf16 weights: the
+    casts autocast makes on every call, made once (everything else stays as autocast sees it)."""
+    copied = copy.deepcopy(network)
+    for parameter in copied.parameters():
+        parameter.grad = None
+        parameter.requires_grad_(False)
+    for module in copied.modules():
+        if isinstance(module, _AUTOCAST_LAYERS):
+            module.to(torch.bfloat16)
+    return copied
 
 
 class OnnxRuntime:

@@ -245,8 +245,7 @@ def predict_logits(network: nn.Module, batch: torch.Tensor, *, tta: bool = False
     updates them from the data being measured.
     """
     device = next(network.parameters()).device
-    dtype = next(network.parameters()).dtype  # float32, or bf16 for an inference copy
-    batch = batch.to(device, dtype).contiguous(memory_format=torch.channels_last)
+    batch = batch.to(device).contiguous(memory_format=torch.channels_last)
     training = network.training
     if training:
         network.eval()
