@@ -220,10 +220,11 @@ ONNX_SECTION = [
     "What int8 buys depends on the CPU. On the AVX-512 BF16 + VNNI host of 2026-12-05 (`python benchmarks/speed.py`, "
     "[Benchmarks](benchmarks.md#speed)) the int8 `default` classified 3.4x the faces per second of torch float32 "
     "and 1.45x those of torch bf16 at batch 64 with flip TTA (2.5x bf16 at batch 1). On the AMX Xeon "
-    "(`benchmarks/results/speed-cpu-amx.md`, the same command, 2026-12-06) int8 was 3.5x float32 and 1.42x torch "
-    "bf16 at batch 64, and 2.5x bf16 at batch 1; in two earlier runs on that CPU model "
-    "(`benchmarks/results/earlier-runs/speed-cpu-amx-s12.md` and `speed-cpu-amx-opencv.md`) 2.8x and 3.7x float32 "
-    "but only 0.63x and 0.90x bf16 at batch 64 (AMX computes bf16 natively), 2.4x bf16 at batch 1. It has not "
+    "(`benchmarks/results/speed-cpu-amx.md`, the same command, 2026-12-06) int8 was 3.2x float32 and 1.09x torch "
+    "bf16 at batch 64, and 2.5x bf16 at batch 1; in three earlier runs on that CPU model "
+    "(`benchmarks/results/earlier-runs/speed-cpu-amx-s13-noisy.md`, `speed-cpu-amx-s12.md` and "
+    "`speed-cpu-amx-opencv.md`) 3.5x, 2.8x and 3.7x float32 and 1.42x, 0.63x and 0.90x bf16 at batch 64 (AMX "
+    "computes bf16 natively), 2.5x, 2.4x and 2.4x bf16 at batch 1. It has not "
     "been measured on a CPU without VNNI yet, where it should gain less. So no "
     'precision is right everywhere, and the default stays `"auto"` (the same graph everywhere, bf16 where native). '
     '`precision="fastest"` (`emolens analyze --precision fastest`) lets the host decide: the first load times '
