@@ -58,22 +58,13 @@ def flops_per_face(model: EmotionModel) -> float:
     return float(counter.get_total_flops())
 
 
-class _AutocastRuntime:
-    """bf16 autocast over the float32 network, every weight cast on every call: how ``precision="auto"`` ran
-    on the CPU before emolens kept a bf16 copy of the network (compared side by side in one run)."""
-
-    def __init__(self, network: Any) -> None:
-        self.network = network
-
-    def forward(self, batch: Any, *, tta: bool) -> Any:
-        from emolens.models import predict_logits
-
-        return predict_logits(self.network, batch, tta=tta, amp=True)
-
-
 def _autocast(model: EmotionModel) -> EmotionModel:
-    """``model`` (torch, bf16) run as :class:`_AutocastRuntime` runs it: the same answers, bit for bit."""
-    runtime = _AutocastRuntime(model.network)
+    """``model`` (torch, bf16) as it ran before emolens kept a bf16 copy of the network: bf16 autocast over the
+    float32 network, every weight cast on every call (``TorchRuntime`` without ``bf16_copy``); the same answers,
+    bit for bit, compared side by side in one run."""
+    from emolens.models import TorchRuntime
+
+    runtime = TorchRuntime(model.network)
     calibration = model.temperatures
     return EmotionModel(
         model.spec, runtime, device=model.device, tta=model.tta, temperatures=calibration, identity=model.identity
