@@ -85,6 +85,8 @@ class YuNetDetector:
     def detect(self, image: np.ndarray) -> list[Detection]:
         # Not detectors._base.detect_downscaled: that maps whole-pixel boxes back (an error of up to 1/scale
         # pixels); YuNet's rows are floats, mapped back here before they are rounded.
+        if image.ndim != 3 or image.shape[2] != 3:  # both engines read three channels
+            raise InvalidImageError(f"YuNet takes a BGR image of shape (height, width, 3), not {image.shape}")
         image, scale = downscale(image, self._max_side)
         faces = self._run_onnxruntime(image) if self._session is not None else self._run_opencv(image)
         height, width = image.shape[:2]
@@ -111,8 +113,6 @@ class YuNetDetector:
         """Rows of x, y, w, h, five landmarks (x, y), score: the layout ``cv2.FaceDetectorYN`` returns."""
         score_threshold, nms_threshold, top_k = self._thresholds
         height, width = image.shape[:2]
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise InvalidImageError(f"YuNet takes a BGR image of shape (height, width, 3), not {image.shape}")
         if not height or not width:
             return np.zeros((0, 15), np.float32)
         # The graph halves its input five times: zero-pad the bottom and right to a multiple of 32.
