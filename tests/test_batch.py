@@ -147,6 +147,7 @@ def test_video_frames_over_max_pixels_are_one_error_row(collection: Path, tmp_pa
     rows = _read(out)
     assert [(row["error_type"], row["frame"]) for row in rows] == [("ImageTooLargeError", None)]
     assert "its frames are" in rows[0]["error_message"]
+    assert "raise max_pixels (--max-megapixels of emolens batch)" in rows[0]["error_message"]
 
 
 def test_a_chunk_of_huge_images_costs_what_one_does(tmp_path: Path) -> None:

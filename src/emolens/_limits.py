@@ -10,5 +10,6 @@ DEFAULT_MAX_PIXELS = 40_000_000
 MAX_FILE_BYTES = 256 << 20
 #: Faces whose shorter box side is below this many pixels are dropped.
 DEFAULT_MIN_FACE_SIZE = 20
-#: The advice ending a too-large-image message (emolens serve replaces it with its own setting's name).
+#: The advice ending a too-large-image message (the emolens command, emolens serve and batch tables name their own
+#: setting instead).
 RAISE_MAX_PIXELS = "raise max_pixels if you trust the input"

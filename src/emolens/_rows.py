@@ -11,12 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._limits import RAISE_MAX_PIXELS
+
 if TYPE_CHECKING:
     from .types import AnalysisResult
 
 __all__ = ["Row", "columns", "error_row", "probability_column", "result_rows", "to_dataframe"]
 
 Row = dict[str, Any]
+
+#: A batch table is read by users of emolens.batch and of the emolens command alike: its advice names both.
+_RAISE_MAX_PIXELS_IN_ROWS = "raise max_pixels (--max-megapixels of emolens batch) if you trust the input"
 
 #: (name, type) of the columns before and after the probabilities; types: str, int, float, bool.
 LEADING: tuple[tuple[str, str], ...] = (
@@ -123,7 +128,7 @@ def error_row(
         detector_id=detector_id,
         model_id=model_id,
         error_type=type(error).__name__,
-        error_message=str(error)[:2000],
+        error_message=str(error).replace(RAISE_MAX_PIXELS, _RAISE_MAX_PIXELS_IN_ROWS)[:2000],
     )
     return row
 
