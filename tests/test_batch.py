@@ -221,6 +221,8 @@ def test_lists_and_globs(collection: Path, tmp_path: Path) -> None:
     assert missing and missing[0]["error_type"] == "InvalidImageError"
     with pytest.raises(InvalidOptionError, match="no files match"):
         expand_inputs([str(tmp_path / "nothing-*.jpg")])
+    with pytest.raises(InvalidOptionError, match="empty input"):  # not the current folder, as Path("") is
+        expand_inputs([""])
     bad_table = tmp_path / "bad.csv"
     bad_table.write_text("a,b\n1,2\n")
     with pytest.raises(InvalidOptionError, match="no column named path"):

@@ -58,6 +58,17 @@ def test_analyze_table_folder_glob_and_annotate(
     assert written == ["dlib-faces/2008_002470.jpg", "group/multiface.jpg"]
 
 
+def test_analyze_a_folder_finds_gif_images_too(
+    photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder is searched for every format emolens decodes, GIF included (it was skipped without a word)."""
+    from PIL import Image
+
+    Image.open(photos / "group" / "multiface.jpg").convert("RGB").save(tmp_path / "group.gif")
+    assert main(["analyze", str(tmp_path)]) == 0
+    assert "group.gif" in capsys.readouterr().out
+
+
 def test_max_megapixels_bounds_images_and_names_itself_in_the_advice(
     photos: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -80,6 +91,7 @@ def test_bad_inputs_give_one_line_errors_and_nonzero_exit(tmp_path: Path) -> Non
         (["analyze", str(tmp_path / "missing.jpg")], "image file not found"),
         (["analyze", str(corrupt)], "cannot decode"),
         (["analyze", str(tmp_path / "*.png")], "no images match"),
+        (["analyze", ""], "no images match ''"),  # not the current folder, which Path("") would be
         (["analyze", str(corrupt), "--detector", "yunte"], "Did you mean 'yunet'?"),
         (["analyze", str(corrupt), "--model", "nope"], "unknown model 'nope'"),
         (["download"], "--all"),

@@ -11,9 +11,11 @@ import re
 import struct
 from typing import NamedTuple
 
-__all__ = ["FORMATS", "Header", "MalformedImage", "signature", "sniff"]
+__all__ = ["FORMATS", "IMAGE_SUFFIXES", "Header", "MalformedImage", "signature", "sniff"]
 
 FORMATS = ("JPEG", "PNG", "WebP", "BMP", "TIFF", "GIF")
+#: File name suffixes of those formats: what a folder of images is searched for.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 
 #: More chunks than this is not a picture (a 256 MB PNG written in libpng's 8 KB chunks has 32,000).
 _MAX_PNG_CHUNKS = 200_000

@@ -9,11 +9,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._header import IMAGE_SUFFIXES
 from ..errors import InvalidOptionError
 
 __all__ = ["IMAGE_SUFFIXES", "LIST_SUFFIXES", "VIDEO_SUFFIXES", "BatchInput", "expand_inputs"]
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
 #: Files whose lines or ``path``/``file`` column name the inputs (not analysed themselves).
 LIST_SUFFIXES = frozenset({".txt", ".csv", ".parquet"})
@@ -51,6 +51,10 @@ def expand_inputs(items: Iterable[str | os.PathLike[str]]) -> list[BatchInput]:
 
 def _expand_one(text: str) -> Iterator[str]:
     path = Path(text)
+    if not text.strip():  # Path("") is the current folder, which nobody means by an empty string
+        raise InvalidOptionError(
+            f"an empty input ({text!r}) names no file; name a file, folder or glob", option="inputs"
+        )
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
         if not files:

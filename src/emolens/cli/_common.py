@@ -11,11 +11,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .._argtypes import json_object, positive_number
+from .._header import IMAGE_SUFFIXES
 from .._limits import DEFAULT_MAX_PIXELS, RAISE_MAX_PIXELS
 from ..errors import InvalidOptionError
 from ..models import PRECISIONS
-
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def err(message: str) -> None:
@@ -43,8 +42,10 @@ def expand_paths(paths: Sequence[str]) -> Iterator[tuple[str, Path | None]]:
     """
     for arg in paths:
         path = Path(arg)
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file())
+        if not arg:  # Path("") is the current folder: an empty argument names nothing
+            files = []
+        elif path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         elif any(ch in arg for ch in "*?[") and not path.exists():
             files = sorted(Path(p) for p in glob.glob(arg, recursive=True) if Path(p).is_file())
         else:

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from .._files import check_regular_file
+from .._header import IMAGE_SUFFIXES
 from ..errors import DatasetError, InvalidOptionError
 from ..labels import FER2013, FERPLUS_VOTE_COLUMNS
 from ..models import resize_square, to_gray_square
@@ -34,7 +35,6 @@ CLASS_NAMES: tuple[str, ...] = FER2013.labels
 AUTO = "auto"  # look for FER+ votes in their usual place
 VOTE_COLUMNS: tuple[str, ...] = tuple(column for column, _ in FERPLUS_VOTE_COLUMNS)
 _VOTE_ALIASES = {"NF": "not_face"}  # Microsoft's fer2013new.csv spells not_face "NF"
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 _CSV_USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
 
 
@@ -241,7 +241,7 @@ def load_image_folder(
         folder = root / folder_name
         label = classes.index(class_of[folder_name])
         for path in sorted(folder.iterdir()):
-            if path.suffix.lower() not in _IMAGE_SUFFIXES:
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             image = cv2.imread(str(path), flags)
             if image is None:

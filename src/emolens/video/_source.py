@@ -10,6 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .._header import IMAGE_SUFFIXES
 from .._image import load_image
 from .._limits import DEFAULT_MAX_PIXELS, RAISE_MAX_PIXELS
 from ..errors import ImageTooLargeError, InvalidVideoError
@@ -17,7 +18,6 @@ from ..errors import ImageTooLargeError, InvalidVideoError
 __all__ = ["Frame", "VideoSource", "open_source"]
 
 VideoSource = Any  # str | os.PathLike | int (camera index) | Iterable[np.ndarray]
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +43,7 @@ class _Capture:
                 raise InvalidVideoError(f"{source} is a folder, not a video file", source=source)
             if not path.is_file():
                 raise InvalidVideoError(f"video file not found: {source}", source=source)
-            if path.suffix.lower() in _IMAGE_SUFFIXES:
+            if path.suffix.lower() in IMAGE_SUFFIXES:
                 raise InvalidVideoError(
                     f"{source} is an image, not a video: use `emolens analyze` (or emolens.analyze) for images",
                     source=source,
