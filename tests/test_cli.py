@@ -191,6 +191,17 @@ def test_evaluate_on_a_small_folder(fer_val: Path, tmp_path: Path, capsys) -> No
     assert report["cross_fitted"]["ece_uncalibrated"] != report["ece"], "large ships calibrated: two numbers"
     assert main(["evaluate", str(subset), "--cross-fit"]) == 0
     assert "cross-fitted ECE (10 halvings" in capsys.readouterr().out
+    # a class the data lacks (CK+ has no neutral face) has no recall: null in strict JSON, not NaN
+    import shutil
+
+    shutil.rmtree(subset / "neutral")
+    assert main(["evaluate", str(subset), "--json"]) == 0
+
+    def no_constants(name: str) -> None:
+        raise AssertionError(f"{name} is not JSON")
+
+    metrics = json.loads(capsys.readouterr().out, parse_constant=no_constants)
+    assert metrics["per_class_recall"]["neutral"] is None and metrics["count"] == 60
     pytest.importorskip("matplotlib")
     assert (tmp_path / "confusion.png").stat().st_size > 1000
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         calibration = choose_calibration(raw, data.labels)
     if args.json:  # temperatures are keyed by the dataset's own classes (a custom label set has its own)
         extra = {"cross_fitted": calibration.to_dict(data.classes)} if calibration else {}
-        print(json.dumps({"model": name, "dataset": args.dataset, **evaluation.to_dict(), **extra}))
+        record = {"model": name, "dataset": args.dataset, **evaluation.to_dict(), **extra}
+        print(json.dumps(_without_nan(record), allow_nan=False))
         return 0
     print(f"model {name} on {args.dataset}: {evaluation.count} images")
     consensus, votes = evaluation.consensus, evaluation.votes
@@ -126,3 +128,15 @@ def _write_predictions(path: Path, data: object, probabilities: object) -> None:
         writer.writerow(["file", "true", "predicted", *names])
         for source, label, row in zip(data.sources, data.labels, probabilities, strict=True):
             writer.writerow([source, names[label], names[int(row.argmax())], *(f"{p:.6f}" for p in row)])
+
+
+def _without_nan(value: Any) -> Any:
+    """``value`` with every NaN as None (JSON null): the recall of a class the dataset lacks (CK+ has no neutral
+    face) is undefined, and NaN is not JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _without_nan(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_without_nan(item) for item in value]
+    return value
