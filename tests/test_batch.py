@@ -68,6 +68,18 @@ def _read(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _read_any(path: Path) -> list[dict[str, Any]]:
+    """The rows of a .parquet, .csv or .jsonl table, as strict UTF-8 readers see them."""
+    if path.suffix == ".parquet":
+        return _read(path)
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".csv":
+        import csv
+
+        return list(csv.DictReader(text.splitlines()))
+    return [json.loads(line) for line in text.splitlines()]
+
+
 def _same_rows(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> None:
     assert len(a) == len(b)
     for left, right in zip(a, b, strict=True):
@@ -453,3 +465,20 @@ def test_nothing_is_lost_with_numpy_inputs_in_a_list_file(tmp_path: Path) -> Non
     by_file = {Path(row["file"]).name: row for row in report.rows}
     assert by_file["grey.png"]["face"] is None and by_file["grey.png"]["error_type"] is None  # no face: one row
     assert by_file["absent.png"]["error_type"] == "InvalidImageError"
+
+
+def test_a_file_name_that_is_not_utf8_is_a_row_in_every_format(photos: Path, tmp_path: Path) -> None:
+    """Linux allows any bytes in a name: such a file is analysed, its name written with the bytes escaped, and a
+    resumed run recognises it (one such file crashed the whole run before)."""
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    odd = os.fsdecode(bytes(folder) + b"/caf\xe9.jpg")
+    Path(odd).write_bytes((photos / "group" / "multiface.jpg").read_bytes())
+    for suffix in (".csv", ".jsonl", ".parquet"):
+        out = tmp_path / f"rows{suffix}"
+        report = emolens.batch([folder], out, workers=1, progress=False)
+        assert report.errors == 0 and report.faces == 6
+        assert {row["file"] for row in _read_any(out)} == {str(folder) + "/caf\\xe9.jpg"}, suffix
+        again = emolens.batch([folder], out, workers=1, progress=False)
+        assert (again.skipped, again.analysed, len(_read_any(out))) == (1, 0, 6)
+    assert emolens.analyze(odd).to_dataframe()["file"].iloc[0].endswith("caf\\xe9.jpg")

@@ -16,7 +16,7 @@ from ._limits import RAISE_MAX_PIXELS
 if TYPE_CHECKING:
     from .types import AnalysisResult
 
-__all__ = ["Row", "columns", "error_row", "probability_column", "result_rows", "to_dataframe"]
+__all__ = ["Row", "columns", "error_row", "file_column", "probability_column", "result_rows", "to_dataframe"]
 
 Row = dict[str, Any]
 
@@ -67,6 +67,21 @@ def _empty(labels: Sequence[str]) -> Row:
     return dict.fromkeys(columns(labels))
 
 
+def file_column(path: str) -> str:
+    """A path as the ``file`` column holds it: unchanged, or, for a name that is not valid UTF-8 (bytes a
+    file system allows, which Python holds as lone surrogates), with those bytes as ``\\xNN`` escapes, so CSV,
+    JSON lines and Parquet can all hold it and a resumed run recognises it."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        pass
+    try:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that no file name's byte became
+        return path.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def result_rows(
     result: AnalysisResult,
     labels: Sequence[str],
@@ -76,9 +91,10 @@ def result_rows(
     time_s: float | None = None,
 ) -> list[Row]:
     """One row per face of ``result``; one row with no face columns when it has no face."""
+    source = result.source if file is None else file
     base = _empty(labels)
     base.update(
-        file=result.source if file is None else file,
+        file=None if source is None else file_column(source),
         frame=frame,
         time_s=time_s,
         detector=result.detector,
@@ -122,7 +138,7 @@ def error_row(
     """The row of an input that failed: its file, the error's type and message, and who would have answered."""
     row = _empty(labels)
     row.update(
-        file=file,
+        file=file_column(file),
         detector=detector,
         model=model,
         detector_id=detector_id,

@@ -14,7 +14,7 @@ from .._checks import check_bool, check_int
 from .._device import check_device_name
 from .._limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_FACE_SIZE
 from .._registry import ModelSpec
-from .._rows import Row, columns
+from .._rows import Row, columns, file_column
 from ..errors import InvalidOptionError
 from ._inputs import BatchInput, expand_inputs
 from ._job import Job
@@ -178,7 +178,7 @@ def _open_store(
     if overwrite:
         store.clear()
     done = store.done()
-    left = [item for item in todo if item.path not in done]
+    left = [item for item in todo if file_column(item.path) not in done]
     return store, left, len(todo) - len(left)
 
 

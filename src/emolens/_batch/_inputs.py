@@ -24,7 +24,8 @@ _PATH_COLUMNS = ("path", "file", "filename", "image")
 class BatchInput:
     """One thing to analyse: an image (one result) or a video (one result per analysed frame).
 
-    ``path`` is exactly as it will appear in the output's ``file`` column.
+    ``path`` is as it will appear in the output's ``file`` column (a name that is not valid UTF-8 there with
+    its bytes escaped: ``emolens._rows.file_column``).
     """
 
     path: str
