@@ -104,6 +104,26 @@ def test_bad_inputs_give_one_line_errors_and_nonzero_exit(tmp_path: Path) -> Non
         assert proc.stderr.startswith("emolens: error:")
 
 
+def test_a_corrupt_file_gives_one_line_without_opencv_or_ffmpeg_logs(photos: Path, tmp_path: Path) -> None:
+    """OpenCV logs four lines of its own about a truncated TIFF, FFmpeg one about a fake MP4: the command's
+    stderr is emolens' one line only (an OPENCV_LOG_LEVEL the user sets still wins)."""
+    import io
+
+    from PIL import Image
+
+    encoded = io.BytesIO()
+    Image.open(photos / "group" / "multiface.jpg").save(encoded, format="TIFF")
+    half = tmp_path / "half.tiff"
+    half.write_bytes(encoded.getvalue()[: len(encoded.getvalue()) // 2])
+    fake = tmp_path / "fake.mp4"
+    fake.write_bytes(b"not a video at all")
+    for args in (["analyze", str(half)], ["video", str(fake)]):
+        proc = run(*args)
+        assert proc.returncode != 0 and proc.stderr.count("\n") == 1, proc.stderr
+        assert proc.stderr.startswith("emolens: error:")
+    assert "TIFF" in run("analyze", str(half), env={"OPENCV_LOG_LEVEL": "WARNING"}).stderr.split("emolens:")[0]
+
+
 def test_bad_numeric_options_are_usage_errors(tmp_path: Path) -> None:
     video = tmp_path / "clip.mp4"
     for args, message in [

@@ -53,6 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # libgomp lets GOMP_SPINCOUNT override OMP_WAIT_POLICY: a user who chose either keeps their choice.
     if "torch" not in sys.modules and not {"GOMP_SPINCOUNT", "OMP_WAIT_POLICY"} & set(os.environ):
         os.environ["GOMP_SPINCOUNT"] = OPENMP_SPIN_COUNT  # inherited by this command's workers
+    # OpenCV's and FFmpeg's own log lines about a corrupt file ("[ WARN:0@1.0] global grfmt_tiff.cpp ...",
+    # "moov atom not found") would precede emolens' one-line error; read when cv2 loads, a user's setting wins.
+    if "cv2" not in sys.modules:
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     with warnings.catch_warnings():  # one-line warnings, for this command only
         warnings.simplefilter("default")
         warnings.showwarning = _show_warning
