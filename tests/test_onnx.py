@@ -211,6 +211,16 @@ def test_an_rgb_model_scores_the_same_in_evaluate_and_analyze(tmp_path: Path) ->
     assert not np.allclose(gray, probabilities, atol=1e-3)
 
 
+@pytest.mark.parametrize("name", ["../escaped", "", "sub/model", ".hidden"])
+def test_export_names_one_plain_file_stem(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--name is a file stem inside --out: a path that leads elsewhere, an empty or a hidden name is refused
+    before anything is written (``../escaped`` wrote outside --out, then reported a failure)."""
+    out = tmp_path / "out"
+    assert main(["export", "fast", "--onnx", "--out", str(out), "--name", name]) == 2
+    assert "plain file name stem" in capsys.readouterr().err
+    assert not out.exists() and sorted(tmp_path.iterdir()) == [], "nothing written anywhere"
+
+
 OWN_MODELS = [
     spec.name for spec in MODELS.specs() if spec.runtime == "torch" and spec.weights and spec.weights[0].bundled
 ]

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .._checks import check_file_stem
 from ..errors import InvalidOptionError
 from ._card import ModelCard
 from ._classifier import EmotionModel, TorchRuntime
@@ -50,6 +51,7 @@ def export_onnx(source: ModelSource, out_dir: str | Path, name: str) -> ModelCar
     ``source`` is anything :func:`emolens.load_model` takes. The exported card loads in emolens as an
     ONNX model (``model="<out_dir>/<name>.json"``) and answers as the source model does in float32.
     """
+    name = check_file_stem("name", name)
     model = load_model(source)
     if not isinstance(model.runtime, TorchRuntime):
         raise InvalidOptionError(

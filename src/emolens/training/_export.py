@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .. import models
+from .._checks import check_file_stem
 from .._registry import ModelSpec
 from ..errors import DatasetError
 from ..labels import LabelSet
@@ -69,6 +70,7 @@ def export_run(
     the best epoch is chosen on unshifted scores, which can favour the first epochs of a run started from a
     prior-shifted model; choose it with ``python -m tools.prior_shift RUN --last`` at the shift you export.
     """
+    name = check_file_stem("name", name)
     run, out = RunFolder(run_dir), Path(out_dir)
     if not run.checkpoint_file.is_file() or not run.best_weights.is_file():
         raise DatasetError(
@@ -159,6 +161,7 @@ def unshift_card(card_path: str | Path, out_dir: str | Path, name: str) -> Model
     shift; the weights are stored in float32 (float16 widened: no value changes but the bias) and
     measured again, so the card describes the unshifted model. No run folder is needed.
     """
+    name = check_file_stem("name", name)
     card_path, out_dir = Path(card_path), Path(out_dir)
     card = ModelCard.read(card_path)
     if card.record is None or card.record.training.prior_shift is None:
