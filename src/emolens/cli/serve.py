@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .._argtypes import positive_int
+from .._argtypes import non_negative, positive_int, positive_number
 from .._files import check_regular_file
 from ..models import PRECISIONS
 from ..serve import API_KEY_ENV, ServeConfig
@@ -52,7 +52,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--batch-window-ms",
-        type=float,
+        type=non_negative,
         default=_SERVE.batch_window_ms,
         help="micro-batching: how long a request waits for others still detecting, so that their faces share "
         f"one forward pass (0: off; default {_SERVE.batch_window_ms:g})",
@@ -65,26 +65,26 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--max-upload-mb",
-        type=float,
+        type=positive_number,
         default=_SERVE.max_upload_bytes / 2**20,
         help=f"largest request body in MiB (default {_SERVE.max_upload_bytes / 2**20:g})",
     )
     p.add_argument(
         "--max-megapixels",
-        type=float,
+        type=positive_number,
         default=_SERVE.max_pixels / 1e6,
         help=f"largest decoded image (default {_SERVE.max_pixels / 1e6:g})",
     )
     p.add_argument("--max-files", type=positive_int, default=_SERVE.max_files, help="most files per batch request")
     p.add_argument(
         "--request-timeout",
-        type=float,
+        type=positive_number,
         default=_SERVE.request_timeout_s,
         help=f"seconds before a slow analysis is answered with 503 (default {_SERVE.request_timeout_s:g})",
     )
     p.add_argument(
         "--read-timeout",
-        type=float,
+        type=positive_number,
         default=_SERVE.read_timeout_s,
         help=f"seconds to receive a request body before answering 408 (default {_SERVE.read_timeout_s:g})",
     )

@@ -24,6 +24,10 @@ _KEY = re.compile(r"[!-~]{16,256}")
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
+#: The longest request or read timeout a server takes (a day).
+_MAX_TIMEOUT_S = 86_400.0
+
+
 @dataclass(frozen=True, slots=True)
 class ServeConfig:
     """Settings of the REST server and web app.
@@ -83,10 +87,13 @@ class ServeConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InvalidOptionError(f"{name} must be a positive integer, got {value!r}", option=name)
-        for name in ("request_timeout_s", "read_timeout_s"):
+        for name in ("request_timeout_s", "read_timeout_s"):  # finite: inf and nan broke the server's start
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-                raise InvalidOptionError(f"{name} must be a positive number of seconds, got {value!r}", option=name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= _MAX_TIMEOUT_S:
+                raise InvalidOptionError(
+                    f"{name} must be a number of seconds above 0 and at most {_MAX_TIMEOUT_S:g}, got {value!r}",
+                    option=name,
+                )
         from ..models import check_precision
 
         check_precision(self.precision)
@@ -113,6 +120,24 @@ class ServeConfig:
                     f"a CORS origin is a scheme and host such as 'https://app.example.com', got {origin!r:.80}",
                     option="cors_origins",
                 )
+
+    def check_names(self) -> None:
+        """UnknownNameError for a model or detector nobody registered, before the server starts (a typo would
+        otherwise leave a server that is never ready, or advertise a model it cannot load)."""
+        from ..detectors import DETECTORS
+        from ..errors import UnknownNameError
+        from ..models import MODELS, model_spec, pinned_spec
+
+        model_spec(self.model)  # a name, a pinned version or a card
+        for name in self.models or ():  # names only, as clients choose them
+            if name not in MODELS.names():
+                try:
+                    pinned_spec(name)
+                except UnknownNameError:
+                    raise UnknownNameError("model", name, list(MODELS.names())) from None
+        detectors = ["auto", *DETECTORS.names()]
+        if self.detector.lower() != "none" and self.detector not in detectors:
+            raise UnknownNameError("detector", self.detector, [*detectors, "none"])
 
     @property
     def loopback(self) -> bool:

@@ -35,6 +35,7 @@ def serve(config: ServeConfig) -> None:
     require("python_multipart", extra="serve", feature="emolens serve", package="python-multipart")
     require("prometheus_client", extra="serve", feature="emolens serve", package="prometheus-client")
     require("fastapi_swagger", extra="serve", feature="emolens serve", package="fastapi-swagger")
+    config.check_names()
     if not config.loopback and config.api_key is None and not config.no_auth:
         raise InvalidOptionError(
             f"refusing to serve {config.host} without an API key: anyone who can reach the port could use it. "
