@@ -52,6 +52,22 @@ def test_pil_images_are_rgb(photos: Path, bgr: np.ndarray) -> None:
     assert np.abs(loaded.astype(int) - bgr).mean() < 2
 
 
+def test_a_pil_image_is_upright_as_its_exif_orientation_says(photos: Path, bgr: np.ndarray, tmp_path: Path) -> None:
+    """A phone photo stored sideways with EXIF orientation 6 loads upright from a PIL image, as from its path or
+    bytes (OpenCV applies the orientation; PIL inputs were sideways: 1 face found of 6)."""
+    pil = pytest.importorskip("PIL.Image")
+    sideways = tmp_path / "sideways.jpg"
+    exif = pil.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    pil.fromarray(np.ascontiguousarray(np.rot90(bgr[:, :, ::-1]))).save(sideways, exif=exif, quality=95)
+    from_path = load_image(sideways).bgr
+    with pil.open(sideways) as im:
+        from_pil = load_image(im).bgr
+    assert from_path.shape == from_pil.shape == bgr.shape
+    assert np.abs(from_pil.astype(int) - from_path).mean() < 2
+    assert len(emolens.analyze(sideways).faces) == len(emolens.analyze(pil.open(sideways)).faces) == 6
+
+
 @pytest.mark.parametrize(
     ("bad", "message"),
     [

@@ -160,14 +160,18 @@ def _decode(data: bytes, what: str, max_pixels: int) -> np.ndarray:
 
 
 def _from_pil(image: Any, max_pixels: int) -> np.ndarray:
-    """A PIL image (possibly lazily loaded, possibly truncated) as BGR, its size checked before loading."""
+    """A PIL image (possibly lazily loaded, possibly truncated) as upright BGR, its size checked before loading."""
     try:
         width, height = image.size
     except Exception:
         raise InvalidImageError("this PIL image has no readable size", source="PIL") from None
     _check_pixels(int(width), int(height), max_pixels, "PIL image")
     try:
-        rgb = np.asarray(image.convert("RGB"))
+        from PIL import ImageOps
+
+        # upright as its EXIF orientation says, as a path or bytes of the same photo are decoded (OpenCV does)
+        upright = ImageOps.exif_transpose(image)
+        rgb = np.asarray((image if upright is None else upright).convert("RGB"))
     except Exception as exc:  # Pillow's decoders raise many types for truncated or corrupt data
         raise InvalidImageError(f"cannot load this PIL image: {type(exc).__name__}: {exc}", source="PIL") from None
     return _from_array(rgb, "rgb", max_pixels)
