@@ -157,6 +157,11 @@ def test_onnx_file_beside_a_card_loads_by_path(tmp_path: Path) -> None:
     model = emolens.load_model(tmp_path / "mine.json")
     output = model.predict_output([np.zeros((9, 9, 3), np.uint8), np.zeros((120, 90), np.uint8)])
     assert output.probabilities.shape == (2, 8) and output.valence is not None and output.valence.shape == (2,)
+    # a card whose input disagrees with the graph's is refused at load, by a ModelError that says which
+    for wrong in (emolens.InputSpec(size=48, color="rgb"), emolens.InputSpec(size=64, color="gray")):
+        dataclasses.replace(card, input=wrong).write(tmp_path / "wrong.json")
+        with pytest.raises(emolens.ModelError, match="takes input .*64x64.* but the model's card says"):
+            emolens.load_model(tmp_path / "wrong.json")
 
 
 def test_an_rgb_model_scores_the_same_in_evaluate_and_analyze(tmp_path: Path) -> None:

@@ -134,20 +134,20 @@ class OnnxRuntime:
                 f"cannot load ONNX model {spec.name!r} from {weights.name}: {exc}", component=spec.name
             ) from None
         self.name = spec.name
-        self.input_name = self.session.get_inputs()[0].name
+        graph_input = self.session.get_inputs()[0]
+        self.input_name = graph_input.name
         self.width = len(spec.labels) + (2 if spec.valence_arousal else 0)
+        _check_graph_input(spec, list(graph_input.shape), weights.name)
 
     def forward(self, batch: torch.Tensor, *, tta: bool) -> torch.Tensor:
         x = batch.float().cpu().numpy()
         if tta:
             x = np.concatenate([x, x[..., ::-1]])
-        outputs = np.concatenate(
-            [
-                np.asarray(o, np.float32).reshape(len(x), -1)
-                for o in self.session.run(None, {self.input_name: np.ascontiguousarray(x)})
-            ],
-            axis=1,
-        )
+        try:
+            answers = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})
+        except Exception as exc:  # onnxruntime's own types (InvalidArgument, Fail ...)
+            raise ModelError(f"the ONNX model {self.name!r} failed: {exc}", component=self.name) from None
+        outputs = np.concatenate([np.asarray(o, np.float32).reshape(len(x), -1) for o in answers], axis=1)
         if outputs.shape[1] != self.width:
             raise ModelError(
                 f"the ONNX model returned {outputs.shape[1]} values per face, its spec declares {self.width}: "
@@ -158,6 +158,21 @@ class OnnxRuntime:
             half = len(outputs) // 2
             outputs = (outputs[:half] + outputs[half:]) / 2
         return torch.from_numpy(outputs)
+
+
+def _check_graph_input(spec: ModelSpec, shape: list[object], file: str) -> None:
+    """ModelError when the graph's fixed input dimensions disagree with the spec's channels and size (a card
+    edited to "rgb" or another size): said at load, not as onnxruntime's own error on the first face."""
+    expected = [None, 3 if spec.input.color == "rgb" else 1, spec.input.size, spec.input.size]
+    fixed = [dim if isinstance(dim, int) and dim > 0 else None for dim in shape]
+    if len(fixed) != 4 or any(f is not None and e is not None and f != e for f, e in zip(fixed, expected, strict=True)):
+        shown = "x".join("?" if dim is None else str(dim) for dim in fixed)
+        raise ModelError(
+            f"the ONNX graph {file} takes input {shown}, but the model's card says {spec.input.color} "
+            f"{spec.input.size}x{spec.input.size} (N x {expected[1]} x {spec.input.size} x {spec.input.size}): "
+            "fix the card's input, or export the model again",
+            component=spec.name,
+        )
 
 
 class EmotionModel:
