@@ -252,6 +252,47 @@ def test_submission_format(collection: Path, tmp_path: Path) -> None:
     assert entries[str(collection / "broken" / "text.jpg")] == ""
 
 
+def test_an_output_is_resumed_only_when_this_kind_of_run_wrote_it(photos: Path, tmp_path: Path) -> None:
+    """A foreign table, or the other format, at `out` is refused, untouched, unless overwrite=True (a CSV of
+    people was overwritten; a table and a submission on one path doubled rows or replaced each other)."""
+    image = photos / "group" / "multiface.jpg"
+    foreign = tmp_path / "people.csv"
+    foreign.write_text("name,age\nbob,3\n")
+    with pytest.raises(InvalidOptionError, match="exists and is not a table"):
+        emolens.batch([image], foreign, workers=1, progress=False)
+    assert foreign.read_text() == "name,age\nbob,3\n"
+    assert len(emolens.batch([image], foreign, workers=1, progress=False, overwrite=True).rows) == 6
+    submission, table = tmp_path / "submission.csv", tmp_path / "table.csv"
+    emolens.batch([image], submission, format="submission", workers=1, progress=False)
+    with pytest.raises(InvalidOptionError, match="exists and is not a table"):
+        emolens.batch([image], submission, workers=1, progress=False)
+    emolens.batch([image], table, workers=1, progress=False)
+    kept = table.read_text()
+    with pytest.raises(InvalidOptionError, match="exists and is not a submission"):
+        emolens.batch([image], table, format="submission", workers=1, progress=False)
+    assert table.read_text() == kept
+    jsonl = tmp_path / "rows.jsonl"
+    jsonl.write_text('{"x": 1}\n')
+    with pytest.raises(InvalidOptionError, match="exists and is not a table"):
+        emolens.batch([image], jsonl, workers=1, progress=False)
+
+
+def test_one_run_at_a_time_writes_an_output(photos: Path, tmp_path: Path) -> None:
+    """A second run on the same `out` is refused while another holds it (two runs doubled every row); the hold
+    is an flock on the hidden `.<name>.lock` beside the output, holding the pid of the run that has it."""
+    import fcntl
+
+    out = tmp_path / "rows.csv"
+    with (tmp_path / ".rows.csv.lock").open("a+") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        holder.write("4242")
+        holder.flush()
+        with pytest.raises(InvalidOptionError, match=r"another emolens batch run \(pid 4242\) is writing"):
+            emolens.batch([photos / "group" / "multiface.jpg"], out, workers=1, progress=False)
+        assert not out.exists()
+    assert len(emolens.batch([photos / "group" / "multiface.jpg"], out, workers=1, progress=False).rows) == 6
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

@@ -122,38 +122,42 @@ def batch(
 
     spec, precision = _answering_spec(model, device, precision)
     store, todo, skipped = _open_store(out, spec, format, overwrite, expand_inputs(items))
-    job = Job(detector, model, device, fallback, min_face_size, max_pixels, every, precision)
-    show = sys.stderr.isatty() if progress is None else progress
-    tally = _Tally(len(todo), show)
-    chunks = list(_chunks(todo, batch_size))
-    if engine == "local":
-        memory = _run_locally(chunks, job, store, tally, part_size=part_size, workers=workers, threads=threads)
-    else:
-        memory = _run_on_ray(
-            chunks,
-            job,
-            store,
-            spec,
-            threads=threads,
-            progress=show,
-            address=address,
-            actors=workers,
-            cpus=num_cpus,
-            gpus=num_gpus,
+    try:  # the output is held from here: released however the run ends
+        job = Job(detector, model, device, fallback, min_face_size, max_pixels, every, precision)
+        show = sys.stderr.isatty() if progress is None else progress
+        tally = _Tally(len(todo), show)
+        chunks = list(_chunks(todo, batch_size))
+        if engine == "local":
+            memory = _run_locally(chunks, job, store, tally, part_size=part_size, workers=workers, threads=threads)
+        else:
+            memory = _run_on_ray(
+                chunks,
+                job,
+                store,
+                spec,
+                threads=threads,
+                progress=show,
+                address=address,
+                actors=workers,
+                cpus=num_cpus,
+                gpus=num_gpus,
+            )
+            tally.count_from(memory if store is None else store.part_rows(), len(todo))
+        rows = store.finish() if store is not None else sorted(memory, key=_order_key)
+        return BatchReport(
+            out=None if store is None else store.out,
+            inputs=len(todo) + skipped,
+            skipped=skipped,
+            analysed=len(todo),
+            faces=tally.faces,
+            errors=tally.errors,
+            seconds=time.perf_counter() - started,
+            rows=tuple(rows),
+            columns=tuple(columns(spec.labels)),
         )
-        tally.count_from(memory if store is None else store.part_rows(), len(todo))
-    rows = store.finish() if store is not None else sorted(memory, key=_order_key)
-    return BatchReport(
-        out=None if store is None else store.out,
-        inputs=len(todo) + skipped,
-        skipped=skipped,
-        analysed=len(todo),
-        faces=tally.faces,
-        errors=tally.errors,
-        seconds=time.perf_counter() - started,
-        rows=tuple(rows),
-        columns=tuple(columns(spec.labels)),
-    )
+    finally:
+        if store is not None:
+            store.release()
 
 
 def _answering_spec(model: str, device: str, precision: str) -> tuple[ModelSpec, str]:
@@ -175,9 +179,14 @@ def _open_store(
             raise InvalidOptionError("format='submission' needs an out file", option="format")
         return None, todo, 0
     store = Store(out, spec.labels, model=spec.name, model_id=spec.identity if spec.weights else None, format=format)
-    if overwrite:
-        store.clear()
-    done = store.done()
+    store.acquire()
+    try:
+        if overwrite:
+            store.clear()
+        done = store.done()
+    except BaseException:
+        store.release()
+        raise
     left = [item for item in todo if file_column(item.path) not in done]
     return store, left, len(todo) - len(left)
 

@@ -6,10 +6,16 @@ most the parts in flight; the next run with the same ``--out`` reads which files
 output and the parts and skips them. At the end the rows are sorted (file, frame, face) and written
 to the output by an atomic rename, then the parts are removed. Identical inputs therefore give an
 identical file whichever engine, worker count or number of resumptions produced it.
+
+An existing output is resumed only when it is a table of the same columns (or, for a submission, a
+``file,label`` file); anything else is refused unless the run overwrites it. One run at a time writes
+an output: a second gets an error instead of doubling the rows (an ``flock`` on the hidden
+``.<name>.lock`` beside it, which holds the pid of the run that has it and nothing else).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -17,7 +23,7 @@ import shutil
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .._optional import require
 from .._rows import Row, column_types, columns
@@ -62,6 +68,50 @@ class Store:
         self.model_id = model_id  # None when not known before the weights are read (a run folder)
         self.columns = columns(self.labels)
         self.parts = self.out.with_name(self.out.name + ".parts")
+        self._lock: IO[str] | None = None
+
+    # --- one run at a time ------------------------------------------------------------------------
+    def acquire(self) -> None:
+        """Hold the output for this run; InvalidOptionError if another run is writing it."""
+        try:
+            import fcntl
+        except ImportError:  # Windows: not guarded
+            return
+        path = self.out.with_name(f".{self.out.name}.lock")
+        try:
+            handle = path.open("a+", encoding="utf-8")
+        except OSError as exc:
+            raise InvalidOptionError(
+                f"--out {self.out}: cannot write in {self.out.parent} ({exc.strerror or exc})", option="out"
+            ) from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read(32).strip()
+            handle.close()
+            raise InvalidOptionError(
+                f"another emolens batch run{f' (pid {holder})' if holder.isdigit() else ''} is writing {self.out}: "
+                "wait for it to finish, or choose another --out",
+                option="out",
+            ) from None
+        except OSError:  # a file system without locks (some network mounts): run unguarded
+            handle.close()
+            return
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock = handle
+
+    def release(self) -> None:
+        """Let the next run write the output (closing the lock file releases its flock)."""
+        if self._lock is not None:
+            with contextlib.suppress(OSError):
+                self._lock.seek(0)
+                self._lock.truncate()
+            self._lock.close()
+            self._lock = None
 
     # --- state ------------------------------------------------------------------------------------
     def clear(self) -> None:
@@ -74,6 +124,8 @@ class Store:
         return {row["file"] for row in self._earlier_rows()}
 
     def _earlier_rows(self) -> list[Row]:
+        if self.format == "submission" and self.out.exists():
+            self._check_header(["file", "label"], "a submission (file,label)")
         rows = self._read_output() if self.format == "table" and self.out.exists() else []
         for part in self._part_files():
             rows.extend(self._read_part(part))
@@ -136,14 +188,22 @@ class Store:
 
     # --- reading ----------------------------------------------------------------------------------
     def _read_output(self) -> list[Row]:
-        rows = _READERS[self.kind](self.out, column_types(self.labels))
-        if rows and set(rows[0]) != set(self.columns):
-            raise InvalidOptionError(
-                f"{self.out} has other columns than this model's ({', '.join(self.labels)}): "
-                "pass --overwrite to replace it, or choose another --out",
-                option="out",
-            )
-        return rows
+        self._check_header(list(self.columns), f"a table of this model's labels ({', '.join(self.labels)})")
+        return _READERS[self.kind](self.out, column_types(self.labels))
+
+    def _check_header(self, expected: list[str], what: str) -> None:
+        """Refuse to resume (and so to replace) an existing output that this kind of run did not write."""
+        try:
+            found = _HEADERS[self.kind](self.out)
+        except Exception:  # not a CSV, JSON lines or Parquet file at all
+            found = None
+        if found is not None and (found == expected or (not found and self.kind != "parquet")):
+            return  # the same columns, or an empty file
+        raise InvalidOptionError(
+            f"{self.out} exists and is not {what} from emolens batch: pass --overwrite to replace it, or choose "
+            "another --out",
+            option="out",
+        )
 
     def _read_part(self, part: Path) -> list[Row]:
         try:
@@ -243,5 +303,22 @@ def _write_submission(path: Path, rows: Sequence[Row]) -> None:
         writer.writerows(sorted(labels.items()))
 
 
+def _csv_header(path: Path) -> list[str]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return next(csv.reader(handle), [])
+
+
+def _jsonl_header(path: Path) -> list[str]:
+    with path.open(encoding="utf-8") as handle:
+        line = handle.readline(1 << 20)
+    return list(json.loads(line)) if line.strip() else []
+
+
+def _parquet_header(path: Path) -> list[str]:
+    parquet = require("pyarrow.parquet", extra="batch", feature="Parquet output", package="pyarrow")
+    return list(parquet.read_schema(path).names)
+
+
+_HEADERS = {"parquet": _parquet_header, "csv": _csv_header, "jsonl": _jsonl_header}
 _READERS = {"parquet": _read_parquet, "csv": _read_csv, "jsonl": _read_jsonl}
 _WRITERS = {"parquet": _write_parquet, "csv": _write_csv, "jsonl": _write_jsonl}
