@@ -160,7 +160,7 @@ def test_onnx_file_beside_a_card_loads_by_path(tmp_path: Path) -> None:
     # a card whose input disagrees with the graph's is refused at load, by a ModelError that says which
     for wrong in (emolens.InputSpec(size=48, color="rgb"), emolens.InputSpec(size=64, color="gray")):
         dataclasses.replace(card, input=wrong).write(tmp_path / "wrong.json")
-        with pytest.raises(emolens.ModelError, match="takes input .*64x64.* but the model's card says"):
+        with pytest.raises(emolens.ModelError, match=r"takes input .*64x64.* but the model.s card says"):
             emolens.load_model(tmp_path / "wrong.json")
 
 

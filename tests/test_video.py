@@ -114,6 +114,36 @@ def test_detector_options_reach_the_video_detector(pan_video: Path) -> None:
     assert min(found) > 0 and blind == [0, 0, 0]
 
 
+def test_precision_and_max_pixels_reach_the_video_analyzer(pan_video: Path) -> None:
+    """analyze_video takes precision and max_pixels as `emolens video` does (they were a TypeError), and an
+    analyzer given with other settings is an error instead of silently ignoring them."""
+    int8 = list(analyze_video(pan_video, detector="yunet", precision="int8", max_frames=2))
+    mine = list(analyze_video(pan_video, analyzer=emolens.Analyzer("yunet", precision="int8"), max_frames=2))
+    auto = list(analyze_video(pan_video, detector="yunet", max_frames=2))
+    probabilities = [[f.probabilities for f in r.faces] for r in int8]
+    assert int8[0].faces and probabilities == [[f.probabilities for f in r.faces] for r in mine]
+    assert probabilities != [[f.probabilities for f in r.faces] for r in auto]  # the int8 graph answered
+    with pytest.raises(emolens.ImageTooLargeError, match="its frames are 640x336"):
+        analyze_video(pan_video, max_pixels=640 * 336 - 1)
+    with pytest.raises(emolens.InvalidOptionError, match="pass either analyzer or model, precision"):
+        analyze_video(pan_video, analyzer=emolens.Analyzer("yunet"), model="fast", precision="int8")
+
+
+def test_the_annotated_writer_keeps_frames_of_another_size(pan_video: Path, tmp_path: Path) -> None:
+    """A frame of another size than the writer's is scaled to it (OpenCV's writer dropped it without a word)."""
+    from emolens.video import AnnotatedVideoWriter
+
+    frames = list(analyze_video(pan_video, detector="yunet", model="fast", max_frames=3))
+    out = tmp_path / "small.mp4"
+    with AnnotatedVideoWriter(out, FPS, (320, 168)) as writer:
+        for frame in frames:
+            writer.write(frame)
+    written = cv2.VideoCapture(str(out))
+    assert int(written.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    assert (written.get(cv2.CAP_PROP_FRAME_WIDTH), written.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (320, 168)
+    written.release()
+
+
 def test_bad_sources() -> None:
     with pytest.raises(InvalidVideoError, match="not found"):
         list(analyze_video("/no/such/video.mp4"))

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from .._draw import draw_box
-from ..errors import InvalidVideoError
+from ..errors import InvalidOptionError, InvalidVideoError
 from ..labels import display_label
 from ..types import FrameResult
 
@@ -27,7 +27,11 @@ def draw_frame(image: np.ndarray, frame: FrameResult) -> np.ndarray:
 
 
 class AnnotatedVideoWriter:
-    """An mp4v video at the input's size and frame rate; use as a context manager."""
+    """An mp4v video at the input's size and frame rate; use as a context manager.
+
+    A frame of another size than ``size`` (width, height) is scaled to it: OpenCV's writer would drop it
+    without a word.
+    """
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int]) -> None:
         self.path = Path(path)
@@ -40,8 +44,13 @@ class AnnotatedVideoWriter:
 
     def write(self, frame: FrameResult) -> None:
         if frame.image is None:
-            raise ValueError("this FrameResult carries no image to draw on")
-        self._writer.write(draw_frame(frame.image, frame))
+            raise InvalidOptionError(
+                "this FrameResult carries no image to draw on (analyze_video keeps each frame's image)", option="frame"
+            )
+        canvas = draw_frame(frame.image, frame)
+        if (canvas.shape[1], canvas.shape[0]) != tuple(self.size):
+            canvas = cv2.resize(canvas, tuple(self.size), interpolation=cv2.INTER_AREA)
+        self._writer.write(canvas)
 
     def close(self) -> None:
         self._writer.release()
