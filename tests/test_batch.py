@@ -195,6 +195,9 @@ def test_to_dataframe_for_results_and_reports(photos: Path, local_run: Any) -> N
     out, report = local_run
     assert report.to_dataframe().shape == pandas.read_parquet(out).shape
     assert list(frame.columns) == list(report.columns)
+    for stray in ([1, 2], None):  # an AttributeError or TypeError from deep inside before
+        with pytest.raises(InvalidOptionError, match="takes AnalysisResult objects"):
+            emolens.to_dataframe(stray)
 
 
 # --- formats, inputs and options ---------------------------------------------------------------------

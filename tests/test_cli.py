@@ -96,6 +96,7 @@ def test_bad_inputs_give_one_line_errors_and_nonzero_exit(tmp_path: Path) -> Non
         (["analyze", str(corrupt), "--model", "nope"], "unknown model 'nope'"),
         (["download"], "--all"),
         (["evaluate", str(tmp_path), "--model", str(tmp_path)], "not a finished `emolens train` run folder"),
+        (["evaluate", str(tmp_path), "--confusion-png", "/no/such/dir/c.png"], "folder /no/such/dir does not exist"),
     ]:
         proc = run(*args)
         assert proc.returncode != 0, args

@@ -158,12 +158,24 @@ def to_dataframe(results: AnalysisResult | Iterable[AnalysisResult]) -> Any:
     from .types import AnalysisResult
 
     pandas = require("pandas", extra="batch", feature="to_dataframe()")
-    items = [results] if isinstance(results, AnalysisResult) else list(results)
+    from .errors import InvalidOptionError
+
+    try:
+        items = [results] if isinstance(results, AnalysisResult) else list(results)
+    except TypeError:
+        items = [results]  # type: ignore[list-item]  # refused just below, by name
+    strays = [type(item).__name__ for item in items if not isinstance(item, AnalysisResult)]
+    if strays:
+        raise InvalidOptionError(
+            f"to_dataframe takes AnalysisResult objects (what analyze() returns), got {strays[0]}", option="results"
+        )
     labels: tuple[str, ...] = ()
     for item in items:
         for face in item.faces:
             if labels and face.labels != labels:
-                raise ValueError("these results come from models with different labels; make one table per model")
+                raise InvalidOptionError(
+                    "these results come from models with different labels; make one table per model", option="results"
+                )
             labels = face.labels
     if not labels:
         from .labels import FER2013

@@ -10,6 +10,7 @@ from typing import Any
 
 from ._common import (
     STRICT_DATA_HELP,
+    output_file,
 )
 
 
@@ -51,6 +52,8 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..training import evaluate_ensemble
 
+    output_file("--predictions", args.predictions)  # checked before the evaluation, not after it
+    output_file("--confusion-png", args.confusion_png)
     models = args.model or ["default"]
     name = " + ".join(models)
     ferplus = args.ferplus or "auto"

@@ -43,7 +43,7 @@ def register(sub: Any) -> None:
         default=0.0,
         metavar="TAU",
         help="add TAU * log(training class prior) to the output bias: for runs trained with --logit-adjustment "
-        "(0: class-balanced, 1: back to the classes' frequencies; default 0)",
+        "(0: class-balanced; towards 1, back to the classes' frequencies; in [0, 1), default 0)",
     )
     p.add_argument(
         "--last-epoch",
