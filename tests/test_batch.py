@@ -274,6 +274,18 @@ def test_an_output_is_resumed_only_when_this_kind_of_run_wrote_it(photos: Path, 
     with pytest.raises(InvalidOptionError, match="exists and is not a submission"):
         emolens.batch([image], table, format="submission", workers=1, progress=False)
     assert table.read_text() == kept
+    # a table of an older emolens, without the columns added since (detector_id, model_id), still resumes
+    import csv
+
+    rows = list(csv.DictReader(kept.splitlines()))
+    older = tmp_path / "older.csv"
+    with older.open("w", newline="") as handle:
+        names = [name for name in rows[0] if name not in ("detector_id", "model_id")]
+        writer = csv.DictWriter(handle, names, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    resumed = emolens.batch([image], older, workers=1, progress=False)
+    assert (resumed.skipped, len(resumed.rows)) == (1, 6)
     jsonl = tmp_path / "rows.jsonl"
     jsonl.write_text('{"x": 1}\n')
     with pytest.raises(InvalidOptionError, match="exists and is not a table"):

@@ -125,6 +125,8 @@ def test_precision_and_max_pixels_reach_the_video_analyzer(pan_video: Path) -> N
     assert probabilities != [[f.probabilities for f in r.faces] for r in auto]  # the int8 graph answered
     with pytest.raises(emolens.ImageTooLargeError, match="its frames are 640x336"):
         analyze_video(pan_video, max_pixels=640 * 336 - 1)
+    with pytest.raises(emolens.InvalidOptionError, match="max_pixels"):
+        analyze_video(pan_video, max_pixels=0)
     with pytest.raises(emolens.InvalidOptionError, match="pass either analyzer or model, precision"):
         analyze_video(pan_video, analyzer=emolens.Analyzer("yunet"), model="fast", precision="int8")
 

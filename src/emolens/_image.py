@@ -29,6 +29,7 @@ ColorOrder = Literal["bgr", "rgb"]
 ImageInput = Any  # str | os.PathLike[str] | bytes | np.ndarray | PIL.Image.Image (Pillow is optional)
 
 _MAX_PATH_CHARS = 4096
+_EXIF_ORIENTATION = 0x0112  # the EXIF tag that says how to turn the stored pixels upright
 #: The largest buffer a decoder may allocate besides the image (a TIFF strip or tile), or 8 bytes per allowed pixel.
 _MAX_DECODE_BUFFER_BYTES = 512 << 20
 
@@ -169,9 +170,11 @@ def _from_pil(image: Any, max_pixels: int) -> np.ndarray:
     try:
         from PIL import ImageOps
 
-        # upright as its EXIF orientation says, as a path or bytes of the same photo are decoded (OpenCV does)
-        upright = ImageOps.exif_transpose(image)
-        rgb = np.asarray((image if upright is None else upright).convert("RGB"))
+        # upright as its EXIF orientation says, as a path or bytes of the same photo are decoded (OpenCV does);
+        # only then, as exif_transpose copies the image even when there is nothing to turn
+        if image.getexif().get(_EXIF_ORIENTATION, 1) != 1:
+            image = ImageOps.exif_transpose(image) or image
+        rgb = np.asarray(image.convert("RGB"))
     except Exception as exc:  # Pillow's decoders raise many types for truncated or corrupt data
         raise InvalidImageError(f"cannot load this PIL image: {type(exc).__name__}: {exc}", source="PIL") from None
     return _from_array(rgb, "rgb", max_pixels)

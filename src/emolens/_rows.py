@@ -70,7 +70,8 @@ def _empty(labels: Sequence[str]) -> Row:
 def file_column(path: str) -> str:
     """A path as the ``file`` column holds it: unchanged, or, for a name that is not valid UTF-8 (bytes a
     file system allows, which Python holds as lone surrogates), with those bytes as ``\\xNN`` escapes, so CSV,
-    JSON lines and Parquet can all hold it and a resumed run recognises it."""
+    JSON lines and Parquet can all hold it and a resumed run recognises it. (A valid name that spells such an
+    escape itself, a backslash then ``xe9``, reads the same: vanishingly rare, and said in docs/batch.md.)"""
     try:
         path.encode("utf-8")
         return path

@@ -52,7 +52,7 @@ def expand_inputs(items: Iterable[str | os.PathLike[str]]) -> list[BatchInput]:
 
 def _expand_one(text: str) -> Iterator[str]:
     path = Path(text)
-    if not text.strip():  # Path("") is the current folder, which nobody means by an empty string
+    if not text:  # Path("") is the current folder, which nobody means by an empty string
         raise InvalidOptionError(
             f"an empty input ({text!r}) names no file; name a file, folder or glob", option="inputs"
         )

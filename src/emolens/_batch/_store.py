@@ -192,13 +192,23 @@ class Store:
         return _READERS[self.kind](self.out, column_types(self.labels))
 
     def _check_header(self, expected: list[str], what: str) -> None:
-        """Refuse to resume (and so to replace) an existing output that this kind of run did not write."""
+        """Refuse to resume (and so to replace) an existing output that this kind of run did not write.
+
+        A table missing only columns added since (``detector_id``, ``model_id``) is an older emolens' and resumes.
+        """
+        if self.kind == "parquet":  # a missing pyarrow is said as such, never as "pass --overwrite"
+            require("pyarrow.parquet", extra="batch", feature="Parquet output", package="pyarrow")
         try:
             found = _HEADERS[self.kind](self.out)
-        except Exception:  # not a CSV, JSON lines or Parquet file at all
+        except (OSError, ValueError, csv.Error):  # not a CSV, JSON lines or Parquet file (ArrowInvalid: ValueError)
             found = None
-        if found is not None and (found == expected or (not found and self.kind != "parquet")):
-            return  # the same columns, or an empty file
+        core = {"file", *(name for name in expected if name.startswith("prob_"))}
+        if found is not None and (
+            found == expected
+            or (not found and self.kind != "parquet")  # an empty file
+            or (self.format == "table" and core <= set(found) <= set(expected))
+        ):
+            return
         raise InvalidOptionError(
             f"{self.out} exists and is not {what} from emolens batch: pass --overwrite to replace it, or choose "
             "another --out",

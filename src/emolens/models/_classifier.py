@@ -165,6 +165,8 @@ def _check_graph_input(spec: ModelSpec, shape: list[object], file: str) -> None:
     edited to "rgb" or another size): said at load, not as onnxruntime's own error on the first face."""
     expected = [None, 3 if spec.input.color == "rgb" else 1, spec.input.size, spec.input.size]
     fixed = [dim if isinstance(dim, int) and dim > 0 else None for dim in shape]
+    if not fixed:  # a graph that declares no input shape: nothing to compare
+        return
     if len(fixed) != 4 or any(f is not None and e is not None and f != e for f, e in zip(fixed, expected, strict=True)):
         shown = "x".join("?" if dim is None else str(dim) for dim in fixed)
         raise ModelError(

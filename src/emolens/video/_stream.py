@@ -10,6 +10,7 @@ from typing import Any
 
 from .._analyzer import Analyzer
 from .._api import get_analyzer
+from .._checks import check_int
 from .._limits import DEFAULT_MAX_PIXELS
 from ..detectors import Detector
 from ..errors import InvalidOptionError
@@ -64,6 +65,7 @@ def analyze_video(
         InvalidOptionError: ``every``, ``smoothing`` or ``max_frames`` is out of range (checked at the call).
     """
     _check_count("every", every)
+    max_pixels = check_int("max_pixels", max_pixels, minimum=1)
     if max_frames is not None:
         _check_count("max_frames", max_frames)
     if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0.0 <= smoothing < 1.0:
