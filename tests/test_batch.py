@@ -287,9 +287,10 @@ def test_an_output_is_resumed_only_when_this_kind_of_run_wrote_it(photos: Path, 
     resumed = emolens.batch([image], older, workers=1, progress=False)
     assert (resumed.skipped, len(resumed.rows)) == (1, 6)
     jsonl = tmp_path / "rows.jsonl"
-    jsonl.write_text('{"x": 1}\n')
-    with pytest.raises(InvalidOptionError, match="exists and is not a table"):
-        emolens.batch([image], jsonl, workers=1, progress=False)
+    for text in ('{"x": 1}\n', "5\n", "[1, 2]\n", "not json\n"):
+        jsonl.write_text(text)
+        with pytest.raises(InvalidOptionError, match="exists and is not a table"):
+            emolens.batch([image], jsonl, workers=1, progress=False)
 
 
 def test_one_run_at_a_time_writes_an_output(photos: Path, tmp_path: Path) -> None:

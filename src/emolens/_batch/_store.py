@@ -198,9 +198,11 @@ class Store:
         """
         if self.kind == "parquet":  # a missing pyarrow is said as such, never as "pass --overwrite"
             require("pyarrow.parquet", extra="batch", feature="Parquet output", package="pyarrow")
+        # None: not a CSV, JSON lines or Parquet file at all (pyarrow's ArrowInvalid is a ValueError, a JSON line
+        # that is a number a TypeError)
         try:
             found = _HEADERS[self.kind](self.out)
-        except (OSError, ValueError, csv.Error):  # not a CSV, JSON lines or Parquet file (ArrowInvalid: ValueError)
+        except (OSError, ValueError, TypeError, csv.Error):
             found = None
         core = {"file", *(name for name in expected if name.startswith("prob_"))}
         if found is not None and (
@@ -321,7 +323,7 @@ def _csv_header(path: Path) -> list[str]:
 def _jsonl_header(path: Path) -> list[str]:
     with path.open(encoding="utf-8") as handle:
         line = handle.readline(1 << 20)
-    return list(json.loads(line)) if line.strip() else []
+    return [str(name) for name in json.loads(line)] if line.strip() else []
 
 
 def _parquet_header(path: Path) -> list[str]:
