@@ -456,6 +456,27 @@ def test_cli_serve_reports_bad_settings_without_a_traceback(args: list[str], pro
     assert "Traceback" not in done.stderr and problem in done.stderr, done.stderr
 
 
+def test_a_port_in_use_is_one_line_at_start() -> None:
+    """A port something else holds is said in emolens' one line (uvicorn logged it in its own format)."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "emolens", "serve", "--port", str(port), "--no-warmup"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"emolens: error: cannot listen on 127.0.0.1:{port}"), done.stderr
+    assert "another --port" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_restricted_models(tmp_path: Path, group_jpeg: bytes) -> None:
     with running_server(["--model", "fast", "--models", "fast", "--no-warmup"], log=tmp_path / "log") as handle:
         base = handle.url

@@ -7,10 +7,12 @@ the process exits with status 0. Ctrl-C does the same and exits with 130, as the
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from types import FrameType
@@ -28,7 +30,7 @@ def serve(config: ServeConfig) -> None:
     """Serve until SIGTERM or Ctrl-C. Raises MissingDependencyError without ``emolens[serve]``.
 
     Refuses (:class:`InvalidOptionError`) to listen on a non-loopback address without an API key,
-    unless ``config.no_auth`` says that is intended.
+    unless ``config.no_auth`` says that is intended, and an address it cannot listen on (a port in use).
     """
     uvicorn = require("uvicorn", extra="serve", feature="emolens serve")
     require("fastapi", extra="serve", feature="emolens serve")
@@ -42,6 +44,7 @@ def serve(config: ServeConfig) -> None:
             "Set EMOLENS_API_KEY (or --api-key-file), or pass --no-auth if that is what you want",
             option="api_key",
         )
+    _check_address(config.host, config.port)
     from ._middleware import configure_access_log
 
     configure_access_log()
@@ -68,6 +71,30 @@ def serve(config: ServeConfig) -> None:
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
     sys.exit(0)
+
+
+def _check_address(host: str, port: int) -> None:
+    """InvalidOptionError, in one line, for an address this machine cannot listen on (a port in use, a host that
+    is not this machine's): uvicorn would say it in its own log format, after starting up."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise InvalidOptionError(
+            f"cannot listen on host {host!r} ({exc}); pass --host 127.0.0.1", option="host"
+        ) from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            advice = {
+                errno.EADDRINUSE: "stop what uses that port, or pass another --port",
+                errno.EACCES: "pass a --port above 1023, or run with the right to use it",
+            }.get(exc.errno or 0, "pass a --host of this machine (127.0.0.1, or 0.0.0.0 for every address)")
+            raise InvalidOptionError(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}): {advice}", option="port"
+            ) from None
 
 
 def _serve_workers(uvicorn: Any, config: ServeConfig, options: dict[str, Any]) -> None:
