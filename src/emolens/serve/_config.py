@@ -12,7 +12,7 @@ from typing import Any
 from .._limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_FACE_SIZE
 from ..errors import InvalidOptionError
 
-__all__ = ["API_KEY_ENV", "CONFIG_ENV", "MAX_URL_BYTES", "ServeConfig"]
+__all__ = ["API_KEY_ENV", "CONFIG_ENV", "MAX_URL_BYTES", "ServeConfig", "detector_choice"]
 
 #: Environment variable that carries the configuration to uvicorn's worker processes (JSON).
 CONFIG_ENV = "EMOLENS_SERVE_CONFIG"
@@ -124,7 +124,6 @@ class ServeConfig:
     def check_names(self) -> None:
         """UnknownNameError for a model or detector nobody registered, before the server starts (a typo would
         otherwise leave a server that is never ready, or advertise a model it cannot load)."""
-        from ..detectors import DETECTORS
         from ..errors import UnknownNameError
         from ..models import MODELS, model_spec, pinned_spec
 
@@ -135,9 +134,7 @@ class ServeConfig:
                     pinned_spec(name)
                 except UnknownNameError:
                     raise UnknownNameError("model", name, list(MODELS.names())) from None
-        detectors = ["auto", *DETECTORS.names()]
-        if self.detector.lower() != "none" and self.detector not in detectors:
-            raise UnknownNameError("detector", self.detector, [*detectors, "none"])
+        detector_choice(self.detector)
 
     @property
     def loopback(self) -> bool:
@@ -170,3 +167,17 @@ class ServeConfig:
         config = cls.from_json(text) if text else cls()
         key = os.environ.get(API_KEY_ENV)
         return replace(config, api_key=key) if key else config
+
+
+def detector_choice(name: str) -> str | None:
+    """The detector a server runs for ``name`` (``None``: no detection, for ``"none"`` in any case);
+    UnknownNameError for a name not registered. Checked at start for ``--detector`` and per request."""
+    from ..detectors import DETECTORS
+    from ..errors import UnknownNameError
+
+    if name.lower() == "none":
+        return None
+    known = ["auto", *DETECTORS.names()]
+    if name not in known:
+        raise UnknownNameError("detector", name, [*known, "none"])
+    return name

@@ -26,7 +26,7 @@ from ..detectors import DETECTORS
 from ..errors import EmolensError, UnknownNameError
 from ..models import MODELS, model_spec, model_versions, pinned_spec
 from ._batcher import FaceBatcher
-from ._config import ServeConfig
+from ._config import ServeConfig, detector_choice
 from ._errors import RequestError
 from ._metrics import Metrics
 
@@ -130,13 +130,7 @@ class Service:
 
     def detector_name(self, requested: str | None) -> str | None:
         """The detector for a request (``None``: no detection); UnknownNameError for a name not registered."""
-        name = self.config.detector if requested is None else requested
-        if name.lower() == "none":
-            return None
-        known = ["auto", *DETECTORS.names()]
-        if name not in known:
-            raise UnknownNameError("detector", name, [*known, "none"])
-        return name
+        return detector_choice(self.config.detector if requested is None else requested)
 
     def options(
         self, detector: str | None, model: str | None, fallback: bool, min_face_size: int | None
