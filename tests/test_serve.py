@@ -283,6 +283,23 @@ def test_malformed_multipart_is_400(server: str) -> None:
     assert form_without_file.status_code == 400
 
 
+def test_multipart_body_cut_short_is_400_saying_so(server: str, group_jpeg: bytes) -> None:
+    """A form whose body stops before its closing boundary was answered "the form has no file"."""
+    whole = httpx.Request("POST", f"{server}/v1/analyze", files={"file": ("group.jpg", group_jpeg, "image/jpeg")})
+    body, headers = whole.read(), {"content-type": whole.headers["content-type"]}
+    assert httpx.post(f"{server}/v1/analyze", content=body, headers=headers).status_code == 200
+    for cut in (body[: len(body) // 2], body[:-10]):
+        message = _error(httpx.post(f"{server}/v1/analyze", content=cut, headers=headers), 400, "InvalidRequest")
+        assert "closing boundary" in message and "cut off" in message
+
+
+def test_health_probes_answer_head(server: str) -> None:
+    """Load balancers and `curl -I` probe with HEAD: 200 without a body, not 405."""
+    for path in ("/healthz", "/readyz"):
+        answer = httpx.head(f"{server}{path}")
+        assert answer.status_code == 200 and answer.content == b"", path
+
+
 def test_routing_errors_are_json(server: str) -> None:
     _error(httpx.get(f"{server}/v1/nothing"), 404, "NotFound")
     _error(httpx.get(f"{server}/v1/analyze"), 405, "MethodNotAllowed")

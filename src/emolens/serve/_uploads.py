@@ -68,8 +68,8 @@ async def read_body(request: Request, config: ServeConfig) -> bytes:
 def too_large(size: int, limit: int, *, at_least: bool = False) -> str:
     more = "at least " if at_least else ""
     return (
-        f"the upload is {more}{size:,} bytes; this server accepts at most {limit:,} "
-        "(emolens serve --max-upload-mb); send a smaller image"
+        f"the upload is {more}{size:,} bytes; this server accepts at most {limit:,}: send a smaller image "
+        "(the server's operator sets the limit with emolens serve --max-upload-mb)"
     )
 
 
@@ -89,6 +89,14 @@ async def uploads(request: Request, config: ServeConfig, *, field: str, many: bo
                 415, "UnsupportedMediaType", f"expected an image or a multipart form, got Content-Type {content_type!r}"
             )
         return [Upload(None, body)]
+
+    if not _closes(body, content_type):
+        raise RequestError(
+            400,
+            "InvalidRequest",
+            "malformed multipart form: the body ends before the form's closing boundary (was the upload cut off?); "
+            "send the whole form",
+        )
 
     async def replay() -> Message:
         return {"type": "http.request", "body": body, "more_body": False}
@@ -117,6 +125,16 @@ async def uploads(request: Request, config: ServeConfig, *, field: str, many: bo
         return [Upload(upload.filename, await upload.read()) for upload in files]
     finally:
         await form.close()
+
+
+def _closes(body: bytes, content_type: str) -> bool:
+    """Whether a multipart body holds its closing delimiter (``--boundary--``): a body cut short parses as a form
+    without the cut part, which would be answered as "no file" instead of as the broken upload it is."""
+    for parameter in content_type.split(";")[1:]:
+        key, _, value = parameter.strip().partition("=")
+        if key.strip().lower() == "boundary" and value.strip().strip('"'):
+            return b"--" + value.strip().strip('"').encode("latin-1", "replace") + b"--" in body
+    return True  # no boundary: the parser's own error says so
 
 
 def load_upload(upload: Upload, config: ServeConfig) -> Any:
