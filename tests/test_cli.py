@@ -182,6 +182,13 @@ def test_download_through_a_mirror(empty_home: Path, shared: Path, monkeypatch, 
     assert (empty_home / "mmod_human_face_detector.dat").is_file()
 
 
+def test_evaluate_refuses_split_for_a_folder(fer_val: Path, capsys) -> None:
+    """--split picks rows of a FER2013 CSV; on a folder it was silently ignored (all images evaluated)."""
+    assert main(["evaluate", str(fer_val), "--split", "test"]) == 2
+    err = capsys.readouterr().err
+    assert "--split picks rows of a FER2013 CSV" in err and "Traceback" not in err
+
+
 def test_evaluate_on_a_small_folder(fer_val: Path, tmp_path: Path, capsys) -> None:
     subset = tmp_path / "subset"
     for folder in fer_val.iterdir():

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..errors import InvalidOptionError
 from ._common import (
     STRICT_DATA_HELP,
     output_file,
@@ -25,7 +26,9 @@ def register(sub: Any) -> None:
         help="registered model (default: 'default'), exported model card (.json), or run folder of "
         "`emolens train`; repeat to evaluate the ensemble (averaged probabilities)",
     )
-    p.add_argument("--split", default="val", choices=["train", "val", "test"], help="rows of a FER2013 CSV to use")
+    p.add_argument(
+        "--split", choices=["train", "val", "test"], help="rows of a FER2013 CSV to use (default: val; CSV only)"
+    )
     p.add_argument(
         "--ferplus",
         metavar="CSV",
@@ -52,6 +55,13 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..training import evaluate_ensemble
 
+    if args.split is not None and Path(args.dataset).suffix.lower() != ".csv":  # it would be silently ignored
+        raise InvalidOptionError(
+            f"--split picks rows of a FER2013 CSV; {args.dataset} is an image folder, all of whose images are "
+            "evaluated: leave out --split, or name the split's own folder (e.g. fer2013/val)",
+            option="--split",
+        )
+    args.split = args.split or "val"
     output_file("--predictions", args.predictions)  # checked before the evaluation, not after it
     output_file("--confusion-png", args.confusion_png)
     models = args.model or ["default"]
