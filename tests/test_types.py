@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +80,14 @@ def test_custom_labels_and_valence_arousal() -> None:
     assert (data["valence"], data["arousal"]) == (0.5, -0.25)
     with pytest.raises(ValueError, match="expected 2 probabilities"):
         Face(Box(0, 0, 1, 1), 1.0, (1.0,), labels=("a", "b"))
+
+
+def test_results_of_one_image_are_equal_and_hashable_whatever_their_timings(photos: Path) -> None:
+    """A frozen result is hashable (it raised TypeError on its timings dict); timings are a measurement, so two
+    analyses of one photo are equal and deduplicate in a set."""
+    import emolens
+
+    first, second = (emolens.analyze(photos / "group" / "multiface.jpg") for _ in range(2))
+    assert len(first.faces) == 6 and first.timings_ms != second.timings_ms
+    assert first == second and hash(first) == hash(second) and len({first, second}) == 1
+    assert first != AnalysisResult(first.faces[:5], first.image_width, first.image_height, first.detector, first.model)

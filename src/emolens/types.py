@@ -180,7 +180,8 @@ class AnalysisResult:
         image_width, image_height: size of the input image in pixels.
         detector: name of the detector actually used (``"none"`` when detection was skipped).
         model: name of the emotion model used (``"default"``, or ``"default@v4"`` when pinned).
-        timings_ms: wall time per stage ("load", "detect", "classify", "total") in milliseconds.
+        timings_ms: wall time per stage ("load", "detect", "classify", "total") in milliseconds; a
+            measurement, not part of the answer, so equality and hashing leave it out.
         source: file path of the input, when it was given as a path.
         model_id: which weights answered: ``<weights file stem>@<first 12 hex digits of their sha256>``
             (``"emolens-consensus-default-v5@1bf7de45b8de"``); pass it as ``model=`` to get the same answers
@@ -193,7 +194,7 @@ class AnalysisResult:
     image_height: int
     detector: str
     model: str
-    timings_ms: Mapping[str, float] = field(default_factory=dict)
+    timings_ms: Mapping[str, float] = field(default_factory=dict, compare=False)
     source: str | None = None
     model_id: str = ""
     detector_id: str = ""
