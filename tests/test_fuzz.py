@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from PIL import Image, PngImagePlugin
 from tools.hostile import bmp, jpeg_with_scans, peak_memory, png_chunks, png_with_chunk_length, tall_with_face, tiff
 
 import emolens
@@ -310,6 +312,38 @@ def test_jpeg_scans_and_segments_are_counted_before_decoding() -> None:
     # a marker found in the last bytes of a truncated file is the decoder's to judge, not a header error
     with pytest.raises(emolens.InvalidImageError, match="corrupt or truncated"):
         emolens.load_image(progressive[:end] + b"\x00\x00\xff\xc4")
+
+
+def test_png_text_and_image_data_are_bounded_before_decoding() -> None:
+    """libpng inflates and keeps up to 1,000 compressed text chunks (8 MB each) and inflates every IDAT byte
+    however small the image: 8 MB of zTXt chunks held 8 GB, 9.8 MB of IDAT for 8x8 pixels 20 s of one core.
+    Both are refused unread, in bounded time; a real photo with a large ICC profile and a compressed XMP
+    packet, at every zlib level and interlaced, still decodes."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 0))
+    pixels = chunk(b"IDAT", zlib.compress(b"\x00" * 25 * 8)) + chunk(b"IEND", b"")
+    text = zlib.compress(b"a" * 1_000_000, 9)  # 1 KB inflating to 1 MB, nine times
+    for kind, body in ((b"zTXt", b"k\0\0" + text), (b"iTXt", b"k\0\x01\0en\0\0" + text), (b"iCCP", b"p\0\0" + text)):
+        started = time.perf_counter()
+        with pytest.raises(emolens.InvalidImageError, match="inflate to more than 8 MB"):
+            emolens.load_image(b"\x89PNG\r\n\x1a\n" + ihdr + chunk(kind, body) * 9 + pixels)
+        assert time.perf_counter() - started < 2
+    zeros = zlib.compressobj(9)
+    flood = b"".join(zeros.compress(bytes(1 << 20)) for _ in range(200)) + zeros.flush()  # 200 MB of zeros
+    with pytest.raises(emolens.InvalidImageError, match="far more than a 8x8 image can hold"):
+        emolens.load_image(b"\x89PNG\r\n\x1a\n" + ihdr + chunk(b"IDAT", flood) + chunk(b"IEND", b""))
+
+    photo = cv2.imdecode(np.frombuffer(SAMPLES["png"], np.uint8), cv2.IMREAD_COLOR)
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", "<x:xmpmeta>" + "x" * 3_000_000, zip=True)
+    for options in ({"compress_level": 0}, {"compress_level": 9, "interlace": 1}, {"optimize": True}):
+        buffer = io.BytesIO()
+        rgb = Image.fromarray(photo[..., ::-1])
+        rgb.save(buffer, "PNG", icc_profile=bytes(range(256)) * 4_000, pnginfo=info, **options)
+        assert emolens.load_image(buffer.getvalue()).bgr.shape == photo.shape
 
 
 def _face_photo() -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import struct
+import zlib
 from typing import NamedTuple
 
 __all__ = ["FORMATS", "IMAGE_SUFFIXES", "Header", "MalformedImage", "signature", "sniff"]
@@ -19,6 +20,12 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".
 
 #: More chunks than this is not a picture (a 256 MB PNG written in libpng's 8 KB chunks has 32,000).
 _MAX_PNG_CHUNKS = 200_000
+#: What the compressed text and colour-profile chunks (zTXt, iTXt, iCCP) of one PNG may inflate to, together.
+#: libpng inflates and keeps up to 1,000 of them, 8 MB each: 8 GB from an 8 MB file of 1,000 small zTXt chunks.
+#: A camera's or editor's ICC profile and XMP packet take a few hundred KB.
+_MAX_PNG_TEXT_BYTES = 8 << 20
+#: Bytes per pixel sample of each PNG colour type (grey, RGB, palette, grey + alpha, RGBA).
+_PNG_SAMPLES = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 #: More scans than this is not a photo: libjpeg's progressive modes write 6 (grey) or 10 (colour), searched scan
 #: scripts a few dozen, and each scan makes the decoder pass over the whole image again (a 246 KB file of 4,000
 #: empty scans held a 36-megapixel decode for 20 s: benchmarks/reliability.py).
@@ -89,11 +96,13 @@ def sniff(data: bytes) -> Header | None:
 
 
 def _png(data: bytes) -> Header | None:
-    """IHDR's size, after walking every chunk: each must fit in the file, and animation frames in the image."""
+    """IHDR's size, after walking every chunk: each must fit in the file, animation frames in the image, the
+    image data in what the image can need, and the inflated text and colour profiles in
+    :data:`_MAX_PNG_TEXT_BYTES`."""
     if data[12:16] != b"IHDR":
         return None
-    width, height = struct.unpack(">II", data[16:24])
-    position, chunks = 8, 0
+    width, height, bit_depth, colour_type = struct.unpack(">IIBB", data[16:26])
+    position, chunks, image_data, text = 8, 0, 0, _InflateBudget(_MAX_PNG_TEXT_BYTES)
     while position + 8 <= len(data):
         chunks += 1
         if chunks > _MAX_PNG_CHUNKS:
@@ -113,10 +122,58 @@ def _png(data: bytes) -> Header | None:
                     f"an animation frame of {frame_w}x{frame_h} pixels at ({frame_x}, {frame_y}) does not fit in the "
                     f"{width}x{height} image"
                 )
+        if kind == b"IDAT":
+            image_data += length
+        elif kind in (b"zTXt", b"iTXt", b"iCCP"):
+            text.spend(_png_compressed_text(kind, data[position + 8 : position + 8 + length]))
         if kind == b"IEND":
             break
         position += 12 + length
+    # Deflate never grows data by more than a few bytes per 16 KB, and libpng inflates every IDAT byte however few
+    # rows the image has (9.8 MB inflating to 10 GB for 8x8 pixels: 20 s of one core).
+    rows = height * (1 + (width * _PNG_SAMPLES.get(colour_type, 4) * bit_depth + 7) // 8)
+    if image_data > 2 * rows + 65_536:
+        raise MalformedImage(
+            f"its image data is {image_data:,} compressed bytes, far more than a {width}x{height} image can hold "
+            f"({rows:,} bytes uncompressed): the file is corrupt or crafted"
+        )
     return Header("PNG", width, height)
+
+
+class _InflateBudget:
+    """Inflates zlib streams while their total output stays within ``limit`` bytes (MalformedImage beyond it)."""
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+        self.limit = limit
+
+    def spend(self, stream: bytes) -> None:
+        if not stream:
+            return
+        try:
+            inflated = zlib.decompressobj().decompress(stream, self.left + 1)
+        except zlib.error:  # libpng skips a text chunk it cannot inflate, with a warning
+            return
+        self.left -= len(inflated)
+        if self.left < 0:
+            raise MalformedImage(
+                f"its compressed text and colour-profile chunks (zTXt, iTXt, iCCP) inflate to more than "
+                f"{self.limit >> 20} MB"
+            )
+
+
+def _png_compressed_text(kind: bytes, body: bytes) -> bytes:
+    """The zlib stream of a zTXt, iCCP or compressed iTXt chunk (b"" when it has none)."""
+    name_end = body.find(b"\0")
+    if name_end < 0:
+        return b""
+    if kind != b"iTXt":  # zTXt and iCCP: name, NUL, method byte, stream
+        return body[name_end + 2 :]
+    if body[name_end + 1 : name_end + 2] != b"\x01":  # iTXt: name, NUL, compressed flag, method, language, NUL,
+        return b""  # translated keyword, NUL, text
+    language_end = body.find(b"\0", name_end + 3)
+    keyword_end = body.find(b"\0", language_end + 1) if language_end >= 0 else -1
+    return body[keyword_end + 1 :] if keyword_end >= 0 else b""
 
 
 def _jpeg(data: bytes) -> Header | None:
