@@ -6,13 +6,16 @@ import dataclasses
 import json
 import shutil
 import sys
+import time
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tools.hostile import peak_memory
 
 import emolens
-from emolens import EmolensError, WeightsError, WeightsIntegrityError
+from emolens import EmolensError, InvalidOptionError, WeightsError, WeightsIntegrityError
 from emolens.models import MODELS, ModelCard, spec_from_card
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "emolens" / "models" / "weights"
@@ -124,3 +127,65 @@ def test_card_round_trip(tmp_path: Path) -> None:
         "options": dict(card.options),
     }
     assert (tmp_path / "copy.md").read_text().startswith("# Model card: `emolens-vgg-fast-v2`")
+
+
+def _with_weights(folder: Path, blob: bytes, change: dict[str, Any] | None = None) -> Path:
+    """The fast card edited by ``change``, naming ``blob`` as its weights with their true hash."""
+    (folder / "hostile.safetensors").write_bytes(blob)
+    return _edit(
+        folder, {"weights_file": "hostile.safetensors", "weights_sha256": sha256(blob).hexdigest(), **(change or {})}
+    )
+
+
+def test_options_that_would_cost_gigabytes_are_refused_before_building(card_folder: Path) -> None:
+    """Each number of a card is bounded alone, so a 358-byte card of four 4,096-channel stages built a 4 GB network
+    before its 16-byte weights were compared with it; the parameters are now counted on the meta device first."""
+    options = {"widths": [4096] * 4, "convs_per_stage": 2}
+    card = _with_weights(
+        card_folder, b"\x08" + b"\x00" * 7 + b"{}      ", {"architecture": {"name": "vgg", "options": options}}
+    )
+    started = time.perf_counter()
+    with peak_memory() as memory, pytest.raises(InvalidOptionError, match=r"1,066,572,816 parameters, more than"):
+        emolens.load_model(card)
+    assert time.perf_counter() - started < 10 and not memory.mb > 200, memory.mb
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"widths": [16, 32, 64, 128, 256], "foo": 1},
+        {"widths": [16, 32, 64, 128, 256], "dropout": 5},
+        {"widths": "abcde"},
+        {"widths": [16.5] * 5},
+        {"widths": [16, 32, 64, 128, 256], "convs_per_stage": [1, 2]},
+        {"widths": [16] * 5, "convs_per_stage": 65536},
+    ],
+)
+def test_options_the_architecture_refuses_are_a_typed_error(card_folder: Path, options: dict[str, Any]) -> None:
+    """They escaped as the builder's TypeError/ValueError, which the CLI reports as a bug in emolens."""
+    card = _edit(card_folder, {"architecture": {"name": "vgg", "options": options}})
+    started = time.perf_counter()
+    with pytest.raises(InvalidOptionError, match="cannot be built with options"):
+        emolens.load_model(card)
+    assert time.perf_counter() - started < 10
+
+
+def test_weights_files_that_safetensors_or_emolens_cannot_use_are_a_weights_error(card_folder: Path) -> None:
+    """A truncated file, an absurd header, integer or boolean weights and a calibration that would divide the
+    logits into infinities: WeightsError at load, naming the file (they escaped as SafetensorError, loaded
+    silently, or failed at the first analysis)."""
+    from safetensors.torch import load_file, save
+
+    real = (card_folder / "emolens-vgg-fast-v2.safetensors").read_bytes()
+    state = load_file(card_folder / "emolens-vgg-fast-v2.safetensors")
+    as_int = dict(state, **{"classifier.2.bias": state["classifier.2.bias"].long()})
+    cases = [
+        (real[: len(real) // 2], "not a readable safetensors file"),
+        ((1 << 62).to_bytes(8, "little") + real[8:], "not a readable safetensors file"),
+        (save(as_int), "stores 'classifier.2.bias' as I64, not as floating point"),
+        (save({k: v.bool() if k == "classifier.2.bias" else v for k, v in state.items()}), "as BOOL"),
+        (save(state, metadata={"temperatures": json.dumps([1e-320] + [1.0] * 6)}), "malformed calibration"),
+    ]
+    for blob, match in cases:
+        with pytest.raises(WeightsError, match=match):
+            emolens.load_model(_with_weights(card_folder, blob))

@@ -5,9 +5,10 @@ Weights are read with safetensors (never pickle) after checking their SHA-256.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from torch import nn
 
 from .._device import cpu_info
 from .._registry import ModelSpec, resolve
-from ..errors import WeightsError
+from ..errors import EmolensError, InvalidOptionError, WeightsError
 
 __all__ = [
     "NetworkWeights",
@@ -29,6 +30,7 @@ __all__ = [
     "cpu_has_native_bf16",
     "fuse_for_inference",
     "load_state",
+    "network_shape",
     "predict_logits",
     "prepare_for_inference",
     "read_temperatures",
@@ -36,16 +38,74 @@ __all__ = [
 ]
 
 
+#: Parameters (and buffers) a network may have: 15x the largest bundled model (`large` v2, 6.8M). A card is a
+#: few hundred bytes, and options such as ``widths`` decide what building its network allocates (4 bytes each,
+#: before any weights are read): checked on a weightless copy first.
+MAX_PARAMETERS = 100_000_000
+#: The dtypes a floating-point tensor of a weights file may have (integer buffers, such as BatchNorm's step
+#: count, keep theirs).
+_FLOAT_DTYPES = frozenset({"F16", "BF16", "F32", "F64"})
+
+
 def build_network(spec: ModelSpec) -> nn.Module:
-    """An untrained network of the spec's registered architecture, with its options, labels and input."""
+    """An untrained network of the spec's registered architecture, with its options, labels and input.
+
+    Options the architecture refuses, or that would make a network of more than :data:`MAX_PARAMETERS`,
+    raise InvalidOptionError before anything of that size is allocated.
+    """
+    network_shape(spec)
+    return _instantiate(spec)
+
+
+def network_shape(spec: ModelSpec) -> dict[str, tuple[torch.dtype, tuple[int, ...]]]:
+    """The dtype and shape of every tensor of the spec's network, from a copy on the meta device (no memory);
+    InvalidOptionError past :data:`MAX_PARAMETERS` or for options the architecture refuses. An architecture
+    that cannot be built on the meta device (a plug-in's builder may read files) is built for real instead."""
+    try:
+        with torch.device("meta"):
+            skeleton = _instantiate(spec, report=False)
+    except EmolensError:
+        raise
+    except Exception:  # bad options (reported by the real build) or a builder that needs real tensors
+        skeleton = _instantiate(spec)
+    state = skeleton.state_dict()
+    count = sum(tensor.numel() for tensor in state.values())
+    if count > MAX_PARAMETERS:
+        raise InvalidOptionError(
+            f"model {spec.name!r}: architecture {spec.architecture!r} with options {_brief(spec.options)} has "
+            f"{count:,} parameters, more than the {MAX_PARAMETERS:,} emolens builds; check the options",
+            option="options",
+        )
+    return {name: (tensor.dtype, tuple(tensor.shape)) for name, tensor in state.items()}
+
+
+def _instantiate(spec: ModelSpec, *, report: bool = True) -> nn.Module:
+    """The spec's network; with ``report``, a builder's TypeError or ValueError (an option of the wrong type or
+    range) as InvalidOptionError."""
     from . import ARCHITECTURES
 
     architecture = ARCHITECTURES.get(spec.architecture)
     options: dict[str, Any] = dict(spec.options)
-    network: nn.Module = resolve(architecture.builder)(
-        num_classes=len(spec.labels), input_size=spec.input.size, in_channels=spec.input.channels, **options
-    )
+    try:
+        network: nn.Module = resolve(architecture.builder)(
+            num_classes=len(spec.labels), input_size=spec.input.size, in_channels=spec.input.channels, **options
+        )
+    except EmolensError:
+        raise
+    except (TypeError, ValueError, OverflowError, RuntimeError) as exc:
+        if not report:
+            raise
+        raise InvalidOptionError(
+            f"model {spec.name!r}: architecture {spec.architecture!r} cannot be built with options "
+            f"{_brief(spec.options)} ({type(exc).__name__}: {str(exc)[:200]}); check the options",
+            option="options",
+        ) from None
     return network
+
+
+def _brief(options: Mapping[str, Any]) -> str:
+    text = json.dumps(dict(options), default=str)
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 #: Weights to build a network with: a safetensors file (already hash-checked by its resolver), or a state
@@ -74,12 +134,58 @@ def build_partial(spec: ModelSpec, weights: NetworkWeights) -> tuple[nn.Module, 
 
 
 def _build(spec: ModelSpec, weights: NetworkWeights | None, *, strict: bool) -> tuple[nn.Module, list[str]]:
-    network = build_network(spec)
+    shape = network_shape(spec)
+    if weights is not None and not isinstance(weights, Mapping):  # a file: checked before the network is built
+        _check_file_tensors(Path(weights), shape, strict=strict)
+    network = _instantiate(spec)
     if weights is None:
         return network, []
     if isinstance(weights, Mapping):
         return network, _load_tensors(network, dict(weights), strict=strict, source="the state dict")
     return network, load_state(network, weights, strict=strict)
+
+
+def _check_file_tensors(path: Path, shape: Mapping[str, tuple[torch.dtype, tuple[int, ...]]], *, strict: bool) -> None:
+    """A weights file's header against the network it is for: readable, floating point where the network is,
+    and (``strict``) the same names and shapes; WeightsError otherwise, before either is allocated."""
+    with _safetensors_errors(path):
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            declared = {name: handle.get_slice(name) for name in handle.keys()}  # noqa: SIM118 (not a dict)
+            tensors = {name: (piece.get_dtype(), tuple(piece.get_shape())) for name, piece in declared.items()}
+    for name, (dtype, _) in tensors.items():
+        expected = shape.get(name)
+        if expected is not None and expected[0].is_floating_point and dtype not in _FLOAT_DTYPES:
+            raise WeightsError(
+                f"weights file {path.name} stores {name!r} as {dtype}, not as floating point: it was not written by "
+                "`emolens export` (export the model again)",
+                filename=path.name,
+            )
+    if strict:
+        missing = sorted(name for name in shape if tensors.get(name, (None, None))[1] != shape[name][1])
+        unexpected = sorted(set(tensors) - set(shape))
+        if missing or unexpected:
+            raise WeightsError(
+                f"weights file {path.name} does not fit this architecture (missing or reshaped: "
+                f"{', '.join(missing[:5]) or 'none'}; unexpected: {', '.join(unexpected[:5]) or 'none'}): check the "
+                "model's architecture options and labels",
+                filename=path.name,
+            )
+
+
+@contextlib.contextmanager
+def _safetensors_errors(path: Path) -> Iterator[None]:
+    """safetensors' own errors (a truncated file, overlapping tensors, a header of absurd size) as WeightsError."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except SafetensorError as exc:
+        raise WeightsError(
+            f"weights file {path.name} is not a readable safetensors file ({str(exc)[:200]}): export the model again",
+            filename=path.name,
+        ) from None
 
 
 def save_state(
@@ -123,7 +229,9 @@ def load_state(network: nn.Module, path: str | Path, *, strict: bool = True) -> 
     """
     from safetensors.torch import load_file
 
-    return _load_tensors(network, load_file(str(path)), strict=strict, source=f"weights file {Path(path).name}")
+    with _safetensors_errors(Path(path)):
+        state = load_file(str(path))
+    return _load_tensors(network, state, strict=strict, source=f"weights file {Path(path).name}")
 
 
 def _load_tensors(network: nn.Module, state: dict[str, torch.Tensor], *, strict: bool, source: str) -> list[str]:
@@ -153,7 +261,7 @@ def read_temperatures(path: str | Path, classes: int) -> tuple[float, ...]:
     """
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as handle:
+    with _safetensors_errors(Path(path)), safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata() or {}
     key = "temperatures" if "temperatures" in metadata else "temperature"
     if key not in metadata:
@@ -163,14 +271,19 @@ def read_temperatures(path: str | Path, classes: int) -> tuple[float, ...]:
         temperatures = tuple(float(t) for t in value) if key == "temperatures" else (float(value),) * classes
     except (TypeError, ValueError):
         temperatures = ()
-    if len(temperatures) != classes or not all(0 < t < float("inf") for t in temperatures):
+    if len(temperatures) != classes or not all(_MIN_TEMPERATURE <= t <= 1 / _MIN_TEMPERATURE for t in temperatures):
         raise WeightsError(
             f"weights file {Path(path).name} has a malformed calibration in its metadata ({key}="
-            f"{metadata[key]!r}; expected {classes} positive numbers): export the model again with "
+            f"{metadata[key]!r:.200}; expected {classes} numbers from {_MIN_TEMPERATURE} to {1 / _MIN_TEMPERATURE:g}): "
+            "export the model again with "
             "`emolens export`, or remove that metadata entry to use the weights uncalibrated",
             filename=Path(path).name,
         )
     return temperatures
+
+
+#: Calibration temperatures are near 1 (0.5-3 measured); far outside, a division makes the logits inf.
+_MIN_TEMPERATURE = 0.01
 
 
 def calibrated_softmax(logits: torch.Tensor, temperatures: tuple[float, ...]) -> torch.Tensor:

@@ -40,6 +40,15 @@ class VGGNet(nn.Module):
         counts = [convs_per_stage] * len(widths) if isinstance(convs_per_stage, int) else list(convs_per_stage)
         if len(counts) != len(widths):
             raise ValueError(f"convs_per_stage has {len(counts)} entries for {len(widths)} stages")
+        for name, values, most in (
+            ("widths", widths, 1 << 16),
+            ("convs_per_stage", counts, 16),
+            ("hidden", [hidden], 1 << 16),
+        ):
+            if not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= most for v in values):
+                raise ValueError(f"{name} must be whole numbers from 1 to {most}, not {values!r:.80}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be from 0 to below 1, not {dropout!r:.40}")
         for width, count in zip(widths, counts, strict=True):
             for _ in range(count):
                 layers += [
