@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from safetensors.numpy import load_file
 
 from emolens import DatasetError, InvalidOptionError, WeightsError
@@ -109,6 +110,27 @@ def test_mixed_images_learn_the_mixed_targets(mixer: str) -> None:
         if mixer == "cutmix":  # a pasted box: every pixel comes from one of the two images, unblended
             assert set(torch.unique(mixed).tolist()) <= set(range(7))
     assert moved >= 15  # it mixes (a Beta(1, 1) weight is rarely so close to 1 that nothing changes)
+
+
+def test_a_finished_run_is_not_trained_over_and_bad_settings_fail_before_the_data_is_read(
+    tiny: Path, tmp_path: Path
+) -> None:
+    """A second `emolens train` into a run folder replaced its weights and log silently; a CUDA device on a CPU
+    machine and options the architecture refuses failed after the data was loaded, as exceptions the CLI
+    reported as bugs in emolens."""
+    run = tmp_path / "run"
+    train(_config(tiny, run, epochs=1))
+    weights = (run / "best.safetensors").read_bytes()
+    with pytest.raises(InvalidOptionError, match=r"already holds a training run \(checkpoint.pt, best.safetensors\)"):
+        train(_config(tiny, run, epochs=1, model="fast"))
+    assert (run / "best.safetensors").read_bytes() == weights
+    missing = tmp_path / "no-such-data"  # nothing is read before these are refused
+    with pytest.raises(InvalidOptionError, match="cannot be built with options"):
+        train(_config(missing, tmp_path / "a", epochs=1, model_options={"nope": 1}))
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidOptionError, match="no CUDA GPU"):
+            train(_config(missing, tmp_path / "b", epochs=1, device="cuda"))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_resume_refuses_changed_training_data(tiny: Path, tmp_path: Path) -> None:

@@ -29,8 +29,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from .._device import resolve_device
 from .._registry import ModelSpec
-from ..errors import DatasetError, WeightsError
+from ..errors import DatasetError, InvalidOptionError, WeightsError
 from ..labels import LabelSet
 from ..models import (
     EmotionModel,
@@ -38,6 +39,7 @@ from ..models import (
     autocast_for,
     build_model,
     build_partial,
+    network_shape,
     normalize,
     run_spec,
     save_state,
@@ -183,8 +185,17 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    resolve_device(cfg.device)  # before hours of data loading, as the options and the folder below
     rank, world = _init_distributed()
     folder = RunFolder(cfg.out_dir)
+    earlier = [file.name for file in (folder.checkpoint_file, folder.best_weights) if file.is_file()]
+    if earlier and not resume:  # a second `emolens train` into a finished run replaced its weights silently
+        raise InvalidOptionError(
+            f"--out {folder.path} already holds a training run ({', '.join(earlier)}): add --resume to continue it, "
+            "or choose another --out (delete the folder to start it again)",
+            option="out",
+        )
+    network_shape(run_spec(folder.with_pinned(asdict(cfg)) if resume and folder.config_file.is_file() else asdict(cfg)))
     folder.path.mkdir(parents=True, exist_ok=True)
     resuming = resume and folder.checkpoint_file.exists()
     if resuming and not folder.config_file.is_file():
