@@ -45,6 +45,19 @@ def voted_tiny(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> Path:
     return root
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the answer on a machine without a GPU")
+def test_recipe_picks_the_cpu_without_a_gpu_and_refuses_cuda_at_once(
+    voted_tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--device defaulted to cuda, which crashed inside the first stage on a CPU machine ("a bug in emolens")."""
+    out = tmp_path / "recipe"
+    data = [str(voted_tiny / "train"), str(voted_tiny / "val"), "--out", str(out), "--mini"]
+    assert main(["recipe", *data, "--device", "cuda"]) == 2
+    assert "no CUDA GPU" in capsys.readouterr().err and not out.exists()
+    assert main(["recipe", *data, "--stage", "fast", "--teacher", "fast"]) == 0  # the default: the CPU here
+    assert "emolens-consensus-fast: val consensus" in capsys.readouterr().out
+
+
 def test_recipe_in_miniature(voted_tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "recipe"
     args = [

@@ -21,7 +21,7 @@ def register(sub: Any) -> None:
     p.add_argument("train", help="training data with FER+ votes (image folder with ../ferplus/<split>.csv)")
     p.add_argument("val", help="validation data with FER+ votes")
     p.add_argument("--out", required=True, help="folder for the exported models and the run folders")
-    p.add_argument("--device", default="cuda", help="cuda (default) or cpu")
+    p.add_argument("--device", default="auto", help="cuda or cpu (default: cuda where torch has a GPU, else cpu)")
     p.add_argument(
         "--deadline",
         type=deadline,

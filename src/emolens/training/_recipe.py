@@ -24,6 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from .._device import resolve_device
 from ..errors import InvalidOptionError, WeightsError
 from ..models import ModelCard, RunFolder, run_spec
 from ._config import TrainConfig, train_command
@@ -106,7 +109,7 @@ def run_recipe(
     val_data: str,
     out: str | Path,
     *,
-    device: str = "cuda",
+    device: str = "auto",
     mini: bool = False,
     resume: bool = True,
     deadline: float | None = None,
@@ -117,14 +120,19 @@ def run_recipe(
 ) -> list[ModelCard]:
     """Run the stages of :data:`RECIPE_STAGES` and export each into ``out``; returns the exported cards.
 
-    ``resume`` (default) skips exported stages and continues interrupted ones; ``resume=False`` starts
-    every stage afresh. ``deadline`` (a ``time.time()`` value): a stage whose measured estimate ends
-    after it is refused (:class:`InvalidOptionError`) before it starts. ``stages`` picks stages by name
-    (``"consensus-default"`` or ``"default"``); ``teacher`` is a run folder, card or registered model to
-    distil from instead of the recipe's own teacher stage; ``epochs`` overrides every stage's epochs.
+    ``device``: ``"auto"`` (default) is CUDA where torch has a GPU, else the CPU. ``resume`` (default) skips
+    exported stages and continues interrupted ones; ``resume=False`` refuses a stage whose run folder already
+    holds a run (InvalidOptionError from :func:`~emolens.training.train`). ``deadline`` (a ``time.time()``
+    value): a stage whose measured estimate ends after it is refused (:class:`InvalidOptionError`) before it
+    starts. ``stages`` picks stages by name (``"consensus-default"`` or ``"default"``); ``teacher`` is a run
+    folder, card or registered model to distil from instead of the recipe's own teacher stage; ``epochs``
+    overrides every stage's epochs.
     """
     out = Path(out)
     say = log or (lambda message: print(message, file=sys.stderr, flush=True))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    resolve_device(device)  # a CUDA device on a CPU machine: one line now, not an error inside the first stage
     chosen = _chosen(stages)
     cards = []
     teacher_source: str | None = teacher
