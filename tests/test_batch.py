@@ -323,6 +323,23 @@ def test_bad_options(collection: Path, kwargs: dict[str, Any], match: str) -> No
         emolens.batch(collection / "broken", **kwargs)
 
 
+def test_a_setting_the_workers_cannot_start_with_is_its_own_error(collection: Path, tmp_path: Path) -> None:
+    """An unknown detector (or no CUDA, or weights offline) failed in each worker's start: a traceback per worker,
+    then "a worker process died (out of memory, or killed)" and exit 70; now the worker's own typed error."""
+    out = tmp_path / "rows.csv"
+    with pytest.raises(emolens.UnknownNameError, match=r"unknown detector 'yunnet'\. Did you mean 'yunet'"):
+        emolens.batch(collection / "photos", out, detector="yunnet", workers=2, progress=False)
+    command = [sys.executable, "-m", "emolens", "batch", str(collection / "photos"), "--out", str(out)]
+    run = subprocess.run(
+        [*command, "--workers", "2", "--detector", "yunnet", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 2 and "Traceback" not in run.stderr and "worker process died" not in run.stderr
+    assert "unknown detector 'yunnet'" in run.stderr
+
+
 def test_bad_out_paths(collection: Path, tmp_path: Path) -> None:
     with pytest.raises(InvalidOptionError, match="suffix"):
         emolens.batch(collection / "broken", tmp_path / "faces.xlsx")

@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 
+import emolens
+import emolens.errors
 from emolens import AnalysisResult, Box, Emotion, Face, Landmarks, Point
 
 
@@ -91,3 +93,31 @@ def test_results_of_one_image_are_equal_and_hashable_whatever_their_timings(phot
     assert len(first.faces) == 6 and first.timings_ms != second.timings_ms
     assert first == second and hash(first) == hash(second) and len({first, second}) == 1
     assert first != AnalysisResult(first.faces[:5], first.image_width, first.image_height, first.detector, first.model)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        emolens.errors.InvalidImageError("bad", source="x.jpg"),
+        emolens.errors.ImageTooLargeError("big", source=b"x"),
+        emolens.errors.UnknownNameError("detector", "yunnet", ["yunet", "haar"]),
+        emolens.errors.InvalidOptionError("bad", option="device"),
+        emolens.errors.MissingDependencyError("dlib", "dlib", "the dlib detectors"),
+        emolens.errors.InvalidVideoError("bad", source="v.mp4"),
+        emolens.errors.DatasetError("bad", path="data"),
+        emolens.errors.WeightsError("bad", filename="w"),
+        emolens.errors.WeightsUnavailableError("offline", filename="w"),
+        emolens.errors.WeightsDownloadError("offline", filename="w", url="https://example.org/w"),
+        emolens.errors.WeightsIntegrityError("tampered", filename="w", expected="a" * 64, actual="b" * 64),
+        emolens.errors.InternalError("broken"),
+        emolens.errors.ModelError("broken", component="default"),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_every_error_crosses_a_process_boundary_as_itself(error: emolens.EmolensError) -> None:
+    """A worker's error reaches `emolens batch`'s parent pickled: it failed to unpickle for every class whose
+    __init__ takes more than the message (so the pool broke as if a worker had died)."""
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error) and str(copy) == str(error) and copy.__dict__ == error.__dict__

@@ -58,6 +58,26 @@ class EmolensError(Exception):
         # The message alone: KeyError would quote it, OSError would format errno/filename.
         return str(self.args[0]) if self.args else ""
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Pickled as message and attributes, whatever the subclass's __init__ takes: an error raised in a
+        # worker process (emolens batch, Ray) reaches the parent as itself.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[EmolensError], args: tuple[object, ...], state: dict[str, object]) -> EmolensError:
+    # Made by the builtin base's __new__ that Python accepts for ``cls`` (OSError's for WeightsDownloadError,
+    # whose MRO lists RuntimeError first), without calling the subclass's __init__.
+    for base in cls.__mro__:
+        if base.__module__ == "builtins":
+            try:
+                error: EmolensError = base.__new__(cls)  # type: ignore[call-overload]
+                break
+            except TypeError:
+                continue
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class InvalidImageError(EmolensError, ValueError):
     """The input cannot be read as an image (missing or corrupt file, wrong dtype, shape or type)."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._rows import Row
-from ..errors import InternalError, InvalidOptionError
+from ..errors import EmolensError, InternalError, InvalidOptionError
 from ._inputs import BatchInput
 from ._job import Job
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["run_local"]
 
-_worker: Worker | None = None  # one per worker process, built by _start
+_worker: Worker | EmolensError | None = None  # one per worker process, built by _start (or why it could not be)
 
 
 def _start(job: Job, threads: int | None) -> None:
@@ -32,7 +32,10 @@ def _start(job: Job, threads: int | None) -> None:
     _exit_with_parent()
     from ._work import Worker
 
-    _worker = Worker(job, threads=threads)
+    try:
+        _worker = Worker(job, threads=threads)
+    except EmolensError as exc:  # an unknown detector, no CUDA, weights offline: the parent raises it as itself
+        _worker = exc  # (raised here, the pool would print a traceback and break as if the worker had died)
 
 
 def _exit_with_parent() -> None:
@@ -49,6 +52,8 @@ def _exit_with_parent() -> None:
 
 def _analyze(chunk: Sequence[BatchInput]) -> list[Row]:
     assert _worker is not None, "worker process was not initialised"
+    if isinstance(_worker, EmolensError):
+        raise _worker
     return _worker.rows(chunk)
 
 
