@@ -33,6 +33,14 @@ def test_analyze_json_lists_the_six_faces(photos: Path) -> None:
     assert json.loads(pinned.stdout)["faces"] == record["faces"]  # the recorded identity gives the same answers
 
 
+def test_analyze_a_name_too_long_is_one_failed_input_not_the_end_of_the_run(photos: Path) -> None:
+    """`emolens analyze photo.jpg <300 characters>.jpg` stopped at the long name, photo.jpg unanalysed."""
+    proc = run("analyze", str(photos / "dlib-faces" / "2008_002470.jpg"), "a" * 300 + ".jpg", "--json")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert len(json.loads(proc.stdout.splitlines()[0])["faces"]) == 6
+    assert json.loads(proc.stdout.splitlines()[1])["error"]["message"].endswith("File name too long")
+
+
 def test_analyze_passes_detector_options(photos: Path) -> None:
     image = str(photos / "dlib-faces" / "2008_002470.jpg")
     proc = run(

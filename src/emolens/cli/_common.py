@@ -42,11 +42,15 @@ def expand_paths(paths: Sequence[str]) -> Iterator[tuple[str, Path | None]]:
     """
     for arg in paths:
         path = Path(arg)
+        try:
+            folder, exists = path.is_dir(), path.exists()
+        except OSError:  # a name too long for the file system: the analysis of that one file says so
+            folder, exists = False, True
         if not arg:  # Path("") is the current folder: an empty argument names nothing
             files = []
-        elif path.is_dir():
+        elif folder:
             files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        elif any(ch in arg for ch in "*?[") and not path.exists():
+        elif any(ch in arg for ch in "*?[") and not exists:
             files = sorted(Path(p) for p in glob.glob(arg, recursive=True) if Path(p).is_file())
         else:
             files = [path]
