@@ -320,6 +320,31 @@ def test_upload_limit(tight: str, group_jpeg: bytes) -> None:
     _error(httpx.post(f"{tight}/v1/analyze", content=chunked()), 413, "UploadTooLarge")
 
 
+def test_request_heads_that_arrive_too_slowly_are_cut_off(tight: str) -> None:
+    """A client sending one header line a second held its connection forever (uvicorn times bodies, not heads):
+    1,100 of them held every file descriptor of the server. Past --read-timeout (2 s here) it is closed."""
+    host, port = tight.removeprefix("http://").split(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=10) as slow:
+        slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        closed = False
+        for line in range(8):
+            time.sleep(1)
+            try:
+                slow.sendall(b"X-Slow-%d: 1\r\n" % line)
+                slow.settimeout(0.01)
+                closed = slow.recv(1) == b""
+            except TimeoutError:
+                continue
+            except OSError:  # reset by the server
+                closed = True
+            if closed:
+                break
+    assert closed and time.monotonic() - started < 6
+    with httpx.Client() as client:  # a prompt client keeps its connection for several requests
+        assert all(client.get(f"{tight}/healthz").status_code == 200 for _ in range(3))
+
+
 def test_pixel_bomb_is_refused_before_decoding(tight: str) -> None:
     bomb = _png_claiming(30_000, 30_000)
     started = time.perf_counter()

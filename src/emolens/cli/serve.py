@@ -86,7 +86,8 @@ def register(sub: Any) -> None:
         "--read-timeout",
         type=positive_number,
         default=_SERVE.read_timeout_s,
-        help=f"seconds to receive a request body before answering 408 (default {_SERVE.read_timeout_s:g})",
+        help=f"seconds to receive a request's headers (else the connection is closed) and its body (else 408; "
+        f"default {_SERVE.read_timeout_s:g})",
     )
     p.add_argument("--no-warmup", action="store_true", help="be ready without a warm-up run")
     auth = p.add_argument_group("exposing the server (see docs/serve.md, 'Running it for others')")

@@ -138,5 +138,9 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 def app_from_env() -> FastAPI:
     """The app for a uvicorn worker process started by ``emolens serve --workers N`` (config from the environment)."""
+    from ._protocol import set_header_timeout
+
     configure_access_log()
-    return create_app(ServeConfig.from_env())
+    config = ServeConfig.from_env()
+    set_header_timeout(config.read_timeout_s)
+    return create_app(config)

@@ -50,7 +50,8 @@ class ServeConfig:
             request alone never waits.
         request_timeout_s: longest analysis before the client gets 503 (the work is not interrupted,
             so its slot stays taken until it ends: the in-flight limit stays true).
-        read_timeout_s: longest time to receive a request body (408 beyond it: slow clients).
+        read_timeout_s: longest time to receive a request's headers (the connection is closed beyond it) and
+            its body (408 beyond it): slow clients.
         workers: uvicorn worker processes, each with its own models.
         warmup: run each default pipeline once at start-up, before ``/readyz`` says ready.
         min_face_size: default for requests that give none.

@@ -55,7 +55,12 @@ def serve(config: ServeConfig) -> None:
         "timeout_keep_alive": 5,
         "access_log": False,  # emolens writes its own, as JSON with request ids
         "timeout_graceful_shutdown": math.ceil(config.request_timeout_s + config.read_timeout_s),
+        "http": "emolens.serve._protocol:HeaderDeadlineProtocol",  # request heads within --read-timeout too
     }
+    _raise_open_file_limit()
+    from ._protocol import set_header_timeout
+
+    set_header_timeout(config.read_timeout_s)
     # uvicorn re-raises the signal it caught once it has shut down; exiting 0 then says "stopped as asked".
     previous = signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
@@ -67,6 +72,19 @@ def serve(config: ServeConfig) -> None:
             _serve_workers(uvicorn, config, options)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_open_file_limit() -> None:
+    """Allow as many open connections as the system lets this process have (the soft limit is often 1,024)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = hard if hard != resource.RLIM_INFINITY else 65_536
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, 1 << 20), hard))
+    except (ImportError, OSError, ValueError):  # not POSIX, or not allowed: the limit stays
+        pass
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
