@@ -177,7 +177,7 @@ def test_yunet_engines_find_the_same_faces(photos: Path) -> None:
 def test_dlib_upsample_is_bounded_before_anything_runs(name: str) -> None:
     """upsample 3 took 8.6 s and 0.8 GB on a 1200x630 photo, 5 more than a minute, 8 tens of GB (each step
     doubles both sides): at most 2, checked with the other options, before dlib is even imported."""
-    with pytest.raises(InvalidOptionError, match="'upsample' of .* is 3; at most 2"):
+    with pytest.raises(InvalidOptionError, match=r"'upsample' of .* is 3; at most 2"):
         create_detector(name, upsample=3)
 
 

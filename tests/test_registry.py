@@ -8,6 +8,7 @@ import pytest
 import emolens
 from emolens import Box, Detection, DetectorSpec, EmolensError, ModelSpec, UnknownNameError
 from emolens.detectors import DETECTORS
+from emolens.errors import InvalidOptionError, ModelError
 from emolens.models import MODELS
 
 
@@ -66,6 +67,26 @@ def test_register_a_custom_detector() -> None:
     finally:
         DETECTORS.unregister("test-center")
     assert "test-center" not in emolens.list_detectors()
+
+
+@pytest.mark.usefixtures("registries")
+def test_registrations_that_could_never_work_are_refused_and_broken_plugins_named() -> None:
+    """ "auto" and "none" mean something else where a detector is asked for, so a detector registered under them
+    was never used; a non-spec raised a bare AttributeError; a builder import string naming nothing raised the
+    AttributeError the CLI reported as a bug in emolens."""
+    for reserved in ("auto", "none", "None"):
+        with pytest.raises(InvalidOptionError, match="cannot name a detector"):
+            emolens.register_detector(DetectorSpec(name=reserved, builder=CenterDetector, description="toy"))
+    with pytest.raises(InvalidOptionError, match="register a detector spec with a name, not str"):
+        emolens.register_detector("notaspec")  # type: ignore[arg-type]
+    emolens.register_detector(DetectorSpec(name="broken", builder="emolens.detectors:DoesNotExist", description="toy"))
+    emolens.register_detector(
+        DetectorSpec(name="absent", builder="no_such_package.detectors:Finder", description="toy")
+    )
+    with pytest.raises(ModelError, match=r"cannot import 'emolens.detectors:DoesNotExist' \(AttributeError"):
+        emolens.analyze(np.zeros((100, 200, 3), np.uint8), detector="broken")
+    with pytest.raises(ModelError, match="the plug-in that registered it is broken or not installed"):
+        emolens.Analyzer(detector="absent")
 
 
 @pytest.mark.usefixtures("registries")

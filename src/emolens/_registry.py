@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Generic, Protocol, TypeVar
 
-from .errors import EmolensWarning, InvalidOptionError, UnknownNameError
+from .errors import EmolensWarning, InvalidOptionError, ModelError, UnknownNameError
 from .labels import FER2013, LabelSet, label_set
 
 __all__ = [
@@ -244,16 +244,30 @@ def resolve(target: str | Callable[..., Any]) -> Callable[..., Any]:
     if callable(target):
         return target
     module_name, _, attribute = target.partition(":")
-    module = importlib.import_module(module_name)
-    obj: Callable[..., Any] = getattr(module, attribute)
+    try:
+        obj: Callable[..., Any] = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:  # a plug-in's spec names code that is not there
+        raise ModelError(
+            f"cannot import {target!r} ({type(exc).__name__}: {exc}); the plug-in that registered it is broken or "
+            "not installed",
+            component=target,
+        ) from None
     return obj
 
 
 class Registry(Generic[SpecT]):
     """A thread-safe mapping from names to specs, with close-match suggestions on a miss."""
 
-    def __init__(self, kind: str, builtins: Iterable[SpecT], entry_point_group: str | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        builtins: Iterable[SpecT],
+        entry_point_group: str | None = None,
+        *,
+        reserved: Iterable[str] = (),
+    ) -> None:
         self.kind = kind
+        self.reserved = frozenset(reserved)  # names with another meaning where a name is asked for ("auto")
         self._specs: dict[str, SpecT] = {spec.name: spec for spec in builtins}
         self._group = entry_point_group
         self._entry_points_loaded = entry_point_group is None
@@ -261,6 +275,17 @@ class Registry(Generic[SpecT]):
 
     def register(self, spec: SpecT, *, overwrite: bool = False) -> SpecT:
         """Add ``spec``; an existing name is an error unless ``overwrite=True``."""
+        name = getattr(spec, "name", None)
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidOptionError(
+                f"register a {self.kind} spec with a name, not {type(spec).__name__} {spec!r:.60}", option="spec"
+            )
+        if name.lower() in self.reserved:
+            raise InvalidOptionError(
+                f"{name!r} cannot name a {self.kind}: it already means something where a {self.kind} is asked for "
+                f"({', '.join(sorted(self.reserved))}); choose another name",
+                option="name",
+            )
         with self._lock:
             self._load_entry_points()
             if spec.name in self._specs and not overwrite:

@@ -102,7 +102,9 @@ BUILTIN_DETECTORS: tuple[DetectorSpec, ...] = (
     ),
 )
 
-DETECTORS: Registry[DetectorSpec] = Registry("detector", BUILTIN_DETECTORS, entry_point_group="emolens.detectors")
+DETECTORS: Registry[DetectorSpec] = Registry(
+    "detector", BUILTIN_DETECTORS, entry_point_group="emolens.detectors", reserved=("auto", "none")
+)
 
 # The factory reads DETECTORS above: resolved on first use (PEP 562).
 __getattr__, __dir__ = lazy_attributes(__name__, {"._factory": ["create_detector", "reset_auto_choice"]}, __all__)
