@@ -190,6 +190,13 @@ def test_download_through_a_mirror(empty_home: Path, shared: Path, monkeypatch, 
     assert (empty_home / "mmod_human_face_detector.dat").is_file()
 
 
+def test_evaluate_refuses_tta_and_no_tta_together(capsys) -> None:
+    """Both were accepted, the last one silently winning."""
+    with pytest.raises(SystemExit) as stopped:
+        main(["evaluate", "data", "--tta", "--no-tta"])
+    assert stopped.value.code == 2 and "not allowed with argument --tta" in capsys.readouterr().err
+
+
 def test_evaluate_refuses_split_for_a_folder(fer_val: Path, capsys) -> None:
     """--split picks rows of a FER2013 CSV; on a folder it was silently ignored (all images evaluated)."""
     assert main(["evaluate", str(fer_val), "--split", "test"]) == 2

@@ -35,8 +35,9 @@ def register(sub: Any) -> None:
         help="FER+ vote table (or fer2013new.csv for a FER2013 CSV) to also score against the crowd "
         "(default: found beside the data when present)",
     )
-    p.add_argument("--tta", dest="tta", action="store_true", default=None, help="average with mirrored faces")
-    p.add_argument("--no-tta", dest="tta", action="store_false", help="disable the model's default TTA")
+    tta = p.add_mutually_exclusive_group()  # both at once was accepted, the last one winning
+    tta.add_argument("--tta", dest="tta", action="store_true", default=None, help="average with mirrored faces")
+    tta.add_argument("--no-tta", dest="tta", action="store_false", help="disable the model's default TTA")
     p.add_argument(
         "--predictions", metavar="CSV", help="write file, true, predicted and a probability per label for each image"
     )
