@@ -255,6 +255,17 @@ def test_submission_format(collection: Path, tmp_path: Path) -> None:
     assert entries[str(collection / "broken" / "text.jpg")] == ""
 
 
+def test_the_command_counts_the_lines_a_submission_has(collection: Path, tmp_path: Path) -> None:
+    """It printed the number of face rows ("34 rows in submission.csv" for a file of 7 lines)."""
+    out = tmp_path / "submission.csv"
+    command = [sys.executable, "-m", "emolens", "batch", str(collection / "photos"), "--out", str(out)]
+    run = subprocess.run(
+        [*command, "--format", "submission", "--workers", "1", "--quiet"], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().endswith(f"; {len(out.read_text().splitlines()) - 1} rows in {out}")
+
+
 def test_an_output_is_resumed_only_when_this_kind_of_run_wrote_it(photos: Path, tmp_path: Path) -> None:
     """A foreign table, or the other format, at `out` is refused, untouched, unless overwrite=True (a CSV of
     people was overwritten; a table and a submission on one path doubled rows or replaced each other)."""

@@ -68,8 +68,10 @@ def run(args: argparse.Namespace) -> int:
         num_gpus=args.num_gpus,
     )
     resumed = f" ({report.skipped} already done)" if report.skipped else ""
+    # a submission has one line per input, a table one row per face (or per input without one)
+    written = len({row["file"] for row in report.rows}) if args.format == "submission" else len(report.rows)
     print(
         f"{report.analysed} inputs analysed{resumed}: {report.faces} faces, {report.errors} errors "
-        f"in {report.seconds:.1f} s; {len(report.rows)} rows in {report.out}"
+        f"in {report.seconds:.1f} s; {written} rows in {report.out}"
     )
     return 0
