@@ -351,6 +351,15 @@ def test_a_setting_the_workers_cannot_start_with_is_its_own_error(collection: Pa
     assert "unknown detector 'yunnet'" in run.stderr
 
 
+def test_a_missing_folder_is_refused_at_once(tmp_path: Path) -> None:
+    """`emolens batch nofolder/` made one error row and exited 0 (a misspelt folder looked like a finished run)."""
+    with pytest.raises(InvalidOptionError, match=r"folder .*nofolder/ does not exist"):
+        emolens.batch(f"{tmp_path}/nofolder/", tmp_path / "rows.csv", workers=1, progress=False)
+    assert not (tmp_path / "rows.csv").exists()
+    missing_file = emolens.batch(tmp_path / "missing.jpg", workers=1, progress=False)  # still an error row
+    assert [row["error_type"] for row in missing_file.rows] == ["InvalidImageError"]
+
+
 def test_bad_out_paths(collection: Path, tmp_path: Path) -> None:
     with pytest.raises(InvalidOptionError, match="suffix"):
         emolens.batch(collection / "broken", tmp_path / "faces.xlsx")

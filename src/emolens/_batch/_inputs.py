@@ -38,7 +38,8 @@ def expand_inputs(items: Iterable[str | os.PathLike[str]]) -> list[BatchInput]:
     A folder gives its images and videos (recursively, sorted); a glob its matches; a ``.txt``
     (one path per line), ``.csv`` or ``.parquet`` (a ``path`` or ``file`` column) the paths it lists,
     relative to its own folder. Anything else is an input as it is: a missing or unreadable file
-    becomes an error row, never a silent omission. A folder or glob that matches nothing is an error.
+    becomes an error row, never a silent omission. A folder or glob that matches nothing is an error, and so
+    is a missing path written as a folder (``photos/``).
     """
     seen: set[str] = set()
     found: list[BatchInput] = []
@@ -68,6 +69,8 @@ def _expand_one(text: str) -> Iterator[str]:
         yield from (m for m in matches if Path(m).is_file())
     elif path.suffix.lower() in LIST_SUFFIXES and path.is_file():
         yield from _listed(path)
+    elif text.endswith(("/", os.sep)) and not path.exists():  # meant as a folder: as one with nothing in it
+        raise InvalidOptionError(f"folder {text} does not exist", option="inputs")
     else:
         yield text
 
