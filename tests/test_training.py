@@ -133,6 +133,17 @@ def test_a_finished_run_is_not_trained_over_and_bad_settings_fail_before_the_dat
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+def test_vote_tables_named_explicitly_must_exist_and_be_used(tmp_path: Path, shared: Path) -> None:
+    """--ferplus-train nope.csv trained on as if it were not there (and so did any table with the original
+    labels as targets); both are refused before the data is read."""
+    votes = shared / "datasets" / "fer2013" / "ferplus" / "train.csv"
+    missing = tmp_path / "no-such-data"
+    with pytest.raises(DatasetError, match=r"--ferplus-train .*nope\.csv: no such file"):
+        train(_config(missing, tmp_path / "a", epochs=1, ferplus_train=str(tmp_path / "nope.csv")))
+    with pytest.raises(InvalidOptionError, match="with --targets original it would be ignored"):
+        train(_config(missing, tmp_path / "b", epochs=1, ferplus_train=str(votes)))
+
+
 def test_resume_refuses_changed_training_data(tiny: Path, tmp_path: Path) -> None:
     import shutil
 

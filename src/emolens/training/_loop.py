@@ -196,6 +196,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
             option="out",
         )
     network_shape(run_spec(folder.with_pinned(asdict(cfg)) if resume and folder.config_file.is_file() else asdict(cfg)))
+    _check_vote_tables(cfg)
     folder.path.mkdir(parents=True, exist_ok=True)
     resuming = resume and folder.checkpoint_file.exists()
     if resuming and not folder.config_file.is_file():
@@ -226,6 +227,20 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
         dist.destroy_process_group()
     elapsed = run.elapsed_before + time.perf_counter() - session_start
     return TrainResult(run.best_epoch, run.best_acc, folder.best_weights, run.history, elapsed, data.select)
+
+
+def _check_vote_tables(cfg: TrainConfig) -> None:
+    """Vote tables named explicitly must exist, and be used: one for the training data is read only for targets
+    made from votes (with ``--targets original`` it was silently ignored)."""
+    for option, table in (("--ferplus-train", cfg.ferplus_train), ("--ferplus-val", cfg.ferplus_val)):
+        if table is not None and not Path(table).is_file():
+            raise DatasetError(f"{option} {table}: no such file", path=table)
+    if cfg.ferplus_train is not None and cfg.targets == "original":
+        raise InvalidOptionError(
+            "--ferplus-train is read only for targets made from the votes; with --targets original it would be "
+            "ignored: leave it out, or choose --targets distribution (or majority, mixed)",
+            option="--ferplus-train",
+        )
 
 
 def _setup(cfg: TrainConfig, folder: RunFolder, rank: int, world: int, *, resume: bool) -> _Data:

@@ -42,7 +42,8 @@ def _require_votes(data: FaceDataset) -> np.ndarray:
     if data.votes is None:
         raise DatasetError(
             "these targets need FER+ votes, and none were found for this data: pass the vote table "
-            "(`--ferplus CSV`, `ferplus=`) or put it at <split>/../ferplus/<split name>.csv"
+            "(`emolens train --ferplus-train CSV`, `emolens evaluate --ferplus CSV`, `ferplus=`) or put it at "
+            "<split>/../ferplus/<split name>.csv"
         )
     return data.votes
 
