@@ -349,10 +349,21 @@ class _BoundedDownloader:
             download(url, sink, self.limits, self.max_bytes)
 
 
+class _NoHashAdvice(logging.Filter):
+    """pooch logs, for a download without ``known_hash``, the file's SHA-256 and advice to pass it to
+    ``pooch.retrieve``: emolens checks the hash itself (:func:`_check_download`), so the advice only misleads."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "known_hash" not in str(record.msg)
+
+
 def _download(weights: WeightsFile, path: Path) -> Path:
     """Download to a temporary name beside the cache entry, verify, then move it into place atomically."""
     import pooch
 
+    pooch_log = pooch.get_logger()
+    if not any(isinstance(f, _NoHashAdvice) for f in pooch_log.filters):
+        pooch_log.addFilter(_NoHashAdvice())
     mirror = mirror_url()
     urls = [f"{mirror}/{weights.name}"] if mirror else list(weights.urls)
     if not urls:
