@@ -29,9 +29,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from .._device import resolve_device
 from .._registry import ModelSpec
-from ..errors import DatasetError, InvalidOptionError, WeightsError
+from ..errors import DatasetError, WeightsError
 from ..labels import LabelSet
 from ..models import (
     EmotionModel,
@@ -39,7 +38,6 @@ from ..models import (
     autocast_for,
     build_model,
     build_partial,
-    network_shape,
     normalize,
     run_spec,
     save_state,
@@ -50,6 +48,7 @@ from ._data import AUTO, FaceDataset, load_dataset
 from ._distill import Teachers, distillation_loss
 from ._evaluate import evaluate_dataset
 from ._optim import build_optimizer, build_schedule
+from ._preflight import check_before_training
 from ._run_state import check_resumable, save_checkpoint, write_logs, write_run_config
 from ._spec import source_weights
 from ._targets import build_targets
@@ -172,7 +171,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     r"""Train ``cfg.model``'s architecture on ``cfg.train_data``, selecting epochs on ``cfg.val_data``.
 
     ``resume`` continues from the run folder's checkpoint; ``stop_after`` ends this invocation after
-    that many epochs (to fit a time budget), leaving a checkpoint to resume from.
+    that many epochs (to fit a time budget), leaving a checkpoint to resume from. A folder that holds a run is
+    refused (InvalidOptionError) unless ``resume``, and so are a device, options or vote tables that could not
+    work, before any data is read.
 
     Under ``torchrun --nproc_per_node N`` every process trains on its share of each epoch with
     ``cfg.batch_size`` images per step (gradients are averaged by DistributedDataParallel); process 0
@@ -185,18 +186,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    resolve_device(cfg.device)  # before hours of data loading, as the options and the folder below
     rank, world = _init_distributed()
     folder = RunFolder(cfg.out_dir)
-    earlier = [file.name for file in (folder.checkpoint_file, folder.best_weights) if file.is_file()]
-    if earlier and not resume:  # a second `emolens train` into a finished run replaced its weights silently
-        raise InvalidOptionError(
-            f"--out {folder.path} already holds a training run ({', '.join(earlier)}): add --resume to continue it, "
-            "or choose another --out (delete the folder to start it again)",
-            option="out",
-        )
-    network_shape(run_spec(folder.with_pinned(asdict(cfg)) if resume and folder.config_file.is_file() else asdict(cfg)))
-    _check_vote_tables(cfg)
+    check_before_training(cfg, folder, resume=resume)  # before minutes of data loading
     folder.path.mkdir(parents=True, exist_ok=True)
     resuming = resume and folder.checkpoint_file.exists()
     if resuming and not folder.config_file.is_file():
@@ -227,20 +219,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
         dist.destroy_process_group()
     elapsed = run.elapsed_before + time.perf_counter() - session_start
     return TrainResult(run.best_epoch, run.best_acc, folder.best_weights, run.history, elapsed, data.select)
-
-
-def _check_vote_tables(cfg: TrainConfig) -> None:
-    """Vote tables named explicitly must exist, and be used: one for the training data is read only for targets
-    made from votes (with ``--targets original`` it was silently ignored)."""
-    for option, table in (("--ferplus-train", cfg.ferplus_train), ("--ferplus-val", cfg.ferplus_val)):
-        if table is not None and not Path(table).is_file():
-            raise DatasetError(f"{option} {table}: no such file", path=table)
-    if cfg.ferplus_train is not None and cfg.targets == "original":
-        raise InvalidOptionError(
-            "--ferplus-train is read only for targets made from the votes; with --targets original it would be "
-            "ignored: leave it out, or choose --targets distribution (or majority, mixed)",
-            option="--ferplus-train",
-        )
 
 
 def _setup(cfg: TrainConfig, folder: RunFolder, rank: int, world: int, *, resume: bool) -> _Data:
