@@ -155,6 +155,8 @@ def test_models_schema_and_openapi(server: str) -> None:
     }  # fmt: skip
     openapi = httpx.get(f"{server}/openapi.json").json()
     assert {"/v1/analyze", "/v1/analyze/batch", "/v1/models", "/healthz", "/readyz"} <= set(openapi["paths"])
+    operations = [op["operationId"] for path in openapi["paths"].values() for op in path.values()]
+    assert len(operations) == len(set(operations))  # unique, as OpenAPI requires (client generators rely on it)
     analyze = openapi["paths"]["/v1/analyze"]["post"]
     assert "multipart/form-data" in analyze["requestBody"]["content"]
     assert {"200", "400", "401", "404", "413", "415", "503"} <= set(analyze["responses"])

@@ -21,14 +21,16 @@ def info_routes(service: Service) -> APIRouter:
     router = APIRouter()
     config = service.config
 
-    # HEAD too: load balancers and `curl -I` probe with it (the body is dropped, the status kept).
-    @router.api_route("/healthz", methods=["GET", "HEAD"], tags=["health"], summary="The process is up")
+    # HEAD too: load balancers and `curl -I` probe with it (the body is dropped, the status kept). Left out of the
+    # schema, where it would repeat GET's operationId.
+    @router.head("/healthz", include_in_schema=False)
+    @router.get("/healthz", tags=["health"], summary="The process is up")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.api_route(
+    @router.head("/readyz", include_in_schema=False)
+    @router.get(
         "/readyz",
-        methods=["GET", "HEAD"],
         tags=["health"],
         summary="The default model is loaded and warmed up",
         responses={503: {"model": ErrorResponseModel, "description": "Still loading, loading failed, or draining"}},
