@@ -124,7 +124,7 @@ def test_a_finished_run_is_not_trained_over_and_bad_settings_fail_before_the_dat
     with pytest.raises(InvalidOptionError, match=r"already holds a training run \(checkpoint.pt, best.safetensors\)"):
         train(_config(tiny, run, epochs=1, model="fast"))
     (run / "checkpoint.pt").rename(tmp_path / "checkpoint.pt")  # best weights that cannot be resumed from
-    with pytest.raises(InvalidOptionError, match="no checkpoint.pt to resume from"):
+    with pytest.raises(InvalidOptionError, match=r"no checkpoint\.pt to resume from"):
         train(_config(tiny, run, epochs=1), resume=True)
     assert (run / "best.safetensors").read_bytes() == weights
     missing = tmp_path / "no-such-data"  # nothing is read before these are refused

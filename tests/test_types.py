@@ -121,3 +121,7 @@ def test_every_error_crosses_a_process_boundary_as_itself(error: emolens.Emolens
 
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is type(error) and str(copy) == str(error) and copy.__dict__ == error.__dict__
+    documented = ("source", "kind", "name", "known", "suggestions", "option", "package", "extra", "path")
+    documented += ("filename", "url", "expected", "actual", "component")  # WeightsDownloadError keeps filename
+    for attribute in documented:  # in OSError's own slot, outside __dict__
+        assert getattr(copy, attribute, None) == getattr(error, attribute, None), attribute

@@ -61,7 +61,10 @@ class EmolensError(Exception):
     def __reduce__(self) -> tuple[object, ...]:
         # Pickled as message and attributes, whatever the subclass's __init__ takes: an error raised in a
         # worker process (emolens batch, Ray) reaches the parent as itself.
-        return (_rebuild, (type(self), self.args, self.__dict__))
+        state = dict(self.__dict__)
+        if isinstance(self, OSError):  # OSError keeps `filename` in a slot of its own, not in __dict__
+            state["filename"] = self.filename
+        return (_rebuild, (type(self), self.args, state))
 
 
 def _rebuild(cls: type[EmolensError], args: tuple[object, ...], state: dict[str, object]) -> EmolensError:
@@ -75,7 +78,8 @@ def _rebuild(cls: type[EmolensError], args: tuple[object, ...], state: dict[str,
             except TypeError:
                 continue
     error.args = args
-    error.__dict__.update(state)
+    for name, value in state.items():
+        setattr(error, name, value)
     return error
 
 
