@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Generic, Protocol, TypeVar
 
-from .errors import EmolensWarning, InvalidOptionError, ModelError, UnknownNameError
+from .errors import EmolensError, EmolensWarning, InvalidOptionError, ModelError, UnknownNameError
 from .labels import FER2013, LabelSet, label_set
 
 __all__ = [
@@ -246,12 +246,14 @@ def resolve(target: str | Callable[..., Any]) -> Callable[..., Any]:
     module_name, _, attribute = target.partition(":")
     try:
         obj: Callable[..., Any] = getattr(importlib.import_module(module_name), attribute)
+    except EmolensError:  # e.g. the plug-in's module requires an extra that is not installed: said as such
+        raise
     except (ImportError, AttributeError) as exc:  # a plug-in's spec names code that is not there
         raise ModelError(
             f"cannot import {target!r} ({type(exc).__name__}: {exc}); the plug-in that registered it is broken or "
             "not installed",
             component=target,
-        ) from None
+        ) from exc
     return obj
 
 
@@ -362,6 +364,8 @@ class Registry(Generic[SpecT]):
             try:
                 spec = ep.load()
                 name = spec.name
+                if not isinstance(name, str) or name.lower() in self.reserved:
+                    raise InvalidOptionError(f"{name!r} cannot name a {self.kind}", option="name")
             except Exception as exc:  # a broken plugin must not break emolens
                 warnings.warn(
                     f"emolens: ignoring {self.kind} entry point {ep.name!r}: {exc}", EmolensWarning, stacklevel=3

@@ -92,7 +92,7 @@ def _instantiate(spec: ModelSpec, *, report: bool = True) -> nn.Module:
         )
     except EmolensError:
         raise
-    except (TypeError, ValueError, OverflowError, RuntimeError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # not RuntimeError: out of memory is not an option
         if not report:
             raise
         raise InvalidOptionError(
@@ -134,7 +134,14 @@ def build_partial(spec: ModelSpec, weights: NetworkWeights) -> tuple[nn.Module, 
 
 
 def _build(spec: ModelSpec, weights: NetworkWeights | None, *, strict: bool) -> tuple[nn.Module, list[str]]:
-    shape = network_shape(spec)
+    try:
+        shape = network_shape(spec)
+    except InvalidOptionError as exc:
+        if not strict or weights is None:  # options of a run being trained: the user's own
+            raise
+        # a model's card names the options: not the request's fault (serve answers 503, not 422)
+        name = Path(weights).name if not isinstance(weights, Mapping) else spec.name
+        raise WeightsError(f"{exc} (they come from the model's card: export it again)", filename=name) from None
     if weights is not None and not isinstance(weights, Mapping):  # a file: checked before the network is built
         _check_file_tensors(Path(weights), shape, strict=strict)
     network = _instantiate(spec)

@@ -7,6 +7,7 @@ Simple, fast on CPU with bf16 + channels_last, and strong on FER2013 for its siz
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral
 
 import torch
 from torch import nn
@@ -37,7 +38,8 @@ class VGGNet(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         channels = in_channels
-        counts = [convs_per_stage] * len(widths) if isinstance(convs_per_stage, int) else list(convs_per_stage)
+        one_count = isinstance(convs_per_stage, (int, Integral))  # numpy integers too
+        counts: list[int] = [int(convs_per_stage)] * len(widths) if one_count else list(convs_per_stage)  # type: ignore[arg-type]
         if len(counts) != len(widths):
             raise ValueError(f"convs_per_stage has {len(counts)} entries for {len(widths)} stages")
         for name, values, most in (
@@ -45,7 +47,7 @@ class VGGNet(nn.Module):
             ("convs_per_stage", counts, 16),
             ("hidden", [hidden], 1 << 16),
         ):
-            if not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= most for v in values):
+            if not all(isinstance(v, Integral) and not isinstance(v, bool) and 1 <= int(v) <= most for v in values):
                 raise ValueError(f"{name} must be whole numbers from 1 to {most}, not {values!r:.80}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be from 0 to below 1, not {dropout!r:.40}")
