@@ -22,9 +22,10 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".
 _MAX_PNG_CHUNKS = 200_000
 #: What the compressed text and colour-profile chunks (zTXt, iTXt, iCCP) of one PNG may inflate to, together.
 #: libpng inflates and keeps up to 1,000 of them, 8 MB each: 8 GB from an 8 MB file of 1,000 small zTXt chunks.
-#: A camera's or editor's ICC profile and XMP packet take a few hundred KB.
+#: A camera's or editor's ICC profile and XMP packet take a few hundred KB. Deliberately stricter than libpng,
+#: which skips one chunk past 8 MB and keeps the rest: such a file is refused whole.
 _MAX_PNG_TEXT_BYTES = 8 << 20
-#: Bytes per pixel sample of each PNG colour type (grey, RGB, palette, grey + alpha, RGBA).
+#: Samples per pixel of each PNG colour type (grey, RGB, palette, grey + alpha, RGBA).
 _PNG_SAMPLES = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 #: More scans than this is not a photo: libjpeg's progressive modes write 6 (grey) or 10 (colour), searched scan
 #: scripts a few dozen, and each scan makes the decoder pass over the whole image again (a 246 KB file of 4,000
@@ -135,7 +136,7 @@ def _png(data: bytes) -> Header | None:
     if image_data > 2 * rows + 65_536:
         raise MalformedImage(
             f"its image data is {image_data:,} compressed bytes, far more than a {width}x{height} image can hold "
-            f"({rows:,} bytes uncompressed): the file is corrupt or crafted"
+            f"({rows:,} bytes uncompressed): the file is corrupt or crafted; re-save it with an image editor"
         )
     return Header("PNG", width, height)
 
@@ -158,7 +159,7 @@ class _InflateBudget:
         if self.left < 0:
             raise MalformedImage(
                 f"its compressed text and colour-profile chunks (zTXt, iTXt, iCCP) inflate to more than "
-                f"{self.limit >> 20} MB"
+                f"{self.limit >> 20} MB; re-save the image without its metadata"
             )
 
 

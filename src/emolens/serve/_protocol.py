@@ -5,6 +5,10 @@ connection, but not the headers: a client that sends one header line every few s
 connection, and a thousand such clients held every file descriptor of the server ("slowloris"). Here a
 connection that has not sent a whole request head within the deadline, after it opened or after its last
 response, is closed.
+
+It reads uvicorn's own ``cycle`` (the request in progress) and ``on_response_complete``, and it is the h11
+protocol, so uvicorn's faster httptools parser (``uvicorn[standard]``) is not used: emolens' ``serve`` extra
+installs plain uvicorn, and the analyses, not the parsing, take the time.
 """
 
 from __future__ import annotations
@@ -79,7 +83,7 @@ class HeaderDeadlineProtocol(H11Protocol):
 
     def _arm(self) -> None:
         self._disarm()
-        self._deadline = self.loop.call_later(_header_timeout_s, self._late, self.cycle)
+        self._deadline = self.loop.call_later(_header_timeout_s, self._late, getattr(self, "cycle", None))
 
     def _disarm(self) -> None:
         if self._deadline is not None:
@@ -90,6 +94,6 @@ class HeaderDeadlineProtocol(H11Protocol):
         """Close the connection if no request head arrived since the deadline was set (the request in progress,
         if any, was the one before it, and its response is complete)."""
         self._deadline = None
-        idle = waiting_after is None or waiting_after.response_complete
-        if self.cycle is waiting_after and idle and not self.transport.is_closing():
+        idle = waiting_after is None or getattr(waiting_after, "response_complete", True)
+        if getattr(self, "cycle", None) is waiting_after and idle and not self.transport.is_closing():
             self.transport.close()
