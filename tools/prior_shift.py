@@ -55,6 +55,9 @@ def main() -> None:
         "is chosen on unshifted scores, which favours early epochs of a run started from a prior-shifted model; "
         "run folders only: a card is scored with the weights it was exported with",
     )
+    parser.add_argument(
+        "--no-tta", action="store_true", help="score without flip TTA (default: each model's own setting)"
+    )
     args = parser.parse_args()
 
     members = [_member(path, args.last, parser) for path in args.runs]
@@ -75,10 +78,11 @@ def main() -> None:
     val, ckplus = sized[specs[0].input_size]  # the labels and votes are the same at every size
     probabilities_val, probabilities_ck = [], []
     for path, (_, spec, weights) in zip(args.runs, members, strict=True):
-        model = EmotionModel.from_network(spec, prepare_for_inference(build_model(spec, weights)))  # uncalibrated
+        network = prepare_for_inference(build_model(spec, weights))
+        model = EmotionModel.from_network(spec, network, tta=False if args.no_tta else None)  # uncalibrated
         probabilities_val.append(predict_dataset(model, sized[spec.input_size][0]))
         probabilities_ck.append(predict_dataset(model, sized[spec.input_size][1]))
-        print(f"{path} ({spec.name}, flip TTA {'on' if spec.tta else 'off'})")
+        print(f"{path} ({spec.name}, flip TTA {'on' if model.tta else 'off'})")
     log_val = np.log(np.clip(np.mean(probabilities_val, axis=0), 1e-12, None))
     log_ck = np.log(np.clip(np.mean(probabilities_ck, axis=0), 1e-12, None))
 
