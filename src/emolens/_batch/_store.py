@@ -196,10 +196,9 @@ class Store:
 
         A table missing only columns added since (``detector_id``, ``model_id``) is an older emolens' and resumes.
         """
-        if self.kind == "parquet":  # a missing pyarrow is said as such, never as "pass --overwrite"
-            require("pyarrow.parquet", extra="batch", feature="Parquet output", package="pyarrow")
         # None: not a CSV, JSON lines or Parquet file at all (pyarrow's ArrowInvalid is a ValueError, a JSON line
-        # that is a number a TypeError)
+        # that is a number a TypeError); a missing pyarrow (MissingDependencyError, an ImportError) is not caught,
+        # so it is said as such, never as "pass --overwrite"
         try:
             found = _HEADERS[self.kind](self.out)
         except (OSError, ValueError, TypeError, csv.Error):
