@@ -277,6 +277,19 @@ class Registry(Generic[SpecT]):
 
     def register(self, spec: SpecT, *, overwrite: bool = False) -> SpecT:
         """Add ``spec``; an existing name is an error unless ``overwrite=True``."""
+        self._check_name(spec)
+        with self._lock:
+            self._load_entry_points()
+            if spec.name in self._specs and not overwrite:
+                raise InvalidOptionError(
+                    f"a {self.kind} named {spec.name!r} is already registered; pass overwrite=True to replace it",
+                    option="overwrite",
+                )
+            self._specs[spec.name] = spec
+        return spec
+
+    def _check_name(self, spec: object) -> None:
+        """InvalidOptionError unless ``spec`` has a name that can be asked for (not empty, not reserved)."""
         name = getattr(spec, "name", None)
         if not isinstance(name, str) or not name.strip():
             raise InvalidOptionError(
@@ -288,15 +301,6 @@ class Registry(Generic[SpecT]):
                 f"({', '.join(sorted(self.reserved))}); choose another name",
                 option="name",
             )
-        with self._lock:
-            self._load_entry_points()
-            if spec.name in self._specs and not overwrite:
-                raise InvalidOptionError(
-                    f"a {self.kind} named {spec.name!r} is already registered; pass overwrite=True to replace it",
-                    option="overwrite",
-                )
-            self._specs[spec.name] = spec
-        return spec
 
     def unregister(self, name: str) -> None:
         """Remove a registered name (mainly for tests and plugins)."""
@@ -363,9 +367,8 @@ class Registry(Generic[SpecT]):
         for ep in entry_points(group=self._group):
             try:
                 spec = ep.load()
+                self._check_name(spec)
                 name = spec.name
-                if not isinstance(name, str) or name.lower() in self.reserved:
-                    raise InvalidOptionError(f"{name!r} cannot name a {self.kind}", option="name")
             except Exception as exc:  # a broken plugin must not break emolens
                 warnings.warn(
                     f"emolens: ignoring {self.kind} entry point {ep.name!r}: {exc}", EmolensWarning, stacklevel=3
