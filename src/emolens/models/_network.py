@@ -47,27 +47,17 @@ MAX_PARAMETERS = 100_000_000
 _FLOAT_DTYPES = frozenset({"F16", "BF16", "F32", "F64"})
 
 
-def build_network(spec: ModelSpec) -> nn.Module:
-    """An untrained network of the spec's registered architecture, with its options, labels and input.
-
-    Options the architecture refuses, or that would make a network of more than :data:`MAX_PARAMETERS`,
-    raise InvalidOptionError before anything of that size is allocated.
-    """
-    network_shape(spec)
-    return _instantiate(spec)
-
-
 def network_shape(spec: ModelSpec) -> dict[str, tuple[torch.dtype, tuple[int, ...]]]:
     """The dtype and shape of every tensor of the spec's network, from a copy on the meta device (no memory);
     InvalidOptionError past :data:`MAX_PARAMETERS` or for options the architecture refuses. An architecture
     that cannot be built on the meta device (a plug-in's builder may read files) is built for real instead."""
     try:
         with torch.device("meta"):
-            skeleton = _instantiate(spec, report=False)
+            skeleton = build_network(spec, report=False)
     except EmolensError:
         raise
     except Exception:  # bad options (reported by the real build) or a builder that needs real tensors
-        skeleton = _instantiate(spec)
+        skeleton = build_network(spec)
     state = skeleton.state_dict()
     count = sum(tensor.numel() for tensor in state.values())
     if count > MAX_PARAMETERS:
@@ -79,9 +69,10 @@ def network_shape(spec: ModelSpec) -> dict[str, tuple[torch.dtype, tuple[int, ..
     return {name: (tensor.dtype, tuple(tensor.shape)) for name, tensor in state.items()}
 
 
-def _instantiate(spec: ModelSpec, *, report: bool = True) -> nn.Module:
-    """The spec's network; with ``report``, a builder's TypeError or ValueError (an option of the wrong type or
-    range) as InvalidOptionError."""
+def build_network(spec: ModelSpec, *, report: bool = True) -> nn.Module:
+    """An untrained network of the spec's registered architecture, with its options, labels and input; with
+    ``report``, a builder's TypeError or ValueError (an option of the wrong type or range) as InvalidOptionError.
+    Its size is not bounded here: :func:`network_shape` measures it first, as :func:`_build` does."""
     from . import ARCHITECTURES
 
     architecture = ARCHITECTURES.get(spec.architecture)
@@ -144,7 +135,7 @@ def _build(spec: ModelSpec, weights: NetworkWeights | None, *, strict: bool) -> 
         raise WeightsError(f"{exc} (they come from the model's card: export it again)", filename=name) from None
     if weights is not None and not isinstance(weights, Mapping):  # a file: checked before the network is built
         _check_file_tensors(Path(weights), shape, strict=strict)
-    network = _instantiate(spec)
+    network = build_network(spec)
     if weights is None:
         return network, []
     if isinstance(weights, Mapping):
