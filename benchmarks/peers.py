@@ -69,6 +69,7 @@ class Config(NamedTuple):
     model: str
     precision: str = "auto"
     tta: bool | None = None  # None: the model's default
+    tta_margin: float | None = None  # flip TTA on the faces under this margin; None: TTA_MARGIN, 1.0: every face
     max_side: int | None = None  # detector input size; None: the detector's default
     engine: str | None = None  # what runs YuNet; None: its default (onnxruntime where installed)
 
@@ -77,6 +78,7 @@ class Config(NamedTuple):
         parts = [f"{self.model} model"]
         parts += [self.precision] if self.precision != "auto" else []
         parts += [f"TTA {'on' if self.tta else 'off'}"] if self.tta is not None else []
+        parts += ["flip TTA on every face"] if self.tta_margin == 1.0 else []
         parts += [f"detector at {self.max_side} px"] if self.max_side else []
         parts += [f"detector on {self.engine}"] if self.engine else []
         return ", ".join(parts)
@@ -87,10 +89,12 @@ class Config(NamedTuple):
         return {key: value for key, value in options.items() if value is not None} or None
 
 
-#: Speed settings measured beside the shipped models: YuNet on OpenCV (its engine before onnxruntime became the
+#: Speed settings measured beside the shipped models: flip TTA on every face (as before it mirrored only the
+#: uncertain ones, benchmarks/tta.py), YuNet on OpenCV (its engine before onnxruntime became the
 #: default), int8 (ONNX Runtime), and YuNet on a 320 px copy (benchmarks/detector_sizing.py: full recall on faces
 #: of 40 px and more at that size, lower below).
 SPEED_CONFIGS = (
+    Config("default", tta_margin=1.0),
     Config("default", engine="opencv"),
     Config("fast", engine="opencv"),
     Config("default", precision="int8"),
@@ -113,6 +117,8 @@ def crop_predictions(model: emolens.EmotionModel, crops: Crops) -> np.ndarray:
 
 def emolens_row(config: Config, photo: np.ndarray, crops: Crops, repeat: int) -> dict[str, Any]:
     model = emolens.load_model(config.model, precision=config.precision, tta=config.tta)
+    if config.tta_margin is not None:
+        model = model.with_options(tta_margin=config.tta_margin)
     analyzer = emolens.Analyzer(model=model, detector_options=config.detector_options)
     analyzer.warmup()
     faces = len(analyzer.analyze(photo, fallback=False).faces)

@@ -184,7 +184,9 @@ ONNX_SECTION = [
     "scaled to [0, 1], then standardised per image: minus its mean, divided by its sample standard deviation "
     "(N - 1) plus 0.001) and returns calibrated "
     "log-probabilities `log_probabilities` (N, labels): flip TTA (where the model runs it) and the per-class "
-    "temperatures are inside the graph, so `softmax` (or `exp`) of the output is emolens' answer. The card loads "
+    "temperatures are inside the graph, so `softmax` (or `exp`) of the output is emolens' answer with flip TTA on "
+    "every face (`analyze()` mirrors only the faces it is unsure of, which gives the same label on at least 99.5 % "
+    "of val faces: [Benchmarks](benchmarks.md#what-flip-tta-buys)). The card loads "
     'in emolens as an ONNX model (`model="DIR/NAME.json"`). `tests/test_onnx.py` exports every bundled model '
     "and checks, on FER2013 val faces and the faces of a group photo, that emolens and a bare onnxruntime session "
     "give the torch model's float32 probabilities within 1e-4. The graph is written with PyTorch's "

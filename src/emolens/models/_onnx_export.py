@@ -83,7 +83,7 @@ def export_onnx(source: ModelSource, out_dir: str | Path, name: str) -> ModelCar
 
 def _description(model: EmotionModel) -> str:
     size, channels = model.input_size, model.spec.input.channels
-    tta = " with flip TTA inside the graph" if model.tta else ""
+    tta = " with flip TTA on every face inside the graph" if model.tta else ""
     return (
         f"{model.name} ({model.identity}) exported to ONNX by `emolens export --onnx`: input "
         f"{model.spec.input.describe()} face crops (N, {channels}, {size}, {size}); output calibrated "

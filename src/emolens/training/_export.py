@@ -196,7 +196,10 @@ def _measure(
     # Inference folds BatchNorm in place: a copy runs, the unfolded network is what gets saved.
     shipped = EmotionModel.from_network(spec, prepare_for_inference(copy.deepcopy(network)))
     train = load_dataset(training.train_data, "train", size=spec.input_size)
-    raw = {tta: predict_dataset(shipped.with_options(tta=tta, temperatures=()), val) for tta in (False, True)}
+    # A card's flip-TTA row mirrors every face, as every card's has; by default analyze() mirrors only the
+    # uncertain ones (TTA_MARGIN), which docs/benchmarks.md#what-flip-tta-buys measures against this.
+    every_face = shipped.with_options(temperatures=(), tta_margin=1.0)
+    raw = {tta: predict_dataset(every_face.with_options(tta=tta), val) for tta in (False, True)}
     # A model trained on the crowd's votes is calibrated against them; one trained on FER2013 labels, against those.
     targets = training.targets
     if targets != "original" and val.votes is not None:
