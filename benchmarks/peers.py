@@ -89,8 +89,8 @@ class Config(NamedTuple):
         return {key: value for key, value in options.items() if value is not None} or None
 
 
-#: Speed settings measured beside the shipped models: flip TTA on every face (as before it mirrored only the
-#: uncertain ones, benchmarks/tta.py), YuNet on OpenCV (its engine before onnxruntime became the
+#: Speed settings measured beside the shipped models: flip TTA on every face (as before 2026-12-07; the default
+#: now mirrors only the uncertain faces, benchmarks/tta.py), YuNet on OpenCV (its engine before onnxruntime became the
 #: default), int8 (ONNX Runtime), and YuNet on a 320 px copy (benchmarks/detector_sizing.py: full recall on faces
 #: of 40 px and more at that size, lower below).
 SPEED_CONFIGS = (

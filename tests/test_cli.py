@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import emolens
 from emolens.cli import main
 
 
@@ -225,6 +226,17 @@ def test_evaluate_on_a_small_folder(fer_val: Path, tmp_path: Path, capsys) -> No
     members = [evaluate_model(name, str(subset))[1] for name in ("default", "fast")]
     expected = (np.mean(members, axis=0).argmax(1) == evaluate_model("fast", str(subset))[2].labels).mean()
     assert ensemble["model"] == "default + fast" and ensemble["accuracy"] == pytest.approx(expected)
+    # --tta-margin 1 mirrors every face, as the cards measure: the predictions of evaluate_model with it
+    every_face = tmp_path / "every.csv"
+    assert main(["evaluate", str(subset), "--tta-margin", "1", "--predictions", str(every_face)]) == 0
+    capsys.readouterr()
+    model = emolens.load_model("default").with_options(tta_margin=1.0)
+    full = evaluate_model(model, str(subset))[1]
+    rows = [line.split(",") for line in every_face.read_text().splitlines()[1:]]
+    assert np.allclose([[float(v) for v in row[3:]] for row in rows], full, atol=1e-5)
+    with pytest.raises(SystemExit) as stopped:
+        main(["evaluate", str(subset), "--tta-margin", "2"])
+    assert stopped.value.code == 2 and "must be from 0 to 1" in capsys.readouterr().err
     assert main(["evaluate", str(subset), "--confusion-png", str(tmp_path / "confusion.png")]) == 0
     assert "per-class recall" in capsys.readouterr().out
     # calibration measured as export does it: on the model's own probabilities, each half fitted on the other

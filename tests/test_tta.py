@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -84,3 +85,43 @@ def test_a_bad_margin_is_refused(model: EmotionModel, margin: object) -> None:
         return
     with pytest.raises(InvalidOptionError, match="tta_margin"):
         model.with_options(tta_margin=margin)  # type: ignore[arg-type]
+
+
+class LinearRuntime:
+    """A stand-in graph with valence and arousal: fixed linear outputs of the pixels, 7 logits + 2 values."""
+
+    def __init__(self) -> None:
+        self.weights = torch.from_numpy(np.random.default_rng(0).normal(0, 0.05, (48 * 48, 9)).astype(np.float32))
+
+    def forward(self, batch: torch.Tensor, *, tta: bool) -> torch.Tensor:
+        out = batch.flatten(1) @ self.weights
+        return (out + batch.flip(-1).flatten(1) @ self.weights) / 2 if tta else out
+
+
+def test_extra_outputs_and_small_batches_follow_the_same_rule(model: EmotionModel, faces: list[np.ndarray]) -> None:
+    """Valence and arousal of an uncertain face are averaged with the mirror's, as its logits are; batches
+    smaller than the crops give the same answer as one batch."""
+    spec = dataclasses.replace(model.spec, name="linear-va", valence_arousal=True, tta=True)
+    linear = EmotionModel(spec, LinearRuntime(), device=torch.device("cpu"))
+    every_face = linear.with_options(tta_margin=1.0).predict_output(faces)
+    without = linear.with_options(tta=False).predict_output(faces)
+    top = np.sort(without.probabilities, axis=1)
+    unsure = top[:, -1] - top[:, -2] < TTA_MARGIN
+    assert 0 < unsure.sum() < len(faces)
+    for batch_size in (len(faces), 5):
+        answer = linear.predict_output(faces, batch_size=batch_size)
+        for got, full, plain in (
+            (answer.probabilities, every_face.probabilities, without.probabilities),
+            (answer.valence, every_face.valence, without.valence),
+            (answer.arousal, every_face.arousal, without.arousal),
+        ):
+            assert got is not None and full is not None and plain is not None
+            np.testing.assert_allclose(got[unsure], full[unsure], atol=1e-5)
+            np.testing.assert_allclose(got[~unsure], plain[~unsure], atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_selective_tta_on_cuda(faces: list[np.ndarray]) -> None:
+    on_gpu = emolens.load_model("default", device="cuda")
+    on_cpu = emolens.load_model("default", precision="float32")
+    assert (on_gpu.predict(faces).argmax(1) == on_cpu.predict(faces).argmax(1)).mean() >= 0.95

@@ -93,7 +93,9 @@ def render_models_page() -> str:
         "`fer2013-*` models learned FER2013's original single labels: use them to compare with papers and "
         "FER2013 leaderboards, which report accuracy against those labels. Why the two accuracies pull apart: "
         "[Agreeing with people](training.md#agreeing-with-people-fer-consensus).\n",
-        "Accuracies on FER2013 val (PublicTest) with each model's default TTA setting: *consensus* is against "
+        "Accuracies on FER2013 val (PublicTest) with each model's default TTA setting, from its card (which "
+        "mirrors every face under flip TTA; `analyze()` mirrors only the uncertain ones, within 0.1 point: "
+        "[Benchmarks](benchmarks.md#what-flip-tta-buys)): *consensus* is against "
         "the FER+ majority (3,249 of the 3,589 images have one), *original* against the FER2013 label. Speed "
         "is faces per second at batch 64 on the reference 2-core CPU as `analyze()` runs it there, from "
         f"`benchmarks/results/speed-cpu.json` (`python benchmarks/speed.py`; host: {speed_host}).\n",
@@ -231,8 +233,10 @@ ONNX_SECTION = [
     'precision is right everywhere, and the default stays `"auto"` (the same graph everywhere, bf16 where native). '
     '`precision="fastest"` (`emolens analyze --precision fastest`) lets the host decide: the first load times '
     '`"auto"` and `"int8"` on 8 faces, keeps the faster, and remembers the choice in `precisions.json` in the '
-    "weights cache, per CPU (model and features), core count, torch and onnxruntime versions and model identity, "
-    "so later loads and other processes agree without measuring. The model's `precision` attribute says what "
+    "weights cache, per CPU (model and features), core count, torch and onnxruntime versions, model identity and "
+    "flip TTA margin (the 8 faces are noise crops, which the first pass is unsure of: torch mirrors all of them, "
+    "its worst case, where the int8 graph always mirrors every face), so later loads and other processes agree "
+    "without measuring. The model's `precision` attribute says what "
     "runs, an int8 result's `model_id` names the int8 file, and `emolens models --verbose` lists this host's "
     "choices with the milliseconds that decided them.",
 ]

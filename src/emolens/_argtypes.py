@@ -10,7 +10,7 @@ import re
 import time
 from typing import Any
 
-__all__ = ["deadline", "json_object", "non_negative", "positive_int", "positive_number", "unit_interval"]
+__all__ = ["deadline", "fraction", "json_object", "non_negative", "positive_int", "positive_number", "unit_interval"]
 
 
 def positive_int(text: str) -> int:
@@ -55,6 +55,14 @@ def unit_interval(text: str) -> float:
     value = _finite(text)
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A number in [0, 1]."""
+    value = _finite(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, got {value}")
     return value
 
 

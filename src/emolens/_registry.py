@@ -23,6 +23,7 @@ __all__ = [
     "IDENTITY_DIGITS",
     "MAX_INPUT_SIZE",
     "MIN_INPUT_SIZE",
+    "TTA_MARGIN",
     "ArchitectureSpec",
     "DetectorSpec",
     "InputSpec",
@@ -168,6 +169,13 @@ class ArchitectureSpec:
 RUNTIMES = ("torch", "onnx")
 #: Hex digits of a weights file's sha256 that an identity (``name@0123456789ab``) carries.
 IDENTITY_DIGITS = 12
+
+#: Flip TTA (``ModelSpec.tta``) mirrors only the faces the first pass is unsure of: those whose two most likely
+#: labels are less than this apart in the first pass's uncalibrated softmax. Chosen on FER2013 val: the labels
+#: match mirroring every face on at least 99.5 % of val and CK+ for every bundled model that runs flip TTA
+#: (``tests/test_accuracy.py``), with about a third of the faces mirrored (``python benchmarks/tta.py``,
+#: docs/benchmarks.md#what-flip-tta-buys). ``1.0`` mirrors every face (``EmotionModel.with_options``).
+TTA_MARGIN = 0.4
 
 
 def weights_identity(file_name: str, sha256: str) -> str:

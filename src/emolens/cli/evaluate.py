@@ -8,6 +8,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .._argtypes import fraction
+from .._registry import TTA_MARGIN
 from ..errors import InvalidOptionError
 from ._common import (
     STRICT_DATA_HELP,
@@ -39,6 +41,13 @@ def register(sub: Any) -> None:
     tta.add_argument("--tta", dest="tta", action="store_true", default=None, help="average with mirrored faces")
     tta.add_argument("--no-tta", dest="tta", action="store_false", help="disable the model's default TTA")
     p.add_argument(
+        "--tta-margin",
+        type=fraction,
+        metavar="M",
+        help="under flip TTA, mirror the faces whose two most likely labels are less than M apart (default: "
+        f"{TTA_MARGIN}, as analyze() runs; 1 mirrors every face, as the model cards measure)",
+    )
+    p.add_argument(
         "--predictions", metavar="CSV", help="write file, true, predicted and a probability per label for each image"
     )
     p.add_argument("--confusion-png", metavar="PNG", help="save the confusion matrix as an image (emolens[plot])")
@@ -69,7 +78,13 @@ def run(args: argparse.Namespace) -> int:
     name = " + ".join(models)
     ferplus = args.ferplus or "auto"
     evaluation, probabilities, data = evaluate_ensemble(
-        models, args.dataset, split=args.split, tta=args.tta, skip_unreadable=not args.strict_data, ferplus=ferplus
+        models,
+        args.dataset,
+        split=args.split,
+        tta=args.tta,
+        tta_margin=args.tta_margin,
+        skip_unreadable=not args.strict_data,
+        ferplus=ferplus,
     )
     if args.predictions:
         _write_predictions(Path(args.predictions), data, probabilities)
@@ -84,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
             args.dataset,
             split=args.split,
             tta=args.tta,
+            tta_margin=args.tta_margin,
             skip_unreadable=not args.strict_data,
             calibrated=False,
             ferplus=ferplus,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from .._device import CpuInfo, cpu_info
 from .._lazy import lazy_attributes
-from .._registry import ArchitectureSpec, InputSpec, ModelSpec, Registry, WeightsFile
+from .._registry import TTA_MARGIN, ArchitectureSpec, InputSpec, ModelSpec, Registry, WeightsFile
 from ..errors import InvalidOptionError
 from ..labels import HSEMOTION8
 from ._card import ModelCard, is_card_path, spec_from_card
@@ -30,7 +30,7 @@ from ._run import RunFolder, last_epoch_weights, pinned_entries, run_spec
 from ._source import model_spec, model_versions, pinned_spec
 
 if TYPE_CHECKING:
-    from ._classifier import TTA_MARGIN, EmotionModel, ModelOutput, OnnxRuntime, Runtime, TorchRuntime
+    from ._classifier import EmotionModel, ModelOutput, OnnxRuntime, Runtime, TorchRuntime
     from ._fastest import fastest_choices
     from ._load import ModelSource, int8_spec, load_model, resolve_model
     from ._network import (
@@ -112,7 +112,7 @@ __all__ = [
 __getattr__, __dir__ = lazy_attributes(
     __name__,
     {
-        "._classifier": ["TTA_MARGIN", "EmotionModel", "ModelOutput", "OnnxRuntime", "Runtime", "TorchRuntime"],
+        "._classifier": ["EmotionModel", "ModelOutput", "OnnxRuntime", "Runtime", "TorchRuntime"],
         "._load": ["ModelSource", "int8_spec", "load_model", "resolve_model"],
         "._fastest": ["fastest_choices"],
         "._onnx_export": ["export_onnx"],

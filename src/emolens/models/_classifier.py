@@ -17,18 +17,12 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from .._registry import ModelSpec
+from .._registry import TTA_MARGIN, ModelSpec
 from ..errors import InvalidOptionError, MissingDependencyError, ModelError
 from ._network import build_model, calibrated_softmax, cpu_has_native_bf16, predict_logits, prepare_for_inference
 from ._preprocess import preprocess
 
-__all__ = ["TTA_MARGIN", "EmotionModel", "ModelOutput", "OnnxRuntime", "Runtime", "TorchRuntime"]
-
-#: Flip TTA mirrors only the faces the first pass is unsure of: those whose two most likely labels are less
-#: than this apart in probability. Chosen on FER2013 val (docs/models.md#flip-tta, ``python benchmarks/tta.py``):
-#: the labels match mirroring every face on 99.8 % or more of val and 100 % of CK+ for every bundled model,
-#: with a third of the faces mirrored. ``1.0`` mirrors every face (:meth:`EmotionModel.with_options`).
-TTA_MARGIN = 0.4
+__all__ = ["EmotionModel", "ModelOutput", "OnnxRuntime", "Runtime", "TorchRuntime"]
 
 
 @dataclass(frozen=True)
@@ -314,6 +308,6 @@ class EmotionModel:
         top = torch.softmax(raw[:, :k], dim=1).topk(2, dim=1).values
         unsure = torch.nonzero(top[:, 0] - top[:, 1] < self.tta_margin).flatten()
         if len(unsure):
-            mirrored = self.runtime.forward(batch[unsure].flip(-1), tta=False).float()
+            mirrored = self.runtime.forward(batch[unsure.to(batch.device)].flip(-1), tta=False).float()
             raw[unsure] = (raw[unsure] + mirrored) / 2
         return raw

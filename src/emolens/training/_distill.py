@@ -28,7 +28,7 @@ class Teachers:
     ``student_input`` is the input the batches are prepared for: a teacher must take the same colour
     and normalisation (its size may differ), or it is refused here rather than taught from garbage.
     ``tta`` averages the logits on the batch and its mirror image for each teacher whose model ships
-    with flip TTA, as emolens scores it (one more forward pass of that teacher per step).
+    with flip TTA on every face, as the model cards score it (one more forward pass of that teacher per step).
     ``tensors_sha256`` names the tensors each source resolved to: a resumed run compares them, so a
     teacher whose name now means other weights (a new release of ``large``) cannot change mid-run
     (``weights_sha256``, the whole files', for checkpoints written before the tensors were hashed).

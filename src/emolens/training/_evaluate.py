@@ -234,6 +234,7 @@ def evaluate_model(
     *,
     split: str = "val",
     tta: bool | None = None,
+    tta_margin: float | None = None,
     skip_unreadable: bool = True,
     calibrated: bool = True,
     ferplus: str | None = "auto",
@@ -241,12 +242,21 @@ def evaluate_model(
     """Evaluate a model (a registered name, a card, a run folder's best epoch, or an EmotionModel as it is)
     on an image folder or FER2013 CSV.
 
-    ``tta=None`` uses the model's default; unreadable images are skipped and counted in the returned
-    data's ``skipped`` unless ``skip_unreadable=False``; ``calibrated=False`` ignores the calibration
-    stored with the weights. Returns the metrics, the probabilities and the data.
+    ``tta=None`` uses the model's default, ``tta_margin`` which faces flip TTA mirrors (``None``: the
+    model's, as ``analyze()`` runs; ``1.0``: every face, as model cards measure); unreadable images are
+    skipped and counted in the returned data's ``skipped`` unless ``skip_unreadable=False``;
+    ``calibrated=False`` ignores the calibration stored with the weights. Returns the metrics, the
+    probabilities and the data.
     """
     return evaluate_ensemble(
-        [model], dataset, split=split, tta=tta, skip_unreadable=skip_unreadable, calibrated=calibrated, ferplus=ferplus
+        [model],
+        dataset,
+        split=split,
+        tta=tta,
+        tta_margin=tta_margin,
+        skip_unreadable=skip_unreadable,
+        calibrated=calibrated,
+        ferplus=ferplus,
     )
 
 
@@ -256,6 +266,7 @@ def evaluate_ensemble(
     *,
     split: str = "val",
     tta: bool | None = None,
+    tta_margin: float | None = None,
     skip_unreadable: bool = True,
     calibrated: bool = True,
     ferplus: str | None = "auto",
@@ -266,9 +277,10 @@ def evaluate_ensemble(
     The way to choose teachers for distillation: an ensemble is worth distilling from if it beats
     its best member in accuracy or at least in NLL (the student learns the probabilities). The data
     is read once per input size. A run folder is measured as `emolens export` measures it:
-    uncalibrated, TTA as the registered model it was trained from. A model whose labels differ from
-    the data's is scored on the data's labels (see :func:`project_probabilities`). Returns the
-    metrics, the averaged probabilities and the data.
+    uncalibrated, TTA as the registered model it was trained from (flip TTA on the uncertain faces as
+    ``analyze()`` runs it unless ``tta_margin=1.0``, which mirrors every face as the cards do). A model
+    whose labels differ from the data's is scored on the data's labels (see :func:`project_probabilities`).
+    Returns the metrics, the averaged probabilities and the data.
     """
     from ..models import load_model
     from ._data import load_dataset
@@ -279,8 +291,8 @@ def evaluate_ensemble(
     members = []
     for source in models:
         model = load_model(source, tta=tta)
-        if not calibrated:
-            model = model.with_options(temperatures=())
+        if not calibrated or tta_margin is not None:
+            model = model.with_options(temperatures=None if calibrated else (), tta_margin=tta_margin)
         key = (model.input_size, "bgr" if model.spec.input.color == "rgb" else "gray")
         if key not in datasets:  # each input size and colour read once
             datasets[key] = load_dataset(
