@@ -49,6 +49,7 @@ def fps_run(
     pipelined: bool = False,
     precision: str = "auto",
     engine: str | None = None,
+    tta_margin: float | None = None,
 ) -> dict[str, float]:
     path = folder / f"pan-{size[0]}x{size[1]}.mp4"
     if not path.exists():
@@ -56,7 +57,10 @@ def fps_run(
         for frame in pan_frames(size, frames):
             writer.write(frame)
         writer.release()
-    analyzer = emolens.Analyzer(precision=precision, detector_options={"engine": engine} if engine else None)
+    model = emolens.load_model("default", precision=precision)
+    if tta_margin is not None:
+        model = model.with_options(tta_margin=tta_margin)
+    analyzer = emolens.Analyzer(model=model, detector_options={"engine": engine} if engine else None)
     list(analyze_video(path, max_frames=5, analyzer=analyzer))  # warm up
     start = time.perf_counter()
     results = list(analyze_video(path, every=every, pipelined=pipelined, analyzer=analyzer))
@@ -98,6 +102,10 @@ def main() -> None:
             for pipelined in (False, True)
         }
         runs["640x480 int8"] = fps_run((640, 480), args.frames, args.every, Path(folder), precision="int8")
+        # flip TTA on every face, as before 2026-12-07 (the default mirrors only the faces it is unsure of)
+        runs["640x480, flip TTA on every face"] = fps_run(
+            (640, 480), args.frames, args.every, Path(folder), tta_margin=1.0
+        )
         # YuNet's engine before onnxruntime became its default, beside the rows above
         runs["640x480, YuNet on OpenCV"] = fps_run((640, 480), args.frames, args.every, Path(folder), engine="opencv")
     memory = long_run(args.long) if args.long else None
