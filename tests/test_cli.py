@@ -234,6 +234,10 @@ def test_evaluate_on_a_small_folder(fer_val: Path, tmp_path: Path, capsys) -> No
     full = evaluate_model(model, str(subset))[1]
     rows = [line.split(",") for line in every_face.read_text().splitlines()[1:]]
     assert np.allclose([[float(v) for v in row[3:]] for row in rows], full, atol=1e-5)
+    assert main(["evaluate", str(subset), "--tta-margin", "0.2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tta_margin"] == 0.2  # the record says what made it
+    assert main(["evaluate", str(subset), "--tta-margin", "1", "--no-tta"]) == 2
+    assert "pass one of them" in capsys.readouterr().err
     with pytest.raises(SystemExit) as stopped:
         main(["evaluate", str(subset), "--tta-margin", "2"])
     assert stopped.value.code == 2 and "must be from 0 to 1" in capsys.readouterr().err

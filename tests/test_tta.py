@@ -80,8 +80,9 @@ def test_confident_faces_cost_one_pass(model: EmotionModel, faces: list[np.ndarr
 
 @pytest.mark.parametrize("margin", [-0.1, 1.5, float("nan"), "0.4", True, None])
 def test_a_bad_margin_is_refused(model: EmotionModel, margin: object) -> None:
-    if margin is None:  # None keeps the model's margin
+    if margin is None:  # None keeps the model's margin; numpy numbers are numbers
         assert model.with_options(tta_margin=None).tta_margin == model.tta_margin
+        assert model.with_options(tta_margin=np.float32(0.25)).tta_margin == 0.25
         return
     with pytest.raises(InvalidOptionError, match="tta_margin"):
         model.with_options(tta_margin=margin)  # type: ignore[arg-type]

@@ -222,8 +222,10 @@ ONNX_SECTION = [
     '(`precision="float32"` turns that off).',
     "",
     "What int8 buys depends on the CPU. On the AVX-512 BF16 + VNNI host of 2026-12-05 (`python benchmarks/speed.py`, "
-    "[Benchmarks](benchmarks.md#speed)) the int8 `default` classified 3.4x the faces per second of torch float32 "
-    "and 1.45x those of torch bf16 at batch 64 with flip TTA (2.5x bf16 at batch 1). On the AMX Xeon "
+    "`benchmarks/results/earlier-runs/speed-cpu-b.md`) the int8 `default` classified 3.4x the faces per second of "
+    "torch float32 and 1.45x those of torch bf16 at batch 64 with flip TTA (2.5x bf16 at batch 1); on that CPU model "
+    "on 2026-12-07 ([Benchmarks](benchmarks.md#speed)), with torch mirroring only the uncertain faces and the int8 "
+    "graph every face, 1.9x float32 and 1.12x bf16 at batch 64, 3.7x bf16 at batch 1. On the AMX Xeon "
     "(`benchmarks/results/speed-cpu-amx.md`, the same command, 2026-12-06) int8 was 3.2x float32 and 1.09x torch "
     "bf16 at batch 64, and 2.5x bf16 at batch 1; in three earlier runs on that CPU model "
     "(`benchmarks/results/earlier-runs/speed-cpu-amx-s13-noisy.md`, `speed-cpu-amx-s12.md` and "

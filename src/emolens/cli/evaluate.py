@@ -72,6 +72,11 @@ def run(args: argparse.Namespace) -> int:
             option="--split",
         )
     args.split = args.split or "val"
+    if args.tta_margin is not None and args.tta is False:
+        raise InvalidOptionError(
+            "--tta-margin chooses which faces flip TTA mirrors, and --no-tta turns flip TTA off: pass one of them",
+            option="--tta-margin",
+        )
     output_file("--predictions", args.predictions)  # checked before the evaluation, not after it
     output_file("--confusion-png", args.confusion_png)
     models = args.model or ["default"]
@@ -107,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
         calibration = choose_calibration(raw, data.labels)
     if args.json:  # temperatures are keyed by the dataset's own classes (a custom label set has its own)
         extra = {"cross_fitted": calibration.to_dict(data.classes)} if calibration else {}
-        record = {"model": name, "dataset": args.dataset, **evaluation.to_dict(), **extra}
+        margin = {"tta_margin": args.tta_margin} if args.tta_margin is not None else {}
+        record = {"model": name, "dataset": args.dataset, **margin, **evaluation.to_dict(), **extra}
         print(json.dumps(_without_nan(record), allow_nan=False))
         return 0
     print(f"model {name} on {args.dataset}: {evaluation.count} images")

@@ -8,6 +8,7 @@ safetensors weights) and ONNX graphs (onnxruntime). Build models with
 from __future__ import annotations
 
 import copy
+import numbers
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -177,6 +178,15 @@ def _check_graph_input(spec: ModelSpec, shape: list[object], file: str) -> None:
         )
 
 
+def _checked_margin(value: object) -> float:
+    """``tta_margin`` as a float in [0, 1] (numpy numbers too), or InvalidOptionError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= float(value) <= 1:
+        raise InvalidOptionError(
+            f"tta_margin must be a number from 0 to 1 (1 mirrors every face), not {value!r}", option="tta_margin"
+        )
+    return float(value)
+
+
 class EmotionModel:
     """Classifies uint8 face crops (gray or BGR, any size) into probabilities over the model's labels.
 
@@ -196,11 +206,7 @@ class EmotionModel:
         identity: str | None = None,
         tta_margin: float = TTA_MARGIN,
     ) -> None:
-        if isinstance(tta_margin, bool) or not isinstance(tta_margin, (int, float)) or not 0 <= tta_margin <= 1:
-            raise InvalidOptionError(
-                f"tta_margin must be a number from 0 to 1 (1 mirrors every face), not {tta_margin!r}",
-                option="tta_margin",
-            )
+        margin = _checked_margin(tta_margin)
         self.spec = spec
         self.name = spec.name
         #: Which weights answer: ``<weights file stem>@<sha256 prefix>`` (results record it as ``model_id``).
@@ -211,7 +217,7 @@ class EmotionModel:
         self.temperatures = temperatures or (1.0,) * len(spec.labels)
         #: With ``tta``: a face is mirrored when its two most likely labels are less than this apart (see
         #: :data:`TTA_MARGIN`); ``1.0`` mirrors every face.
-        self.tta_margin = float(tta_margin)
+        self.tta_margin = margin
 
     def with_options(
         self,

@@ -276,9 +276,9 @@ def evaluate_ensemble(
 
     The way to choose teachers for distillation: an ensemble is worth distilling from if it beats
     its best member in accuracy or at least in NLL (the student learns the probabilities). The data
-    is read once per input size. A run folder is measured as `emolens export` measures it:
-    uncalibrated, TTA as the registered model it was trained from (flip TTA on the uncertain faces as
-    ``analyze()`` runs it unless ``tta_margin=1.0``, which mirrors every face as the cards do). A model
+    is read once per input size. A run folder is measured uncalibrated, with the TTA setting of the
+    registered model it was trained from, as `emolens export` measures it, except that flip TTA mirrors only
+    the uncertain faces, as ``analyze()`` runs it, unless ``tta_margin=1.0`` (every face, as the cards). A model
     whose labels differ from the data's is scored on the data's labels (see :func:`project_probabilities`).
     Returns the metrics, the averaged probabilities and the data.
     """
