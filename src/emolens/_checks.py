@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import InvalidOptionError
 
-__all__ = ["check_bool", "check_file_stem", "check_int", "check_number", "check_options"]
+__all__ = ["check_bool", "check_file_stem", "check_int", "check_number", "check_options", "is_plain_file_name"]
 
 
 def check_bool(name: str, value: object) -> bool:
@@ -73,12 +73,18 @@ def check_options(name: str, value: object) -> dict[str, Any]:
     return dict(value)
 
 
+def is_plain_file_name(value: str) -> bool:
+    """One visible name for a file in a known folder: not empty, not hidden, no folder part (``../x``, ``a/b``,
+    ``a\\b``), no NUL. The one rule for the names emolens writes and the weights files cards point to."""
+    return bool(value.strip()) and not value.startswith(".") and not any(ch in value for ch in "/\\\0")
+
+
 def check_file_stem(name: str, value: object) -> str:
     """``value`` as the stem of files written into a folder the caller chose (``<stem>.json``, ``<stem>.onnx``):
     one plain, visible name, never a path that leads elsewhere (``../x``, ``a/b``), empty or hidden."""
     if not isinstance(value, str):
         raise InvalidOptionError(f"{name} must be a string, got {type(value).__name__}", option=name)
-    if not value.strip() or value.startswith(".") or any(ch in value for ch in "/\\\0") or len(value) > 200:
+    if not is_plain_file_name(value) or len(value) > 200:
         raise InvalidOptionError(
             f"{name} must be a plain file name stem such as 'my-model-v1' (no folder, not empty or hidden, at most "
             f"200 characters), got {value!r:.60}",

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._checks import is_plain_file_name
 from .._files import check_regular_file
 from .._registry import RUNTIMES, InputSpec, ModelSpec, WeightsFile
 from ..errors import EmolensWarning, WeightsError, WeightsUnavailableError
@@ -113,7 +114,7 @@ class ModelCard:
             raise _bad(source, f"it has no {exc} entry: is it a card written by `emolens export`?") from None
         if not isinstance(weights_file, str) or not weights_file.endswith(_WEIGHTS_SUFFIXES):
             raise _bad(source, f"weights_file must be a .safetensors or .onnx file name, got {weights_file!r}")
-        if Path(weights_file).name != weights_file or weights_file.startswith(".") or "\\" in weights_file:
+        if not is_plain_file_name(weights_file):
             raise _bad(source, f"weights_file must be a plain file name beside the card, got {weights_file!r}")
         if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
             raise _bad(source, "weights_sha256 must be 64 lowercase hex digits")
