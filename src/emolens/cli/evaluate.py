@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 from pathlib import Path
@@ -82,7 +83,9 @@ def run(args: argparse.Namespace) -> int:
     models = args.model or ["default"]
     name = " + ".join(models)
     ferplus = args.ferplus or "auto"
-    evaluation, probabilities, data = evaluate_ensemble(
+    # one set of settings for the evaluation and, with --cross-fit, its uncalibrated twin
+    evaluate = functools.partial(
+        evaluate_ensemble,
         models,
         args.dataset,
         split=args.split,
@@ -91,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         skip_unreadable=not args.strict_data,
         ferplus=ferplus,
     )
+    evaluation, probabilities, data = evaluate()
     if args.predictions:
         _write_predictions(Path(args.predictions), data, probabilities)
     if args.confusion_png:
@@ -99,16 +103,7 @@ def run(args: argparse.Namespace) -> int:
     if args.cross_fit:  # the model's own probabilities, as `emolens export` calibrates them
         from ..training import choose_calibration
 
-        _, raw, _ = evaluate_ensemble(
-            models,
-            args.dataset,
-            split=args.split,
-            tta=args.tta,
-            tta_margin=args.tta_margin,
-            skip_unreadable=not args.strict_data,
-            calibrated=False,
-            ferplus=ferplus,
-        )
+        _, raw, _ = evaluate(calibrated=False)
         calibration = choose_calibration(raw, data.labels)
     if args.json:  # temperatures are keyed by the dataset's own classes (a custom label set has its own)
         extra = {"cross_fitted": calibration.to_dict(data.classes)} if calibration else {}

@@ -290,9 +290,7 @@ def evaluate_ensemble(
     datasets: dict[tuple[int, str], FaceDataset] = {}
     members = []
     for source in models:
-        model = load_model(source, tta=tta)
-        if not calibrated or tta_margin is not None:
-            model = model.with_options(temperatures=None if calibrated else (), tta_margin=tta_margin)
+        model = load_model(source, tta=tta).with_options(temperatures=None if calibrated else (), tta_margin=tta_margin)
         key = (model.input_size, "bgr" if model.spec.input.color == "rgb" else "gray")
         if key not in datasets:  # each input size and colour read once
             datasets[key] = load_dataset(
