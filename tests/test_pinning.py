@@ -119,6 +119,16 @@ def test_a_run_folders_input_size() -> None:
     assert run_spec({"model": "fast"}).input_size == 48
 
 
+def test_a_run_folders_architecture() -> None:
+    """The architecture a run pinned; the registered model's for a new run; ``vgg`` for a run folder of a
+    built-in model that pinned its options before runs recorded their architecture's name."""
+    vgg = {"widths": [8, 16], "convs_per_stage": 1, "hidden": 8}
+    assert run_spec({"model": "large", "architecture": "mbconv", "architecture_options": {}}).architecture == "mbconv"
+    assert run_spec({"model": "large", "architecture_options": vgg}).architecture == "vgg"
+    assert run_spec({"model": "large"}).architecture == MODELS.get("large").architecture
+    assert run_spec({"model": "default"}).architecture == "vgg"
+
+
 @pytest.mark.slow
 def test_a_release_read_at_another_input_size_keeps_its_own_answers(fer_val: Path) -> None:
     """large v2 reads 64x64 crops; large@v1 still reads 48x48 ones and reproduces its card on val."""

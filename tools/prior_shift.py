@@ -63,7 +63,11 @@ def main() -> None:
     members = [_member(path, args.last, parser) for path in args.runs]
     configs, specs = [config for config, _, _ in members], [spec for _, spec, _ in members]
     config = configs[0]
-    if any((c["train_data"], c["targets"]) != (config["train_data"], config["targets"]) for c in configs):
+
+    def data_and_targets(c: dict[str, Any]) -> tuple[Path, str]:  # one folder, however its path was typed
+        return Path(c["train_data"]).resolve(), c["targets"]
+
+    if any(data_and_targets(c) != data_and_targets(config) for c in configs):
         parser.error("an ensemble's runs must share their training data and targets (one prior for the shift)")
     if any(spec.labels != specs[0].labels for spec in specs):
         parser.error("an ensemble's runs must share their labels, in the same order")

@@ -158,6 +158,14 @@ BUILTIN_ARCHITECTURES: tuple[ArchitectureSpec, ...] = (
         builder="emolens.models._vgg:VGGNet",
         description="VGG-style CNN: stages of 3x3 conv + BatchNorm + ReLU and max-pooling, then a 2-layer classifier",
     ),
+    ArchitectureSpec(
+        name="mbconv",
+        builder="emolens.models._mbconv:MBConvNet",
+        description=(
+            "EfficientNet-Lite-style CNN: inverted-residual blocks with depthwise convs and ReLU6, no "
+            "squeeze-excitation; starts from ImageNet weights (python -m tools.imagenet_init)"
+        ),
+    ),
 )
 
 ARCHITECTURES: Registry[ArchitectureSpec] = Registry(

