@@ -289,7 +289,7 @@ def test_precision_reaches_the_model_from_the_api_and_the_command_line(
     photo = photos / "group" / "multiface.jpg"
     reference = emolens.analyze(photo, model="fast", precision="float32")
     quantized = emolens.analyze(photo, model="fast", precision="int8")
-    assert quantized.model_id.startswith("emolens-consensus-fast-v3-int8@") and reference.model_id != quantized.model_id
+    assert quantized.model_id.startswith("emolens-consensus-fast-v4-int8@") and reference.model_id != quantized.model_id
     # its idle threads sleep, so they leave the cores to the detector between two forward passes
     options = emolens.load_model("fast", precision="int8").runtime.session.get_session_options()  # type: ignore[attr-defined]
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"

@@ -60,7 +60,7 @@ def test_download_names_the_versions_of_an_unknown_pin(name: str) -> None:
 
 def test_a_release_that_left_the_wheel_says_how_to_get_it(empty_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     downloaded = [spec for spec in PREVIOUS_MODELS if not spec.weights[0].bundled]
-    assert downloaded  # default@v2 left the wheel with v4, default@v3 with v5
+    assert downloaded  # default@v2 left the wheel with v4, default@v3 with v5, fast@v2 with fast v4
     monkeypatch.setenv("EMOLENS_OFFLINE", "1")
     for spec in downloaded:
         with pytest.raises(WeightsError, match="emolens download"):
@@ -146,24 +146,24 @@ def test_a_release_read_at_another_input_size_keeps_its_own_answers(fer_val: Pat
 def test_a_version_that_left_the_wheel_is_downloaded_by_hash(
     empty_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, serve, crops: list[np.ndarray]
 ) -> None:
-    """A stand-in release asset (fast v2's file under another name) served by a local mirror."""
+    """A stand-in release asset (fast v3's file under another name) served by a local mirror."""
     import emolens.models
 
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     asset = mirror / "emolens-consensus-fast-v1.safetensors"
-    shutil.copy(WEIGHTS / "emolens-consensus-fast-v2.safetensors", asset)
+    shutil.copy(WEIGHTS / "emolens-consensus-fast-v3.safetensors", asset)
     sha = hashlib.sha256(asset.read_bytes()).hexdigest()
-    fast_v2 = next(spec for spec in PREVIOUS_MODELS if spec.name == "fast@v2")
+    fast_v3 = next(spec for spec in PREVIOUS_MODELS if spec.name == "fast@v3")
     weights = released_weights(asset.name, sha, asset.stat().st_size)
-    stand_in = dataclasses.replace(fast_v2, name="fast@v1", version="v1", weights=weights)
+    stand_in = dataclasses.replace(fast_v3, name="fast@v1", version="v1", weights=weights)
     monkeypatch.setattr(emolens.models, "PREVIOUS_MODELS", (*PREVIOUS_MODELS, stand_in))
     monkeypatch.setenv("EMOLENS_MIRROR", serve(mirror))
 
     assert emolens.download(["fast@v1"]) == [str(empty_home / asset.name)]  # as `emolens download fast@v1`
     downloaded = load_model("fast@v1")
     assert (empty_home / asset.name).is_file() and downloaded.identity == f"emolens-consensus-fast-v1@{sha[:12]}"
-    np.testing.assert_array_equal(downloaded.predict(crops), load_model("fast@v2").predict(crops))
+    np.testing.assert_array_equal(downloaded.predict(crops), load_model("fast@v3").predict(crops))
 
     monkeypatch.setenv("EMOLENS_OFFLINE", "1")  # from the cache from now on
     assert load_model("fast@v1").identity == downloaded.identity
@@ -178,7 +178,7 @@ def test_a_version_that_left_the_wheel_is_downloaded_by_hash(
 
 def test_batch_tables_carry_the_identity_and_refuse_to_mix_versions(photos: Path, tmp_path: Path) -> None:
     out = tmp_path / "faces.csv"
-    v2 = load_model("fast@v2").identity
+    v3 = load_model("fast@v3").identity
     report = emolens.batch(photos / "group", out, model="fast", workers=1, progress=False)
     current = load_model("fast").identity
     assert {row["model_id"] for row in report.rows} == {current} and {row["model"] for row in report.rows} == {"fast"}
@@ -187,13 +187,13 @@ def test_batch_tables_carry_the_identity_and_refuse_to_mix_versions(photos: Path
         assert {row["model_id"] for row in csv.DictReader(file)} == {current}
     # After an upgrade, "fast" means other weights: the table written before is not mixed with their rows,
     # and pinning the release that wrote it (as the message advises) resumes it.
-    out.write_text(out.read_text().replace(current, v2))
+    out.write_text(out.read_text().replace(current, v3))
     extra = tmp_path / "more"
     extra.mkdir()
     shutil.copy(photos / "group" / "multiface.jpg", extra / "another.jpg")
     with pytest.raises(InvalidOptionError, match="upgraded") as refused:
         emolens.batch([photos / "group", extra], out, model="fast", workers=1, progress=False)
     assert "NAME@VERSION" in str(refused.value)
-    resumed = emolens.batch([photos / "group", extra], out, model="fast@v2", workers=1, progress=False)
+    resumed = emolens.batch([photos / "group", extra], out, model="fast@v3", workers=1, progress=False)
     assert (resumed.skipped, resumed.analysed) == (1, 1)
-    assert {row["model_id"] for row in resumed.rows} == {v2}
+    assert {row["model_id"] for row in resumed.rows} == {v3}

@@ -15,7 +15,6 @@ from .._device import CpuInfo, cpu_info
 from .._lazy import lazy_attributes
 from .._registry import TTA_MARGIN, ArchitectureSpec, InputSpec, ModelSpec, Registry, WeightsFile
 from ..errors import InvalidOptionError
-from ..labels import HSEMOTION8
 from ._card import ModelCard, is_card_path, spec_from_card
 from ._card_record import (
     CalibrationRecord,
@@ -26,6 +25,7 @@ from ._card_record import (
     TrainingRecord,
     VoteMetrics,
 )
+from ._hsemotion_specs import HSEMOTION_MODELS
 from ._run import RunFolder, last_epoch_weights, pinned_entries, run_spec
 from ._source import model_spec, model_versions, pinned_spec
 
@@ -233,20 +233,20 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="fast",
         description=(
-            f"{_FAST_TEXT} trained by emolens on the FER+ crowd votes, distilled from the consensus large: "
-            "for video and edge use."
+            f"{_FAST_TEXT} trained by emolens on the FER+ crowd votes, distilled from the consensus large and a "
+            "network fine-tuned from ImageNet weights: for video and edge use."
         ),
         options=_FAST_OPTIONS,
         weights=_bundled(
-            "emolens-consensus-fast-v3.safetensors",
-            "4f37d464944b55ba43cb595b07e53b16e1494712adde3b34ab804712f98a5f77",
+            "emolens-consensus-fast-v4.safetensors",
+            "b13ac66ea7410e455625e8823622c24de201da30d5a4f96e4ac8713e85b94d36",
             _FERPLUS_LICENSE,
         ),
-        version="v3",
+        version="v4",
         license=_FERPLUS_LICENSE,
         int8=_int8(
-            "emolens-consensus-fast-v3-int8.onnx",
-            "2f83857e5017020f4625a1a29ae70ce103d479cf968b71d7d772950c2b44c418",
+            "emolens-consensus-fast-v4-int8.onnx",
+            "e2951d320150ce8ab634247f2ef61a95a9ebcbad2b40bdfd6822e22486fb27cc",
         ),
     ),
     ModelSpec(
@@ -363,90 +363,20 @@ PREVIOUS_MODELS: tuple[ModelSpec, ...] = (
     _previous(
         "fast",
         "v2",
-        _bundled(
+        released_weights(
             "emolens-consensus-fast-v2.safetensors",
             "80e9eeaece97092c3a6576637474420c4bfe1c57ee6afef773c74d7bb1736f33",
+            2_594_580,
+        ),
+    ),
+    _previous(
+        "fast",
+        "v3",
+        _bundled(
+            "emolens-consensus-fast-v3.safetensors",
+            "4f37d464944b55ba43cb595b07e53b16e1494712adde3b34ab804712f98a5f77",
             _FERPLUS_LICENSE,
         ),
-    ),
-)
-
-# HSEmotion (A. Savchenko): EfficientNet/MobileFaceNet models trained on AffectNet, as ONNX graphs pinned to
-# upstream commits. The git blob SHA-1s come from the upstream tree; the sha256s were published by third parties.
-_HSEMOTION_LICENSE = (
-    "code Apache-2.0 (github.com/av-savchenko/face-emotion-recognition); weights trained on AffectNet, whose "
-    "license allows research use only"
-)
-_HSEMOTION_REPO = "https://raw.githubusercontent.com/av-savchenko/face-emotion-recognition"
-_IMAGENET = InputSpec(size=224, color="rgb", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
-
-
-def _hsemotion_file(name: str, commit: str, git_sha1: str, sha256: str, size: int | None) -> tuple[WeightsFile, ...]:
-    url = f"{_HSEMOTION_REPO}/{commit}/models/affectnet_emotions/onnx/{name}"
-    return (
-        WeightsFile(name=name, sha256=sha256, urls=(url,), size=size, license=_HSEMOTION_LICENSE, git_sha1=git_sha1),
-    )
-
-
-HSEMOTION_MODELS: tuple[ModelSpec, ...] = (
-    ModelSpec(
-        name="hsemotion-b0-va",
-        description=(
-            "HSEmotion EfficientNet-B0 (A. Savchenko), 8 AffectNet classes with contempt, plus valence and "
-            "arousal; ONNX, 16 MB, downloaded on first use (research-only weights: AffectNet license)"
-        ),
-        runtime="onnx",
-        architecture="",
-        labels=HSEMOTION8.labels,
-        input=_IMAGENET,
-        valence_arousal=True,
-        weights=_hsemotion_file(
-            "enet_b0_8_va_mtl.onnx",
-            "af833487321c3efdcb1768a91a6c656a1986fdf6",
-            "7ce9d6dd5b82b260bc19bfe7822a6ffa1abb6011",
-            "c43e056ad388d4a8dc911832b8291435b2af537f967e5870ebd731574ec7e812",
-            16_049_834,
-        ),
-        license=_HSEMOTION_LICENSE,
-    ),
-    ModelSpec(
-        name="hsemotion-b2",
-        description=(
-            "HSEmotion EfficientNet-B2 (A. Savchenko), 8 AffectNet classes with contempt; ONNX, 31 MB, "
-            "downloaded on first use (research-only weights: AffectNet license)"
-        ),
-        runtime="onnx",
-        architecture="",
-        labels=HSEMOTION8.labels,
-        input=InputSpec(size=260, color="rgb", mean=_IMAGENET.mean, std=_IMAGENET.std),
-        weights=_hsemotion_file(
-            "enet_b2_8.onnx",
-            "af833487321c3efdcb1768a91a6c656a1986fdf6",
-            "a7cb612cbab1ce3d50dd52e57285fb2c7ea6d0d9",
-            "180a9d4845b59393de4511598a0d1d34b705034691ea32959ce5009db7cf52b7",
-            30_779_724,
-        ),
-        license=_HSEMOTION_LICENSE,
-    ),
-    ModelSpec(
-        name="hsemotion-mbf-va",
-        description=(
-            "HSEmotion MobileFaceNet (A. Savchenko), 8 AffectNet classes with contempt, plus valence and arousal; "
-            "ONNX, downloaded on first use (research-only weights: AffectNet license)"
-        ),
-        runtime="onnx",
-        architecture="",
-        labels=HSEMOTION8.labels,
-        input=InputSpec(size=112, color="rgb", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
-        valence_arousal=True,
-        weights=_hsemotion_file(
-            "mbf_va_mtl.onnx",
-            "592f8905139b9c1478ded23997c3dbe251bceee9",
-            "194db927ec135679e5cd0a267c5605e2e9d68e7e",
-            "0323ace52ea6dbe9aa4a909d20933f7b8629c3fb41249e338f4316abf2a4828c",
-            None,
-        ),
-        license=_HSEMOTION_LICENSE,
     ),
 )
 
