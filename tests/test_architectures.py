@@ -79,10 +79,8 @@ def test_weights_round_trip_through_the_one_joiner(name: str, tmp_path: Path) ->
     assert {k: tuple(v.shape) for k, v in network.state_dict().items()} == {k: v[1] for k, v in shapes.items()}
 
 
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("index", range(3))
-def test_bad_options_are_refused_by_name(name: str, index: int) -> None:
-    options = BAD_OPTIONS[name][index]
+@pytest.mark.parametrize(("name", "options"), [(name, bad) for name in NAMES for bad in BAD_OPTIONS[name]])
+def test_bad_options_are_refused_by_name(name: str, options: dict[str, object]) -> None:
     with pytest.raises(InvalidOptionError, match=r"cannot be built|parameters|stages"):
         network_shape(_spec(name, 48, **options))
 

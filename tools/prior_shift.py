@@ -64,7 +64,8 @@ def main() -> None:
     configs, specs = [config for config, _, _ in members], [spec for _, spec, _ in members]
     config = configs[0]
 
-    def data_and_targets(c: dict[str, Any]) -> tuple[Path, str]:  # one folder, however its path was typed
+    # one folder, however its path was typed (relative paths as the runs recorded them: run from the repository root)
+    def data_and_targets(c: dict[str, Any]) -> tuple[Path, str]:
         return Path(c["train_data"]).resolve(), c["targets"]
 
     if any(data_and_targets(c) != data_and_targets(config) for c in configs):

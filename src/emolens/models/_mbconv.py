@@ -57,7 +57,8 @@ class MBConv(nn.Module):
 
 
 class MBConvNet(nn.Module):
-    """EfficientNet-Lite0's stages (``depth`` scales each stage's repeats, as Lite1-4 do) and a linear head.
+    """EfficientNet-Lite0's stages and a linear head; ``depth`` scales each middle stage's repeats (Lite1's 1.1
+    builds Lite1; Lite2-4 also widen every stage, which this layout does not).
 
     ``stem_stride`` 1 keeps the full resolution of small crops in the first stage: a 48x48 crop then costs
     what a 96x96 one does with the usual stride 2, without resizing it.

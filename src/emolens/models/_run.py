@@ -53,8 +53,9 @@ def run_spec(config: Mapping[str, Any]) -> ModelSpec:
     run folder that pinned options but no architecture (every built-in model was a ``vgg`` then).
 
     ``config`` is a run's configuration (``dataclasses.asdict(TrainConfig)`` or a run folder's
-    ``config.json``). A run folder pins the options it was trained with (``architecture_options``),
-    its labels and its input size, so it keeps its architecture when the registered model later changes.
+    ``config.json``). A run folder pins the architecture it was trained with (``architecture`` and
+    ``architecture_options``), its labels and its input size, so it keeps its network when the registered
+    model later changes.
     """
     from . import BUILTIN_MODELS, MODELS
 

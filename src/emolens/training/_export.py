@@ -145,7 +145,7 @@ def recalibrate_card(card_path: str | Path) -> ModelCard:
     if old.record is None:
         raise DatasetError(f"{card_path} has no training record to measure again from (was it written by hand?)")
     training = old.record.training
-    pinned = {"labels": list(old.labels), "architecture_options": dict(old.options)}
+    pinned = {"architecture": old.architecture, "labels": list(old.labels), "architecture_options": dict(old.options)}
     spec = dataclasses.replace(run_spec({**training.config, **pinned}), input=old.input)  # the card's input, whole
     half = old.record.weights_storage.startswith("float16")
     val = load_dataset(training.val_data, "val", size=spec.input_size)

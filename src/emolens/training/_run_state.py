@@ -27,7 +27,7 @@ __all__ = ["check_resumable", "save_checkpoint", "write_logs", "write_run_config
 
 
 def write_run_config(folder: RunFolder, cfg: TrainConfig, spec: ModelSpec) -> None:
-    """``config.json``: the run's options plus the architecture options, labels and input size it was trained with."""
+    """``config.json``: the run's options plus the architecture (name, options), labels and input size it trained."""
     partial = folder.config_file.with_suffix(".json.tmp")  # atomic: other processes may be reading it
     partial.write_text(json.dumps({**asdict(cfg), **pinned_entries(spec)}, indent=2, ensure_ascii=False))
     os.replace(partial, folder.config_file)
