@@ -14,7 +14,6 @@ FER2013 labels. The card says plainly that its head is untrained: it is a starti
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.util
 import re
 from pathlib import Path
@@ -24,6 +23,7 @@ from torch import nn
 
 from emolens.labels import FER2013
 from emolens.models import InputSpec, ModelCard, ModelSpec, build_model, save_state
+from emolens.weights import sha256_of
 
 #: EfficientNet-Lite0's own settings of the ``mbconv`` options.
 OPTIONS = {"depth": 1.0, "stem_stride": 2, "dropout": 0.2}
@@ -78,7 +78,7 @@ def spec(input_size: int, name: str = "lite0-imagenet") -> ModelSpec:
 
 def convert(weights: Path, network: nn.Module) -> None:
     """Load the backbone tensors of the package's file into ``network`` (our names, the stem summed over RGB)."""
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    digest = sha256_of(weights)
     if digest != SHA256:
         raise SystemExit(f"{weights} has SHA-256 {digest}, not the {SHA256} this tool was written for")
     source = torch.load(weights, map_location="cpu", weights_only=True)
@@ -117,7 +117,7 @@ def main() -> None:
         name=args.name,
         labels=FER2013.labels,
         weights_file=weights_path.name,
-        weights_sha256=hashlib.sha256(weights_path.read_bytes()).hexdigest(),
+        weights_sha256=sha256_of(weights_path),
         architecture="mbconv",
         options=dict(OPTIONS),  # written out: the card keeps its network if a default of mbconv changes
         input=InputSpec(size=args.input_size),

@@ -33,6 +33,7 @@ from ..models import (
     TrainingRecord,
     build_model,
     last_epoch_weights,
+    pinned_entries,
     prepare_for_inference,
     run_spec,
     save_state,
@@ -145,7 +146,7 @@ def recalibrate_card(card_path: str | Path) -> ModelCard:
     if old.record is None:
         raise DatasetError(f"{card_path} has no training record to measure again from (was it written by hand?)")
     training = old.record.training
-    pinned = {"architecture": old.architecture, "labels": list(old.labels), "architecture_options": dict(old.options)}
+    pinned = pinned_entries(old.spec(card_path.parent))  # what a run folder pins, taken from the card
     spec = dataclasses.replace(run_spec({**training.config, **pinned}), input=old.input)  # the card's input, whole
     half = old.record.weights_storage.startswith("float16")
     val = load_dataset(training.val_data, "val", size=spec.input_size)
