@@ -264,6 +264,7 @@ def _curve_rows() -> list[dict[str, Any]]:
                 "recipe": recipe,
                 "consensus": float(cells[2].rstrip(" %")),
                 "ckplus": float(cells[5].rstrip(" %")),
+                "shift": float(found[1]) if (found := re.search(r"prior shift ([\d.]+)", text_recipe)) else 0.0,
                 "ships": "ships" in model,
                 "before": "(before)" in text_recipe,
             }
@@ -283,7 +284,8 @@ def tradeoff_chart() -> None:
     recipes = list(dict.fromkeys(r["recipe"] for r in rows))
     for recipe in recipes:
         points = [r for r in rows if r["recipe"] == recipe]
-        family = next((k for k in colours if k in points[0]["model"].split()[0]), "default")
+        first = points[0]["model"].split()[0]  # "fer2013-fast", "default", "lite0": all but students are teachers
+        family = next((k for k in ("fast", "default") if k in first), "large")
         if points[0]["before"]:
             axis.scatter(points[0]["ckplus"], points[0]["consensus"], marker="s", color=colours[family], s=36, zorder=3)
             axis.annotate(
@@ -294,7 +296,7 @@ def tradeoff_chart() -> None:
                 textcoords="offset points",
             )
             continue
-        points.sort(key=lambda r: r["ckplus"])
+        points.sort(key=lambda r: r["shift"])  # a line runs through the shifts in order
         distilled = "distilled from the" in recipe
         axis.plot(
             [p["ckplus"] for p in points],
@@ -327,14 +329,14 @@ def tradeoff_chart() -> None:
                     textcoords="offset points",
                 )
     for family, colour in colours.items():
-        axis.plot([], [], color=colour, label=family)
+        axis.plot([], [], color=colour, label="large and other teachers" if family == "large" else family)
     axis.plot([], [], marker="s", linestyle="", color="#777", label="FER2013-trained predecessor")
     axis.plot([], [], marker="*", linestyle="", color="#777", markersize=11, label="shipped")
     axis.set_xlabel("CK+ accuracy, % (posed faces with FACS labels: the guard)")
     axis.set_ylabel("FER2013 val consensus accuracy, % (FER+ majority)")
     axis.set_title(
         "Consensus accuracy against CK+ accuracy: one line per recipe through its prior shifts\n"
-        "(docs/training.md; thick: distilled from large; dotted: without logit adjustment)",
+        "(docs/training.md; thick: distilled from teachers; dotted: without logit adjustment)",
         fontsize=9,
     )
     axis.grid(alpha=0.3)
