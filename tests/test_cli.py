@@ -176,6 +176,9 @@ def test_models_lists_weights_status(capsys: pytest.CaptureFixture[str], seeded_
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "yunet" in out and "bundled" in out and "haar" in out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ") and line.split()}
+    assert "no weights needed" in rows["haar"]
+    assert "package downloads" in rows["retinaface"]  # retina-face fetches retinaface.pth: not "no weights needed"
     # the session's cache is seeded from ../shared/weights; without it nothing is cached
     assert ("cached" in out) == any(seeded_home.iterdir())
 

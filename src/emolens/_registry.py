@@ -79,6 +79,8 @@ class DetectorSpec:
     landmarks: bool = False
     license: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: Its package downloads and keeps weights of its own, which emolens neither lists nor hashes.
+    package_weights: bool = False
 
     @property
     def identity(self) -> str:

@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     print("Detectors (also: auto, none)")
     for d in DETECTORS.specs():
         extra = f" [extra: {d.extra}]" if d.extra else ""
-        print(f"  {d.name:<22} {status(d.weights):<18} {d.description}{extra}")
+        state = "package downloads" if d.package_weights else status(d.weights)
+        print(f"  {d.name:<22} {state:<18} {d.description}{extra}")
         if args.verbose and "engine" in d.options:
             print(f"  {'':<22} {'':<18} engine here: {_engine(d.name)}")
     print("Emotion models")

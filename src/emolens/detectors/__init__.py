@@ -99,6 +99,7 @@ BUILTIN_DETECTORS: tuple[DetectorSpec, ...] = (
         landmarks=True,
         license="MIT (retina-face package); weights: see the package",
         options={"score_threshold": 0.9, "max_side": 1280},
+        package_weights=True,
     ),
 )
 
