@@ -54,8 +54,11 @@ def test_recipe_picks_the_cpu_without_a_gpu_and_refuses_cuda_at_once(
     data = [str(voted_tiny / "train"), str(voted_tiny / "val"), "--out", str(out), "--mini"]
     assert main(["recipe", *data, "--device", "cuda"]) == 2
     assert "no CUDA GPU" in capsys.readouterr().err and not out.exists()
-    assert main(["recipe", *data, "--stage", "fast", "--teacher", "fast"]) == 0  # the default: the CPU here
+    teachers = ["--teacher", "fast", "--teacher", "default"]  # two: an ensemble, as `emolens train` takes one
+    assert main(["recipe", *data, "--stage", "fast", *teachers]) == 0  # the default device: the CPU here
     assert "emolens-consensus-fast: val consensus" in capsys.readouterr().out
+    config = json.loads((out / "runs" / "consensus-fast" / "config.json").read_text())
+    assert config["device"] == "cpu" and config["teachers"] == ["fast", "default"]
 
 
 def test_recipe_in_miniature(voted_tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

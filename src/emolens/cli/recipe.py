@@ -34,7 +34,12 @@ def register(sub: Any) -> None:
         metavar="NAME",
         help="run only this stage (large, default, fast or their full names; repeat for several)",
     )
-    p.add_argument("--teacher", metavar="MODEL_OR_RUN", help="distil from this run folder, card or model instead")
+    p.add_argument(
+        "--teacher",
+        action="append",
+        metavar="MODEL_OR_RUN",
+        help="distil from this run folder, card or model instead of the recipe's teacher (repeat for an ensemble)",
+    )
     p.add_argument("--epochs", type=positive_int, help="epochs of every stage (default: each stage's own)")
     p.add_argument("--mini", action="store_true", help="a few hundred images, one epoch per stage: a smoke test")
     p.add_argument(

@@ -114,7 +114,7 @@ def run_recipe(
     resume: bool = True,
     deadline: float | None = None,
     stages: Sequence[str] | None = None,
-    teacher: str | None = None,
+    teacher: str | Sequence[str] | None = None,
     epochs: int | None = None,
     log: Callable[[str], None] | None = None,
 ) -> list[ModelCard]:
@@ -125,7 +125,8 @@ def run_recipe(
     holds a run (InvalidOptionError from :func:`~emolens.training.train`). ``deadline`` (a ``time.time()``
     value): a stage whose measured estimate ends after it is refused (:class:`InvalidOptionError`) before it
     starts. ``stages`` picks stages by name (``"consensus-default"`` or ``"default"``); ``teacher`` is a run
-    folder, card or registered model to distil from instead of the recipe's own teacher stage; ``epochs``
+    folder, card or registered model to distil from instead of the recipe's own teacher stage, or several
+    (an ensemble whose probabilities are averaged, as ``emolens train --teacher A --teacher B``); ``epochs``
     overrides every stage's epochs.
     """
     out = Path(out)
@@ -135,14 +136,14 @@ def run_recipe(
     resolve_device(device)  # a CUDA device on a CPU machine: one line now, not an error inside the first stage
     chosen = _chosen(stages)
     cards = []
-    teacher_source: str | None = teacher
+    teachers: tuple[str, ...] = (teacher,) if isinstance(teacher, str) else tuple(teacher or ())
     for stage in RECIPE_STAGES:
         run_dir = out / "runs" / stage.name
-        if stage.teacher and teacher_source is None:
-            teacher_source = str(out / "runs" / RECIPE_STAGES[0].name)  # the recipe's own teacher, trained earlier
+        if stage.teacher and not teachers:
+            teachers = (str(out / "runs" / RECIPE_STAGES[0].name),)  # the recipe's own teacher, trained earlier
         if stage.name not in chosen:
             continue
-        cfg = _stage_config(stage, train_data, val_data, run_dir, device, mini, epochs, teacher_source)
+        cfg = _stage_config(stage, train_data, val_data, run_dir, device, mini, epochs, teachers)
         name = f"emolens-{stage.name}"
         exported = out / f"{name}.json"
         if resume and _exported_from(exported, cfg):
@@ -238,7 +239,7 @@ def _stage_config(
     device: str,
     mini: bool,
     epochs: int | None,
-    teacher: str | None,
+    teachers: tuple[str, ...],
 ) -> TrainConfig:
     options: dict[str, Any] = dict(stage.options)
     if mini:  # a few hundred images, one epoch: the whole recipe in a couple of minutes on a CPU
@@ -251,7 +252,7 @@ def _stage_config(
         init=stage.model,
         epochs=1 if mini else (epochs or stage.epochs),
         device=device,
-        teachers=(teacher,) if stage.teacher and teacher else (),
+        teachers=teachers if stage.teacher else (),
         **options,
     )
     return dataclasses.replace(cfg, command=train_command(cfg))
