@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import functools
 import http.server
 import os
@@ -166,3 +167,27 @@ def fer_samples(fer_val: Path, per_class: int) -> tuple[list[Path], list[str]]:
             files.append(file)
             labels.append(folder.name)
     return files, labels
+
+
+@pytest.fixture(scope="session")
+def voted_tiny(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> Path:
+    """FER2013 train/val subsets (40 / 15 images per class) with their rows of the FER+ vote tables."""
+    root = tmp_path_factory.mktemp("voted") / "fer2013"
+    source = shared / "datasets" / "fer2013"
+    (root / "ferplus").mkdir(parents=True)
+    for split, count in (("train", 40), ("val", 15)):
+        with (source / "ferplus" / f"{split}.csv").open(newline="") as handle:
+            reader = csv.reader(handle)
+            header = next(reader)
+            votes = {row[0]: row for row in reader}
+        kept = []
+        for folder in sorted((source / split).iterdir()):
+            (root / split / folder.name).mkdir(parents=True)
+            for file in [f for f in sorted(folder.glob("*.jpg")) if f"{folder.name}/{f.name}" in votes][:count]:
+                shutil.copy(file, root / split / folder.name / file.name)
+                kept.append(votes[f"{folder.name}/{file.name}"])
+        with (root / "ferplus" / f"{split}.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows(kept)
+    return root

@@ -27,9 +27,28 @@ from emolens.models import (
 NAMES = [spec.name for spec in BUILTIN_ARCHITECTURES]
 #: The options each architecture is tested with beside its defaults (a small VGG keeps the test fast).
 OPTIONS: dict[str, dict[str, object]] = {"vgg": {"widths": [8, 16, 32], "hidden": 16}, "mbconv": {"depth": 0.5}}
+#: Two small members at other sizes than the ensemble's input, so every test also resizes.
+OPTIONS["ensemble"] = {
+    "members": [
+        {"architecture": "vgg", "options": OPTIONS["vgg"], "input_size": 40},
+        {"architecture": "mbconv", "options": OPTIONS["mbconv"], "input_size": 56},
+    ]
+}
+_VGG_MEMBER = {"architecture": "vgg", "options": OPTIONS["vgg"], "input_size": 48}
 BAD_OPTIONS: dict[str, list[dict[str, object]]] = {
     "vgg": [{"widths": [0, 8]}, {"convs_per_stage": [1, 2, 3, 4, 5, 6]}, {"dropout": 1.5}],
     "mbconv": [{"depth": 5}, {"stem_stride": 3}, {"dropout": -0.1}, {"no_such_option": 1}],
+    "ensemble": [
+        {},  # no members
+        {"members": [_VGG_MEMBER]},  # one is not an ensemble
+        {"members": [_VGG_MEMBER] * 9},
+        {"members": [_VGG_MEMBER, {**_VGG_MEMBER, "architecture": "ensemble"}]},
+        {"members": [_VGG_MEMBER, {**_VGG_MEMBER, "architecture": "no-such-architecture"}]},
+        {"members": [_VGG_MEMBER, {**_VGG_MEMBER, "input_size": 4}]},
+        {"members": [_VGG_MEMBER, {**_VGG_MEMBER, "options": {"widths": [0]}}]},
+        {"members": [_VGG_MEMBER, {**_VGG_MEMBER, "code": "import os"}]},
+        {"members": "vgg,mbconv"},
+    ],
 }
 
 

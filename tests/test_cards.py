@@ -153,6 +153,24 @@ def test_options_that_would_cost_gigabytes_are_refused_before_building(card_fold
     assert time.perf_counter() - started < 10 and not memory.mb > 200, memory.mb
 
 
+def test_an_ensemble_card_is_bounded_like_any_other(card_folder: Path) -> None:
+    """An ensemble's members are options too: eight members of four 4,096-channel stages are counted on the meta
+    device and refused before anything is allocated, and options nested deeper than a member's are refused."""
+    member = {"architecture": "vgg", "options": {"widths": [4096] * 4, "convs_per_stage": 2}, "input_size": 48}
+    blob = b"\x08" + b"\x00" * 7 + b"{}      "
+    card = _with_weights(
+        card_folder, blob, {"architecture": {"name": "ensemble", "options": {"members": [member] * 8}}}
+    )
+    started = time.perf_counter()
+    with peak_memory() as memory, pytest.raises(WeightsError, match=r"parameters, more than"):
+        emolens.load_model(card)
+    assert time.perf_counter() - started < 10 and not memory.mb > 200, memory.mb
+    deeper = {"architecture": "vgg", "options": {"widths": [{"nested": {"too": "deep"}}]}, "input_size": 48}
+    card = _edit(card_folder, {"architecture": {"name": "ensemble", "options": {"members": [deeper, deeper]}}})
+    with pytest.raises(WeightsError, match="must be a number, string, boolean or a short list"):
+        emolens.load_model(card)
+
+
 @pytest.mark.parametrize(
     "options",
     [

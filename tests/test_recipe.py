@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -19,30 +17,6 @@ from emolens.models import last_epoch_weights
 from emolens.training import TrainConfig, export_run, plan_stage, run_recipe
 
 pytestmark = pytest.mark.slow  # trains three models in miniature: `pytest -m 'not slow'` skips it
-
-
-@pytest.fixture(scope="module")
-def voted_tiny(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> Path:
-    """FER2013 train/val subsets (40 / 15 images per class) with their rows of the FER+ vote tables."""
-    root = tmp_path_factory.mktemp("voted") / "fer2013"
-    source = shared / "datasets" / "fer2013"
-    (root / "ferplus").mkdir(parents=True)
-    for split, count in (("train", 40), ("val", 15)):
-        with (source / "ferplus" / f"{split}.csv").open(newline="") as handle:
-            reader = csv.reader(handle)
-            header = next(reader)
-            votes = {row[0]: row for row in reader}
-        kept = []
-        for folder in sorted((source / split).iterdir()):
-            (root / split / folder.name).mkdir(parents=True)
-            for file in [f for f in sorted(folder.glob("*.jpg")) if f"{folder.name}/{f.name}" in votes][:count]:
-                shutil.copy(file, root / split / folder.name / file.name)
-                kept.append(votes[f"{folder.name}/{file.name}"])
-        with (root / "ferplus" / f"{split}.csv").open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(header)
-            writer.writerows(kept)
-    return root
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the answer on a machine without a GPU")

@@ -166,6 +166,14 @@ BUILTIN_ARCHITECTURES: tuple[ArchitectureSpec, ...] = (
             "squeeze-excitation; starts from ImageNet weights (python -m tools.imagenet_init)"
         ),
     ),
+    ArchitectureSpec(
+        name="ensemble",
+        builder="emolens.models._ensemble:EnsembleNet",
+        description=(
+            "the mean probability of 2-8 members of registered architectures, each at its own input size "
+            "(python -m tools.ensemble builds one from exported cards)"
+        ),
+    ),
 )
 
 ARCHITECTURES: Registry[ArchitectureSpec] = Registry(

@@ -62,17 +62,31 @@ def _bad(path: Path | str, problem: str) -> WeightsError:
 
 
 def _check_options(options: Any, path: Path | str) -> dict[str, Any]:
-    """Architecture options: a flat JSON object of numbers, strings, booleans and short lists of numbers."""
+    """Architecture options: a JSON object of numbers, strings, booleans and short lists of them; an object
+    may hold objects two levels deep (an ensemble's members, each with its own options)."""
     if not isinstance(options, dict):
         raise _bad(path, "architecture options must be a JSON object")
-    for key, value in options.items():
-        values = value if isinstance(value, list) else [value]
-        if len(values) > 64 or not all(isinstance(v, (int, float, str, bool)) or v is None for v in values):
-            raise _bad(path, f"architecture option {key!r} must be a number, string, boolean or a short list")
-        numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        if any(not -_MAX_OPTION_NUMBER <= v <= _MAX_OPTION_NUMBER for v in numbers):
-            raise _bad(path, f"architecture option {key!r} is out of range ({value!r})")
+    _check_object(options, path, "", depth=0)
     return dict(options)
+
+
+def _check_object(options: dict[Any, Any], path: Path | str, prefix: str, *, depth: int) -> None:
+    if len(options) > 64:
+        raise _bad(path, f"architecture options{' of ' + prefix if prefix else ''} have over 64 entries")
+    for key, value in options.items():
+        name = f"{prefix}{key}"
+        values = value if isinstance(value, list) else [value]
+        if len(values) > 64:
+            raise _bad(path, f"architecture option {name!r} must be a number, string, boolean or a short list")
+        # objects: a list of them at the top (members), and one object per entry inside them (its options)
+        nested = depth < 2 and (depth > 0 or isinstance(value, list))
+        for item in values:
+            if isinstance(item, dict) and nested:
+                _check_object(item, path, f"{name}.", depth=depth + 1)
+            elif not (isinstance(item, (int, float, str, bool)) or item is None):
+                raise _bad(path, f"architecture option {name!r} must be a number, string, boolean or a short list")
+            elif isinstance(item, (int, float)) and not isinstance(item, bool) and abs(item) > _MAX_OPTION_NUMBER:
+                raise _bad(path, f"architecture option {name!r} is out of range ({value!r:.80})")
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,12 @@ def _unmeasured_card(card: ModelCard) -> str:
 
 def _epoch_text(record: MeasuredRecord) -> str:
     t = record.training
+    if t.epoch_choice == "members":  # an ensemble of exported models (emolens.training.export_ensemble)
+        return (
+            "An ensemble of exported models, not trained as one: the val split was used to choose its members, "
+            "their epochs and the prior shift, so val accuracy is slightly optimistic; the PrivateTest split is "
+            "held out for independent checking."
+        )
     chosen = (
         f"The last epoch ({t.best_epoch} of {t.epochs}) is exported; the val split was used to choose it and the "
         "prior shift, so val accuracy is "

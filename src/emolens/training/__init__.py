@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ._crop_dataset import CropSummary, build_crop_dataset, majority_vote
     from ._data import FaceDataset, load_dataset, load_fer2013_csv, load_image_folder, read_ferplus_table
     from ._distill import Teachers, distillation_loss
+    from ._ensemble import export_ensemble
     from ._evaluate import (
         Evaluation,
         VoteAgreement,
@@ -87,6 +88,7 @@ __all__ = [
     "evaluate_ensemble",
     "evaluate_model",
     "expected_calibration_error",
+    "export_ensemble",
     "export_run",
     "fit_calibrations",
     "fit_temperature",
@@ -127,6 +129,7 @@ __getattr__, __dir__ = lazy_attributes(
         "._crop_dataset": ["CropSummary", "build_crop_dataset", "majority_vote"],
         "._data": ["FaceDataset", "load_dataset", "load_fer2013_csv", "load_image_folder", "read_ferplus_table"],
         "._distill": ["Teachers", "distillation_loss"],
+        "._ensemble": ["export_ensemble"],
         "._evaluate": [
             "Evaluation",
             "VoteAgreement",

@@ -33,7 +33,6 @@ from ..models import (
     TrainingRecord,
     build_model,
     last_epoch_weights,
-    pinned_entries,
     prepare_for_inference,
     run_spec,
     save_state,
@@ -146,8 +145,9 @@ def recalibrate_card(card_path: str | Path) -> ModelCard:
     if old.record is None:
         raise DatasetError(f"{card_path} has no training record to measure again from (was it written by hand?)")
     training = old.record.training
-    pinned = pinned_entries(old.spec(card_path.parent))  # what a run folder pins, taken from the card
-    spec = dataclasses.replace(run_spec({**training.config, **pinned}), input=old.input)  # the card's input, whole
+    # The card says what the network is (architecture, options, labels, input): the model its run trained from
+    # may be a card that is gone, or an ensemble's members.
+    spec = dataclasses.replace(old.spec(card_path.parent), weights=())
     half = old.record.weights_storage.startswith("float16")
     val = load_dataset(training.val_data, "val", size=spec.input_size)
     card = _measure(card_path.with_name(old.weights_file), spec, old.name, training, val, half=half)

@@ -1,0 +1,156 @@
+"""Join exported models into one ``ensemble`` model and export it, measured like any other.
+
+The members' averaged probabilities agree with people more often than any one member when the members
+differ in kind (docs/training.md). :func:`export_ensemble` reads the members' cards (each weights file
+checked against its card's SHA-256), builds the registered ``ensemble`` architecture around them, adds a
+prior shift to its output layer if asked, and measures and calibrates the result on val as
+:func:`~emolens.training.export_run` does, so its card holds the same metrics as every exported model.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._checks import check_file_stem
+from .._registry import InputSpec, ModelSpec
+from ..errors import DatasetError, InvalidOptionError, WeightsError
+from ..models import (
+    EmotionModel,
+    ModelCard,
+    PriorShift,
+    TrainingRecord,
+    build_model,
+    prepare_for_inference,
+    save_state,
+    spec_from_card,
+)
+from ..weights import sha256_of
+from ._data import load_dataset
+from ._evaluate import evaluate_dataset
+from ._export import _jsonable, _measure, _output_layer, _write_card, training_prior
+
+__all__ = ["export_ensemble"]
+
+
+def export_ensemble(
+    cards: Sequence[str | Path],
+    out_dir: str | Path,
+    name: str,
+    *,
+    input_size: int | None = None,
+    half: bool = False,
+    prior_shift: float = 0.0,
+    registered_as: str | None = None,
+    note: str = "",
+    command: str = "",
+) -> ModelCard:
+    """Write ``<out_dir>/<name>.safetensors``, ``.json`` and ``.md``: the mean of the members' probabilities.
+
+    ``cards`` are 2-8 exported cards without a prior shift (``python -m tools.unshift`` takes one out),
+    with the same labels, trained on the same data and targets (one class prior for the shift).
+    ``input_size`` is the crop size the ensemble takes (default: the largest member's); a member that
+    reads another size gets the crop resized. ``half``, ``prior_shift`` and ``registered_as`` are as for
+    :func:`~emolens.training.export_run`; ``command`` is recorded as the way to make it again.
+    """
+    name = check_file_stem("name", name)
+    paths, out = [Path(card) for card in cards], Path(out_dir)
+    if len(paths) < 2:  # the architecture refuses more than it allows (emolens.models' ensemble)
+        raise InvalidOptionError(f"an ensemble has 2 or more members, not {len(paths)}", option="cards")
+    members = [_member(path) for path in paths]
+    first = members[0].record
+    assert first is not None  # _member checked it
+    for path, card in zip(paths, members, strict=True):
+        assert card.record is not None
+        if card.labels != members[0].labels:
+            raise DatasetError(f"{path} has labels {card.labels}, not {members[0].labels}: one label order for all")
+        if card.input.margin != members[0].input.margin:
+            raise InvalidOptionError(f"{path} crops faces with another margin than {paths[0]}", option="cards")
+        if _data(card.record.training) != _data(first.training):
+            raise DatasetError(f"{path} was trained on other data or targets than {paths[0]}: one prior for all")
+    size = input_size or max(card.input.size for card in members)
+    spec = ModelSpec(
+        name=name,
+        description="",
+        architecture="ensemble",
+        labels=members[0].labels,
+        input=InputSpec(size=size, margin=members[0].input.margin),
+        options={"members": [_member_options(card) for card in members]},
+        tta=any(card.tta for card in members),
+    )
+    network = build_model(spec)
+    for index, (path, card) in enumerate(zip(paths, members, strict=True)):
+        member = build_model(spec_from_card(path), path.with_name(card.weights_file))
+        network.get_submodule(f"members.{index}").load_state_dict(member.state_dict())
+    config: dict[str, Any] = {
+        **first.training.config,
+        "model": "ensemble",
+        "input_size": size,
+        "members": [{"card": str(path), "command": _command(card)} for path, card in zip(paths, members, strict=True)],
+    }
+    shift: tuple[float, ...] = ()
+    if prior_shift:
+        prior = training_prior(config, spec)
+        shift = tuple(prior_shift * float(v) for v in np.log(np.clip(prior, 1e-6, None)))
+        _output_layer(network, len(spec.labels)).bias.data += torch.tensor(shift)
+    out.mkdir(parents=True, exist_ok=True)
+    weights_path = out / f"{name}.safetensors"
+    save_state(network, weights_path, half=half)  # _measure adds the metadata
+    val = load_dataset(first.training.val_data, "val", size=size)
+    fp32 = EmotionModel.from_network(spec, prepare_for_inference(copy.deepcopy(network)), tta=False)
+    listed = ", ".join(f"`{card.name}`" for card in members)
+    training = TrainingRecord(
+        registry_model=registered_as or "ensemble",
+        trained_from=registered_as or "ensemble",
+        best_epoch=0,
+        epochs=0,
+        command=command,
+        config=_jsonable(config),
+        seconds=sum(card.record.training.seconds for card in members if card.record),
+        train_data_fingerprint_sha256=first.training.train_data_fingerprint_sha256,
+        epoch_choice="members",
+        prior_shift=PriorShift(prior_shift, shift) if prior_shift else None,
+        note=(f"The mean probability of {listed} (their own cards say how each was trained). " + note).strip(),
+        val_accuracy_fp32_weights=evaluate_dataset(fp32, val).accuracy,
+    )
+    card = _measure(weights_path, spec, name, training, val, half=half)
+    return _write_card(card, out / f"{name}.json")
+
+
+def _member(path: Path) -> ModelCard:
+    """A member's card, refused unless it is an unshifted torch model whose weights match its hash."""
+    card = ModelCard.read(path)
+    if card.record is None:
+        raise DatasetError(f"{path} has no training record: its training data and class prior are unknown")
+    if card.record.training.prior_shift is not None:
+        raise DatasetError(f"{path} is exported with a prior shift: take it out first (python -m tools.unshift)")
+    if card.runtime != "torch" or card.architecture == "ensemble":
+        raise InvalidOptionError(
+            f"{path}: members are torch networks, not {card.runtime} {card.architecture}",
+            option="cards",
+        )
+    if card.input.color != "gray" or card.input.mean is not None:
+        raise InvalidOptionError(
+            f"{path}: members read gray crops standardised per image, as emolens' own models", option="cards"
+        )
+    weights = path.with_name(card.weights_file)
+    if not weights.is_file() or sha256_of(weights) != card.weights_sha256:
+        raise WeightsError(f"{weights} is missing or is not the file its card names (SHA-256)", filename=weights.name)
+    return card
+
+
+def _member_options(card: ModelCard) -> dict[str, Any]:
+    return {"architecture": card.architecture, "options": _jsonable(dict(card.options)), "input_size": card.input.size}
+
+
+def _command(card: ModelCard) -> str:
+    return card.record.training.command if card.record else ""
+
+
+def _data(training: TrainingRecord) -> tuple[Path, str]:
+    return Path(training.train_data).resolve(), training.targets
