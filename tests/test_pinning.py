@@ -89,18 +89,25 @@ def test_unknown_versions_name_the_known_ones(name: str) -> None:
         load_model(name)
 
 
+#: What a release that left the wheel (and took its card along) reads, where today's release reads another thing.
+RELEASED_NETWORKS = {"large@v1": ("vgg", 48)}
+
+
 @pytest.mark.parametrize("spec", PREVIOUS_MODELS, ids=lambda spec: spec.name)
-def test_every_previous_version_is_named_and_built_like_its_model(spec: emolens.ModelSpec) -> None:
+def test_every_previous_version_is_named_and_built_like_its_release(spec: emolens.ModelSpec) -> None:
     name, _, version = spec.name.partition("@")
     current = MODELS.get(name)
     assert spec.version == version and version != current.version
-    assert (spec.architecture, spec.labels) == (current.architecture, current.labels)
+    assert spec.labels == current.labels
     weights = spec.weights[0]
     assert weights.bundled or weights.urls == (f"{RELEASE_URL}/{weights.name}",)
-    if weights.bundled:  # the release's own input (large@v1 reads 48x48 crops), as its card records
-        assert spec.input == ModelCard.read(WEIGHTS / Path(weights.name).with_suffix(".json")).input
-    else:  # no card in the wheel: a release that left it read what today's release reads
-        assert spec.input == current.input
+    if weights.bundled:  # the release's own network and input (large@v2: a VGG at 64x64), as its card records
+        card = ModelCard.read(WEIGHTS / Path(weights.name).with_suffix(".json"))
+        assert (spec.architecture, spec.input) == (card.architecture, card.input)
+        assert json.loads(json.dumps(dict(spec.options))) == dict(card.options)
+    else:  # no card in the wheel: what today's release reads, unless the table above says otherwise
+        expected = RELEASED_NETWORKS.get(spec.name, (current.architecture, current.input.size))
+        assert (spec.architecture, spec.input.size) == expected
 
 
 @pytest.mark.parametrize("name", [spec.name for spec in MODELS.specs() if spec.weights and spec.weights[0].bundled])
@@ -114,29 +121,37 @@ def test_a_run_folders_input_size() -> None:
     """--input-size when given; the registered model's without it; 48x48 for a run folder of a built-in model
     written before runs recorded their input size (large reads 64x64 since v2)."""
     assert run_spec({"model": "large", "input_size": 80}).input_size == 80
-    assert run_spec({"model": "large", "input_size": None}).input_size == MODELS.get("large").input_size == 64
+    assert run_spec({"model": "large", "input_size": None}).input_size == MODELS.get("large").input_size == 96
+    assert run_spec({"model": "large@v2", "input_size": None}).input_size == 64  # a pinned release trains as it was
     assert run_spec({"model": "large"}).input_size == 48
     assert run_spec({"model": "fast"}).input_size == 48
 
 
 def test_a_run_folders_architecture() -> None:
     """The architecture a run pinned; the registered model's for a new run; ``vgg`` for a run folder of a
-    built-in model that pinned its options before runs recorded their architecture's name."""
+    built-in model that pinned its options before runs recorded their architecture's name, or nothing at all."""
     vgg = {"widths": [8, 16], "convs_per_stage": 1, "hidden": 8}
     assert run_spec({"model": "large", "architecture": "mbconv", "architecture_options": {}}).architecture == "mbconv"
     assert run_spec({"model": "large", "architecture_options": vgg}).architecture == "vgg"
-    assert run_spec({"model": "large"}).architecture == MODELS.get("large").architecture
+    assert run_spec({"model": "large", "input_size": None}).architecture == MODELS.get("large").architecture
     assert run_spec({"model": "default"}).architecture == "vgg"
+    # a run folder from before runs pinned anything trained large's VGG, which large@v2 still is (v3 is an ensemble)
+    legacy = run_spec({"model": "large"})
+    v2 = next(spec for spec in PREVIOUS_MODELS if spec.name == "large@v2")
+    assert (legacy.architecture, dict(legacy.options)) == ("vgg", dict(v2.options))
+    assert run_spec({"model": "large@v2", "input_size": None}).architecture == "vgg"
 
 
 @pytest.mark.slow
 def test_a_release_read_at_another_input_size_keeps_its_own_answers(fer_val: Path) -> None:
-    """large v2 reads 64x64 crops; large@v1 still reads 48x48 ones and reproduces its card on val."""
-    previous = next(spec for spec in PREVIOUS_MODELS if spec.name == "large@v1")
-    assert (previous.input.size, MODELS.get("large").input.size) == (48, 64)
-    assert load_model("large@v1").input_size == 48 and load_model("large").input_size == 64
+    """large v3 is an ensemble reading 96x96 crops; large@v2 is still a VGG reading 64x64 ones and reproduces its
+    card on val."""
+    previous = next(spec for spec in PREVIOUS_MODELS if spec.name == "large@v2")
+    assert (previous.input.size, MODELS.get("large").input.size) == (64, 96)
+    assert load_model("large@v2").input_size == 64 and load_model("large").input_size == 96
+    assert load_model("large@v2").spec.architecture == "vgg" != MODELS.get("large").architecture
     card = json.loads((WEIGHTS / previous.weights[0].name).with_suffix(".json").read_text())
-    evaluation, _, _ = evaluate_model("large@v1", str(fer_val))
+    evaluation, _, _ = evaluate_model("large@v2", str(fer_val))
     assert evaluation.consensus is not None
     measured = card["metrics"]["val_tta"]
     assert evaluation.accuracy == pytest.approx(measured["accuracy"], abs=0.002)

@@ -125,6 +125,8 @@ def render_models_page() -> str:
             for r in sorted(speed, key=lambda r: r.get("runtime") != "torch bf16")  # what analyze() runs here
             if (r["model"], r["tta"], r["batch"]) == (spec.name, spec.tta, 64)
             and r.get("runtime", "torch") in ("torch", "torch bf16", "torch float32")
+            # the release measured, not an earlier one (rows count the parameters with BatchNorm folded in)
+            and abs(r.get("params", record.parameters) - record.parameters) <= 0.01 * record.parameters
         ]
         learned = "FER2013 labels" if record.targets == "original" else "FER+ votes"
         consensus = m.consensus
@@ -182,7 +184,8 @@ ONNX_SECTION = [
     "`emolens export MODEL --onnx --out DIR --name NAME` (or `emolens.models.export_onnx`) writes any emolens "
     "model (a registered name, a pin such as `default@v4`, a card or a run folder) as `NAME.onnx` plus its card "
     "`NAME.json`. The graph takes the normalised batch `input` (N, channels, size, size) that the card's `input` "
-    "describes (emolens' own models: the face crop as grayscale at the model's size, 48x48, or 64x64 for `large`, "
+    "describes (emolens' own models: the face crop as grayscale at the model's size, 48x48, or 96x96 for `large`, "
+    "an ensemble whose members resize it inside the graph, "
     "scaled to [0, 1], then standardised per image: minus its mean, divided by its sample standard deviation "
     "(N - 1) plus 0.001) and returns calibrated "
     "log-probabilities `log_probabilities` (N, labels): flip TTA (where the model runs it) and the per-class "

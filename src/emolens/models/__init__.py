@@ -8,8 +8,9 @@ path, so reading a card can only ever build an architecture registered in this p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._device import CpuInfo, cpu_info
 from .._lazy import lazy_attributes
@@ -191,8 +192,19 @@ _LARGE_OPTIONS = {"widths": (64, 128, 256, 512), "convs_per_stage": (2, 2, 2, 2)
 _FAST_OPTIONS = {"widths": (16, 32, 64, 128, 256), "convs_per_stage": (1, 1, 2, 2, 1), "dropout": 0.25}
 _DEFAULT_TEXT = "VGG-style CNN (a full-resolution stem conv, then 4 stages of 64-512 channels; 2.6M params)"
 _LARGE_TEXT = "Wide VGG-style CNN (4 stages of 64-512 channels, 2 convs each; 5.9M params)"
-_LARGE_64_TEXT = "Wide VGG-style CNN reading 64x64 crops (4 stages of 64-512 channels, 2 convs each; 6.8M params)"
 _FAST_TEXT = "Small VGG-style CNN (5 stages, 16-256 channels, 0.65M params)"
+#: large since v3: two networks that differ in kind, their probabilities averaged (the ``ensemble`` architecture).
+_LITE1_OPTIONS = {"depth": 1.1, "stem_stride": 2, "dropout": 0.2}
+_LARGE_ENSEMBLE_OPTIONS = {
+    "members": (
+        {"architecture": "mbconv", "options": _LITE1_OPTIONS, "input_size": 96},
+        {"architecture": "vgg", "options": _LARGE_OPTIONS, "input_size": 64},
+    )
+}
+_LARGE_ENSEMBLE_TEXT = (
+    "Two networks whose probabilities are averaged: an EfficientNet-Lite1-style CNN fine-tuned from ImageNet "
+    "weights (96x96 crops, 4.1M params) and a wide VGG-style CNN (64x64 crops, 6.8M params)"
+)
 
 
 def _int8(name: str, sha256: str) -> tuple[WeightsFile, ...]:
@@ -260,17 +272,18 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="large",
         description=(
-            f"{_LARGE_64_TEXT} trained by emolens on the FER+ crowd votes: the most accurate model, about 7x "
-            "slower than default; the teacher for distilling smaller ones."
+            f"{_LARGE_ENSEMBLE_TEXT}, both trained by emolens on the FER+ crowd votes: the most accurate model "
+            "and the slowest; the teacher for distilling smaller ones."
         ),
-        options=_LARGE_OPTIONS,
-        input=InputSpec(size=64),
+        architecture="ensemble",
+        options=_LARGE_ENSEMBLE_OPTIONS,
+        input=InputSpec(size=96),
         weights=_bundled(
-            "emolens-consensus-large-v2.safetensors",
-            "68037ed42ea8c396054c0dfff54272689697e4a5ccfdf28dcbe993456bf51c90",
+            "emolens-consensus-large-v3.safetensors",
+            "7fd1d68c4310cd0487ec5f671a3f961adeea7e0c6717c5ab10a5b824143161c5",
             _FERPLUS_LICENSE,
         ),
-        version="v2",
+        version="v3",
         license=_FERPLUS_LICENSE,
         tta=True,
     ),
@@ -312,16 +325,24 @@ def released_weights(name: str, sha256: str, size: int, license: str = _FERPLUS_
 
 
 def _previous(
-    name: str, version: str, weights: tuple[WeightsFile, ...], input_spec: InputSpec | None = None
+    name: str,
+    version: str,
+    weights: tuple[WeightsFile, ...],
+    input_spec: InputSpec | None = None,
+    network: tuple[str, Mapping[str, Any]] | None = None,
 ) -> ModelSpec:
-    """``<name>@<version>``: today's spec of ``name`` with that release's weights (and input, where it differed)."""
+    """``<name>@<version>``: today's spec of ``name`` with that release's weights, and its input and network
+    (architecture, options) where they differed from today's."""
     current = next(spec for spec in BUILTIN_MODELS if spec.name == name)
+    architecture, options = network if network is not None else (current.architecture, current.options)
     return replace(
         current,
         name=f"{name}@{version}",
         version=version,
         weights=weights,
         input=input_spec if input_spec is not None else current.input,
+        architecture=architecture,
+        options=options,
         int8=(),  # the int8 graph is the current release's
         description=f"{name} as released in {version} (pinned: its answers do not change when {name} does)",
     )
@@ -361,12 +382,24 @@ PREVIOUS_MODELS: tuple[ModelSpec, ...] = (
     _previous(
         "large",
         "v1",
-        _bundled(
+        released_weights(
             "emolens-consensus-large-v1.safetensors",
             "8a12316dcb92494654f2fd092128bb1bdc1560948b4e1fc1f28d1d672c36553f",
+            11_750_574,
+        ),
+        input_spec=InputSpec(size=48),  # v1 read 48x48 crops, v2 64x64 ones, v3 is an ensemble
+        network=("vgg", _LARGE_OPTIONS),
+    ),
+    _previous(
+        "large",
+        "v2",
+        _bundled(
+            "emolens-consensus-large-v2.safetensors",
+            "68037ed42ea8c396054c0dfff54272689697e4a5ccfdf28dcbe993456bf51c90",
             _FERPLUS_LICENSE,
         ),
-        input_spec=InputSpec(size=48),  # v1 read 48x48 crops, v2 reads 64x64
+        input_spec=InputSpec(size=64),
+        network=("vgg", _LARGE_OPTIONS),
     ),
     _previous(
         "fast",

@@ -156,15 +156,23 @@ def _training_lines(card: ModelCard, record: MeasuredRecord) -> list[str]:
         else []
     )
     environment = record.environment
+    members = [m for m in t.config.get("members", ()) if isinstance(m, dict)]  # an ensemble's, with their commands
+    member_lines = [
+        line
+        for m in members
+        for line in (f"Member `{m.get('card', '?')}`, trained by:", "", "```bash", str(m.get("command", "")), "```", "")
+    ]
     return [
         "## Training",
         "",
-        f"Command (run from the repository root, {t.seconds / 60:.0f} minutes on a 2-core CPU):",
+        f"Command (run from the repository root, {t.seconds / 60:.0f} minutes on a 2-core CPU"
+        f"{', the members included' if members else ''}):",
         "",
         "```bash",
         t.command,
         "```",
         "",
+        *member_lines,
         f"Training data fingerprint (sha256 of pixels + labels): `{t.train_data_fingerprint_sha256}`.",
         *([t.note] if t.note else []),
         *shift,

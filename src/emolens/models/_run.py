@@ -58,12 +58,18 @@ def run_spec(config: Mapping[str, Any]) -> ModelSpec:
     model later changes.
     """
     from . import BUILTIN_MODELS, MODELS
+    from ._source import pinned_spec
 
-    spec = MODELS.get(config["model"]) if not is_card_path(str(config["model"])) else spec_from_card(config["model"])
+    model = str(config["model"])
+    if is_card_path(model):
+        spec = spec_from_card(model)
+    else:  # a registered name, or a pinned release ("large@v2": the recipe's VGG teacher)
+        spec = MODELS.get(model) if model in MODELS else pinned_spec(model)
     labels = tuple(config.get("labels") or spec.labels)
     size = config.get("input_size")
-    builtin = any(config["model"] == builtin.name for builtin in BUILTIN_MODELS)
-    if "input_size" not in config and builtin:
+    builtin = any(model == builtin.name for builtin in BUILTIN_MODELS)
+    legacy = "input_size" not in config and builtin  # a run folder from before runs recorded what they read
+    if legacy:
         size = LEGACY_INPUT_SIZE  # a run from before --input-size: large reads 64x64 since v2, such runs read 48x48
     input_spec = dataclasses.replace(spec.input, size=int(size)) if size else spec.input
     architecture = str(config.get("architecture") or spec.architecture)
@@ -71,11 +77,21 @@ def run_spec(config: Mapping[str, Any]) -> ModelSpec:
         options = dict(config["architecture_options"])
         if "architecture" not in config and builtin:
             architecture = LEGACY_ARCHITECTURE  # pinned before runs named their architecture
+    elif legacy and spec.architecture != LEGACY_ARCHITECTURE:  # large is an ensemble since v3; such runs were not
+        architecture, options = LEGACY_ARCHITECTURE, dict(_legacy_options(model))
     else:
         options = {**spec.options, **(config.get("model_options") or {})}
     return dataclasses.replace(
         spec, architecture=architecture, options=options, weights=(), labels=labels, input=input_spec
     )
+
+
+def _legacy_options(name: str) -> Mapping[str, Any]:
+    """The options of the newest release of built-in model ``name`` that was a :data:`LEGACY_ARCHITECTURE` network."""
+    from . import PREVIOUS_MODELS
+
+    releases = [spec for spec in PREVIOUS_MODELS if spec.name.split("@")[0] == name]
+    return next(spec.options for spec in reversed(releases) if spec.architecture == LEGACY_ARCHITECTURE)
 
 
 @dataclass(frozen=True)

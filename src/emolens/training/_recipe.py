@@ -1,9 +1,10 @@
 """The consensus recipe: train a teacher on the FER+ votes, distil the shipped students, export all three.
 
-One command (``emolens recipe``), on a GPU or a CPU: the teacher (the ``large`` architecture) is
-fine-tuned on the crowd's votes, then ``default`` and ``fast`` are fine-tuned with the teacher's
-probabilities as an extra target, and each result is exported (weights + model card, float16 for the
-teacher so every file stays under 16 MiB). ``mini=True`` runs the same stages on a few hundred
+One command (``emolens recipe``), on a GPU or a CPU: the teacher (``large@v2``'s VGG; ``large`` itself
+is an ensemble since v3, built with ``python -m tools.ensemble``) is fine-tuned on the crowd's votes,
+then ``default`` and ``fast`` are fine-tuned with the teacher's probabilities as an extra target, and
+each result is exported (weights + model card, float16 for the teacher so every file stays under
+16 MiB). ``mini=True`` runs the same stages on a few hundred
 images for one epoch: how the recipe is tested on a CPU.
 
 Every stage is an ordinary ``emolens train`` run in ``<out>/runs/<stage>``, so the recipe is
@@ -63,7 +64,8 @@ _TARGETS: dict[str, Any] = {
 }
 
 RECIPE_STAGES: tuple[RecipeStage, ...] = (
-    RecipeStage("consensus-large", "large", 30, _TARGETS, half=True, prior_shift=0.55),
+    # large@v2's VGG at 64x64: since v3 `large` is an ensemble (python -m tools.ensemble), not one network to train
+    RecipeStage("consensus-large", "large@v2", 30, _TARGETS, half=True, prior_shift=0.55),
     RecipeStage("consensus-default", "default", 30, _TARGETS, teacher=True, prior_shift=0.4),
     RecipeStage("consensus-fast", "fast", 30, _TARGETS, teacher=True, prior_shift=0.2),
 )
@@ -221,7 +223,7 @@ def _chosen(stages: Sequence[str] | None) -> set[str]:
     names = {stage.name for stage in RECIPE_STAGES}
     if not stages:
         return names
-    by_model = {stage.model: stage.name for stage in RECIPE_STAGES}
+    by_model = {stage.model.split("@")[0]: stage.name for stage in RECIPE_STAGES}
     chosen = {by_model.get(name, name) for name in stages}
     unknown = sorted(chosen - names)
     if unknown:
