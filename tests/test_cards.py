@@ -165,6 +165,13 @@ def test_an_ensemble_card_is_bounded_like_any_other(card_folder: Path) -> None:
     with peak_memory() as memory, pytest.raises(WeightsError, match=r"parameters, more than"):
         emolens.load_model(card)
     assert time.perf_counter() - started < 10 and not memory.mb > 200, memory.mb
+    # a huge but valid first member beside a second whose options its architecture refuses: the refusal comes from
+    # the copy on the meta device, and the first member is never built for real
+    broken = {"architecture": "vgg", "options": {"no_such_option": 1}, "input_size": 48}
+    card = _edit(card_folder, {"architecture": {"name": "ensemble", "options": {"members": [member, broken]}}})
+    with peak_memory() as memory, pytest.raises(WeightsError, match="cannot be built"):
+        emolens.load_model(card)
+    assert not memory.mb > 200, memory.mb
     deeper = {"architecture": "vgg", "options": {"widths": [{"nested": {"too": "deep"}}]}, "input_size": 48}
     card = _edit(card_folder, {"architecture": {"name": "ensemble", "options": {"members": [deeper, deeper]}}})
     with pytest.raises(WeightsError, match="must be a number, string, boolean or a short list"):

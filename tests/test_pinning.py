@@ -140,6 +140,9 @@ def test_a_run_folders_architecture() -> None:
     v2 = next(spec for spec in PREVIOUS_MODELS if spec.name == "large@v2")
     assert (legacy.architecture, dict(legacy.options)) == ("vgg", dict(v2.options))
     assert run_spec({"model": "large@v2", "input_size": None}).architecture == "vgg"
+    deeper = run_spec({"model": "large", "model_options": {"convs_per_stage": [2, 2, 3, 3]}})  # a t-deep run folder
+    assert deeper.architecture == "vgg" and tuple(deeper.options["convs_per_stage"]) == (2, 2, 3, 3)
+    assert run_spec({"model": "large@v2"}).input_size == 48  # a recipe's teacher folder from before input sizes
 
 
 @pytest.mark.slow

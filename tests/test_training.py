@@ -483,8 +483,9 @@ def test_resume_accepts_checkpoints_from_before_new_options(tiny: Path, tmp_path
 
 
 def test_a_run_from_before_input_sizes_keeps_reading_48x48(tiny: Path, tmp_path: Path) -> None:
-    """`large` reads 64x64 crops since v2: a `large` run that pinned no input size was trained at 48x48, and
-    loads, resumes and exports at 48x48; a new run without --input-size follows the registry."""
+    """`large` read 64x64 crops from v2 (and is a 96x96 ensemble since v3): a run of its VGG that pinned no input
+    size was trained at 48x48, and loads, resumes and exports at 48x48; a new run without --input-size follows the
+    release it names."""
     import dataclasses
     import json
 
@@ -494,8 +495,8 @@ def test_a_run_from_before_input_sizes_keeps_reading_48x48(tiny: Path, tmp_path:
     from emolens.models import RunFolder, run_spec
     from emolens.training import export_run
 
-    assert run_spec(dataclasses.asdict(_config(tiny, tmp_path / "new", epochs=1, model="large"))).input_size == 64
-    old = _config(tiny, tmp_path / "old", epochs=2, model="large", input_size=48)
+    assert run_spec(dataclasses.asdict(_config(tiny, tmp_path / "new", epochs=1, model="large@v2"))).input_size == 64
+    old = _config(tiny, tmp_path / "old", epochs=2, model="large@v2", input_size=48)
     train(old, stop_after=1)
     config_file, checkpoint_file = tmp_path / "old" / "config.json", tmp_path / "old" / "checkpoint.pt"
     config = json.loads(config_file.read_text())

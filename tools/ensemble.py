@@ -1,7 +1,7 @@
 """Join exported models into one ``ensemble`` model (the mean of their probabilities), measured like any other.
 
     python -m tools.ensemble CARD CARD [CARD ...] --out DIR --name NAME [--prior-shift T] [--half]
-        [--register-as large] [--input-size 96]
+        [--register-as large] [--input-size 96] [--note TEXT]
 
 Each card must be exported without a prior shift (``python -m tools.unshift`` takes one out) and trained
 on the same data and targets. Sweep the shift first with ``python -m tools.prior_shift CARD CARD ...``
@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--prior-shift", type=float, default=0.0, help="as emolens export --prior-shift (default: 0)")
     parser.add_argument("--half", action="store_true", help="store float16 weights")
     parser.add_argument("--register-as", help="the registered model name the weights will ship as")
+    parser.add_argument("--note", default="", help="provenance printed in the card (how the members were made)")
     args = parser.parse_args()
     command = "python -m tools.ensemble " + shlex.join(sys.argv[1:])
     try:
@@ -40,6 +41,7 @@ def main() -> None:
             half=args.half,
             prior_shift=args.prior_shift,
             registered_as=args.register_as,
+            note=args.note,
             command=command,
         )
     except EmolensError as error:

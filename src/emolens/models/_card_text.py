@@ -156,7 +156,8 @@ def _training_lines(card: ModelCard, record: MeasuredRecord) -> list[str]:
         else []
     )
     environment = record.environment
-    members = [m for m in t.config.get("members", ()) if isinstance(m, dict)]  # an ensemble's, with their commands
+    listed = t.config.get("members")  # an ensemble's members, with their commands
+    members = [m for m in listed if isinstance(m, dict)] if isinstance(listed, list) else []
     member_lines = [
         line
         for m in members

@@ -22,17 +22,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._preprocess import standardize
+
 __all__ = ["MAX_MEMBERS", "EnsembleNet"]
 
 #: The most members an ensemble may have (each costs a full forward pass per face).
 MAX_MEMBERS = 8
-_EPS = 1e-3  # as emolens' per-image standardisation (models/_preprocess.py)
-
-
-def _standardize(images: torch.Tensor) -> torch.Tensor:
-    mean = images.mean(dim=(1, 2, 3), keepdim=True)
-    std = images.std(dim=(1, 2, 3), keepdim=True)
-    return (images - mean) / (std + _EPS)
 
 
 class EnsembleNet(nn.Module):
@@ -87,10 +82,12 @@ class EnsembleNet(nn.Module):
         for member, size in zip(self.members, self.sizes, strict=True):
             if size != self.input_size:  # the batch comes at the card's input size
                 resized = nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-                batch = _standardize(resized)
+                batch = standardize(resized)
             else:
                 batch = x
             probabilities.append(torch.softmax(member(batch).float(), dim=1))
-        mean = torch.stack(probabilities).mean(dim=0)
-        logits: torch.Tensor = self.output(torch.log(mean.clamp_min(1e-12)))
+        log_mean = torch.log(torch.stack(probabilities).mean(dim=0).clamp_min(1e-12))
+        # in float32 under autocast too: bf16 would round the prior shift in the bias (steps of up to 0.008)
+        with torch.autocast(x.device.type, enabled=False):
+            logits = nn.functional.linear(log_mean, self.output.weight.float(), self.output.bias.float())
         return logits

@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 
-#: Parameters (and buffers) a network may have: 15x the largest bundled model (`large` v2, 6.8M). A card is a
+#: Parameters (and buffers) a network may have: about 9x the largest bundled model (`large` v3, 10.9M). A card is a
 #: few hundred bytes, and options such as ``widths`` decide what building its network allocates (4 bytes each,
 #: before any weights are read): checked on a weightless copy first.
 MAX_PARAMETERS = 100_000_000
@@ -56,7 +56,10 @@ def network_shape(spec: ModelSpec) -> dict[str, tuple[torch.dtype, tuple[int, ..
             skeleton = build_network(spec, report=False)
     except EmolensError:
         raise
-    except Exception:  # bad options (reported by the real build) or a builder that needs real tensors
+    except (TypeError, ValueError, OverflowError):  # bad options: reported as such, never built for real (an
+        with torch.device("meta"):  # ensemble's valid but huge first member would be, before its second's error)
+            skeleton = build_network(spec)
+    except Exception:  # a builder that needs real tensors (a plug-in's may read files)
         skeleton = build_network(spec)
     state = skeleton.state_dict()
     count = sum(tensor.numel() for tensor in state.values())

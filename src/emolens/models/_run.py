@@ -50,7 +50,9 @@ def run_spec(config: Mapping[str, Any]) -> ModelSpec:
     without ``--input-size``); :data:`LEGACY_INPUT_SIZE` for a built-in model when the key is absent (a
     run folder written before runs recorded their input size, when every built-in model read 48x48).
     Likewise the architecture: the pinned one, else :data:`LEGACY_ARCHITECTURE` for a built-in model in a
-    run folder that pinned options but no architecture (every built-in model was a ``vgg`` then).
+    run folder that pinned options but no architecture (every built-in model was a ``vgg`` then), or
+    nothing at all (its options are then those of the model's newest ``vgg`` release: ``large@v2``'s,
+    since ``large`` is an ensemble). ``config["model"]`` may name a pinned release (``"large@v2"``).
 
     ``config`` is a run's configuration (``dataclasses.asdict(TrainConfig)`` or a run folder's
     ``config.json``). A run folder pins the architecture it was trained with (``architecture`` and
@@ -67,7 +69,8 @@ def run_spec(config: Mapping[str, Any]) -> ModelSpec:
         spec = MODELS.get(model) if model in MODELS else pinned_spec(model)
     labels = tuple(config.get("labels") or spec.labels)
     size = config.get("input_size")
-    builtin = any(model == builtin.name for builtin in BUILTIN_MODELS)
+    base = model.split("@", 1)[0]  # "large@v2" is a release of the built-in large
+    builtin = any(base == builtin.name for builtin in BUILTIN_MODELS)
     legacy = "input_size" not in config and builtin  # a run folder from before runs recorded what they read
     if legacy:
         size = LEGACY_INPUT_SIZE  # a run from before --input-size: large reads 64x64 since v2, such runs read 48x48
@@ -78,7 +81,8 @@ def run_spec(config: Mapping[str, Any]) -> ModelSpec:
         if "architecture" not in config and builtin:
             architecture = LEGACY_ARCHITECTURE  # pinned before runs named their architecture
     elif legacy and spec.architecture != LEGACY_ARCHITECTURE:  # large is an ensemble since v3; such runs were not
-        architecture, options = LEGACY_ARCHITECTURE, dict(_legacy_options(model))
+        architecture = LEGACY_ARCHITECTURE
+        options = {**_legacy_options(base), **(config.get("model_options") or {})}
     else:
         options = {**spec.options, **(config.get("model_options") or {})}
     return dataclasses.replace(
@@ -91,7 +95,14 @@ def _legacy_options(name: str) -> Mapping[str, Any]:
     from . import PREVIOUS_MODELS
 
     releases = [spec for spec in PREVIOUS_MODELS if spec.name.split("@")[0] == name]
-    return next(spec.options for spec in reversed(releases) if spec.architecture == LEGACY_ARCHITECTURE)
+    found = next((spec.options for spec in reversed(releases) if spec.architecture == LEGACY_ARCHITECTURE), None)
+    if found is None:
+        raise WeightsError(
+            f"this run folder of {name!r} pinned no architecture and no release of {name!r} was a "
+            f"{LEGACY_ARCHITECTURE} network: train it again",
+            filename="config.json",
+        )
+    return found
 
 
 @dataclass(frozen=True)

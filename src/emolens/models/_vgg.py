@@ -1,4 +1,4 @@
-"""VGG-style convolutional network for grayscale face crops (48x48; 64x64 for `large`, or any size >= 2**stages).
+"""VGG-style convolutional network for grayscale face crops (48x48; 64x64 in `large`, or any size >= 2**stages).
 
 Stages of 3x3 conv + BatchNorm + ReLU followed by max-pooling, then a two-layer classifier.
 Simple, fast on CPU with bf16 + channels_last, and strong on FER2013 for its size.

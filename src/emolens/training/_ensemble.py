@@ -37,6 +37,12 @@ from ._export import _jsonable, _measure, _output_layer, _write_card, training_p
 
 __all__ = ["export_ensemble"]
 
+#: The training settings an ensemble's card takes from its first member: what every member shares.
+_SHARED_CONFIG = frozenset(
+    {"train_data", "val_data", "targets", "original_weight", "min_emotion_share", "ferplus_train", "ferplus_val"}
+    | {"logit_adjustment", "labels"}
+)
+
 
 def export_ensemble(
     cards: Sequence[str | Path],
@@ -87,9 +93,13 @@ def export_ensemble(
     for index, (path, card) in enumerate(zip(paths, members, strict=True)):
         member = build_model(spec_from_card(path), path.with_name(card.weights_file))
         network.get_submodule(f"members.{index}").load_state_dict(member.state_dict())
+    # What the members share (their data, targets and labels); each member's own training is in its command.
+    shared = {key: value for key, value in first.training.config.items() if key in _SHARED_CONFIG}
     config: dict[str, Any] = {
-        **first.training.config,
-        "model": "ensemble",
+        **shared,
+        "model": registered_as or "ensemble",
+        "architecture": "ensemble",
+        "architecture_options": _jsonable(dict(spec.options)),
         "input_size": size,
         "members": [{"card": str(path), "command": _command(card)} for path, card in zip(paths, members, strict=True)],
     }
