@@ -280,7 +280,7 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         input=InputSpec(size=96),
         weights=_bundled(
             "emolens-consensus-large-v3.safetensors",
-            "e8af48277d350a31d657f4698e6d8504aa869f8337b366369b0f171c39638672",
+            "7fd1d68c4310cd0487ec5f671a3f961adeea7e0c6717c5ab10a5b824143161c5",
             _FERPLUS_LICENSE,
         ),
         version="v3",
