@@ -364,8 +364,24 @@ function stopWebcam() {
 const clip = { samples: [], run: 0 };
 
 function seek(video, t) {
+  // "seeked" can come before the frame at t is ready to draw (a busy headless Chrome drew a frame without the
+  // face): where the browser can say when a new frame is presented, wait for that too, for at most 250 ms.
   return new Promise((resolve) => {
-    video.addEventListener("seeked", resolve, { once: true });
+    video.addEventListener("seeked", () => {
+      if (!("requestVideoFrameCallback" in video)) {
+        resolve();
+        return;
+      }
+      let done = false;
+      const finish = () => {
+        if (!done) {
+          done = true;
+          resolve();
+        }
+      };
+      video.requestVideoFrameCallback(finish);
+      setTimeout(finish, 250);
+    }, { once: true });
     video.currentTime = t;
   });
 }
