@@ -51,14 +51,11 @@ def network_shape(spec: ModelSpec) -> dict[str, tuple[torch.dtype, tuple[int, ..
     """The dtype and shape of every tensor of the spec's network, from a copy on the meta device (no memory);
     InvalidOptionError past :data:`MAX_PARAMETERS` or for options the architecture refuses. An architecture
     that cannot be built on the meta device (a plug-in's builder may read files) is built for real instead."""
-    try:
-        with torch.device("meta"):
-            skeleton = build_network(spec, report=False)
+    try:  # bad options are reported from here, never built for real (an ensemble's huge but valid first member
+        with torch.device("meta"):  # would be, before its second member's error)
+            skeleton = build_network(spec)
     except EmolensError:
         raise
-    except (TypeError, ValueError, OverflowError):  # bad options: reported as such, never built for real (an
-        with torch.device("meta"):  # ensemble's valid but huge first member would be, before its second's error)
-            skeleton = build_network(spec)
     except Exception:  # a builder that needs real tensors (a plug-in's may read files)
         skeleton = build_network(spec)
     state = skeleton.state_dict()
@@ -72,9 +69,9 @@ def network_shape(spec: ModelSpec) -> dict[str, tuple[torch.dtype, tuple[int, ..
     return {name: (tensor.dtype, tuple(tensor.shape)) for name, tensor in state.items()}
 
 
-def build_network(spec: ModelSpec, *, report: bool = True) -> nn.Module:
-    """An untrained network of the spec's registered architecture, with its options, labels and input; with
-    ``report``, a builder's TypeError or ValueError (an option of the wrong type or range) as InvalidOptionError.
+def build_network(spec: ModelSpec) -> nn.Module:
+    """An untrained network of the spec's registered architecture, with its options, labels and input; a
+    builder's TypeError or ValueError (an option of the wrong type or range) as InvalidOptionError.
     Its size is not bounded here: :func:`network_shape` measures it first, as :func:`_build` does."""
     from . import ARCHITECTURES
 
@@ -87,8 +84,6 @@ def build_network(spec: ModelSpec, *, report: bool = True) -> nn.Module:
     except EmolensError:
         raise
     except (TypeError, ValueError, OverflowError) as exc:  # not RuntimeError: out of memory is not an option
-        if not report:
-            raise
         raise InvalidOptionError(
             f"model {spec.name!r}: architecture {spec.architecture!r} cannot be built with options "
             f"{_brief(spec.options)} ({type(exc).__name__}: {str(exc)[:200]}); check the options",

@@ -14,12 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
 from .._checks import check_file_stem
 from .._registry import InputSpec, ModelSpec
-from ..errors import DatasetError, InvalidOptionError, WeightsError
+from ..errors import DatasetError, InvalidOptionError
 from ..models import (
     EmotionModel,
     ModelCard,
@@ -27,13 +24,12 @@ from ..models import (
     TrainingRecord,
     build_model,
     prepare_for_inference,
+    resolve_model,
     save_state,
-    spec_from_card,
 )
-from ..weights import sha256_of
 from ._data import load_dataset
 from ._evaluate import evaluate_dataset
-from ._export import _jsonable, _measure, _output_layer, _write_card, training_prior
+from ._export import _jsonable, _measure, _write_card, add_prior_shift
 
 __all__ = ["export_ensemble"]
 
@@ -68,7 +64,8 @@ def export_ensemble(
     paths, out = [Path(card) for card in cards], Path(out_dir)
     if len(paths) < 2:  # the architecture refuses more than it allows (emolens.models' ensemble)
         raise InvalidOptionError(f"an ensemble has 2 or more members, not {len(paths)}", option="cards")
-    members = [_member(path) for path in paths]
+    verified = [_member(path) for path in paths]
+    members = [card for card, _ in verified]
     first = members[0].record
     assert first is not None  # _member checked it
     for path, card in zip(paths, members, strict=True):
@@ -90,8 +87,8 @@ def export_ensemble(
         tta=any(card.tta for card in members),
     )
     network = build_model(spec)
-    for index, (path, card) in enumerate(zip(paths, members, strict=True)):
-        member = build_model(spec_from_card(path), path.with_name(card.weights_file))
+    for index, (member_spec, weights) in enumerate(built for _, built in verified):
+        member = build_model(member_spec, weights)
         network.get_submodule(f"members.{index}").load_state_dict(member.state_dict())
     # What the members share (their data, targets and labels); each member's own training is in its command.
     shared = {key: value for key, value in first.training.config.items() if key in _SHARED_CONFIG}
@@ -103,11 +100,7 @@ def export_ensemble(
         "input_size": size,
         "members": [{"card": str(path), "command": _command(card)} for path, card in zip(paths, members, strict=True)],
     }
-    shift: tuple[float, ...] = ()
-    if prior_shift:
-        prior = training_prior(config, spec)
-        shift = tuple(prior_shift * float(v) for v in np.log(np.clip(prior, 1e-6, None)))
-        _output_layer(network, len(spec.labels)).bias.data += torch.tensor(shift)
+    shift = add_prior_shift(network, config, spec, prior_shift) if prior_shift else ()
     out.mkdir(parents=True, exist_ok=True)
     weights_path = out / f"{name}.safetensors"
     save_state(network, weights_path, half=half)  # _measure adds the metadata
@@ -132,8 +125,9 @@ def export_ensemble(
     return _write_card(card, out / f"{name}.json")
 
 
-def _member(path: Path) -> ModelCard:
-    """A member's card, refused unless it is an unshifted torch model whose weights match its hash."""
+def _member(path: Path) -> tuple[ModelCard, tuple[ModelSpec, Path]]:
+    """A member's card, spec and weights, refused unless it is an unshifted torch model whose weights match its
+    hash (checked by the one loading path, :func:`emolens.models.resolve_model`)."""
     card = ModelCard.read(path)
     if card.record is None:
         raise DatasetError(f"{path} has no training record: its training data and class prior are unknown")
@@ -148,10 +142,9 @@ def _member(path: Path) -> ModelCard:
         raise InvalidOptionError(
             f"{path}: members read gray crops standardised per image, as emolens' own models", option="cards"
         )
-    weights = path.with_name(card.weights_file)
-    if not weights.is_file() or sha256_of(weights) != card.weights_sha256:
-        raise WeightsError(f"{weights} is missing or is not the file its card names (SHA-256)", filename=weights.name)
-    return card
+    spec, weights = resolve_model(path)
+    assert weights is not None  # a card always names its weights file
+    return card, (spec, weights)
 
 
 def _member_options(card: ModelCard) -> dict[str, Any]:

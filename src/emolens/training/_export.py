@@ -82,10 +82,7 @@ def export_run(
     cfg = run.training_config(state)
     spec = run_spec(cfg)
     network = build_model(spec, last_epoch_weights(state) if last_epoch else run.best_weights)
-    shift: tuple[float, ...] = ()
-    if prior_shift:
-        shift = tuple(prior_shift * float(v) for v in np.log(np.clip(training_prior(cfg, spec), 1e-6, None)))
-        _output_layer(network, len(spec.labels)).bias.data += torch.tensor(shift)
+    shift = add_prior_shift(network, cfg, spec, prior_shift) if prior_shift else ()
     weights_path = out / f"{name}.safetensors"
     save_state(network, weights_path, half=half)  # _measure adds the metadata
     # The run's weights measured like the shipped ones, so the two differ only by storage precision.
@@ -107,6 +104,13 @@ def export_run(
     )
     card = _measure(weights_path, spec, name, training, val, half=half)
     return _write_card(card, out / f"{name}.json")
+
+
+def add_prior_shift(network: torch.nn.Module, cfg: dict[str, Any], spec: ModelSpec, tau: float) -> tuple[float, ...]:
+    """Add ``tau x log(class prior of the run's training targets)`` to the output layer's bias; the values added."""
+    shift = tuple(tau * float(v) for v in np.log(np.clip(training_prior(cfg, spec), 1e-6, None)))
+    _output_layer(network, len(spec.labels)).bias.data += torch.tensor(shift)
+    return shift
 
 
 def training_prior(cfg: dict[str, Any], spec: ModelSpec) -> np.ndarray:
