@@ -1,10 +1,15 @@
 """Worker run by the peer's own Python (``--fer-python``): times and scores the ``fer`` package.
 
 Kept free of emolens imports because ``fer`` needs TensorFlow and pins its own dependencies, so it
-usually lives in a separate virtual environment. Reads a JSON request file, prints a JSON answer.
+usually lives in a separate virtual environment. It stays up for the whole comparison, so that its timings
+can be taken in rounds between emolens' (a shared host's load drifts; interleaved rounds let it weigh on
+both sides alike).
 
-Request: {"photo": path, "repeat": n, "crops": [path, ...]}; answer: photo timings and, per padding
-setting, one predicted label index per crop (FER2013 order).
+    python _peer_fer.py REQUEST.json   (request: {"photo": path, "crops": [path, ...]})
+
+Prints one JSON line when ready ({"fer_version", "faces"}), then answers commands read from stdin, one
+JSON line each: ``time N`` -> {"ms": [N call times on the photo]}; ``crops`` -> one predicted label index
+per crop (FER2013 order, -1: no answer) per padding setting, after which it exits.
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ import importlib.metadata
 import json
 import logging
 import os
-import statistics
 import sys
 import time
 
@@ -21,6 +25,28 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 logging.disable(logging.WARNING)
 
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+
+def _answer(payload: dict[str, object]) -> None:
+    print(json.dumps(payload), flush=True)
+
+
+def _crop_predictions(fer_class: type, crops: list[str]) -> dict[str, list[int]]:
+    """Each crop passed as the face box, as a caller with its own detector would: with the default
+    offsets (10 px of padding around the box) and without; the caller scores both."""
+    import cv2
+
+    answer = {}
+    for name, offsets in (("default_offsets", (10, 10)), ("no_offsets", (0, 0))):
+        classifier = fer_class(offsets=offsets)
+        predictions = []
+        for path in crops:
+            crop = cv2.imread(path)
+            result = classifier.detect_emotions(crop, face_rectangles=[(0, 0, crop.shape[1], crop.shape[0])])
+            scores = result[0]["emotions"] if result else None
+            predictions.append(LABELS.index(max(LABELS, key=lambda k: scores[k])) if scores else -1)
+        answer[name] = predictions
+    return answer
 
 
 def main() -> None:
@@ -33,38 +59,24 @@ def main() -> None:
 
     with open(sys.argv[1]) as handle:
         request = json.load(handle)
-    answer: dict[str, object] = {"fer_version": importlib.metadata.version("fer")}
-
     detector = FER()  # the package's defaults: Haar cascade + its quantised mini-Xception
     photo = cv2.imread(request["photo"])
-    found = detector.detect_emotions(photo)
-    samples = []
+    faces = len(detector.detect_emotions(photo))
     for _ in range(2):
         detector.detect_emotions(photo)
-    for _ in range(request["repeat"]):
-        start = time.perf_counter()
-        detector.detect_emotions(photo)
-        samples.append((time.perf_counter() - start) * 1e3)
-    samples.sort()
-    answer["photo"] = {
-        "faces": len(found),
-        "median_ms": statistics.median(samples),
-        "p95_ms": samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))],
-    }
-
-    # Predictions on face crops: the whole crop is passed as the face box, as a caller with its own
-    # detector would. Default offsets (10 px of padding around the box) and no offsets are both run;
-    # the caller scores them (-1: no answer).
-    for name, offsets in (("default_offsets", (10, 10)), ("no_offsets", (0, 0))):
-        classifier = FER(offsets=offsets)
-        predictions = []
-        for path in request["crops"]:
-            crop = cv2.imread(path)
-            result = classifier.detect_emotions(crop, face_rectangles=[(0, 0, crop.shape[1], crop.shape[0])])
-            scores = result[0]["emotions"] if result else None
-            predictions.append(LABELS.index(max(LABELS, key=lambda k: scores[k])) if scores else -1)
-        answer[name] = predictions
-    print(json.dumps(answer))
+    _answer({"fer_version": importlib.metadata.version("fer"), "faces": faces})
+    for line in sys.stdin:
+        command = line.split()
+        if command[:1] == ["time"]:
+            samples = []
+            for _ in range(int(command[1])):
+                start = time.perf_counter()
+                detector.detect_emotions(photo)
+                samples.append((time.perf_counter() - start) * 1e3)
+            _answer({"ms": samples})
+        elif command == ["crops"]:
+            _answer(_crop_predictions(FER, request["crops"]))
+            return
 
 
 if __name__ == "__main__":

@@ -1,27 +1,34 @@
 """Peer comparison: emolens against the `fer` package on the same photo and the same FER2013 val crops.
 
-    python benchmarks/peers.py [--fer-python PATH] [--per-class N] [--repeat N]
+    python benchmarks/peers.py [--fer-python PATH] [--per-class N] [--repeat N] [--rounds N]
 
 `fer` (TensorFlow, Haar + mini-Xception) is never an emolens dependency. It runs in its own
 interpreter (``--fer-python``, e.g. a separate virtual environment's ``bin/python``; default: this
 one), through ``_peer_fer.py``. Without it the peer rows are skipped with a note.
 Reported side by side: latency of one call on a 640x480 photo (and the ratio emolens / peer), faces
 found, and accuracy on FER2013 val crops given as whole-crop face boxes.
+
+The peer's worker stays up for the whole run, and the photo's calls are timed in interleaved rounds (the peer,
+then each emolens configuration, ``--rounds`` times): on a shared host whose load drifts over a run, a ratio
+of two blocks timed minutes apart moves by a third from one run to the next; in rounds the drift weighs on
+both sides alike. Each ratio comes with the middle half of its per-round ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
-from _common import machine, shared_path, thread_env_note, time_ms, write_results
+from _common import machine, shared_path, thread_env_note, write_results
 
 import emolens
 from emolens.models import MODELS
@@ -115,55 +122,165 @@ def crop_predictions(model: emolens.EmotionModel, crops: Crops) -> np.ndarray:
     return np.array(predicted)
 
 
-def emolens_row(config: Config, photo: np.ndarray, crops: Crops, repeat: int) -> dict[str, Any]:
+#: Seconds between two timing blocks: long enough for the idle threads of the side that just ran (libgomp's and
+#: TensorFlow's spin for a while after a call) to stop before the other side is timed.
+PAUSE_S = 0.05
+
+
+class Prepared(NamedTuple):
+    """An emolens configuration loaded and scored, ready to be timed."""
+
+    analyzer: emolens.Analyzer
+    row: dict[str, Any]
+
+
+def emolens_row(config: Config, photo: np.ndarray, crops: Crops) -> Prepared:
+    """The configuration's analyzer (warmed up), the faces it finds on the photo and its accuracy on the crops."""
     model = emolens.load_model(config.model, precision=config.precision, tta=config.tta)
     if config.tta_margin is not None:
         model = model.with_options(tta_margin=config.tta_margin)
     analyzer = emolens.Analyzer(model=model, detector_options=config.detector_options)
     analyzer.warmup()
-    faces = len(analyzer.analyze(photo, fallback=False).faces)
-    timing = time_ms(lambda: analyzer.analyze(photo), repeat=repeat)
-    return {
+    row = {
         "name": f"emolens ({config.label}, {analyzer.detector_name})",
         "model": config.model,
         "config": config._asdict(),
         "tta": model.tta,
-        "faces": faces,
-        **timing,
+        "faces": len(analyzer.analyze(photo, fallback=False).faces),
         **scores(crop_predictions(model, crops), crops),
+    }
+    return Prepared(analyzer, row)
+
+
+class FerWorker:
+    """The peer in its own interpreter (``_peer_fer.py``), kept up so its timings interleave with emolens'."""
+
+    def __init__(self, python: str, photo_path: Path, crops: Crops, scratch: Path) -> None:
+        request = scratch / "request.json"
+        request.write_text(json.dumps({"photo": str(photo_path), "crops": crops.paths}))
+        self._stderr = (scratch / "fer-stderr.txt").open("w+")
+        self._process = subprocess.Popen(
+            [python, str(HERE / "_peer_fer.py"), str(request)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+        )
+        self.ready = self._ask(None)
+
+    def _ask(self, command: str | None) -> dict[str, Any]:
+        assert self._process.stdin is not None and self._process.stdout is not None
+        if command is not None:
+            self._process.stdin.write(command + "\n")
+            self._process.stdin.flush()
+        line = self._process.stdout.readline()
+        if not line:
+            self._stderr.seek(0)
+            lines = self._stderr.read().strip().splitlines()
+            raise RuntimeError(lines[-1] if lines else f"exit status {self._process.wait()}")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def time(self, calls: int) -> list[float]:
+        samples: list[float] = self._ask(f"time {calls}")["ms"]
+        return samples
+
+    def crop_predictions(self) -> dict[str, list[int]]:
+        return self._ask("crops")
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        self._stderr.close()
+
+
+def timed_block(fn: Any, calls: int) -> list[float]:
+    """Milliseconds of ``calls`` calls of ``fn`` after a pause and one untimed call (as the peer's worker times
+    its blocks: a first call after the pause is skipped on both sides)."""
+    time.sleep(PAUSE_S)
+    fn()
+    samples = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1e3)
+    return samples
+
+
+def interleaved_timings(
+    prepared: list[Prepared], photo: np.ndarray, peer: FerWorker | None, rounds: int, calls: int
+) -> tuple[list[list[list[float]]], list[list[float]]]:
+    """Per configuration and per round, the milliseconds of ``calls`` calls on the photo; the same for the peer.
+
+    Each round times the peer, then every configuration: a drift in the host's load over the run weighs on
+    all of them alike, instead of on whichever was timed while the host was busy.
+    """
+    ours: list[list[list[float]]] = [[] for _ in prepared]
+    theirs: list[list[float]] = []
+    for _ in range(rounds):
+        if peer is not None:
+            time.sleep(PAUSE_S)
+            peer.time(1)  # the untimed first call of the block
+            theirs.append(peer.time(calls))
+        for samples, entry in zip(ours, prepared, strict=True):
+            samples.append(timed_block(lambda analyzer=entry.analyzer: analyzer.analyze(photo), calls))
+    return ours, theirs
+
+
+def summary(rounds: list[list[float]]) -> dict[str, Any]:
+    """Median and p95 over every sample of every round."""
+    samples = sorted(ms for block in rounds for ms in block)
+    return {
+        "median_ms": statistics.median(samples),
+        "p95_ms": samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))],
+        "runs": len(samples),
     }
 
 
-def fer_row(python: str, photo_path: Path, crops: Crops, repeat: int) -> dict[str, Any] | str:
-    """The peer's measurements, or a note saying why there are none."""
-    probe = subprocess.run([python, "-c", "import fer"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        return f"`fer` is not importable by {python}: peer rows skipped (pass --fer-python)"
-    with tempfile.TemporaryDirectory() as tmp:
-        request = Path(tmp) / "request.json"
-        request.write_text(json.dumps({"photo": str(photo_path), "repeat": repeat, "crops": crops.paths}))
-        out = subprocess.run([python, str(HERE / "_peer_fer.py"), str(request)], capture_output=True, text=True)
-    if out.returncode != 0:
-        return f"`fer` failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}"
-    answer = json.loads(out.stdout.strip().splitlines()[-1])
+def peer_row(peer: FerWorker, timing: list[list[float]], crops: Crops) -> dict[str, Any]:
+    """The peer's row: its timings and its better crop accuracy of the two padding settings."""
+    answer = peer.crop_predictions()
     padded, unpadded = (scores(np.array(answer[k]), crops) for k in ("default_offsets", "no_offsets"))
     best = max(padded, unpadded, key=lambda row: row["accuracy"])  # chosen on the original labels
     return {
-        "name": f"fer {answer['fer_version']} (Haar + mini-Xception, TFLite)",
-        "faces": answer["photo"]["faces"],
-        "median_ms": answer["photo"]["median_ms"],
-        "p95_ms": answer["photo"]["p95_ms"],
+        "name": f"fer {peer.ready['fer_version']} (Haar + mini-Xception, TFLite)",
+        "faces": peer.ready["faces"],
+        **summary(timing),
         **best,
         "accuracy_default_offsets": padded["accuracy"],
         "accuracy_no_offsets": unpadded["accuracy"],
     }
 
 
+def start_peer(python: str, photo_path: Path, crops: Crops, scratch: Path) -> FerWorker | str:
+    """The peer's worker, or a note saying why there is none."""
+    probe = subprocess.run([python, "-c", "import fer"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return f"`fer` is not importable by {python}: peer rows skipped (pass --fer-python)"
+    try:
+        return FerWorker(python, photo_path, crops, scratch)
+    except RuntimeError as exc:
+        return f"`fer` failed: {exc}"
+
+
+def spread(ratios: list[float]) -> str:
+    """The middle half of the per-round ratios, e.g. ``"rounds: x0.13-x0.16 (middle half of 10)"``."""
+    low, high = np.percentile(ratios, [25, 75])
+    return f"rounds: x{low:.2f}-x{high:.2f}, middle half of {len(ratios)}"
+
+
+def ratio_rounds(ours: list[list[float]], theirs: list[list[float]]) -> list[float]:
+    """Per round, the median of our calls over the median of the peer's."""
+    return [statistics.median(a) / statistics.median(b) for a, b in zip(ours, theirs, strict=True)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fer-python", default=sys.executable, help="Python interpreter that can import fer")
     parser.add_argument("--per-class", type=int, help="val crops per class (default: all 3,589)")
-    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--repeat", type=int, default=30, help="timed calls on the photo per configuration")
+    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds the calls are spread over")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
 
@@ -173,13 +290,29 @@ def main() -> None:
     crops = val_crops(args.per_class)
     bundled = [spec.name for spec in MODELS.specs() if spec.weights and spec.weights[0].bundled]
     configs = [Config(name) for name in bundled] + [c for c in SPEED_CONFIGS if c.model in bundled]
-    rows = [emolens_row(config, photo, crops, args.repeat) for config in configs]
+    prepared = [emolens_row(config, photo, crops) for config in configs]
+    rows = [entry.row for entry in prepared]
+    calls = max(1, -(-args.repeat // args.rounds))
     with tempfile.TemporaryDirectory() as tmp:
         photo_path = Path(tmp) / "photo.png"
         cv2.imwrite(str(photo_path), photo)
-        peer = fer_row(args.fer_python, photo_path, crops, args.repeat)
+        worker = start_peer(args.fer_python, photo_path, crops, Path(tmp))
+        try:
+            ours, theirs = interleaved_timings(
+                prepared, photo, worker if isinstance(worker, FerWorker) else None, args.rounds, calls
+            )
+            for row, timing in zip(rows, ours, strict=True):
+                row.update(summary(timing))
+                if theirs:
+                    row["ratio_rounds"] = ratio_rounds(timing, theirs)
+            peer: dict[str, Any] | str = worker if isinstance(worker, str) else peer_row(worker, theirs, crops)
+        finally:
+            if isinstance(worker, FerWorker):
+                worker.close()
 
     command = "python benchmarks/peers.py" + (f" --per-class {args.per_class}" if args.per_class else "")
+    command += f" --repeat {args.repeat}" if args.repeat != 30 else ""
+    command += f" --rounds {args.rounds}" if args.rounds != 10 else ""
     lines = [
         f"Peer comparison (`{command} --fer-python <python with fer>`; group/multiface.jpg resized to "
         f"640x480 with 6 people; {len(crops.paths):,} FER2013 val crops passed as whole-crop face boxes, "
@@ -203,7 +336,7 @@ def main() -> None:
         )
         lines.append("")
         lines += [
-            f"- {r['name']} / fer: latency x{r['median_ms'] / peer['median_ms']:.2f}, "
+            f"- {r['name']} / fer: latency x{r['median_ms'] / peer['median_ms']:.2f} ({spread(r['ratio_rounds'])}), "
             f"consensus accuracy {100 * (r['consensus_accuracy'] - peer['consensus_accuracy']):+.1f} points, "
             f"original-label accuracy {100 * (r['accuracy'] - peer['accuracy']):+.1f} points"
             for r in rows
