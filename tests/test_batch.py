@@ -304,6 +304,32 @@ def test_an_output_is_resumed_only_when_this_kind_of_run_wrote_it(photos: Path, 
             emolens.batch([image], jsonl, workers=1, progress=False)
 
 
+def test_a_table_of_another_detector_is_refused_not_mixed(photos: Path, tmp_path: Path) -> None:
+    """Resuming with another detector added its rows to the same table (found by another detector, so not
+    comparable); now it is refused, untouched, naming the detector that wrote the rows, and resumes with it.
+    ``"auto"`` is compared as the detector it resolves to."""
+    image = photos / "group" / "multiface.jpg"
+    extra = tmp_path / "more"
+    extra.mkdir()
+    shutil.copy(image, extra / "another.jpg")
+    out = tmp_path / "faces.csv"
+    first = emolens.batch([image], out, detector="haar", workers=1, progress=False)
+    assert {row["detector_id"] for row in first.rows} == {"haar"}
+    kept = out.read_text()
+    with pytest.raises(InvalidOptionError, match=r"detector 'haar', not 'yunet@[0-9a-f]+'.*--detector haar"):
+        emolens.batch([image, extra], out, detector="yunet", workers=1, progress=False)
+    with pytest.raises(InvalidOptionError, match="detector 'haar'"):
+        emolens.batch([image, extra], out, workers=1, progress=False)  # "auto" is YuNet here
+    assert out.read_text() == kept
+    resumed = emolens.batch([image, extra], out, detector="haar", workers=1, progress=False)
+    assert (resumed.skipped, resumed.analysed) == (1, 1)
+    assert {row["detector_id"] for row in resumed.rows} == {"haar"}
+    auto = tmp_path / "auto.csv"
+    emolens.batch([image], auto, workers=1, progress=False)
+    again = emolens.batch([image, extra], auto, detector="yunet", workers=1, progress=False)
+    assert (again.skipped, again.analysed) == (1, 1)
+
+
 def test_one_run_at_a_time_writes_an_output(photos: Path, tmp_path: Path) -> None:
     """A second run on the same `out` is refused while another holds it (two runs doubled every row); the hold
     is an flock on the hidden `.<name>.lock` beside the output, holding the pid of the run that has it."""

@@ -45,6 +45,7 @@ class Store:
         *,
         model: str,
         model_id: str | None = None,
+        detector_id: str | None = None,
         format: str = "table",
     ) -> None:
         self.out = Path(out)
@@ -66,6 +67,7 @@ class Store:
         self.labels = tuple(labels)
         self.model = model
         self.model_id = model_id  # None when not known before the weights are read (a run folder)
+        self.detector_id = detector_id  # None when not known before the workers build it
         self.columns = columns(self.labels)
         self.parts = self.out.with_name(self.out.name + ".parts")
         self._lock: IO[str] | None = None
@@ -137,12 +139,20 @@ class Store:
                     )
             elif row.get("model") not in (None, self.model):
                 raise self._mixed(f"model {row['model']!r}, not {self.model!r}")
+            found = row.get("detector_id")
+            if self.detector_id and found and found != self.detector_id:  # older tables have no detector_id
+                raise self._mixed(
+                    f"detector {found!r}, not {self.detector_id!r}",
+                    f"the detector that found them (--detector {found.partition('@')[0]})",
+                )
         return rows
 
-    def _mixed(self, what: str) -> InvalidOptionError:
+    def _mixed(
+        self, what: str, same: str = "the weights that wrote them (the same --precision, or --model NAME@VERSION)"
+    ) -> InvalidOptionError:
         return InvalidOptionError(
             f"{self.out} holds results of {what}: pass --overwrite to replace them, choose another --out, "
-            "or run the weights that wrote them (the same --precision, or --model NAME@VERSION)",
+            f"or run {same}",
             option="out",
         )
 
