@@ -24,16 +24,21 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
-def time_ms(fn: Callable[[], object], *, repeat: int, warmup: int = 2) -> dict[str, float]:
-    """Median and p95 wall time of ``fn`` in milliseconds."""
-    for _ in range(warmup):
-        fn()
+def samples_ms(fn: Callable[[], object], repeat: int) -> list[float]:
+    """The wall time of each of ``repeat`` calls of ``fn``, in milliseconds."""
     samples = []
     for _ in range(repeat):
         start = time.perf_counter()
         fn()
         samples.append((time.perf_counter() - start) * 1e3)
-    samples.sort()
+    return samples
+
+
+def time_ms(fn: Callable[[], object], *, repeat: int, warmup: int = 2) -> dict[str, float]:
+    """Median and p95 wall time of ``fn`` in milliseconds."""
+    for _ in range(warmup):
+        fn()
+    samples = sorted(samples_ms(fn, repeat))
     return {
         "median_ms": statistics.median(samples),
         "p95_ms": samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))],

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
-from _common import machine, shared_path, thread_env_note, write_results
+from _common import machine, samples_ms, shared_path, thread_env_note, write_results
 
 import emolens
 from emolens.models import MODELS
@@ -200,12 +200,7 @@ def timed_block(fn: Any, calls: int) -> list[float]:
     its blocks: a first call after the pause is skipped on both sides)."""
     time.sleep(PAUSE_S)
     fn()
-    samples = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1e3)
-    return samples
+    return samples_ms(fn, calls)
 
 
 def interleaved_timings(
