@@ -121,9 +121,11 @@ def batch(
     items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
 
     spec, precision = _answering_spec(model, device, precision)
-    store, todo, skipped = _open_store(out, spec, detector, device, format, overwrite, expand_inputs(items))
+    store, todo, skipped = _open_store(out, spec, format, overwrite, expand_inputs(items))
     try:  # the output is held from here: released however the run ends
-        job = Job(detector, model, device, fallback, min_face_size, max_pixels, every, precision)
+        found = store.detector_ids if store is not None else set()
+        resumes = (str(out), next(iter(found))) if len(found) == 1 else None  # the workers check their detector
+        job = Job(detector, model, device, fallback, min_face_size, max_pixels, every, precision, resumes)
         show = sys.stderr.isatty() if progress is None else progress
         tally = _Tally(len(todo), show)
         chunks = list(_chunks(todo, batch_size))
@@ -170,39 +172,19 @@ def _answering_spec(model: str, device: str, precision: str) -> tuple[ModelSpec,
     return (int8_spec(model) if precision == "int8" else model_spec(model)), precision
 
 
-def _detector_identity(detector: str | None, device: str) -> str | None:
-    """The ``detector_id`` the run's rows will carry (``"auto"`` resolved as the workers will resolve it), or
-    ``None`` for a name the workers will refuse."""
-    from ..detectors import DETECTORS, create_detector
-
-    if detector == "auto":
-        chosen = create_detector("auto", device=device)
-        detector = None if chosen is None else chosen.name
-    if detector is None or detector == "none":
-        return "none"
-    return DETECTORS.get(detector).identity if detector in DETECTORS else None
-
-
 def _open_store(
-    out: str | os.PathLike[str] | None,
-    spec: ModelSpec,
-    detector: str | None,
-    device: str,
-    format: str,
-    overwrite: bool,
-    todo: list[BatchInput],
+    out: str | os.PathLike[str] | None, spec: ModelSpec, format: str, overwrite: bool, todo: list[BatchInput]
 ) -> tuple[Store | None, list[BatchInput], int]:
     """The output store (``None``: rows in memory), the inputs still to analyse, and how many it already has.
 
-    Rows already there must come from the same weights and the same detector: another's are refused, not mixed.
+    Rows already there must come from the same weights (checked here) and the same detector (checked by the
+    workers, which know which detector they built): another's are refused, not mixed.
     """
     if out is None:
         if format != "table":
             raise InvalidOptionError("format='submission' needs an out file", option="format")
         return None, todo, 0
     store = Store(out, spec.labels, model=spec.name, model_id=spec.identity if spec.weights else None, format=format)
-    if not overwrite and (store.out.exists() or store.parts.exists()):  # rows to compare with: which detector?
-        store.detector_id = _detector_identity(detector, device)
     store.acquire()
     try:
         if overwrite:

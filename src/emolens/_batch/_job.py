@@ -21,3 +21,6 @@ class Job:
     max_pixels: int = DEFAULT_MAX_PIXELS
     every: int = 1
     precision: str = "auto"  # "auto", "float32" or "int8"; "fastest" is resolved by the driver first
+    #: (output, detector_id) when the output already holds rows of one detector: a worker whose detector is
+    #: another refuses to start, so a resumed run never mixes two detectors' rows in one table
+    resumes: tuple[str, str] | None = None

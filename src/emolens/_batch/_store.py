@@ -29,7 +29,7 @@ from .._optional import require
 from .._rows import Row, column_types, columns
 from ..errors import InvalidOptionError
 
-__all__ = ["FORMATS", "Store"]
+__all__ = ["FORMATS", "Store", "mixed_results"]
 
 #: Output formats by suffix; ``submission`` (``file,label``) is chosen with ``format="submission"``.
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
@@ -45,7 +45,6 @@ class Store:
         *,
         model: str,
         model_id: str | None = None,
-        detector_id: str | None = None,
         format: str = "table",
     ) -> None:
         self.out = Path(out)
@@ -67,7 +66,8 @@ class Store:
         self.labels = tuple(labels)
         self.model = model
         self.model_id = model_id  # None when not known before the weights are read (a run folder)
-        self.detector_id = detector_id  # None when not known before the workers build it
+        #: the ``detector_id`` values of the rows already there (known after :meth:`done`; older tables: none)
+        self.detector_ids: set[str] = set()
         self.columns = columns(self.labels)
         self.parts = self.out.with_name(self.out.name + ".parts")
         self._lock: IO[str] | None = None
@@ -139,21 +139,13 @@ class Store:
                     )
             elif row.get("model") not in (None, self.model):
                 raise self._mixed(f"model {row['model']!r}, not {self.model!r}")
-            found = row.get("detector_id")
-            if self.detector_id and found and found != self.detector_id:  # older tables have no detector_id
-                raise self._mixed(
-                    f"detector {found!r}, not {self.detector_id!r}",
-                    f"the detector that found them (--detector {found.partition('@')[0]})",
-                )
+            if row.get("detector_id"):  # older tables have none
+                self.detector_ids.add(str(row["detector_id"]))
         return rows
 
-    def _mixed(
-        self, what: str, same: str = "the weights that wrote them (the same --precision, or --model NAME@VERSION)"
-    ) -> InvalidOptionError:
-        return InvalidOptionError(
-            f"{self.out} holds results of {what}: pass --overwrite to replace them, choose another --out, "
-            f"or run {same}",
-            option="out",
+    def _mixed(self, what: str) -> InvalidOptionError:
+        return mixed_results(
+            str(self.out), what, "the weights that wrote them (the same --precision, or --model NAME@VERSION)"
         )
 
     def part_rows(self) -> list[Row]:
@@ -234,6 +226,15 @@ class Store:
         except Exception:  # a part cut short by a killed run (Ray writes in place): its inputs are redone
             part.unlink(missing_ok=True)
             return []
+
+
+def mixed_results(out: str, what: str, same: str) -> InvalidOptionError:
+    """The refusal to add a run's rows to an output that holds results of ``what`` (other weights, another
+    detector); ``same`` says what to run to resume it instead."""
+    return InvalidOptionError(
+        f"{out} holds results of {what}: pass --overwrite to replace them, choose another --out, or run {same}",
+        option="out",
+    )
 
 
 def _order(row: Row) -> tuple[str, int, int]:

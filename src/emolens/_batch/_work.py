@@ -8,6 +8,7 @@ from .._analyzer import Analyzer, Detected
 from .._rows import Row, error_row, result_rows
 from ._inputs import BatchInput
 from ._job import Job
+from ._store import mixed_results
 
 __all__ = ["FRAMES_PER_PASS", "Worker"]
 
@@ -34,6 +35,14 @@ class Worker:
             max_pixels=job.max_pixels,
             precision=job.precision,
         )
+        if job.resumes is not None and job.resumes[1] != self.analyzer.detector_id:
+            out, found = job.resumes
+            raise mixed_results(
+                out,
+                f"detector {found!r}, not {self.analyzer.detector_id!r}",
+                f"the detector that found them ({found}; the part after @ is its weights, another there means "
+                "emolens was upgraded)",
+            )
         self.labels = self.analyzer.model.labels
 
     def rows(self, inputs: Sequence[BatchInput]) -> list[Row]:
