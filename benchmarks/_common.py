@@ -71,8 +71,19 @@ def machine() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        "onnxruntime": _version("onnxruntime"),
         "python": platform.python_version(),
     }
+
+
+def _version(package: str) -> str | None:
+    """An installed package's version, ``None`` when it is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
 
 
 def write_results(name: str, data: dict[str, Any], markdown: str, out_dir: Path) -> None:

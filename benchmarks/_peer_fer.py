@@ -27,8 +27,14 @@ logging.disable(logging.WARNING)
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 
+#: Where answers go: the process's stdout as it started. Anything else printed (TensorFlow, fer) goes to stderr,
+#: so that a stray line cannot be read as an answer (``main`` moves file descriptor 1 there).
+_REPLIES = sys.stdout
+
+
 def _answer(payload: dict[str, object]) -> None:
-    print(json.dumps(payload), flush=True)
+    _REPLIES.write(json.dumps(payload) + "\n")
+    _REPLIES.flush()
 
 
 def _crop_predictions(fer_class: type, crops: list[str]) -> dict[str, list[int]]:
@@ -50,6 +56,10 @@ def _crop_predictions(fer_class: type, crops: list[str]) -> dict[str, list[int]]
 
 
 def main() -> None:
+    global _REPLIES
+    _REPLIES = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # prints of the libraries below, from Python or C, go to stderr
+    sys.stdout = sys.stderr
     import cv2
 
     try:
@@ -77,6 +87,8 @@ def main() -> None:
         elif command == ["crops"]:
             _answer(_crop_predictions(FER, request["crops"]))
             return
+        else:
+            _answer({"error": f"unknown command {line.strip()!r}"})
 
 
 if __name__ == "__main__":

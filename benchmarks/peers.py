@@ -166,19 +166,29 @@ class FerWorker:
             stderr=self._stderr,
             text=True,
         )
-        self.ready = self._ask(None)
+        try:
+            self.ready = self._ask(None)
+        except BaseException:
+            self.close()
+            raise
 
     def _ask(self, command: str | None) -> dict[str, Any]:
+        """The worker's answer to ``command``; RuntimeError (with the last line it wrote to stderr) if it died
+        or answered something else."""
         assert self._process.stdin is not None and self._process.stdout is not None
-        if command is not None:
-            self._process.stdin.write(command + "\n")
-            self._process.stdin.flush()
-        line = self._process.stdout.readline()
-        if not line:
+        try:
+            if command is not None:
+                self._process.stdin.write(command + "\n")
+                self._process.stdin.flush()
+            line = self._process.stdout.readline()
+            answer = json.loads(line) if line else None
+        except (OSError, ValueError):
+            answer = None
+        if not isinstance(answer, dict) or "error" in answer:
             self._stderr.seek(0)
             lines = self._stderr.read().strip().splitlines()
-            raise RuntimeError(lines[-1] if lines else f"exit status {self._process.wait()}")
-        answer: dict[str, Any] = json.loads(line)
+            said = answer["error"] if isinstance(answer, dict) else lines[-1] if lines else "no answer"
+            raise RuntimeError(said)
         return answer
 
     def time(self, calls: int) -> list[float]:
@@ -223,6 +233,19 @@ def interleaved_timings(
     return ours, theirs
 
 
+def timings_with_peer(
+    prepared: list[Prepared], photo: np.ndarray, worker: FerWorker | str, rounds: int, calls: int
+) -> tuple[list[list[list[float]]], list[list[float]], str | None]:
+    """:func:`interleaved_timings`, and a note instead of the peer's timings if its worker fails on the way
+    (emolens' rows are timed again without it rather than lost)."""
+    if isinstance(worker, str):
+        return (*interleaved_timings(prepared, photo, None, rounds, calls), worker)
+    try:
+        return (*interleaved_timings(prepared, photo, worker, rounds, calls), None)
+    except RuntimeError as exc:
+        return (*interleaved_timings(prepared, photo, None, rounds, calls), f"`fer` failed: {exc}")
+
+
 def summary(rounds: list[list[float]]) -> dict[str, Any]:
     """Median and p95 over every sample of every round."""
     samples = sorted(ms for block in rounds for ms in block)
@@ -246,6 +269,16 @@ def peer_row(peer: FerWorker, timing: list[list[float]], crops: Crops) -> dict[s
         "accuracy_default_offsets": padded["accuracy"],
         "accuracy_no_offsets": unpadded["accuracy"],
     }
+
+
+def peer_note_or_row(peer: FerWorker | str, timing: list[list[float]], crops: Crops) -> dict[str, Any] | str:
+    """The peer's row, or a note if it fails while scoring the crops."""
+    if isinstance(peer, str):
+        return peer
+    try:
+        return peer_row(peer, timing, crops)
+    except RuntimeError as exc:
+        return f"`fer` failed: {exc}"
 
 
 def start_peer(python: str, photo_path: Path, crops: Crops, scratch: Path) -> FerWorker | str:
@@ -274,10 +307,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fer-python", default=sys.executable, help="Python interpreter that can import fer")
     parser.add_argument("--per-class", type=int, help="val crops per class (default: all 3,589)")
-    parser.add_argument("--repeat", type=int, default=30, help="timed calls on the photo per configuration")
+    parser.add_argument("--repeat", type=int, default=30, help="timed calls on the photo per configuration (at least)")
     parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds the calls are spread over")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
+    if args.rounds < 1 or args.repeat < 1:
+        parser.error("--repeat and --rounds must be at least 1")
 
     photo = cv2.resize(
         cv2.imread(str(shared_path("images", "group", "multiface.jpg"))), (640, 480), interpolation=cv2.INTER_AREA
@@ -293,14 +328,12 @@ def main() -> None:
         cv2.imwrite(str(photo_path), photo)
         worker = start_peer(args.fer_python, photo_path, crops, Path(tmp))
         try:
-            ours, theirs = interleaved_timings(
-                prepared, photo, worker if isinstance(worker, FerWorker) else None, args.rounds, calls
-            )
+            ours, theirs, note = timings_with_peer(prepared, photo, worker, args.rounds, calls)
             for row, timing in zip(rows, ours, strict=True):
                 row.update(summary(timing))
                 if theirs:
                     row["ratio_rounds"] = ratio_rounds(timing, theirs)
-            peer: dict[str, Any] | str = worker if isinstance(worker, str) else peer_row(worker, theirs, crops)
+            peer: dict[str, Any] | str = note or peer_note_or_row(worker, theirs, crops)
         finally:
             if isinstance(worker, FerWorker):
                 worker.close()

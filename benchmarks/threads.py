@@ -91,7 +91,8 @@ def main() -> None:
     host = machine()
     lines = [
         f"Idle threads (`python benchmarks/threads.py --repeat {args.repeat}`; `analyze()` of group/multiface.jpg "
-        f"resized to 640x480, detector yunet, fresh process per row, the faster of two; host: {host['cpu']})",
+        f"resized to 640x480, detector yunet, fresh process per row, the faster of two; onnxruntime "
+        f"{host['onnxruntime']}; host: {host['cpu']})",
         "",
         "| model | precision | GOMP_SPINCOUNT | onnxruntime threads spin | faces | median ms | p95 ms |",
         "|---|---|---|---|---|---|---|",
