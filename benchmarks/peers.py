@@ -293,7 +293,7 @@ def start_peer(python: str, photo_path: Path, crops: Crops, scratch: Path) -> Fe
 
 
 def spread(ratios: list[float]) -> str:
-    """The middle half of the per-round ratios, e.g. ``"rounds: x0.13-x0.16 (middle half of 10)"``."""
+    """The middle half of the per-round ratios, e.g. ``"rounds: x0.13-x0.16, middle half of 10"``."""
     low, high = np.percentile(ratios, [25, 75])
     return f"rounds: x{low:.2f}-x{high:.2f}, middle half of {len(ratios)}"
 
