@@ -470,6 +470,28 @@ def test_ray_engine_gives_the_same_rows(ray_module: Any, collection: Path, local
     _same_rows(_read(local_run[0]), _read(out))
 
 
+def test_ray_engine_refuses_with_the_typed_error(ray_module: Any, photos: Path, tmp_path: Path) -> None:
+    """An actor that cannot start (an unknown detector, an output another detector wrote) died, and the driver
+    got Ray's ActorDiedError with the traceback as its message, which `emolens batch` printed as "a bug in
+    emolens"; a task builds one worker first, so the error arrives as itself."""
+    from emolens.errors import UnknownNameError
+
+    image = photos / "group" / "multiface.jpg"
+    extra = tmp_path / "more"
+    extra.mkdir()
+    shutil.copy(image, extra / "another.jpg")
+    out = tmp_path / "faces.csv"
+    emolens.batch([image], out, detector="haar", workers=1, progress=False)
+    ray_module.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        with pytest.raises(InvalidOptionError, match="detector 'haar', not 'yunet@"):
+            emolens.batch([image, extra], out, detector="yunet", engine="ray", workers=1, progress=False)
+        with pytest.raises(UnknownNameError, match="yunnet"):
+            emolens.batch([image], tmp_path / "new.csv", detector="yunnet", engine="ray", workers=1, progress=False)
+    finally:
+        ray_module.shutdown()
+
+
 def test_ray_cli_joins_a_cluster_started_with_ray_start(
     ray_module: Any, collection: Path, local_run: Any, tmp_path: Path
 ) -> None:

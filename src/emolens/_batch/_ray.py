@@ -18,7 +18,7 @@ from typing import Any
 
 from .._optional import require
 from .._rows import column_types
-from ..errors import InvalidOptionError
+from ..errors import EmolensError, InvalidOptionError
 from ._inputs import BatchInput
 from ._job import Job
 from ._reaper import start_reaper
@@ -50,6 +50,22 @@ class RayAnalyzer:
         for chunk in batch["chunk"]:
             rows.extend(self.worker.rows([BatchInput(path, video) for path, video in json.loads(str(chunk))]))
         return pyarrow.Table.from_pylist(rows, schema=self.schema)
+
+
+def _preflight(job: Job, threads: int | None) -> EmolensError | None:
+    """Build one worker where the actors will run, and return what stopped it, if anything.
+
+    An actor whose start fails (an unknown detector, no GPU on the node, an output whose rows another detector
+    found) dies, and Ray hands the driver an ``ActorDiedError`` whose message is the traceback as text; built
+    in a task first, the error comes back as itself.
+    """
+    from ._work import Worker
+
+    try:
+        Worker(job, threads=threads)
+    except EmolensError as exc:
+        return exc
+    return None
 
 
 #: Seconds to wait for a cluster's port to answer before giving up (Ray itself retries for over a minute).
@@ -117,6 +133,9 @@ def run_ray(
     logger = logging.getLogger("ray.data")
     level = logger.level
     try:
+        refused = ray.get(ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(_preflight).remote(job, threads))
+        if refused is not None:
+            raise refused
         with warnings.catch_warnings():  # Ray's own deprecation notices are not the user's to act on
             warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray(\.|$)")
             if not progress:  # quiet means quiet: Ray Data logs its progress and each write
