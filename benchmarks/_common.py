@@ -8,7 +8,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +38,16 @@ def time_ms(fn: Callable[[], object], *, repeat: int, warmup: int = 2) -> dict[s
     """Median and p95 wall time of ``fn`` in milliseconds."""
     for _ in range(warmup):
         fn()
-    samples = sorted(samples_ms(fn, repeat))
+    return summary_ms(samples_ms(fn, repeat))
+
+
+def summary_ms(samples: Iterable[float]) -> dict[str, float]:
+    """Median and p95 of timings in milliseconds, and how many there are."""
+    ordered = sorted(samples)
     return {
-        "median_ms": statistics.median(samples),
-        "p95_ms": samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))],
-        "runs": repeat,
+        "median_ms": statistics.median(ordered),
+        "p95_ms": ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))],
+        "runs": len(ordered),
     }
 
 

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
-from _common import machine, samples_ms, shared_path, thread_env_note, write_results
+from _common import machine, samples_ms, shared_path, summary_ms, thread_env_note, write_results
 
 import emolens
 from emolens.models import MODELS
@@ -246,16 +246,6 @@ def timings_with_peer(
         return (*interleaved_timings(prepared, photo, None, rounds, calls), f"`fer` failed: {exc}")
 
 
-def summary(rounds: list[list[float]]) -> dict[str, Any]:
-    """Median and p95 over every sample of every round."""
-    samples = sorted(ms for block in rounds for ms in block)
-    return {
-        "median_ms": statistics.median(samples),
-        "p95_ms": samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))],
-        "runs": len(samples),
-    }
-
-
 def peer_row(peer: FerWorker, timing: list[list[float]], crops: Crops) -> dict[str, Any]:
     """The peer's row: its timings and its better crop accuracy of the two padding settings."""
     answer = peer.crop_predictions()
@@ -264,7 +254,7 @@ def peer_row(peer: FerWorker, timing: list[list[float]], crops: Crops) -> dict[s
     return {
         "name": f"fer {peer.ready['fer_version']} (Haar + mini-Xception, TFLite)",
         "faces": peer.ready["faces"],
-        **summary(timing),
+        **summary_ms(ms for block in timing for ms in block),
         **best,
         "accuracy_default_offsets": padded["accuracy"],
         "accuracy_no_offsets": unpadded["accuracy"],
@@ -330,7 +320,7 @@ def main() -> None:
         try:
             ours, theirs, note = timings_with_peer(prepared, photo, worker, args.rounds, calls)
             for row, timing in zip(rows, ours, strict=True):
-                row.update(summary(timing))
+                row.update(summary_ms(ms for block in timing for ms in block))
                 if theirs:
                     row["ratio_rounds"] = ratio_rounds(timing, theirs)
             peer: dict[str, Any] | str = note or peer_note_or_row(worker, theirs, crops)
