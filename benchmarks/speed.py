@@ -77,8 +77,9 @@ DEFAULT_RUNTIMES = ("torch bf16", "torch float32")
 
 def runtimes(name: str, device: str, tta: bool, scratch: Path) -> list[tuple[str, EmotionModel]]:
     """The ways this host can run the model: torch float32, torch bf16 (where native; on a CPU also as autocast
-    over the float32 network, how it ran before the bf16 copy), and, at the model's default TTA setting (ONNX
-    graphs carry it inside), ONNX Runtime float32 and int8 (where it ships)."""
+    over the float32 network, how it ran before the bf16 copy), ONNX Runtime int8 (where it ships: the network
+    alone, emolens runs the TTA around it as for torch), and, at the model's default TTA setting, ONNX Runtime
+    float32 (`emolens export --onnx`, which mirrors every face inside the graph)."""
     from emolens.models import cpu_has_native_bf16, export_onnx
 
     spec = MODELS.get(name)
@@ -87,12 +88,13 @@ def runtimes(name: str, device: str, tta: bool, scratch: Path) -> list[tuple[str
         found.append(("torch bf16", emolens.load_model(name, device=device, tta=tta)))
     if not device.startswith("cuda") and cpu_has_native_bf16():
         found.append(("torch bf16 autocast", _autocast(found[-1][1])))
-    if tta == spec.tta and spec.runtime == "torch":
+    if spec.runtime == "torch":
         try:
-            export_onnx(name, scratch, f"{name}-fp32")
-            found.append(("onnx float32", emolens.load_model(str(scratch / f"{name}-fp32.json"), device=device)))
+            if tta == spec.tta:
+                export_onnx(name, scratch, f"{name}-fp32")
+                found.append(("onnx float32", emolens.load_model(str(scratch / f"{name}-fp32.json"), device=device)))
             if spec.int8:
-                found.append(("onnx int8", emolens.load_model(name, device=device, precision="int8")))
+                found.append(("onnx int8", emolens.load_model(name, device=device, tta=tta, precision="int8")))
         except emolens.MissingDependencyError:  # no onnxruntime here: the torch rows only
             pass
     return found

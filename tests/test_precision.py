@@ -25,7 +25,7 @@ def test_fastest_measures_once_and_remembers_per_host(home: Path) -> None:
     model = emolens.load_model("fast", precision="fastest")
     choices = json.loads((home / "precisions.json").read_text())
     (key, entry), *_ = choices.items()
-    graphs = f"{emolens.models.MODELS.get('fast').identity} vs {emolens.models.int8_spec('fast').identity}"
+    graphs = f"{emolens.models.MODELS.get('fast').identity} vs {emolens.models.int8_spec('fast').identity} (no TTA)"
     assert key.startswith(cpu_info().describe()) and key.endswith(f" | {graphs}")
     assert set(entry["ms_per_8_faces"]) == {"auto", "int8"} and all(ms > 0 for ms in entry["ms_per_8_faces"].values())
     faster = min(entry["ms_per_8_faces"], key=entry["ms_per_8_faces"].get)
@@ -59,10 +59,18 @@ def test_other_hosts_choices_are_kept_and_not_used(home: Path) -> None:
     assert "x@1" not in fastest_choices()
 
 
-def test_without_an_int8_graph_or_with_a_chosen_tta_nothing_is_measured(home: Path) -> None:
+def test_without_an_int8_graph_nothing_is_measured(home: Path) -> None:
     assert emolens.load_model("large", precision="fastest").precision in ("bfloat16", "float32")
-    assert emolens.load_model("default", precision="fastest", tta=False).tta is False
     assert not (home / "precisions.json").exists()
+
+
+def test_a_chosen_tta_is_measured_and_kept_apart(home: Path) -> None:
+    """Both runtimes run the TTA asked for (the int8 graph is the network alone), so the choice is per setting."""
+    assert emolens.load_model("default", precision="fastest", tta=False).tta is False
+    assert emolens.load_model("default", precision="fastest").tta is True
+    assert len(json.loads((home / "precisions.json").read_text())) == 2
+    listed = fastest_choices()  # as `emolens models --verbose` lists them
+    assert any(model.endswith("(no TTA)") for model in listed) and len(listed) == 2, listed
 
 
 def test_the_command_line_offers_it_and_lists_the_choice(

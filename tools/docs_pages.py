@@ -200,12 +200,25 @@ ONNX_SECTION = [
     "### int8",
     "",
     '`emolens.load_model("default", precision="int8")` (and `fast`) runs an int8 ONNX graph of the same '
-    "weights, shipped in the wheel and hash-checked like any weights file; its `model_id` names the int8 file. It "
-    "is built by `python -m tools.quantize MODEL --images N`: the graph above, then ONNX Runtime's static "
-    "quantization (QDQ; int8 weights per channel, uint8 activations, percentile ranges from N FER2013 training "
-    "images, the same number per class). It ships only within 0.3 points of the float32 graph on val consensus "
-    "and CK+ (`tests/test_onnx.py` checks the shipped files). Measured by that command (AMD EPYC, AVX-512 BF16 + "
-    "VNNI; `default` v5's rows on 2026-12-06 and `fast` v4's on 2026-12-07, each in the session that shipped it):",
+    "network, shipped in the wheel and hash-checked like any weights file; its `model_id` names the int8 file. The "
+    "graph is the network alone (its logits): emolens runs the model's flip TTA (only the faces the first pass is "
+    "unsure of, as for torch) and the calibration stored with the float weights around it, so `tta=` works as at "
+    "any precision. It is built by `python -m tools.quantize MODEL --images N`: `export_onnx(..., logits_only=True)`, "
+    "then ONNX Runtime's static quantization (QDQ; int8 weights per channel, uint8 activations, percentile ranges "
+    "from N FER2013 training images, the same number per class). It ships only within 0.3 points of the torch "
+    "model in float32 on val consensus and CK+, both run as `analyze()` runs them (`tests/test_onnx.py` checks the "
+    "shipped files). Measured by that command on 2026-12-07 (AMD EPYC family 26 model 2, AVX-512 BF16 + VNNI):",
+    "",
+    "| model | runs | val consensus | val original | CK+ |",
+    "|---|---|---|---|---|",
+    "| `default` | torch, float32 | 84.12 % | 62.47 % | 78.96 % |",
+    "| `default` | int8, 4096 images (ships) | 84.27 % | 62.44 % | 78.75 % |",
+    "| `fast` | torch, float32 | 78.73 % | 61.72 % | 78.10 % |",
+    "| `fast` | int8, 4096 images (ships) | 78.82 % | 62.02 % | 78.10 % |",
+    "",
+    "The number of calibration images was chosen per model on the earlier graphs, which held flip TTA (every face "
+    "mirrored) and the calibration inside and were compared with the float32 ONNX graph (`default` v5 on "
+    "2026-12-06, `fast` v4 on 2026-12-07, AMD EPYC family 25):",
     "",
     "| model | graph | val consensus | val original | CK+ |",
     "|---|---|---|---|---|",
@@ -213,18 +226,17 @@ ONNX_SECTION = [
     "| `default` | int8, 1024 images | 84.21 % | 62.69 % | 79.72 % |",
     "| `default` | int8, 2048 images | 84.12 % | 62.50 % | 79.29 % |",
     "| `default` | int8, 2048 images, min-max ranges | 84.15 % | 62.64 % | 79.40 % |",
-    "| `default` | int8, 4096 images (ships) | 84.06 % | 62.64 % | 79.07 % |",
+    "| `default` | int8, 4096 images | 84.06 % | 62.64 % | 79.07 % |",
     "| `fast` | float32 | 78.73 % | 61.72 % | 78.10 % |",
     "| `fast` | int8, 1024 images | 78.58 % | 61.86 % | 77.56 % |",
     "| `fast` | int8, 2048 images | 78.70 % | 62.02 % | 77.67 % |",
-    "| `fast` | int8, 4096 images (ships) | 78.82 % | 62.02 % | 78.10 % |",
+    "| `fast` | int8, 4096 images | 78.82 % | 62.02 % | 78.10 % |",
     "",
-    "The number of calibration images was chosen per model on these rows (1024 first, then more where CK+ moved "
-    "by more than 0.3 points: for `default` v5 every setting but 4096 images moved it by 0.3-0.8 points, always "
-    "upwards; for `fast` v4 1024 and 2048 images moved it by 0.4-0.5 points, downwards), so CK+ and val are not "
-    "independent of that choice. The float32 "
-    "graph differs from the shipped card's numbers by a few faces because `analyze()` runs bf16 on CPUs that have it "
-    '(`precision="float32"` turns that off).',
+    "1024 images first, then more where CK+ moved by more than 0.3 points: for `default` v5 every setting but 4096 "
+    "images moved it by 0.3-0.8 points, always upwards; for `fast` v4 1024 and 2048 images moved it by 0.4-0.5 "
+    "points, downwards; so CK+ and val are not independent of that choice. The float32 rows differ from the "
+    "shipped cards' numbers by a few faces because `analyze()` runs bf16 on CPUs that have it "
+    '(`precision="float32"` turns that off), and the cards mirror every face.',
     "",
     "What int8 buys depends on the CPU. On the AVX-512 BF16 + VNNI host of 2026-12-05 (`python benchmarks/speed.py`, "
     "`benchmarks/results/earlier-runs/speed-cpu-b.md`) the int8 `default` classified 3.4x the faces per second of "
@@ -241,8 +253,8 @@ ONNX_SECTION = [
     '`precision="fastest"` (`emolens analyze --precision fastest`) lets the host decide: the first load times '
     '`"auto"` and `"int8"` on 8 faces, keeps the faster, and remembers the choice in `precisions.json` in the '
     "weights cache, per CPU (model and features), core count, torch and onnxruntime versions, model identity and "
-    "flip TTA margin (the 8 faces are noise crops, which the first pass is unsure of: torch mirrors all of them, "
-    "its worst case, where the int8 graph always mirrors every face), so later loads and other processes agree "
+    "TTA setting (the 8 faces are noise crops, which the first pass is unsure of: both mirror all of them, the "
+    "worst case), so later loads and other processes agree "
     "without measuring. The model's `precision` attribute says what "
     "runs, an int8 result's `model_id` names the int8 file, and `emolens models --verbose` lists this host's "
     "choices with the milliseconds that decided them.",

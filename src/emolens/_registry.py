@@ -196,7 +196,8 @@ class ModelSpec:
     With ``valence_arousal=True`` the model outputs two more values after the logits, valence and
     arousal in [-1, 1]. ``version`` tells releases of the same name apart (``"v4"``): ``model="default@v4"``
     picks an earlier one (see :data:`emolens.models.PREVIOUS_MODELS`). ``int8`` is an int8 ONNX graph of
-    the same weights (TTA and calibration inside), run by ``load_model(..., precision="int8")``.
+    the same network (its logits: ``load_model(..., precision="int8")`` runs the flip TTA and the calibration
+    of ``weights`` around it).
     """
 
     name: str

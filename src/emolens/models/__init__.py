@@ -247,7 +247,7 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         tta=True,
         int8=_int8(
             "emolens-consensus-default-v5-int8.onnx",
-            "89dcdee37baec5daa9bf37d7f8ef653fe9563aa7c38bda68c8a3ca2427f1fed7",
+            "cb1cee18ce9b48e575ff7cf740c0091198033d9e5b3ffe94bd213bdf7f6c2884",
         ),
     ),
     ModelSpec(
@@ -266,7 +266,7 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         license=_FERPLUS_LICENSE,
         int8=_int8(
             "emolens-consensus-fast-v4-int8.onnx",
-            "e2951d320150ce8ab634247f2ef61a95a9ebcbad2b40bdfd6822e22486fb27cc",
+            "0dfb9515806a20cdcbe06dae5a4b3a092c2ac195e77e09076402023da736c6c8",
         ),
     ),
     ModelSpec(

@@ -59,17 +59,18 @@ def _fastest_model(source: str | Path, device: torch.device, tta: bool | None) -
     def torch_model() -> EmotionModel:
         return load_model(source, device=device, tta=tta)
 
-    if Path(str(source)).is_dir() or device.type != "cpu" or tta is not None:
-        return torch_model()  # a run folder, a GPU or a chosen TTA setting: no int8 graph to weigh against
+    if Path(str(source)).is_dir() or device.type != "cpu":
+        return torch_model()  # a run folder or a GPU: no int8 graph to weigh against
     spec = model_spec(source)
     if not spec.int8 or importlib.util.find_spec("onnxruntime") is None:
         return torch_model()
     graph = _int8_of(spec)
-    candidates = {"auto": torch_model, "int8": lambda: _int8_model(graph, device)}
-    # The torch model's flip TTA mirrors the faces it is unsure of (the int8 graph every face): a choice made
-    # under another margin is measured again. The noise crops timed are all unsure, torch's worst case.
-    torch_side = f"{spec.identity} (flip TTA margin {TTA_MARGIN})" if spec.tta else spec.identity
-    return pick_fastest(spec.identity, f"{torch_side} vs {graph.identity}", candidates)[1]
+    candidates = {"auto": torch_model, "int8": lambda: _int8_model(spec, device, tta)}
+    # Both mirror the faces the first pass is unsure of under flip TTA: a choice made with TTA off, or
+    # under another margin, is measured again. The noise crops timed are all unsure, the worst case.
+    setting = f"flip TTA margin {TTA_MARGIN}" if (spec.tta if tta is None else tta) else "no TTA"
+    listed = spec.identity if tta in (None, spec.tta) else f"{spec.identity} ({setting})"
+    return pick_fastest(listed, f"{spec.identity} vs {graph.identity} ({setting})", candidates)[1]
 
 
 def int8_spec(source: str | Path) -> ModelSpec:
@@ -89,13 +90,16 @@ def _int8_of(spec: ModelSpec) -> ModelSpec:
         raise InvalidOptionError(
             f"model {spec.name!r} has no int8 graph; models with one: {', '.join(having)}", option="precision"
         )
-    return dataclasses.replace(spec, runtime="onnx", architecture="", weights=spec.int8, tta=False, options={})
+    return dataclasses.replace(spec, runtime="onnx", architecture="", weights=spec.int8, options={})
 
 
-def _int8_model(graph: ModelSpec, device: torch.device) -> EmotionModel:
-    """A model's int8 ONNX graph (:func:`int8_spec`; TTA and calibration inside the graph)."""
+def _int8_model(spec: ModelSpec, device: torch.device, tta: bool | None) -> EmotionModel:
+    """A model's int8 ONNX graph (:func:`int8_spec`): the network's logits, around which the model's flip TTA
+    and the calibration of its float weights (the one home of its temperatures) run as for the torch model."""
+    graph = _int8_of(spec)
     runtime = OnnxRuntime(graph, fetch(graph.weights[0]), device, precision="int8")
-    return EmotionModel(graph, runtime, device=device)
+    temperatures = read_temperatures(fetch(spec.weights[0]), len(spec.labels))
+    return EmotionModel(graph, runtime, device=device, tta=tta, temperatures=temperatures)
 
 
 def load_model(
@@ -128,15 +132,7 @@ def load_model(
     if precision == "fastest":
         return _fastest_model(source, torch_device, tta)
     if precision == "int8":
-        spec = model_spec(source)
-        graph = _int8_of(spec)
-        if tta is not None:
-            raise InvalidOptionError(
-                f"the int8 graph of {graph.name!r} runs its default TTA ({'on' if spec.tta else 'off'}) inside; "
-                "leave tta unset, or use precision='float32' to choose",
-                option="tta",
-            )
-        return _int8_model(graph, torch_device)
+        return _int8_model(model_spec(source), torch_device, tta)
     spec, weights = resolve_model(source)
     temperatures = None
     identity = spec.identity

@@ -5,6 +5,10 @@ log-probabilities (N, K): flip test-time augmentation (where the model runs it) 
 temperatures are inside the graph, so ``softmax(output)`` (or ``argmax``) is the model's answer in any
 language. The card beside it (``<name>.json``) says how to prepare a face crop (``input``: size,
 colour, normalisation) and names the labels; emolens itself loads it like any ONNX model card.
+
+``logits_only=True`` writes the network alone (its raw logits, no TTA, no calibration) for a runtime
+that applies both around it: emolens' int8 graphs (``python -m tools.quantize``), which then mirror only
+the faces the first pass is unsure of, as the torch model does.
 """
 
 from __future__ import annotations
@@ -45,11 +49,13 @@ class _Deployable(nn.Module):
         return torch.log_softmax(logits / scale[:, None], dim=1)
 
 
-def export_onnx(source: ModelSource, out_dir: str | Path, name: str) -> ModelCard:
+def export_onnx(source: ModelSource, out_dir: str | Path, name: str, *, logits_only: bool = False) -> ModelCard:
     """Write ``<out_dir>/<name>.onnx`` and its card ``<name>.json`` (+ ``.md``) from an emolens (torch) model.
 
     ``source`` is anything :func:`emolens.load_model` takes. The exported card loads in emolens as an
     ONNX model (``model="<out_dir>/<name>.json"``) and answers as the source model does in float32.
+    ``logits_only``: the graph returns the network's raw logits; its card keeps the model's TTA setting
+    (emolens mirrors the unsure faces around the graph), and the calibration is left to the caller.
     """
     name = check_file_stem("name", name)
     model = load_model(source)
@@ -61,7 +67,7 @@ def export_onnx(source: ModelSource, out_dir: str | Path, name: str) -> ModelCar
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     graph = out / f"{name}.onnx"
-    _write_graph(model, graph)
+    _write_graph(model, graph, logits_only=logits_only)
     from ..weights import sha256_of
 
     card = ModelCard(
@@ -73,30 +79,38 @@ def export_onnx(source: ModelSource, out_dir: str | Path, name: str) -> ModelCar
         runtime="onnx",
         input=model.spec.input,
         valence_arousal=False,
-        tta=False,  # inside the graph
+        tta=model.tta and logits_only,  # otherwise inside the graph
         weights_license=model.spec.license,
-        description=_description(model),
+        description=_description(model, logits_only=logits_only),
     )
     card.write(out / f"{name}.json")
     return card
 
 
-def _description(model: EmotionModel) -> str:
+def _description(model: EmotionModel, *, logits_only: bool) -> str:
     size, channels = model.input_size, model.spec.input.channels
+    crops = f"input {model.spec.input.describe()} face crops (N, {channels}, {size}, {size})"
+    if logits_only:
+        tta = "; emolens runs flip TTA around it" if model.tta else ""
+        return (
+            f"{model.name} ({model.identity}) exported to ONNX, the network alone: {crops}; output the raw "
+            f"logits over the labels, without the model's calibration{tta}."
+        )
     tta = " with flip TTA on every face inside the graph" if model.tta else ""
     return (
-        f"{model.name} ({model.identity}) exported to ONNX by `emolens export --onnx`: input "
-        f"{model.spec.input.describe()} face crops (N, {channels}, {size}, {size}); output calibrated "
+        f"{model.name} ({model.identity}) exported to ONNX by `emolens export --onnx`: {crops}; output calibrated "
         f"log-probabilities over the labels{tta}: softmax gives the probabilities."
     )
 
 
-def _write_graph(model: EmotionModel, path: Path) -> None:
+def _write_graph(model: EmotionModel, path: Path, *, logits_only: bool) -> None:
     """Trace the model's network (float32, on the CPU) into an ONNX file with a dynamic batch axis."""
     network = model.network.float().cpu()
-    deployable = _Deployable(network, model.temperatures, model.tta).eval()
+    deployable: nn.Module = network if logits_only else _Deployable(network, model.temperatures, model.tta)
+    deployable.eval()
     example = torch.zeros(2, model.spec.input.channels, model.input_size, model.input_size)
     partial = path.with_suffix(".onnx.partial")
+    output = "logits" if logits_only else "log_probabilities"
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter announces its deprecation
         torch.onnx.export(
@@ -104,8 +118,8 @@ def _write_graph(model: EmotionModel, path: Path) -> None:
             (example,),
             str(partial),
             input_names=["input"],
-            output_names=["log_probabilities"],
-            dynamic_axes={"input": {0: "N"}, "log_probabilities": {0: "N"}},
+            output_names=[output],
+            dynamic_axes={"input": {0: "N"}, output: {0: "N"}},
             opset_version=OPSET,
             dynamo=False,
         )
