@@ -260,6 +260,26 @@ def test_export_onnx_round_trips_on_real_faces(name: str, fer_val: Path, photos:
     assert np.abs(np.exp(log_probabilities) - expected).max() < 1e-4
 
 
+def test_a_logits_only_graph_is_the_network_and_emolens_runs_tta_and_calibration_around_it(
+    fer_val: Path, tmp_path: Path
+) -> None:
+    """What tools.quantize quantizes: the raw logits; with the float model's calibration it answers as that model."""
+    import cv2
+
+    from emolens.models import export_onnx
+
+    card = export_onnx("default", tmp_path, "bare", logits_only=True)
+    reference = emolens.load_model("default", precision="float32")
+    assert card.tta and card.description.startswith(f"default ({reference.identity})")
+    images, _ = fer_samples(fer_val, per_class=4)
+    crops = [cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) for path in images]
+    bare = emolens.load_model(str(tmp_path / "bare.json"))
+    assert bare.tta and bare.temperatures == (1.0,) * 7  # a card alone carries no calibration
+    calibrated = bare.with_options(temperatures=reference.temperatures)
+    assert np.abs(calibrated.predict(crops) - reference.predict(crops)).max() < 1e-4  # the same unsure faces mirrored
+    assert np.abs(bare.predict(crops) - reference.predict(crops)).max() > 1e-3  # the calibration shows
+
+
 @pytest.mark.parametrize("name", [spec.name for spec in MODELS.specs() if spec.int8])
 def test_int8_graph_scores_within_a_third_of_a_point_of_float32(name: str, shared: Path) -> None:
     """The shipped int8 graph against the torch model in float32, both as analyze() runs them (flip TTA on the
