@@ -127,6 +127,8 @@ def test_mbconv_width_widens_the_stages_not_the_stem_or_head() -> None:
     assert sorted(set(outputs)) == [16, 24, 48, 88, 120, 208, 352]  # Lite2's channels (40 * 1.1 rounds up to 48)
     assert network.get_submodule("stem")[0].out_channels == 32
     assert network.get_submodule("head")[0].out_channels == 1280
+    with pytest.raises(InvalidOptionError, match=r"width must be from 0\.5 to 2"):
+        build_model(_spec("mbconv", 48, width=0.1))
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript exporter, as emolens export uses

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -274,7 +275,7 @@ def test_a_logits_only_graph_is_the_network_and_emolens_runs_tta_and_calibration
     images, _ = fer_samples(fer_val, per_class=4)
     crops = [cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) for path in images]
     bare = emolens.load_model(str(tmp_path / "bare.json"))
-    assert bare.tta and bare.temperatures == (1.0,) * 7  # a card alone carries no calibration
+    assert bare.tta and bare.temperatures == (1.0,) * 7  # no calibration in the graph's metadata
     calibrated = bare.with_options(temperatures=reference.temperatures)
     assert np.abs(calibrated.predict(crops) - reference.predict(crops)).max() < 1e-4  # the same unsure faces mirrored
     assert np.abs(bare.predict(crops) - reference.predict(crops)).max() > 1e-3  # the calibration shows
@@ -290,9 +291,13 @@ def test_int8_graph_scores_within_a_third_of_a_point_of_float32(name: str, share
     int8 = emolens.load_model(name, precision="int8")
     fp32 = emolens.load_model(name, precision="float32")
     assert int8.spec.runtime == "onnx" and int8.identity.startswith(f"{spec.int8[0].name[:-5]}@")
-    # the graph is the network alone: emolens runs the model's TTA and calibration around it
+    # the graph is the network alone (its logits): emolens runs the model's TTA and calibration around it, the
+    # latter from the graph's own metadata, so its card loaded directly answers the same
+    assert [output.name for output in int8.runtime.session.get_outputs()] == ["logits"]  # type: ignore[attr-defined]
     assert (int8.tta, int8.tta_margin, int8.temperatures) == (fp32.tta, fp32.tta_margin, fp32.temperatures)
     assert set(fp32.temperatures) != {1.0}  # a calibration that would show if it were missing
+    card = emolens.load_model(str(files("emolens.models") / "weights" / spec.int8[0].name.replace(".onnx", ".json")))
+    assert (card.identity, card.temperatures, card.tta) == (int8.identity, int8.temperatures, int8.tta)
     val, ckplus = shared / "datasets" / "fer2013" / "val", shared / "datasets" / "ckplus48"
     scores, probabilities = {}, {}
     for label, source in (("int8", int8), ("fp32", fp32)):
@@ -301,7 +306,7 @@ def test_int8_graph_scores_within_a_third_of_a_point_of_float32(name: str, share
         assert on_val.consensus is not None
         scores[label] = (on_val.consensus.accuracy, on_ckplus.accuracy)
     assert scores["int8"] == pytest.approx(scores["fp32"], abs=0.003)
-    assert np.median(np.abs(probabilities["int8"] - probabilities["fp32"]).max(axis=1)) < 0.02
+    assert np.quantile(np.abs(probabilities["int8"] - probabilities["fp32"]).max(axis=1), 0.99) < 0.1
     without = emolens.load_model(name, precision="int8", tta=False)  # a TTA choice reaches the int8 graph too
     assert not without.tta and without.temperatures == fp32.temperatures
     with pytest.raises(emolens.InvalidOptionError, match="has no int8 graph; models with one"):

@@ -68,6 +68,7 @@ def test_a_chosen_tta_is_measured_and_kept_apart(home: Path) -> None:
     """Both runtimes run the TTA asked for (the int8 graph is the network alone), so the choice is per setting."""
     assert emolens.load_model("default", precision="fastest", tta=False).tta is False
     assert emolens.load_model("default", precision="fastest").tta is True
+    assert emolens.load_model("default", precision="fastest", tta=True).tta is True  # the default's choice again
     assert len(json.loads((home / "precisions.json").read_text())) == 2
     listed = fastest_choices()  # as `emolens models --verbose` lists them
     assert any(model.endswith("(no TTA)") for model in listed) and len(listed) == 2, listed
@@ -80,10 +81,12 @@ def test_the_command_line_offers_it_and_lists_the_choice(
     photo = photos / "group" / "multiface.jpg"
     assert main(["analyze", str(photo), "--model", "fast", "--precision", "fastest", "--json"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[0])["faces"]
+    emolens.load_model("fast", precision="fastest", tta=True)  # not fast's default setting: listed by name
     assert main(["models", "--verbose"]) == 0
     out = capsys.readouterr().out
     assert f"Host: {cpu_info().describe()}" in out
     assert "fastest here: " in out and "ms for 8 faces: auto " in out
+    assert "fastest here (flip TTA margin 0.4): " in out
     assert "engine here: onnxruntime" in out  # YuNet's engine (tests/test_detectors.py: its fallback)
 
 

@@ -202,10 +202,12 @@ ONNX_SECTION = [
     '`emolens.load_model("default", precision="int8")` (and `fast`) runs an int8 ONNX graph of the same '
     "network, shipped in the wheel and hash-checked like any weights file; its `model_id` names the int8 file. The "
     "graph is the network alone (its logits): emolens runs the model's flip TTA (only the faces the first pass is "
-    "unsure of, as for torch) and the calibration stored with the float weights around it, so `tta=` works as at "
-    "any precision. It is built by `python -m tools.quantize MODEL --images N`: `export_onnx(..., logits_only=True)`, "
-    "then ONNX Runtime's static quantization (QDQ; int8 weights per channel, uint8 activations, percentile ranges "
-    "from N FER2013 training images, the same number per class). It ships only within 0.3 points of the torch "
+    "unsure of, as for torch) and the float model's calibration around it, so `tta=` works as at any precision. "
+    "It is built by `python -m tools.quantize MODEL --images N`: `export_onnx(..., logits_only=True)`, then ONNX "
+    "Runtime's static quantization (QDQ; int8 weights per channel, uint8 activations, percentile ranges from N "
+    "FER2013 training images, the same number per class), and the float model's temperatures are written into "
+    "the graph's metadata (`temperatures`, as a safetensors file holds them; emolens applies them wherever the "
+    "graph is loaded, its card too). It ships only within 0.3 points of the torch "
     "model in float32 on val consensus and CK+, both run as `analyze()` runs them (`tests/test_onnx.py` checks the "
     "shipped files). Measured by that command on 2026-12-07 (AMD EPYC family 26 model 2, AVX-512 BF16 + VNNI):",
     "",

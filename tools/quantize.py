@@ -1,16 +1,17 @@
-"""Build the int8 ONNX graph of a bundled model and measure it against its float32 graph on real data.
+"""Build the int8 ONNX graph of a bundled model and measure it against the model in float32 on real data.
 
     python -m tools.quantize MODEL [--out DIR] [--images N] [--method minmax|percentile|entropy]
 
 The float32 graph is the model's network alone (``export_onnx(..., logits_only=True)``: its raw logits, no
-TTA, no calibration: emolens runs both around the int8 graph as it does around the torch network, so flip
-TTA mirrors only the unsure faces); ONNX Runtime's static quantization (QDQ, int8 weights per channel, uint8
-activations: the fast path of VNNI and AMX CPUs) sets the activation ranges from N FER2013 *training*
-images (the same number of each class, the first in file-name order). Val (consensus and original
-accuracy) and CK+ are then measured for the int8 graph and for the torch model in float32, both with the
-model's TTA as ``analyze()`` runs it, through ``emolens evaluate``'s code; the int8 graph ships only if both
-stay within 0.3 points of float32 (the rule of issue 28; the test in tests/test_onnx.py checks the shipped
-files). The calibration does not move an answer (it divides a face's logits by one temperature).
+TTA, no calibration: emolens runs both around the int8 graph as it does around the torch network, so flip TTA
+mirrors only the unsure faces). ONNX Runtime's static quantization (QDQ, int8 weights per channel, uint8
+activations: the fast path of VNNI and AMX CPUs) sets the activation ranges from N FER2013 *training* images
+(the same number of each class, the first in file-name order), and the float model's temperatures go into the
+int8 graph's metadata (``temperatures``, as ``emolens export`` writes them into a safetensors file). Val
+(consensus and original accuracy) and CK+ are then measured for the int8 graph and for the torch model in
+float32, both as ``analyze()`` runs them, through ``emolens evaluate``'s code; the int8 graph ships only if
+both stay within 0.3 points of float32 (the rule of issue 28; the test in tests/test_onnx.py checks the
+shipped files). The calibration does not move an answer (it divides a face's logits by one temperature).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import argparse
 import json
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from emolens.models import ModelSource
-
 from .testdata import SHARED
+
+if TYPE_CHECKING:
+    from emolens.models import ModelCard, ModelSource
 
 METHODS = ("minmax", "percentile", "entropy")
 
@@ -54,8 +57,7 @@ def quantize(model: str, out: Path, *, images: int = 1024, method: str = "percen
         quantize_static,
     )
 
-    from emolens.models import MODELS, ModelCard, export_onnx
-    from emolens.weights import sha256_of
+    from emolens.models import MODELS, export_onnx
 
     stem = MODELS.get(model).weights[0].name.removesuffix(".safetensors")
     batches = calibration_batches(model, images)
@@ -69,9 +71,9 @@ def quantize(model: str, out: Path, *, images: int = 1024, method: str = "percen
             return None if batch is None else {"input": batch}
 
     out.mkdir(parents=True, exist_ok=True)
+    target = out / f"{stem}-int8.onnx"
     with tempfile.TemporaryDirectory() as scratch:
         fp32 = export_onnx(model, scratch, f"{stem}-fp32", logits_only=True)
-        target = out / f"{stem}-int8.onnx"
         quantize_static(
             str(Path(scratch) / fp32.weights_file),
             str(target),
@@ -86,25 +88,44 @@ def quantize(model: str, out: Path, *, images: int = 1024, method: str = "percen
                 "entropy": CalibrationMethod.Entropy,
             }[method],
         )
+    return write_card(model, target, fp32, f"--images {images} --method {method}", images)
+
+
+def write_card(model: str, graph: Path, fp32: ModelCard, options: str, images: int) -> Path:
+    """Store ``model``'s calibration in the int8 ``graph``'s metadata and write its card beside it."""
+    import onnx
+
+    from emolens import load_model
+    from emolens.models import ModelCard
+    from emolens.weights import sha256_of
+
+    temperatures = load_model(model, precision="float32").temperatures
+    proto = onnx.load(str(graph))
+    kept = [entry for entry in proto.metadata_props if entry.key != "temperatures"]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    proto.metadata_props.add(key="temperatures", value=json.dumps(list(temperatures)))
+    onnx.save(proto, str(graph))
+    stem = graph.name.removesuffix("-int8.onnx")
     card = ModelCard(
-        name=f"{stem}-int8",
+        name=graph.stem,
         labels=fp32.labels,
-        weights_file=target.name,
-        weights_sha256=sha256_of(target),
+        weights_file=graph.name,
+        weights_sha256=sha256_of(graph),
         architecture="",
         runtime="onnx",
         input=fp32.input,
         tta=fp32.tta,
         weights_license=fp32.weights_license,
         description=(
-            f"{model}'s network ({stem}) as an int8 ONNX graph (`python -m tools.quantize {model} --images {images} "
-            f"--method {method}`: static QDQ quantization, int8 weights per channel, uint8 activations calibrated on "
-            f'{images} FER2013 training images); it returns the logits: `precision="int8"` runs the model\'s '
-            f"flip TTA and the calibration of {stem}.safetensors around it"
+            f"{model}'s network ({stem}) as an int8 ONNX graph (`python -m tools.quantize {model} {options}`: static "
+            f"QDQ quantization, int8 weights per channel, uint8 activations calibrated on {images} FER2013 training "
+            f"images); it returns the logits, and carries {stem}'s calibration in its metadata: emolens runs the "
+            "model's flip TTA and that calibration around it"
         ),
     )
-    card.write(out / f"{stem}-int8.json")
-    return out / f"{stem}-int8.json"
+    card.write(graph.with_suffix(".json"))
+    return graph.with_suffix(".json")
 
 
 def measure(model: ModelSource) -> dict[str, float]:
@@ -127,7 +148,6 @@ def main() -> None:
     from emolens import load_model
 
     card = quantize(args.model, args.out, images=args.images, method=args.method)
-    # the card alone runs the graph uncalibrated, which moves no answer
     rows = {"float32 (torch)": measure(load_model(args.model, precision="float32")), "int8 (ONNX)": measure(str(card))}
     print(f"| {args.model} | val consensus | val original | CK+ |\n|---|---|---|---|")
     for name, row in rows.items():

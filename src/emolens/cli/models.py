@@ -62,8 +62,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {'':<22} {'':<18} identity: {m.identity}; pin with: {', '.join(pins)}")
         if m.int8:
             print(f"  {'':<22} {'':<18} precisions: auto, float32, int8 ({m.int8[0].name}), fastest")
-        if args.verbose and m.identity in choices:
-            print(f"  {'':<22} {'':<18} fastest here: {_describe_choice(choices[m.identity])}")
+        for listed, choice in choices.items():  # the model's default TTA setting, then any other measured
+            if listed == m.identity or listed.startswith(f"{m.identity} ("):
+                setting = listed.removeprefix(m.identity)
+                print(f"  {'':<22} {'':<18} fastest here{setting}: {_describe_choice(choice)}")
     if PREVIOUS_MODELS:
         print("Earlier versions (model=NAME@VERSION gives their answers after an upgrade)")
         for spec in PREVIOUS_MODELS:

@@ -247,7 +247,7 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         tta=True,
         int8=_int8(
             "emolens-consensus-default-v5-int8.onnx",
-            "cb1cee18ce9b48e575ff7cf740c0091198033d9e5b3ffe94bd213bdf7f6c2884",
+            "001def9b288554e9f9d612847ebb973de95a96bf2b2986a590ca8ea70146d90f",
         ),
     ),
     ModelSpec(
@@ -266,7 +266,7 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         license=_FERPLUS_LICENSE,
         int8=_int8(
             "emolens-consensus-fast-v4-int8.onnx",
-            "0dfb9515806a20cdcbe06dae5a4b3a092c2ac195e77e09076402023da736c6c8",
+            "1b991d535f8afece4d772856d5f4203834c6c2eb8e8945c19251bedba5e7d92a",
         ),
     ),
     ModelSpec(

@@ -20,7 +20,14 @@ import torch
 
 from .._registry import TTA_MARGIN, ModelSpec
 from ..errors import InvalidOptionError, MissingDependencyError, ModelError
-from ._network import build_model, calibrated_softmax, cpu_has_native_bf16, predict_logits, prepare_for_inference
+from ._network import (
+    build_model,
+    calibrated_softmax,
+    cpu_has_native_bf16,
+    predict_logits,
+    prepare_for_inference,
+    temperatures_in,
+)
 from ._preprocess import preprocess
 
 __all__ = ["EmotionModel", "ModelOutput", "OnnxRuntime", "Runtime", "TorchRuntime"]
@@ -135,6 +142,10 @@ class OnnxRuntime:
                 f"cannot load ONNX model {spec.name!r} from {weights.name}: {exc}", component=spec.name
             ) from None
         self.name = spec.name
+        #: the calibration in the graph's metadata (``temperatures``, as emolens' int8 graphs carry it), else all 1
+        self.temperatures = temperatures_in(
+            self.session.get_modelmeta().custom_metadata_map, len(spec.labels), weights.name
+        )
         graph_input = self.session.get_inputs()[0]
         self.input_name = graph_input.name
         self.width = len(spec.labels) + (2 if spec.valence_arousal else 0)

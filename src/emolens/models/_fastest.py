@@ -3,8 +3,9 @@
 The candidates are the torch network at ``precision="auto"`` (bf16 where the CPU has it natively, else
 float32) and, for models that ship one, the int8 ONNX graph (run by onnxruntime). Each classifies
 the same 8 crops a few times; the faster median wins. The choice is kept in ``precisions.json`` in the
-weights cache, per host (CPU model and features, core count, torch and onnxruntime versions) and model
-identity, so later loads skip the measurement and every process on the host agrees. What was chosen is
+weights cache, per host (CPU model and features, core count, torch and onnxruntime versions), model
+identity and TTA setting (both candidates mirror the same unsure faces), so later loads skip the
+measurement and every process on the host agrees. What was chosen is
 never hidden: the model's :attr:`~emolens.EmotionModel.precision` and, for int8, its ``model_id`` say so,
 and ``emolens models --verbose`` lists this host's choices.
 """
@@ -68,7 +69,8 @@ def _path() -> Path:
 
 
 def fastest_choices() -> dict[str, dict[str, Any]]:
-    """This host's remembered choices, by model identity (empty when none, or the file is unreadable)."""
+    """This host's remembered choices, by model identity, with the TTA setting after it where that is not the
+    model's default (``"<identity> (no TTA)"``); empty when none, or the file is unreadable."""
     prefix = f"{host_key()} | "
     return {
         entry["model"]: entry
@@ -133,8 +135,9 @@ def _median_ms(predict: Callable[[list[np.ndarray]], object], crops: list[np.nda
 def pick_fastest(model: str, graphs: str, candidates: dict[str, Callable[[], M]]) -> tuple[str, M]:
     """(precision, model): the remembered choice on this host, or the faster one measured now.
 
-    ``model`` is the model's identity (how ``fastest_choices`` lists it), ``graphs`` the identities of every
-    candidate's weights (a new graph is measured again). ``candidates`` maps a precision to a function that
+    ``model`` is how ``fastest_choices`` lists the choice (the model's identity, and a TTA setting other than
+    its default), ``graphs`` the identities of every candidate's weights and the TTA setting (a new graph or
+    another setting is measured again). ``candidates`` maps a precision to a function that
     builds the model; the first is the fallback: a later one that cannot be built is left out, unremembered.
     """
     from ..errors import EmolensError

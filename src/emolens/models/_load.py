@@ -95,11 +95,11 @@ def _int8_of(spec: ModelSpec) -> ModelSpec:
 
 def _int8_model(spec: ModelSpec, device: torch.device, tta: bool | None) -> EmotionModel:
     """A model's int8 ONNX graph (:func:`int8_spec`): the network's logits, around which the model's flip TTA
-    and the calibration of its float weights (the one home of its temperatures) run as for the torch model."""
+    and the calibration in the graph's metadata (its float model's, written by ``tools.quantize``) run as for
+    the torch model."""
     graph = _int8_of(spec)
     runtime = OnnxRuntime(graph, fetch(graph.weights[0]), device, precision="int8")
-    temperatures = read_temperatures(fetch(spec.weights[0]), len(spec.labels))
-    return EmotionModel(graph, runtime, device=device, tta=tta, temperatures=temperatures)
+    return EmotionModel(graph, runtime, device=device, tta=tta, temperatures=runtime.temperatures)
 
 
 def load_model(
@@ -134,7 +134,8 @@ def load_model(
     if precision == "int8":
         return _int8_model(model_spec(source), torch_device, tta)
     spec, weights = resolve_model(source)
-    temperatures = None
+    runtime = _runtime(spec, weights, torch_device, precision)
+    temperatures = runtime.temperatures if isinstance(runtime, OnnxRuntime) else None
     identity = spec.identity
     if Path(str(source)).is_dir() and weights is not None:  # a run's own output: its hash is recorded nowhere
         identity = weights_identity(f"{spec.name}.safetensors", sha256_of(weights))
@@ -142,7 +143,7 @@ def load_model(
         temperatures = read_temperatures(weights, len(spec.labels))
     return EmotionModel(
         spec,
-        _runtime(spec, weights, torch_device, precision),
+        runtime,
         device=torch_device,
         tta=tta,
         temperatures=temperatures,

@@ -35,6 +35,7 @@ __all__ = [
     "prepare_for_inference",
     "read_temperatures",
     "save_state",
+    "temperatures_in",
 ]
 
 
@@ -259,6 +260,12 @@ def read_temperatures(path: str | Path, classes: int) -> tuple[float, ...]:
 
     with _safetensors_errors(Path(path)), safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata() or {}
+    return temperatures_in(metadata, classes, Path(path).name)
+
+
+def temperatures_in(metadata: Mapping[str, str], classes: int, file_name: str) -> tuple[float, ...]:
+    """:func:`read_temperatures` of a file's metadata already read (a safetensors header, an ONNX graph's
+    ``metadata_props``: emolens' int8 graphs carry their model's calibration there)."""
     key = "temperatures" if "temperatures" in metadata else "temperature"
     if key not in metadata:
         return (1.0,) * classes
@@ -269,11 +276,11 @@ def read_temperatures(path: str | Path, classes: int) -> tuple[float, ...]:
         temperatures = ()
     if len(temperatures) != classes or not all(_MIN_TEMPERATURE <= t <= 1 / _MIN_TEMPERATURE for t in temperatures):
         raise WeightsError(
-            f"weights file {Path(path).name} has a malformed calibration in its metadata ({key}="
+            f"weights file {file_name} has a malformed calibration in its metadata ({key}="
             f"{metadata[key]!r:.200}; expected {classes} numbers from {_MIN_TEMPERATURE} to {1 / _MIN_TEMPERATURE:g}): "
             "export the model again with "
             "`emolens export`, or remove that metadata entry to use the weights uncalibrated",
-            filename=Path(path).name,
+            filename=file_name,
         )
     return temperatures
 

@@ -13,6 +13,7 @@ the faces the first pass is unsure of, as the torch model does.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from pathlib import Path
 
@@ -55,7 +56,9 @@ def export_onnx(source: ModelSource, out_dir: str | Path, name: str, *, logits_o
     ``source`` is anything :func:`emolens.load_model` takes. The exported card loads in emolens as an
     ONNX model (``model="<out_dir>/<name>.json"``) and answers as the source model does in float32.
     ``logits_only``: the graph returns the network's raw logits; its card keeps the model's TTA setting
-    (emolens mirrors the unsure faces around the graph), and the calibration is left to the caller.
+    (emolens mirrors the unsure faces around the graph), and it answers uncalibrated unless the caller
+    stores the model's temperatures in its metadata (as ``tools.quantize`` does for the int8 graphs).
+    The source model is left as it was (the network is copied to the CPU in float32 for the export).
     """
     name = check_file_stem("name", name)
     model = load_model(source)
@@ -78,7 +81,7 @@ def export_onnx(source: ModelSource, out_dir: str | Path, name: str, *, logits_o
         architecture="",
         runtime="onnx",
         input=model.spec.input,
-        valence_arousal=False,
+        valence_arousal=model.spec.valence_arousal and logits_only,  # raw outputs keep the two extra columns
         tta=model.tta and logits_only,  # otherwise inside the graph
         weights_license=model.spec.license,
         description=_description(model, logits_only=logits_only),
@@ -105,7 +108,7 @@ def _description(model: EmotionModel, *, logits_only: bool) -> str:
 
 def _write_graph(model: EmotionModel, path: Path, *, logits_only: bool) -> None:
     """Trace the model's network (float32, on the CPU) into an ONNX file with a dynamic batch axis."""
-    network = model.network.float().cpu()
+    network = copy.deepcopy(model.network).float().cpu()
     deployable: nn.Module = network if logits_only else _Deployable(network, model.temperatures, model.tta)
     deployable.eval()
     example = torch.zeros(2, model.spec.input.channels, model.input_size, model.input_size)
