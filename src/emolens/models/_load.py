@@ -65,7 +65,7 @@ def _fastest_model(source: str | Path, device: torch.device, tta: bool | None) -
     if not spec.int8 or importlib.util.find_spec("onnxruntime") is None:
         return torch_model()
     graph = _int8_of(spec)
-    candidates = {"auto": torch_model, "int8": lambda: _int8_model(spec, device, tta)}
+    candidates = {"auto": torch_model, "int8": lambda: _int8_model(graph, device, tta)}
     # Both mirror the faces the first pass is unsure of under flip TTA: a choice made with TTA off, or
     # under another margin, is measured again. The noise crops timed are all unsure, the worst case.
     setting = f"flip TTA margin {TTA_MARGIN}" if (spec.tta if tta is None else tta) else "no TTA"
@@ -93,11 +93,10 @@ def _int8_of(spec: ModelSpec) -> ModelSpec:
     return dataclasses.replace(spec, runtime="onnx", architecture="", weights=spec.int8, options={})
 
 
-def _int8_model(spec: ModelSpec, device: torch.device, tta: bool | None) -> EmotionModel:
+def _int8_model(graph: ModelSpec, device: torch.device, tta: bool | None) -> EmotionModel:
     """A model's int8 ONNX graph (:func:`int8_spec`): the network's logits, around which the model's flip TTA
     and the calibration in the graph's metadata (its float model's, written by ``tools.quantize``) run as for
     the torch model."""
-    graph = _int8_of(spec)
     runtime = OnnxRuntime(graph, fetch(graph.weights[0]), device, precision="int8")
     return EmotionModel(graph, runtime, device=device, tta=tta, temperatures=runtime.temperatures)
 
@@ -132,7 +131,7 @@ def load_model(
     if precision == "fastest":
         return _fastest_model(source, torch_device, tta)
     if precision == "int8":
-        return _int8_model(model_spec(source), torch_device, tta)
+        return _int8_model(_int8_of(model_spec(source)), torch_device, tta)
     spec, weights = resolve_model(source)
     runtime = _runtime(spec, weights, torch_device, precision)
     temperatures = runtime.temperatures if isinstance(runtime, OnnxRuntime) else None
