@@ -196,8 +196,8 @@ class ModelSpec:
     With ``valence_arousal=True`` the model outputs two more values after the logits, valence and
     arousal in [-1, 1]. ``version`` tells releases of the same name apart (``"v4"``): ``model="default@v4"``
     picks an earlier one (see :data:`emolens.models.PREVIOUS_MODELS`). ``int8`` is an int8 ONNX graph of
-    the same network (its logits: ``load_model(..., precision="int8")`` runs the flip TTA and the calibration
-    of ``weights`` around it).
+    the same network (its logits: ``load_model(..., precision="int8")`` runs the model's flip TTA and the
+    calibration the graph carries in its metadata around it).
     """
 
     name: str
