@@ -26,7 +26,11 @@ from emolens.models import (
 
 NAMES = [spec.name for spec in BUILTIN_ARCHITECTURES]
 #: The options each architecture is tested with beside its defaults (a small VGG keeps the test fast).
-OPTIONS: dict[str, dict[str, object]] = {"vgg": {"widths": [8, 16, 32], "hidden": 16}, "mbconv": {"depth": 0.5}}
+OPTIONS: dict[str, dict[str, object]] = {
+    "vgg": {"widths": [8, 16, 32], "hidden": 16},
+    "mbconv": {"depth": 0.5},
+    "resnet": {"widths": [8, 16, 32], "blocks": [1, 2, 1]},  # 31 px at least: the tests' 48 has odd sides inside
+}
 #: Two small members at other sizes than the ensemble's input, so every test also resizes.
 OPTIONS["ensemble"] = {
     "members": [
@@ -38,6 +42,13 @@ _VGG_MEMBER = {"architecture": "vgg", "options": OPTIONS["vgg"], "input_size": 4
 BAD_OPTIONS: dict[str, list[dict[str, object]]] = {
     "vgg": [{"widths": [0, 8]}, {"convs_per_stage": [1, 2, 3, 4, 5, 6]}, {"dropout": 1.5}],
     "mbconv": [{"depth": 5}, {"width": 0.1}, {"stem_stride": 3}, {"dropout": -0.1}, {"no_such_option": 1}],
+    "resnet": [
+        {"widths": [0, 8]},
+        {"blocks": [1]},
+        {"widths": [8, 16, 32], "blocks": [1, 1, 17]},
+        {"dropout": 1.5},
+        {"no_such_option": 1},
+    ],
     "ensemble": [
         {},  # no members
         {"members": [_VGG_MEMBER]},  # one is not an ensemble

@@ -168,6 +168,14 @@ BUILTIN_ARCHITECTURES: tuple[ArchitectureSpec, ...] = (
         ),
     ),
     ArchitectureSpec(
+        name="resnet",
+        builder="emolens.models._resnet:FaceResNet",
+        description=(
+            "ResNet-style CNN laid out as dlib's face-recognition network (29 convs, 5.6M params); starts from "
+            "dlib's face-recognition weights (python -m tools.face_init)"
+        ),
+    ),
+    ArchitectureSpec(
         name="ensemble",
         builder="emolens.models._ensemble:EnsembleNet",
         description=(
