@@ -46,6 +46,7 @@ BAD_OPTIONS: dict[str, list[dict[str, object]]] = {
         {"widths": [0, 8]},
         {"blocks": [1]},
         {"widths": [8, 16, 32], "blocks": [1, 1, 17]},
+        {"widths": [8] * 11, "blocks": [1] * 11},  # halves any crop to nothing
         {"dropout": 1.5},
         {"no_such_option": 1},
     ],

@@ -13,7 +13,7 @@ import torch
 from emolens.errors import InvalidOptionError
 from emolens.models import build_model
 
-from .conftest import shared_available
+from .conftest import shared_path
 
 
 def test_resnet_refuses_crops_too_small_for_its_strides() -> None:
@@ -41,7 +41,6 @@ def test_face_init_refuses_a_file_that_is_not_the_one_it_knows(tmp_path: Path) -
         face_init.checked_file(other)
 
 
-@pytest.mark.skipif(not shared_available(), reason="needs ../shared (FER2013 crops)")
 def test_face_init_gives_dlibs_descriptors_and_keeps_them_through_batchnorm() -> None:
     """Every conv and affine of the real file lands in ``resnet``: on real crops its descriptors are dlib's own
     (where dlib is installed; at 150x150 the fourth stage adds a 3x3 block output to a 4x4 pooled shortcut, so
@@ -49,6 +48,7 @@ def test_face_init_gives_dlibs_descriptors_and_keeps_them_through_batchnorm() ->
     recalibrated for fine-tuning compute the same function."""
     from tools import face_init
 
+    shared_path("datasets", "fer2013", "train")
     reader = face_init.DlibReader(face_init.checked_file(_dlib_file()).read_bytes())
     rgb = build_model(face_init.spec(face_init.DLIB_SIZE, "t", in_channels=3))
     face_init.load_dlib(rgb, reader)
@@ -80,3 +80,21 @@ def test_face_init_gives_dlibs_descriptors_and_keeps_them_through_batchnorm() ->
     summed = torch.from_numpy(reader.convs()[0][0]).sum(dim=1, keepdim=True)
     ratio = (stem.weight / summed).flatten()
     assert np.allclose(ratio.detach().numpy(), ratio[0].item())  # the summed filters, one scale for all
+
+
+def test_fresh_stages_start_the_last_stages_afresh_and_keep_the_rest() -> None:
+    from tools import face_init
+
+    network = build_model(face_init.spec(112, "t"))
+    before = {name: tensor.clone() for name, tensor in network.state_dict().items()}
+    torch.manual_seed(1)
+    face_init.refresh_stages(network, 2)
+    kept = 3 + 4 + 3  # dlib's blocks per stage are 3, 4, 3, 3, 1: stages 1-3 keep their weights, 4 and 5 are new
+    for name, tensor in network.state_dict().items():
+        block = int(name.split(".")[1]) if name.startswith("blocks.") else -1
+        if name.endswith("weight") and block >= kept and "body.0" in name:
+            assert not torch.equal(tensor, before[name]), name
+        elif block < kept:
+            assert torch.equal(tensor, before[name]), name
+    with pytest.raises(SystemExit, match="fresh-stages"):
+        face_init.refresh_stages(network, 6)

@@ -1,7 +1,7 @@
 """Write a ``resnet`` model card whose backbone holds dlib's face-recognition ResNet weights.
 
-    pip install face-recognition-models   # dlib's model files (public domain); no code imported
-    python -m tools.face_init --out runs/init [--input-size 112]
+    pip install face-recognition-models   # dlib's model files; the face-recognition one is public domain
+    python -m tools.face_init --out runs/init [--input-size 112] [--fresh-stages N]
     emolens train TRAIN VAL --model runs/init/face-resnet.json --init runs/init/face-resnet.json ...
 
 A network that already knows faces is the usual start of the strongest FER+ models; the ImageNet starts of
@@ -16,13 +16,15 @@ takes, from ``--calibration`` FER2013 training images run through the converted 
 its input has there; its scale and shift are set so that the network still computes dlib's function on them,
 in training mode too. The stem's RGB filters are summed over the colours for gray crops (and rescaled from
 dlib's pixel range to emolens' standardised one), and the identity head is replaced by a fresh head for
-the seven FER2013 labels: the card says plainly that its head is untrained.
+the seven FER2013 labels: the card says plainly that its head is untrained. ``--fresh-stages N`` starts the
+last N of the five stages afresh instead, keeping dlib's weights only where they describe faces in general.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -214,7 +216,9 @@ def to_gray(rgb: nn.Module, gray: nn.Module, crops: list[np.ndarray]) -> None:
     offsets = (brightness - torch.tensor(DLIB_MEAN)) / 256
     state["stem.0.bias"] = state["stem.0.bias"] + (weight.sum(dim=(2, 3)) * offsets).sum(dim=1)
     state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
-    gray.load_state_dict(state, strict=False)
+    missing, unexpected = gray.load_state_dict(state, strict=False)
+    if unexpected or any(not name.startswith("classifier.") for name in missing):
+        raise SystemExit(f"the gray network does not match the RGB one: {missing + unexpected}")
 
 
 def recalibrate(network: nn.Module, batch: torch.Tensor) -> None:
@@ -223,7 +227,7 @@ def recalibrate(network: nn.Module, batch: torch.Tensor) -> None:
     pairs = conv_bn_pairs(network)
     stats: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def hook(index: int):  # type: ignore[no-untyped-def]
+    def hook(index: int) -> Callable[[nn.Module, object, torch.Tensor], None]:
         def record(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
             stats[index] = (output.mean(dim=(0, 2, 3)), output.var(dim=(0, 2, 3), unbiased=False))
 
@@ -247,6 +251,21 @@ def recalibrate(network: nn.Module, batch: torch.Tensor) -> None:
             norm.bias.copy_(shift + scale * mean)
 
 
+def refresh_stages(network: nn.Module, stages: int) -> None:
+    """Start the last ``stages`` stages afresh (their layers' own initialisation): dlib's deeper layers learned
+    to tell people apart whatever their expression, which an emotion model may have to unlearn."""
+    blocks = list(network.get_submodule("blocks"))
+    # a stage opens with the block that halves the resolution (its shortcut pools); the first opens at block 0
+    starts = [0] + [i for i, block in enumerate(blocks) if isinstance(block.shortcut, nn.AvgPool2d)]
+    if not 0 <= stages <= len(starts):
+        raise SystemExit(f"--fresh-stages must be from 0 to {len(starts)}, not {stages}")
+    if stages:
+        for block in blocks[starts[len(starts) - stages] :]:
+            for module in block.modules():
+                if isinstance(module, (nn.Conv2d, nn.BatchNorm2d)):
+                    module.reset_parameters()
+
+
 def spec(input_size: int, name: str, in_channels: int = 1) -> ModelSpec:
     """The ``resnet`` spec (dlib's layout) for FER2013's labels reading crops of ``input_size``."""
     return ModelSpec(
@@ -266,6 +285,7 @@ def main() -> None:
     parser.add_argument("--input-size", type=int, default=112, help="crop size the card declares (default: 112)")
     parser.add_argument("--calibration", type=int, default=1024, help="training images for BatchNorm statistics")
     parser.add_argument("--weights", type=Path, help="the package's .dat file (default: found in the package)")
+    parser.add_argument("--fresh-stages", type=int, default=0, help="start the last N of the 5 stages afresh")
     args = parser.parse_args()
     weights = checked_file(args.weights or package_weights())
     reader = DlibReader(weights.read_bytes())
@@ -281,6 +301,8 @@ def main() -> None:
     from emolens.models import preprocess
 
     recalibrate(network, preprocess(crops, spec(args.input_size, args.name).input))
+    refresh_stages(network, args.fresh_stages)
+    fresh = f" (its last {args.fresh_stages} stages fresh)" if args.fresh_stages else ""
     args.out.mkdir(parents=True, exist_ok=True)
     weights_path = args.out / f"{args.name}.safetensors"
     save_state(network, weights_path)
@@ -294,7 +316,7 @@ def main() -> None:
         input=InputSpec(size=args.input_size),
         tta=True,
         weights_license=LICENSE,
-        description="dlib's face-recognition ResNet, an UNTRAINED emotion head: only for --init",
+        description=f"dlib's face-recognition ResNet{fresh}, an UNTRAINED emotion head: only for --init",
     )
     card.write(args.out / f"{args.name}.json")
     parameters = sum(tensor.numel() for tensor in network.parameters())

@@ -48,8 +48,9 @@ def _side_after(input_size: int, stages: int) -> int:
     return side
 
 
-def _smallest_input(stages: int) -> int:
-    return next(size for size in range(7, 1 << 12) if _side_after(size, stages) >= 1)
+def _smallest_input(stages: int) -> int | None:
+    """The smallest input side that reaches the last of ``stages`` stages (None above 4096 pixels)."""
+    return next((size for size in range(7, 4097) if _side_after(size, stages) >= 1), None)
 
 
 class ResidualBlock(nn.Module):
@@ -91,6 +92,8 @@ class FaceResNet(nn.Module):
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be from 0 to below 1, not {dropout!r:.40}")
         smallest = _smallest_input(len(widths))
+        if smallest is None:
+            raise ValueError(f"{len(widths)} stages halve a crop of up to 4096 pixels to nothing: use fewer stages")
         if input_size < smallest:
             raise ValueError(f"input size {input_size} is too small for {len(widths)} stages: at least {smallest}")
         self.stem = nn.Sequential(
