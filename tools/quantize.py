@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .testdata import SHARED
+from .testdata import SHARED, training_crops
 
 if TYPE_CHECKING:
     from emolens.models import ModelCard, ModelSource
@@ -34,15 +34,10 @@ METHODS = ("minmax", "percentile", "entropy")
 
 def calibration_batches(model: str, images: int, batch: int = 32) -> list[np.ndarray]:
     """Normalised input batches of ``images`` training images, the same number from each class."""
-    import cv2
-
     from emolens.models import load_model, preprocess
 
     spec = load_model(model).spec
-    folders = sorted(p for p in (SHARED / "datasets" / "fer2013" / "train").iterdir() if p.is_dir())
-    per_class = max(1, images // len(folders))
-    files = [f for folder in folders for f in sorted(folder.glob("*.jpg"))[:per_class]]
-    crops = [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files]
+    crops = training_crops(images)
     whole = len(crops) - len(crops) % batch  # equal batches: the histogram calibrators stack them
     return [preprocess(crops[i : i + batch], spec.input).numpy() for i in range(0, whole, batch)]
 
