@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from emolens.labels import FER2013
-from emolens.models import InputSpec, ModelSpec, build_model
+from emolens.models import InputSpec, ModelSpec, build_model, preprocess
 from emolens.weights import sha256_of
 
 from .init_card import write_init_card
@@ -287,11 +287,10 @@ def main() -> None:
     worst = check_against_dlib(rgb, reader.embedding(), weights, crops[:: max(1, len(crops) // 14)])
     if worst is not None:
         print(f"descriptors of 14 crops: within {worst:.1e} of dlib's own (relative to their range)")
-    network = build_model(spec(args.input_size, args.name))
+    gray_spec = spec(args.input_size, args.name)
+    network = build_model(gray_spec)
     to_gray(rgb, network, crops)
-    from emolens.models import preprocess
-
-    recalibrate(network, preprocess(crops, spec(args.input_size, args.name).input))
+    recalibrate(network, preprocess(crops, gray_spec.input))
     refresh_stages(network, args.fresh_stages)
     fresh = f" (its last {args.fresh_stages} stages fresh)" if args.fresh_stages else ""
     write_init_card(

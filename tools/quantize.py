@@ -27,19 +27,18 @@ import numpy as np
 from .testdata import SHARED, training_crops
 
 if TYPE_CHECKING:
-    from emolens.models import ModelCard, ModelSource
+    from emolens.models import InputSpec, ModelCard, ModelSource
 
 METHODS = ("minmax", "percentile", "entropy")
 
 
-def calibration_batches(model: str, images: int, batch: int = 32) -> list[np.ndarray]:
-    """Normalised input batches of ``images`` training images, the same number from each class."""
-    from emolens.models import load_model, preprocess
+def calibration_batches(spec: InputSpec, images: int, batch: int = 32) -> list[np.ndarray]:
+    """Input batches (normalised as ``spec`` says) of ``images`` training images, the same number of each class."""
+    from emolens.models import preprocess
 
-    spec = load_model(model).spec
     crops = training_crops(images)
     whole = len(crops) - len(crops) % batch  # equal batches: the histogram calibrators stack them
-    return [preprocess(crops[i : i + batch], spec.input).numpy() for i in range(0, whole, batch)]
+    return [preprocess(crops[i : i + batch], spec).numpy() for i in range(0, whole, batch)]
 
 
 def quantize(model: str, out: Path, *, images: int = 1024, method: str = "percentile") -> Path:
@@ -52,10 +51,12 @@ def quantize(model: str, out: Path, *, images: int = 1024, method: str = "percen
         quantize_static,
     )
 
+    from emolens import load_model
     from emolens.models import MODELS, export_onnx
 
     stem = MODELS.get(model).weights[0].name.removesuffix(".safetensors")
-    batches = calibration_batches(model, images)
+    float32 = load_model(model, precision="float32")  # loaded once: its input, its network, its calibration
+    batches = calibration_batches(float32.spec.input, images)
 
     class Reader(CalibrationDataReader):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -68,7 +69,7 @@ def quantize(model: str, out: Path, *, images: int = 1024, method: str = "percen
     out.mkdir(parents=True, exist_ok=True)
     target = out / f"{stem}-int8.onnx"
     with tempfile.TemporaryDirectory() as scratch:
-        fp32 = export_onnx(model, scratch, f"{stem}-fp32", logits_only=True)
+        fp32 = export_onnx(float32, scratch, f"{stem}-fp32", logits_only=True)
         quantize_static(
             str(Path(scratch) / fp32.weights_file),
             str(target),
@@ -83,18 +84,18 @@ def quantize(model: str, out: Path, *, images: int = 1024, method: str = "percen
                 "entropy": CalibrationMethod.Entropy,
             }[method],
         )
-    return write_card(model, target, fp32, f"--images {images} --method {method}", images)
+    return write_card(model, target, fp32, float32.temperatures, f"--images {images} --method {method}", images)
 
 
-def write_card(model: str, graph: Path, fp32: ModelCard, options: str, images: int) -> Path:
-    """Store ``model``'s calibration in the int8 ``graph``'s metadata and write its card beside it."""
+def write_card(
+    model: str, graph: Path, fp32: ModelCard, temperatures: tuple[float, ...], options: str, images: int
+) -> Path:
+    """Store the model's ``temperatures`` in the int8 ``graph``'s metadata and write its card beside it."""
     import onnx
 
-    from emolens import load_model
     from emolens.models import ModelCard
     from emolens.weights import sha256_of
 
-    temperatures = load_model(model, precision="float32").temperatures
     proto = onnx.load(str(graph))
     kept = [entry for entry in proto.metadata_props if entry.key != "temperatures"]
     del proto.metadata_props[:]
