@@ -12,11 +12,12 @@ remainder kept. A grayscale crop feeds the RGB stem through its filters summed o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Integral
 
 import torch
 from torch import nn
 from torch.nn import functional
+
+from ._vgg import check_whole_numbers
 
 __all__ = ["FaceResNet"]
 
@@ -85,10 +86,7 @@ class FaceResNet(nn.Module):
         if len(blocks) != len(widths):
             raise ValueError(f"blocks has {len(blocks)} entries for {len(widths)} stages")
         for name, values, most in (("widths", widths, 1 << 12), ("blocks", blocks, 16)):
-            if not values or not all(
-                isinstance(v, Integral) and not isinstance(v, bool) and 1 <= int(v) <= most for v in values
-            ):
-                raise ValueError(f"{name} must be whole numbers from 1 to {most}, not {values!r:.80}")
+            check_whole_numbers(name, values, most, at_least_one=True)
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be from 0 to below 1, not {dropout!r:.40}")
         smallest = _smallest_input(len(widths))

@@ -14,7 +14,16 @@ from torch import nn
 
 from ..errors import InvalidOptionError
 
-__all__ = ["VGGNet"]
+__all__ = ["VGGNet", "check_whole_numbers"]
+
+
+def check_whole_numbers(name: str, values: Sequence[object], most: int, *, at_least_one: bool = False) -> None:
+    """ValueError unless every one of ``values`` is a whole number (not a bool) from 1 to ``most``, and, with
+    ``at_least_one``, there is one: the check of an architecture's widths and counts."""
+    if (at_least_one and not values) or not all(
+        isinstance(v, Integral) and not isinstance(v, bool) and 1 <= int(v) <= most for v in values
+    ):
+        raise ValueError(f"{name} must be whole numbers from 1 to {most}, not {values!r:.80}")
 
 
 class VGGNet(nn.Module):
@@ -47,8 +56,7 @@ class VGGNet(nn.Module):
             ("convs_per_stage", counts, 16),
             ("hidden", [hidden], 1 << 16),
         ):
-            if not all(isinstance(v, Integral) and not isinstance(v, bool) and 1 <= int(v) <= most for v in values):
-                raise ValueError(f"{name} must be whole numbers from 1 to {most}, not {values!r:.80}")
+            check_whole_numbers(name, values, most)
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be from 0 to below 1, not {dropout!r:.40}")
         for width, count in zip(widths, counts, strict=True):
